@@ -1,0 +1,5 @@
+import sys
+
+from gapdemo.cli import main
+
+sys.exit(main())

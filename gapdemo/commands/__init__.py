@@ -1,0 +1,13 @@
+"""Sub-commands of python -m gapdemo; each module has register(subparsers) and run(args)."""
+
+
+def parse_backends(text: str) -> tuple[str, ...]:
+    """'fc, gap' -> ('fc', 'gap'); unknown keys raise ValueError naming the valid ones."""
+    from gapdemo.models import check_backend
+
+    backends = tuple(part.strip() for part in text.split(",") if part.strip())
+    if not backends:
+        raise ValueError("give at least one back-end")
+    for backend in backends:
+        check_backend(backend)
+    return backends

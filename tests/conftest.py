@@ -1,0 +1,42 @@
+"""Shared fixtures. Tests are offline, seeded and tiny (32x32 images, a few steps)."""
+
+import os
+import shutil
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+CHROMIUM_PATH = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run",
+]
+
+
+def pytest_collection_modifyitems(config, items):
+    """Browser tests skip without Chromium, but fail under GAPDEMO_REQUIRE_BROWSER=1 (CI)."""
+    if os.path.exists(CHROMIUM_PATH) or os.environ.get("GAPDEMO_REQUIRE_BROWSER") == "1":
+        return
+    skip = pytest.mark.skip(reason=f"no Chromium at {CHROMIUM_PATH} (set GAPDEMO_REQUIRE_BROWSER=1 to fail instead)")
+    for item in items:
+        if "browser" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def runs_dir(tmp_path):
+    path = tmp_path / "runs"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture(scope="session")
+def artifacts_dir():
+    """Where tests keep screenshots and exports for a person to look at."""
+    path = os.path.join(os.path.dirname(__file__), "..", "test-artifacts")
+    os.makedirs(path, exist_ok=True)
+    return os.path.abspath(path)
+
+
+def chromium_available() -> bool:
+    return os.path.exists(CHROMIUM_PATH) or shutil.which("chromium") is not None
