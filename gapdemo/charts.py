@@ -1,0 +1,317 @@
+"""Plotly figure builders: metrics DataFrames, probe arrays and parameter counts -> go.Figure.
+
+Every chart gives a back-end the same colour (Okabe-Ito, colour-blind friendly): warm for the
+fully connected back-ends, cool for the pooling ones. Nothing here imports TensorFlow (the
+back-end registry is import-light), so runs on disk are charted from their CSV files alone.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from gapdemo.models import BACKENDS
+
+BACKEND_COLORS = {
+    "fc": "#D55E00",  # vermillion
+    "fc_dropout": "#E69F00",  # orange
+    "gap": "#0072B2",  # blue
+    "avgpool_flatten": "#CC79A7",  # reddish purple
+    "gmp": "#009E73",  # bluish green
+}
+CLASS_NAMES = ("cat", "dog")
+CLASS_COLORS = {"cat": "#56B4E9", "dog": "#E69F00"}
+HEAD_COLOR = "#999999"
+EPOCH_COLUMNS = ("backend", "epoch", "loss", "accuracy", "val_loss", "val_accuracy")
+BATCH_COLUMNS = ("backend", "epoch", "batch", "step", "loss", "accuracy")
+RUN_DASHES = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot")
+
+
+def backend_color(backend: str) -> str:
+    """The fixed colour of backend on every chart; ValueError for an unknown key."""
+    if backend not in BACKEND_COLORS:
+        raise ValueError(f"unknown back-end {backend!r}; valid back-ends: {', '.join(BACKEND_COLORS)}")
+    return BACKEND_COLORS[backend]
+
+
+def backend_label(backend: str) -> str:
+    """The human label of backend, from the registry gapdemo.models.BACKENDS."""
+    backend_color(backend)  # same check, same message
+    return BACKENDS[backend].label
+
+
+def _check_columns(frame: pd.DataFrame, columns, what: str) -> None:
+    if not isinstance(frame, pd.DataFrame):
+        raise ValueError(f"{what} must be a pandas DataFrame, got {type(frame).__name__}")
+    missing = [column for column in columns if column not in frame.columns]
+    if missing:
+        raise ValueError(f"{what} lacks column(s) {', '.join(missing)}")
+
+
+def _backends_in(*frames) -> list[str]:
+    """Back-ends in order of first appearance across frames (None frames skipped)."""
+    seen = []
+    for frame in frames:
+        if frame is not None and len(frame):
+            seen.extend(key for key in frame["backend"].drop_duplicates() if key not in seen)
+    return seen
+
+
+def downsample_indices(count: int, max_points: int) -> np.ndarray:
+    """At most max_points evenly spread indices into range(count), first and last included."""
+    if max_points < 2:
+        raise ValueError(f"max_points must be at least 2, got {max_points}")
+    if count <= max_points:
+        return np.arange(count)
+    return np.unique(np.linspace(0, count - 1, max_points).round().astype(int))
+
+
+def _train_trace(backend, epoch_rows, batch_rows, metric, max_points) -> go.Scatter:
+    if batch_rows is not None and len(batch_rows):
+        rows = batch_rows.sort_values("step")
+        rows = rows.iloc[downsample_indices(len(rows), max_points)]
+        x_values, mode = rows["step"], "lines"
+    else:
+        rows = epoch_rows.sort_values("epoch")
+        x_values, mode = rows["epoch"], "lines+markers"
+    return go.Scatter(
+        x=x_values.to_numpy(float), y=rows[metric].to_numpy(float), mode=mode,
+        name=backend_label(backend), legendgroup=backend, meta={"backend": backend, "split": "train"},
+        line={"color": backend_color(backend), "dash": "solid", "width": 2},
+        hovertemplate=f"{backend_label(backend)} train<br>epoch %{{x:.2f}}<br>{metric} %{{y:.3f}}<extra></extra>",
+    )
+
+
+def _validation_trace(backend, epoch_rows, metric) -> go.Scatter:
+    rows = epoch_rows.sort_values("epoch")
+    return go.Scatter(
+        x=rows["epoch"].to_numpy(float), y=rows[f"val_{metric}"].to_numpy(float), mode="lines+markers",
+        name=f"{backend_label(backend)} (validation)", legendgroup=backend, showlegend=False,
+        meta={"backend": backend, "split": "validation"},
+        line={"color": backend_color(backend), "dash": "dash", "width": 2}, marker={"size": 7},
+        hovertemplate=f"{backend_label(backend)} validation<br>epoch %{{x}}<br>{metric} %{{y:.3f}}<extra></extra>",
+    )
+
+
+def curves_figure(epoch_metrics: pd.DataFrame, batch_metrics: pd.DataFrame | None = None,
+                  metric: str = "accuracy", max_points: int = 600) -> go.Figure:
+    """Training (solid) and validation (dashed, markers at epochs) curves, one colour per back-end.
+
+    Args:
+        epoch_metrics: backend, epoch, loss, accuracy, val_loss, val_accuracy (one row per epoch).
+        batch_metrics: backend, epoch, batch, step, loss, accuracy; when given, the training line
+            follows the batches (step = fractional epoch), at most max_points per back-end.
+        metric: "accuracy" or "loss".
+    """
+    if metric not in ("accuracy", "loss"):
+        raise ValueError(f"metric must be 'accuracy' or 'loss', got {metric!r}")
+    _check_columns(epoch_metrics, EPOCH_COLUMNS, "epoch metrics")
+    if batch_metrics is not None:
+        _check_columns(batch_metrics, BATCH_COLUMNS, "batch metrics")
+    downsample_indices(0, max_points)  # validates max_points
+    figure = go.Figure()
+    for backend in _backends_in(epoch_metrics, batch_metrics):
+        epoch_rows = epoch_metrics[epoch_metrics["backend"] == backend]
+        batch_rows = None if batch_metrics is None else batch_metrics[batch_metrics["backend"] == backend]
+        figure.add_trace(_train_trace(backend, epoch_rows, batch_rows, metric, max_points))
+        if len(epoch_rows):
+            figure.add_trace(_validation_trace(backend, epoch_rows, metric))
+    figure.update_layout(
+        title=f"{metric.capitalize()}: training (solid) and validation (dashed)",
+        xaxis_title="epoch", yaxis_title=metric, legend_title="back-end", hovermode="closest",
+        template="plotly_white",
+    )
+    if metric == "accuracy":
+        figure.update_yaxes(tickformat=".0%")
+    return figure
+
+
+def overlay_runs_figure(runs: dict[str, pd.DataFrame], metric: str = "val_accuracy") -> go.Figure:
+    """One curve per run and back-end: colour = back-end, dash style = run."""
+    if metric not in EPOCH_COLUMNS[2:]:
+        raise ValueError(f"metric must be one of {', '.join(EPOCH_COLUMNS[2:])}, got {metric!r}")
+    figure = go.Figure()
+    for index, (run_label, metrics) in enumerate(runs.items()):
+        _check_columns(metrics, EPOCH_COLUMNS, f"metrics of run {run_label!r}")
+        for backend in _backends_in(metrics):
+            rows = metrics[metrics["backend"] == backend].sort_values("epoch")
+            figure.add_trace(go.Scatter(
+                x=rows["epoch"].to_numpy(float), y=rows[metric].to_numpy(float), mode="lines+markers",
+                name=f"{run_label} · {backend_label(backend)}", legendgroup=str(run_label),
+                line={"color": backend_color(backend), "dash": RUN_DASHES[index % len(RUN_DASHES)]},
+                meta={"backend": backend, "run": str(run_label)},
+            ))
+    figure.update_layout(title=f"{metric} across runs", xaxis_title="epoch", yaxis_title=metric,
+                         template="plotly_white")
+    return figure
+
+
+def _probe_arrays(probes: dict) -> tuple[np.ndarray, np.ndarray]:
+    labels = np.asarray(probes["labels"]).astype(int).ravel()
+    averages = np.asarray(probes["feature_averages"], dtype=float)
+    if averages.ndim != 2 or averages.shape[0] != labels.size:
+        raise ValueError(f"feature_averages must be (probes, channels) with {labels.size} rows, got {averages.shape}")
+    if labels.size and (labels.min() < 0 or labels.max() >= len(CLASS_NAMES)):
+        raise ValueError(f"labels must be 0 (cat) or 1 (dog), got {sorted(set(labels.tolist()))}")
+    return labels, averages
+
+
+def probe_row_names(labels: np.ndarray) -> list[str]:
+    """'cat 1', 'cat 2', ..., 'dog 1', ... for labels already in display order."""
+    counts = {name: 0 for name in CLASS_NAMES}
+    names = []
+    for label in labels:
+        counts[CLASS_NAMES[label]] += 1
+        names.append(f"{CLASS_NAMES[label]} {counts[CLASS_NAMES[label]]}")
+    return names
+
+
+def feature_averages_figure(probes_for_backend: dict, backend: str) -> go.Figure:
+    """Heatmap probes x channels of per-channel feature-map averages, cat rows above dog rows."""
+    labels, averages = _probe_arrays(probes_for_backend)
+    order = np.argsort(labels, kind="stable")  # cats (0) first, probe order kept within a class
+    figure = go.Figure(go.Heatmap(
+        z=averages[order], x=np.arange(averages.shape[1]), y=probe_row_names(labels[order]),
+        colorscale="Viridis", colorbar={"title": "average"},
+        hovertemplate="%{y}<br>channel %{x}<br>average %{z:.3f}<extra></extra>",
+    ))
+    figure.update_layout(title=f"{backend_label(backend)}: average of each feature map per image",
+                         xaxis_title="channel", template="plotly_white")
+    figure.update_yaxes(autorange="reversed", type="category")
+    return figure
+
+
+def class_means_figure(probes_for_backend: dict, backend: str | None = None) -> go.Figure:
+    """Cat-mean and dog-mean channel averages; the Dense weight per channel on a second axis."""
+    labels, averages = _probe_arrays(probes_for_backend)
+    channels = np.arange(averages.shape[1])
+    figure = make_subplots(specs=[[{"secondary_y": True}]])
+    for class_index, name in enumerate(CLASS_NAMES):
+        if np.any(labels == class_index):
+            figure.add_trace(go.Bar(x=channels, y=averages[labels == class_index].mean(axis=0),
+                                    name=f"{name} mean", marker_color=CLASS_COLORS[name]), secondary_y=False)
+    weights = probes_for_backend.get("dense_weights")
+    if weights is not None:
+        figure.add_trace(go.Scatter(x=channels, y=np.asarray(weights, dtype=float).ravel(), mode="lines+markers",
+                                    name="Dense weight (+ = dog)", line={"color": "black"}), secondary_y=True)
+        figure.update_yaxes(title_text="Dense weight", secondary_y=True, zeroline=True)
+    prefix = f"{backend_label(backend)}: " if backend else ""
+    figure.update_layout(title=f"{prefix}mean channel average per class", barmode="group",
+                         xaxis_title="channel", template="plotly_white")
+    figure.update_yaxes(title_text="mean average", secondary_y=False)
+    return figure
+
+
+def cam_grid_figure(probes_for_backend: dict, columns: int = 4) -> go.Figure:
+    """Class activation maps as small heatmaps (red = evidence for dog, blue = for cat)."""
+    cams = probes_for_backend.get("cams")
+    if cams is None:
+        figure = go.Figure()
+        figure.add_annotation(text="No class activation maps for this back-end", showarrow=False)
+        figure.update_layout(xaxis_visible=False, yaxis_visible=False, template="plotly_white")
+        return figure
+    cams = np.asarray(cams, dtype=float)  # (probes, s, s)
+    labels = np.asarray(probes_for_backend["labels"]).astype(int).ravel()
+    if cams.ndim != 3 or cams.shape[0] != labels.size:
+        raise ValueError(f"cams must be (probes, s, s) with {labels.size} maps, got {cams.shape}")
+    if columns < 1:
+        raise ValueError(f"columns must be at least 1, got {columns}")
+    columns = min(columns, max(len(cams), 1))
+    rows = max(1, -(-len(cams) // columns))
+    titles = [f"{CLASS_NAMES[label]} (probe {index + 1})" for index, label in enumerate(labels)]
+    figure = make_subplots(rows=rows, cols=columns, subplot_titles=titles,
+                           horizontal_spacing=0.02, vertical_spacing=0.08)
+    for index, cam in enumerate(cams):
+        figure.add_trace(go.Heatmap(z=cam, coloraxis="coloraxis", name=titles[index]),
+                         row=index // columns + 1, col=index % columns + 1)
+    limit = float(np.abs(cams).max()) or 1.0  # symmetric range: white is exactly 0
+    figure.update_layout(coloraxis={"colorscale": "RdBu_r", "cmin": -limit, "cmax": limit},
+                         title="Class activation maps", template="plotly_white")
+    figure.update_xaxes(visible=False)
+    figure.update_yaxes(visible=False, autorange="reversed")
+    return figure
+
+
+PARAMETER_COLUMNS = {"head_params": "Head params", "backend_params": "Back-end params",
+                     "total_params": "Total params", "trainable_params": "Trainable params"}
+
+
+def parameter_dataframe(parameter_table: dict[str, dict[str, int]]) -> pd.DataFrame:
+    """Readable table: Back-end (label), Head / Back-end / Total / Trainable params; index = key."""
+    rows = []
+    for backend, counts in parameter_table.items():
+        missing = [key for key in PARAMETER_COLUMNS if key not in counts]
+        if missing:
+            raise ValueError(f"parameter counts of {backend!r} lack {', '.join(missing)}")
+        rows.append({"Back-end": backend_label(backend),
+                     **{title: int(counts[key]) for key, title in PARAMETER_COLUMNS.items()}})
+    frame = pd.DataFrame(rows, columns=["Back-end", *PARAMETER_COLUMNS.values()], index=list(parameter_table))
+    frame.index.name = "key"
+    return frame
+
+
+def backend_parameter_ratio(parameter_table: dict, numerator: str = "fc", denominator: str = "gap") -> float | None:
+    """How many times more back-end parameters numerator has than denominator; None if either is absent."""
+    if numerator not in parameter_table or denominator not in parameter_table:
+        return None
+    below = parameter_table[denominator]["backend_params"]
+    if below <= 0:
+        raise ValueError(f"{denominator!r} has no back-end parameters to compare with")
+    return parameter_table[numerator]["backend_params"] / below
+
+
+def parameter_figure(parameter_table: dict[str, dict[str, int]]) -> go.Figure:
+    """Grouped bars per back-end: the shared conv head (grey) and the back-end (its colour); log y."""
+    frame = parameter_dataframe(parameter_table)
+    colors = [backend_color(backend) for backend in frame.index]
+    figure = go.Figure([
+        go.Bar(x=frame["Back-end"], y=frame["Head params"], name="conv head", marker_color=HEAD_COLOR,
+               text=[f"{value:,}" for value in frame["Head params"]], textposition="outside"),
+        go.Bar(x=frame["Back-end"], y=frame["Back-end params"], name="back-end", marker_color=colors,
+               text=[f"{value:,}" for value in frame["Back-end params"]], textposition="outside"),
+    ])
+    figure.update_layout(title="Parameters: conv head vs back-end", barmode="group", yaxis_type="log",
+                         yaxis_title="parameters (log scale)", template="plotly_white")
+    return figure
+
+
+def classification_figure(result: dict[str, dict]) -> go.Figure:
+    """P(cat) (hatched) and P(dog) (solid) per back-end, in the back-end colours."""
+    backends = list(result)
+    names = [f"{backend_label(b)}<br>→ {result[b].get('label', '?')}" for b in backends]
+    colors = [backend_color(b) for b in backends]
+    figure = go.Figure()
+    for class_name, pattern in (("cat", "/"), ("dog", "")):
+        values = [float(result[b][f"p_{class_name}"]) for b in backends]
+        figure.add_trace(go.Bar(
+            x=names, y=values, name=f"P({class_name})", marker={"color": colors, "pattern_shape": pattern},
+            text=[f"{class_name} {value:.0%}" for value in values], textposition="outside",
+            customdata=[result[b].get("method", "") for b in backends],
+            hovertemplate=f"P({class_name}) %{{y:.3f}}<br>%{{customdata}}<extra></extra>",
+        ))
+    figure.update_layout(title="Prediction per back-end", barmode="group", yaxis_range=[0, 1.1],
+                         yaxis_tickformat=".0%", template="plotly_white")
+    return figure
+
+
+RESULT_COLUMNS = ["Back-end", "Epochs", "Best val accuracy", "Best epoch", "Final val accuracy",
+                  "Final train accuracy", "Train − val gap", "Time (s)"]
+
+
+def results_dataframe(epoch_metrics: pd.DataFrame, durations: dict[str, float] | None = None) -> pd.DataFrame:
+    """Per back-end: best and final validation accuracy, the final train–validation gap
+    (overfitting), epochs trained and seconds taken (NaN when durations lack it); index = key."""
+    _check_columns(epoch_metrics, EPOCH_COLUMNS, "epoch metrics")
+    durations = durations or {}
+    rows, keys = [], _backends_in(epoch_metrics)
+    for backend in keys:
+        metrics = epoch_metrics[epoch_metrics["backend"] == backend].sort_values("epoch")
+        best, final = metrics.loc[metrics["val_accuracy"].idxmax()], metrics.iloc[-1]
+        rows.append([backend_label(backend), int(final["epoch"]), float(best["val_accuracy"]), int(best["epoch"]),
+                     float(final["val_accuracy"]), float(final["accuracy"]),
+                     float(final["accuracy"] - final["val_accuracy"]), float(durations.get(backend, np.nan))])
+    frame = pd.DataFrame(rows, columns=RESULT_COLUMNS, index=keys)
+    frame.index.name = "key"
+    return frame
