@@ -8,12 +8,15 @@ last-conv-block output is the layer ``f"{b}_feature_maps"``, its final sigmoid u
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
-
-import keras
-from keras import layers
+from typing import TYPE_CHECKING, Callable
 
 from gapdemo.config import validate_image_size
+
+if TYPE_CHECKING:
+    import keras
+
+# Keras is imported inside the builders, not here: the dashboard reads the registry (labels,
+# descriptions) to draw its first screen, and importing TensorFlow costs seconds.
 
 HEAD_FILTERS = (32, 32, 64)  # the tutorial's three conv blocks
 
@@ -24,7 +27,7 @@ class BackendSpec:
 
     label: str  # shown in the UI and charts
     description: str  # one sentence for the UI
-    builder: Callable[..., keras.KerasTensor]
+    builder: Callable[..., "keras.KerasTensor"]
     uses_cam: bool  # True when the class activation map is exact (global pooling + one unit)
 
 
@@ -36,7 +39,9 @@ def classifier_layer_name(backend: str) -> str:
     return f"{backend}_classifier"
 
 
-def _seeded(seed: int, offset: int) -> keras.initializers.Initializer:
+def _seeded(seed: int, offset: int) -> "keras.initializers.Initializer":
+    import keras
+
     # A fixed seed per layer position makes the head's initial weights depend on the seed only,
     # not on which back-end sits on top or how many models were built before.
     return keras.initializers.GlorotUniform(seed=seed * 1000 + offset)
@@ -44,6 +49,8 @@ def _seeded(seed: int, offset: int) -> keras.initializers.Initializer:
 
 def build_head(inputs, prefix: str, seed: int, bn_momentum: float):
     """The tutorial's head: 3 x (Conv 3x3 valid -> BN -> ReLU -> MaxPool 2)."""
+    from keras import layers
+
     features = inputs
     for index, filters in enumerate(HEAD_FILTERS):
         last = index == len(HEAD_FILTERS) - 1
@@ -59,12 +66,16 @@ def build_head(inputs, prefix: str, seed: int, bn_momentum: float):
 
 
 def _classifier(features, backend: str, seed: int):
+    from keras import layers
+
     return layers.Dense(
         1, activation="sigmoid", kernel_initializer=_seeded(seed, 99), name=classifier_layer_name(backend)
     )(features)
 
 
 def _fully_connected(features, backend, seed, bn_momentum, dropout_rate):
+    from keras import layers
+
     features = layers.Flatten(name=f"{backend}_flatten")(features)
     features = layers.BatchNormalization(momentum=bn_momentum, name=f"{backend}_fc_bn1")(features)
     features = layers.Dense(100, activation="relu", kernel_initializer=_seeded(seed, 10), name=f"{backend}_fc1")(features)
@@ -84,16 +95,22 @@ def _build_fc_dropout(features, backend, seed, bn_momentum, dropout_rate):
 
 
 def _build_gap(features, backend, seed, bn_momentum, dropout_rate):
+    from keras import layers
+
     pooled = layers.GlobalAveragePooling2D(name=f"{backend}_global_average")(features)  # (batch, 64)
     return _classifier(pooled, backend, seed)
 
 
 def _build_gmp(features, backend, seed, bn_momentum, dropout_rate):
+    from keras import layers
+
     pooled = layers.GlobalMaxPooling2D(name=f"{backend}_global_max")(features)  # (batch, 64)
     return _classifier(pooled, backend, seed)
 
 
 def _build_avgpool_flatten(features, backend, seed, bn_momentum, dropout_rate):
+    from keras import layers
+
     pooled = layers.AveragePooling2D(2, name=f"{backend}_average_pool")(features)  # (batch, s/2, s/2, 64)
     return _classifier(layers.Flatten(name=f"{backend}_flatten")(pooled), backend, seed)
 
@@ -120,6 +137,8 @@ def check_backend(backend: str) -> BackendSpec:
 
 def add_backend(inputs, backend: str, seed: int = 0, bn_momentum: float = 0.9, dropout_rate: float = 0.5):
     """Add one head + back-end branch on inputs; return (feature_maps, probability) tensors."""
+    from keras import layers
+
     spec = check_backend(backend)
     if not 0.0 <= dropout_rate < 1.0:
         raise ValueError(f"dropout rate must be in [0, 1), got {dropout_rate}")
@@ -132,6 +151,8 @@ def add_backend(inputs, backend: str, seed: int = 0, bn_momentum: float = 0.9, d
 def build_model(backend: str, image_size: int = 100, seed: int = 0, bn_momentum: float = 0.9,
                 dropout_rate: float = 0.5) -> keras.Model:
     """One back-end on its own head: image (batch, size, size, 3) in [0, 1] -> P(dog) (batch, 1)."""
+    import keras
+
     validate_image_size(image_size)
     inputs = keras.Input((image_size, image_size, 3), name="image")
     _, probability = add_backend(inputs, backend, seed, bn_momentum, dropout_rate)
@@ -153,6 +174,8 @@ class LockstepModels:
 def build_lockstep_models(backends, image_size: int = 100, seed: int = 0, bn_momentum: float = 0.9,
                           dropout_rate: float = 0.5) -> LockstepModels:
     """Build every back-end on its own copy of the head; all heads start from identical weights."""
+    import keras
+
     validate_image_size(image_size)
     if not backends:
         raise ValueError("choose at least one back-end")

@@ -1,0 +1,102 @@
+"""python -m gapdemo train: train back-ends in lockstep, with a progress bar on stderr."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import threading
+
+from gapdemo.commands import parse_backends
+from gapdemo.config import DATASETS, DataConfig, ModelConfig, RunConfig, TrainConfig
+
+
+def add_data_arguments(parser) -> None:
+    parser.add_argument("--dataset", choices=DATASETS, default="synthetic", help="where images come from")
+    parser.add_argument("--data-dir", default=None, help="TFDS data dir (cats_vs_dogs) or PATH/<class>/* (folder)")
+    parser.add_argument("--image-size", type=int, default=100, help="input size in pixels (32-256)")
+    parser.add_argument("--train-size", type=int, default=2000, help="cap on training images (0 = all)")
+    parser.add_argument("--seed", type=int, default=0, help="seed for data, weights and batch order")
+
+
+def register(subparsers):
+    parser = subparsers.add_parser("train", help="train back-ends side by side")
+    add_data_arguments(parser)
+    parser.add_argument("--backends", default="fc,fc_dropout,gap", help="comma-separated back-end keys")
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--dropout", type=float, default=0.5, help="dropout rate of fc_dropout")
+    parser.add_argument("--bn-momentum", type=float, default=0.9, help="batch-norm momentum (0.99 = Keras default)")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument("--runs-dir", default="runs")
+    parser.add_argument("--json", action="store_true", help="print the final result as one JSON object")
+    parser.set_defaults(run=run)
+
+
+def config_from_args(args) -> RunConfig:
+    return RunConfig(
+        data=DataConfig(dataset=args.dataset, data_dir=args.data_dir, image_size=args.image_size,
+                        train_size=args.train_size or None, seed=args.seed),
+        model=ModelConfig(backends=parse_backends(args.backends), dropout_rate=args.dropout,
+                          bn_momentum=args.bn_momentum, seed=args.seed),
+        train=TrainConfig(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
+                          seed=args.seed, runs_dir=args.runs_dir),
+    )
+
+
+def run(args) -> int:
+    from gapdemo.training import TrainingJob
+
+    job = TrainingJob(config_from_args(args))
+    thread = threading.Thread(target=job.run, name="gapdemo-training", daemon=True)
+    for signal_number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signal_number, lambda *_: job.stop())
+    thread.start()
+    print_progress_until_done(job)
+    thread.join()
+    snapshot = job.snapshot()
+    if snapshot.state == "failed":
+        print(f"error: {snapshot.message}", file=sys.stderr)
+    final = final_metrics(snapshot.epoch_metrics)
+    if args.json:
+        print(json.dumps({"run_id": job.run_id, "run_dir": str(job.run_dir), "status": snapshot.state,
+                          "epochs_completed": max((r["epoch"] for r in snapshot.epoch_metrics), default=0),
+                          "backends": final}))
+    else:
+        print(f"run {job.run_id}: {snapshot.state} ({job.run_dir})")
+        for backend, values in final.items():
+            print(f"  {backend:<16} train acc {values['accuracy']:.3f}  val acc {values['val_accuracy']:.3f}")
+    return 1 if snapshot.state == "failed" else 0
+
+
+def final_metrics(epoch_rows: list[dict]) -> dict:
+    final = {}
+    for row in epoch_rows:  # rows come in epoch order, so the last one per back-end wins
+        final[row["backend"]] = {k: row[k] for k in ("loss", "accuracy", "val_loss", "val_accuracy")}
+    return final
+
+
+def print_progress_until_done(job, width: int = 30) -> None:
+    """One progress bar per epoch on stderr; an epoch's bar ends with its validation accuracy."""
+    shown_rows = 0
+    while not job.wait(0.5):
+        snapshot = job.snapshot()
+        progress = snapshot.progress
+        if progress.get("phase") == "loading data":
+            sys.stderr.write(f"\rloading data: {progress.get('message', '')[:60]:<60}")
+        elif "epoch" in progress:
+            done = progress["batch"] / max(progress["batches_per_epoch"], 1)
+            bar = "#" * int(done * width)
+            eta = f"{progress['eta_seconds']:.0f}s left" if progress.get("eta_seconds") else ""
+            sys.stderr.write(f"\repoch {progress['epoch']}/{progress['epochs']} [{bar:<{width}}] "
+                             f"{progress['images_per_second']:.0f} img/s {eta}   ")
+        shown_rows = print_finished_epochs(snapshot.epoch_metrics, shown_rows)
+    print_finished_epochs(job.snapshot().epoch_metrics, shown_rows)
+    sys.stderr.write("\n")
+
+
+def print_finished_epochs(rows: list[dict], shown_rows: int) -> int:
+    for row in rows[shown_rows:]:
+        sys.stderr.write(f"\n  epoch {row['epoch']} {row['backend']}: acc {row['accuracy']:.3f} "
+                         f"val_acc {row['val_accuracy']:.3f}")
+    return len(rows)

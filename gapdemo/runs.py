@@ -1,0 +1,236 @@
+"""A run on disk: runs/<run_id>/ with config, status, metrics, models, probes and TensorBoard logs.
+
+Layout of one run directory:
+    config.json          RunConfig.to_dict() plus the data set's info
+    status.json          state, epochs completed, error message, pid of the writing process
+    metrics.csv          backend, epoch, loss, accuracy, val_loss, val_accuracy (appended per epoch)
+    batch_metrics.csv    backend, epoch, batch, step, loss, accuracy (appended per batch)
+    models/<b>.keras     each back-end, saved after every epoch
+    probes/images.npz    the probe images and labels; probes/epoch_NNN.npz per epoch
+    tensorboard/<b>/     scalars per epoch (tensorboard --logdir runs)
+    log.txt              what went wrong, with the traceback, when a run failed
+
+Every whole-file write goes through a temp file + os.replace, and CSV rows are appended and
+flushed as they happen, so a killed process loses at most the step in flight.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime
+import json
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+EPOCH_FIELDS = ("backend", "epoch", "loss", "accuracy", "val_loss", "val_accuracy")
+BATCH_FIELDS = ("backend", "epoch", "batch", "step", "loss", "accuracy")
+ACTIVE_STATES = ("queued", "running", "stopping")
+PROBE_KEYS = ("feature_averages", "dense_weights", "cams")
+
+
+def new_run_id() -> str:
+    return datetime.datetime.now().strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    path = Path(path)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(temporary, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+
+
+def write_json_atomic(path: Path, values: dict) -> None:
+    write_bytes_atomic(path, json.dumps(values, indent=2, default=str).encode())
+
+
+def append_csv_rows(path: Path, fields, rows) -> None:
+    """Append rows (dicts) to a CSV, writing the header when the file is new."""
+    path = Path(path)
+    is_new = not path.exists() or path.stat().st_size == 0
+    with open(path, "a", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(fields), extrasaction="ignore")
+        if is_new:
+            writer.writeheader()
+        writer.writerows(rows)
+        handle.flush()
+
+
+def save_model_atomic(model, path: Path) -> None:
+    path = Path(path)
+    temporary = path.with_name(f".{path.stem}.tmp.keras")  # Keras insists on the .keras suffix
+    model.save(temporary)
+    os.replace(temporary, path)
+
+
+def save_npz_atomic(path: Path, arrays: dict) -> None:
+    path = Path(path)
+    temporary = path.with_name(f".{path.stem}.tmp.npz")
+    np.savez_compressed(temporary, **arrays)
+    os.replace(temporary, path)
+
+
+def process_token(pid: int | None = None) -> str | None:
+    """pid plus the process's start time, so a reused pid is not mistaken for the writer."""
+    pid = os.getpid() if pid is None else pid
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            start_ticks = handle.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+    return f"{pid}:{start_ticks}"
+
+
+def writer_is_alive(status: dict) -> bool:
+    token = status.get("process")
+    if not token:
+        return False
+    return process_token(int(token.split(":")[0])) == token
+
+
+@dataclass
+class RunSummary:
+    """One row of the run listing."""
+
+    run_id: str
+    run_dir: Path
+    state: str  # a training.JobState value; 'interrupted' when the writer died mid-run
+    message: str
+    dataset: str
+    backends: list[str]
+    epochs_completed: int
+    epochs: int
+    best_val_accuracy: dict[str, float] = field(default_factory=dict)
+    created: str = ""
+
+    def to_dict(self) -> dict:
+        values = dict(self.__dict__)
+        values["run_dir"] = str(self.run_dir)
+        return values
+
+
+def read_json(path: Path) -> dict:
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def read_status(run_dir: Path) -> dict:
+    """status.json, with a dead writer's active state turned into 'interrupted'."""
+    status = read_json(Path(run_dir) / "status.json")
+    if status.get("state") in ACTIVE_STATES and not writer_is_alive(status):
+        status["state"] = "interrupted"
+        status["message"] = status.get("message") or (
+            "The process training this run ended before it finished; completed epochs are kept."
+        )
+    return status
+
+
+def read_epoch_metrics(run_dir: Path):
+    """metrics.csv as a DataFrame (empty with the right columns when missing)."""
+    return _read_csv(Path(run_dir) / "metrics.csv", EPOCH_FIELDS)
+
+
+def read_batch_metrics(run_dir: Path):
+    return _read_csv(Path(run_dir) / "batch_metrics.csv", BATCH_FIELDS)
+
+
+def _read_csv(path: Path, fields):
+    import pandas as pd
+
+    if not path.exists() or path.stat().st_size == 0:
+        return pd.DataFrame(columns=list(fields))
+    # A process killed mid-append can leave a half-written last line: skip it, keep the rest.
+    frame = pd.read_csv(path, on_bad_lines="skip")
+    return frame.dropna().reset_index(drop=True)
+
+
+def summarize_run(run_dir: Path) -> RunSummary | None:
+    run_dir = Path(run_dir)
+    config = read_json(run_dir / "config.json")
+    if not config:
+        return None
+    status = read_status(run_dir)
+    metrics = read_epoch_metrics(run_dir)
+    best = {}
+    if len(metrics):
+        best = {b: float(v) for b, v in metrics.groupby("backend")["val_accuracy"].max().items()}
+    return RunSummary(
+        run_id=run_dir.name, run_dir=run_dir, state=status.get("state", "unknown"),
+        message=status.get("message", ""), dataset=config.get("data", {}).get("dataset", "?"),
+        backends=list(config.get("model", {}).get("backends", [])),
+        epochs_completed=int(status.get("epochs_completed", 0)),
+        epochs=int(config.get("train", {}).get("epochs", 0)), best_val_accuracy=best,
+        created=status.get("created", ""),
+    )
+
+
+def list_runs(runs_dir) -> list[RunSummary]:
+    """Every run under runs_dir, newest first."""
+    runs_dir = Path(runs_dir)
+    if not runs_dir.is_dir():
+        return []
+    summaries = [summarize_run(path) for path in runs_dir.iterdir() if path.is_dir()]
+    return sorted((s for s in summaries if s), key=lambda s: s.run_id, reverse=True)
+
+
+def resolve_run(run_id_or_dir: str | None, runs_dir="runs") -> Path:
+    """A run id under runs_dir, or a path to a run directory; None -> the newest run with models."""
+    if run_id_or_dir is None:
+        for summary in list_runs(runs_dir):
+            if list((summary.run_dir / "models").glob("*.keras")):
+                return summary.run_dir
+        raise FileNotFoundError(f"no run with saved models in {runs_dir}; train one first")
+    for candidate in (Path(run_id_or_dir), Path(runs_dir) / str(run_id_or_dir)):
+        if (candidate / "config.json").is_file():
+            return candidate
+    raise FileNotFoundError(f"no run {run_id_or_dir!r} (looked in {runs_dir})")
+
+
+def load_models(run_dir: Path) -> dict:
+    """backend -> keras.Model from models/*.keras, in the run's back-end order."""
+    import keras
+
+    run_dir = Path(run_dir)
+    order = read_json(run_dir / "config.json").get("model", {}).get("backends", [])
+    paths = {path.stem: path for path in (run_dir / "models").glob("*.keras") if not path.name.startswith(".")}
+    if not paths:
+        raise FileNotFoundError(f"run {run_dir.name} has no saved models yet")
+    ordered = [b for b in order if b in paths] + sorted(set(paths) - set(order))
+    return {backend: keras.models.load_model(paths[backend], compile=False) for backend in ordered}
+
+
+def load_probes(run_dir: Path, epoch: int | None = None) -> tuple[int, dict]:
+    """(epoch, {backend: probe dict}) for the given or the latest stored epoch; (-1, {}) if none."""
+    probe_dir = Path(run_dir) / "probes"
+    files = sorted(probe_dir.glob("epoch_*.npz"))
+    if epoch is not None:
+        files = [path for path in files if path.stem == f"epoch_{epoch:03d}"]
+    if not files or not (probe_dir / "images.npz").exists():
+        return -1, {}
+    with np.load(probe_dir / "images.npz") as stored:
+        images, labels = stored["images"], stored["labels"]
+    with np.load(files[-1]) as stored:
+        arrays = {key: stored[key] for key in stored.files}
+    backends = sorted({key.split("__")[0] for key in arrays})
+    probes = {b: {"images": images, "labels": labels,
+                  **{k: arrays.get(f"{b}__{k}") for k in PROBE_KEYS}} for b in backends}
+    return int(files[-1].stem.split("_")[1]), probes
+
+
+def save_probes(run_dir: Path, epoch: int, probes: dict) -> None:
+    """Store one epoch's probes; the shared images and labels are written once."""
+    probe_dir = Path(run_dir) / "probes"
+    probe_dir.mkdir(exist_ok=True)
+    first = next(iter(probes.values()))
+    if not (probe_dir / "images.npz").exists():
+        save_npz_atomic(probe_dir / "images.npz", {"images": first["images"], "labels": first["labels"]})
+    arrays = {f"{b}__{k}": values[k] for b, values in probes.items() for k in PROBE_KEYS if values.get(k) is not None}
+    save_npz_atomic(probe_dir / f"epoch_{epoch:03d}.npz", arrays)

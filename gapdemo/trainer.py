@@ -1,0 +1,201 @@
+"""The Keras side of a TrainingJob: data, lockstep model, epoch loop, streaming, saving.
+
+One ``fit`` call per epoch followed by our own ``evaluate``: a stop request ends ``fit`` within
+one batch and the loop then skips validation, so stopping never waits for a full pass.
+"""
+
+from __future__ import annotations
+
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from gapdemo import runs
+from gapdemo.insight import class_activation_maps, feature_averages
+from gapdemo.models import BACKENDS, build_lockstep_models, classifier_layer_name
+
+
+class StreamingCallback(keras.callbacks.Callback):
+    """Publishes per-batch running loss/accuracy per back-end and stops within one batch."""
+
+    def __init__(self, trainer: "Trainer"):
+        super().__init__()
+        self.trainer = trainer
+        self.epoch_index = 0
+        self.epoch_started = time.time()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.trainer.record_batch(self.epoch_index, batch, logs or {}, self.epoch_started)
+        if self.trainer.job.stop_requested:
+            self.model.stop_training = True
+
+    def on_test_batch_end(self, batch, logs=None):
+        if self.trainer.job.stop_requested:
+            self.model.stop_evaluating = True
+
+
+class Trainer:
+    """Runs one job's training; every public effect goes through the job's publish methods."""
+
+    def __init__(self, job):
+        self.job = job
+        self.config = job.config
+        self.backends = list(self.config.model.backends)
+        self.run_dir = job.run_dir
+        self.batches_per_epoch = 1
+        self.images_per_second = 0.0
+        self.writers = {}
+
+    def train(self) -> int:
+        """Train all epochs (or until stopped); return the number of completed epochs."""
+        self.prepare_run_dir()
+        data = self.load_data()
+        self.check_stop()
+        models = build_lockstep_models(
+            self.backends, self.config.data.image_size, self.config.model.seed,
+            self.config.model.bn_momentum, self.config.model.dropout_rate,
+        )
+        self.models = models
+        models.training_model.compile(
+            optimizer=keras.optimizers.Adam(self.config.train.learning_rate),
+            loss={b: "binary_crossentropy" for b in self.backends},
+            metrics={b: ["accuracy"] for b in self.backends},
+        )
+        train_ds, val_ds = self.per_backend_labels(data.train), self.per_backend_labels(data.validation)
+        self.batches_per_epoch = max(1, int(data.train.cardinality().numpy()))
+        self.probe_images, self.probe_labels = pick_probes(data.validation_images, data.validation_labels)
+        self.record_probes(0)
+        try:
+            return self.run_epochs(models, train_ds, val_ds)
+        finally:
+            for writer in self.writers.values():
+                writer.close()
+
+    def run_epochs(self, models, train_ds, val_ds) -> int:
+        callback = StreamingCallback(self)
+        completed = 0
+        for epoch in range(self.config.train.epochs):
+            callback.epoch_index, callback.epoch_started = epoch, time.time()
+            self.set_phase("training", epoch + 1, 0)
+            history = models.training_model.fit(train_ds, epochs=epoch + 1, initial_epoch=epoch, verbose=0,
+                                                shuffle=False, callbacks=[callback])
+            if self.job.stop_requested:
+                break  # a partial epoch is not a result; completed ones are already saved
+            self.set_phase("validating", epoch + 1, self.batches_per_epoch)
+            validation = models.training_model.evaluate(val_ds, verbose=0, return_dict=True, callbacks=[callback])
+            if self.job.stop_requested:
+                break
+            self.finish_epoch(epoch + 1, {k: v[-1] for k, v in history.history.items()}, validation)
+            completed = epoch + 1
+        return completed
+
+    def prepare_run_dir(self) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / "models").mkdir(exist_ok=True)
+        runs.write_json_atomic(self.run_dir / "config.json", self.config.to_dict())
+        self.job._write_status("running")
+
+    def load_data(self):
+        loader = self.job._data_loader
+        if loader is None:
+            from gapdemo.data import load_data as loader
+
+        def progress(message, fraction):
+            self.job.publish(progress={"phase": "loading data", "message": message, "fraction": float(fraction)})
+
+        data = loader(self.config.data, self.config.train.batch_size, progress)
+        info = data.info.to_dict()
+        self.job.publish(dataset_info=info)
+        runs.write_json_atomic(self.run_dir / "config.json", {**self.config.to_dict(), "dataset_info": info})
+        return data
+
+    def check_stop(self) -> None:
+        from gapdemo.training import StopRequested
+
+        if self.job.stop_requested:
+            raise StopRequested()
+
+    def per_backend_labels(self, dataset):
+        backends = self.backends
+        # labels (batch,) -> {backend: (batch, 1)}: one loss per back-end, shapes matching outputs
+        return dataset.map(lambda images, labels: (images, {b: tf.expand_dims(labels, -1) for b in backends}))
+
+    def set_phase(self, phase: str, epoch: int, batch: int) -> None:
+        self.job.publish(progress=self.progress(phase, epoch, batch))
+
+    def progress(self, phase: str, epoch: int, batch: int) -> dict:
+        epochs = self.config.train.epochs
+        remaining_batches = (epochs - epoch) * self.batches_per_epoch + (self.batches_per_epoch - batch)
+        rate = self.images_per_second / self.config.train.batch_size if self.images_per_second else 0.0
+        # validation costs about a third of a training step per image; count it in the estimate
+        eta = remaining_batches / rate * 1.15 if rate else None
+        return {"phase": phase, "epoch": epoch, "epochs": epochs, "batch": batch,
+                "batches_per_epoch": self.batches_per_epoch, "images_per_second": self.images_per_second,
+                "eta_seconds": eta}
+
+    def record_batch(self, epoch_index: int, batch: int, logs: dict, epoch_started: float) -> None:
+        elapsed = time.time() - epoch_started
+        if batch >= 1 and elapsed > 0:
+            self.images_per_second = (batch + 1) * self.config.train.batch_size / elapsed
+        step = epoch_index + (batch + 1) / self.batches_per_epoch
+        rows = [{"backend": b, "epoch": epoch_index + 1, "batch": batch + 1, "step": round(step, 5),
+                 "loss": self.logged(logs, b, "loss"), "accuracy": self.logged(logs, b, "accuracy")}
+                for b in self.backends]
+        runs.append_csv_rows(self.run_dir / "batch_metrics.csv", runs.BATCH_FIELDS, rows)
+        self.job.add_batch_rows(rows, self.progress("training", epoch_index + 1, batch + 1))
+
+    def logged(self, logs: dict, backend: str, name: str) -> float:
+        """Keras names metrics '<output>_<name>', except for a model with a single output."""
+        key = name if len(self.backends) == 1 else f"{backend}_{name}"
+        return float(logs.get(key, np.nan))
+
+    def finish_epoch(self, epoch: int, train_logs: dict, validation: dict) -> None:
+        """Save models, probes and TensorBoard scalars, then publish the epoch (in that order)."""
+        self.set_phase("saving", epoch, self.batches_per_epoch)
+        rows = [{"backend": b, "epoch": epoch, "loss": self.logged(train_logs, b, "loss"),
+                 "accuracy": self.logged(train_logs, b, "accuracy"), "val_loss": self.logged(validation, b, "loss"),
+                 "val_accuracy": self.logged(validation, b, "accuracy")} for b in self.backends]
+        for backend, model in self.models.backend_models.items():
+            runs.save_model_atomic(model, self.run_dir / "models" / f"{backend}.keras")
+        self.record_probes(epoch)
+        self.write_tensorboard(epoch, rows)
+        runs.append_csv_rows(self.run_dir / "metrics.csv", runs.EPOCH_FIELDS, rows)
+        self.job.add_epoch_rows(rows)
+        self.job._write_status("running", "", epoch)
+
+    def record_probes(self, epoch: int) -> None:
+        outputs = self.models.probe_model(self.probe_images.astype("float32") / 255.0, training=False)
+        probes = {}
+        for backend in self.backends:
+            feature_maps = np.asarray(outputs[backend])  # (probes, s, s, 64)
+            probe = {"images": self.probe_images, "labels": self.probe_labels,
+                     "feature_averages": feature_averages(feature_maps), "dense_weights": None, "cams": None}
+            if BACKENDS[backend].uses_cam:
+                dense = self.models.training_model.get_layer(classifier_layer_name(backend))
+                kernel, bias = (np.asarray(w) for w in dense.weights)
+                probe["dense_weights"] = kernel[:, 0]
+                probe["cams"] = class_activation_maps(feature_maps, kernel, bias)
+            probes[backend] = probe
+        runs.save_probes(self.run_dir, epoch, probes)
+        self.job.publish(probes=probes, probes_epoch=epoch)
+
+    def write_tensorboard(self, epoch: int, rows: list[dict]) -> None:
+        for row in rows:
+            backend = row["backend"]
+            if backend not in self.writers:
+                self.writers[backend] = tf.summary.create_file_writer(str(self.run_dir / "tensorboard" / backend))
+            with self.writers[backend].as_default(step=epoch):
+                for name in ("loss", "accuracy", "val_loss", "val_accuracy"):
+                    tf.summary.scalar(name, row[name])
+            self.writers[backend].flush()
+
+
+def pick_probes(images: np.ndarray, labels: np.ndarray, per_class: int = 4):
+    """The first per_class validation images of each class (fixed, so epochs are comparable)."""
+    labels = np.asarray(labels).astype(int)
+    chosen = np.concatenate([np.flatnonzero(labels == label)[:per_class] for label in (0, 1)])
+    if len(chosen) == 0:
+        chosen = np.arange(min(len(labels), 2 * per_class))
+    return images[chosen], labels[chosen]

@@ -1,0 +1,144 @@
+import time
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+
+from gapdemo import runs
+from gapdemo.config import tiny_config
+from gapdemo.jobs import JobManager
+from gapdemo.models import BACKENDS
+from gapdemo.training import TrainingJob
+from toy_data import toy_loader
+
+
+def tiny(runs_dir, backends=("fc", "gap"), epochs=1, train_size=64):
+    config = tiny_config(str(runs_dir), tuple(backends))
+    config.train.epochs = epochs
+    config.data.train_size = train_size
+    return config
+
+
+def test_every_backend_trains_and_loss_falls(runs_dir):
+    job = TrainingJob(tiny(runs_dir, BACKENDS, epochs=3), data_loader=toy_loader(96))
+    assert job.run() == "finished", job.snapshot().message
+    metrics = pd.read_csv(job.run_dir / "metrics.csv")
+    assert sorted(metrics.backend.unique()) == sorted(BACKENDS)
+    for backend, rows in metrics.groupby("backend"):
+        rows = rows.sort_values("epoch")
+        assert list(rows.epoch) == [1, 2, 3]
+        assert rows.loss.iloc[-1] < rows.loss.iloc[0], backend
+    snapshot = job.snapshot()
+    assert snapshot.state == "finished" and len(snapshot.epoch_metrics) == 3 * len(BACKENDS)
+    assert snapshot.progress["epoch"] == 3 and snapshot.probes_epoch == 3
+    assert snapshot.probes["gap"]["cams"].shape == (8, 2, 2)
+    assert snapshot.probes["fc"]["cams"] is None and snapshot.probes["fc"]["feature_averages"].shape == (8, 64)
+
+
+def test_run_directory_contents(runs_dir):
+    job = TrainingJob(tiny(runs_dir), data_loader=toy_loader())
+    job.run()
+    run_dir = job.run_dir
+    status = runs.read_json(run_dir / "status.json")
+    assert status["state"] == "finished" and status["epochs_completed"] == 1
+    assert runs.read_json(run_dir / "config.json")["model"]["backends"] == ["fc", "gap"]
+    batches = pd.read_csv(run_dir / "batch_metrics.csv")
+    assert len(batches) == 2 * 4  # 64 images / batch 16 = 4 batches, two back-ends
+    assert batches.step.max() == pytest.approx(1.0)
+    models = runs.load_models(run_dir)
+    assert list(models) == ["fc", "gap"]
+    assert models["gap"](np.zeros((1, 32, 32, 3), "float32")).shape == (1, 1)
+    epoch, probes = runs.load_probes(run_dir)
+    assert epoch == 1 and probes["gap"]["cams"].shape == (8, 2, 2)
+    assert list((run_dir / "tensorboard" / "gap").iterdir())
+    summary = runs.list_runs(runs_dir)[0]
+    assert summary.state == "finished" and summary.epochs_completed == 1 and set(summary.best_val_accuracy) == {"fc", "gap"}
+
+
+def test_lockstep_backend_learns_exactly_as_if_trained_alone(runs_dir):
+    together = TrainingJob(tiny(runs_dir, ("fc", "gap"), epochs=2), data_loader=toy_loader())
+    alone = TrainingJob(tiny(runs_dir, ("gap",), epochs=2), data_loader=toy_loader())
+    together.run()
+    alone.run()
+    batches_together = pd.read_csv(together.run_dir / "batch_metrics.csv").query("backend == 'gap'")
+    batches_alone = pd.read_csv(alone.run_dir / "batch_metrics.csv")
+    np.testing.assert_allclose(batches_together.loss.to_numpy(), batches_alone.loss.to_numpy(), rtol=1e-4)
+    weights_together = runs.load_models(together.run_dir)["gap"].get_layer("gap_classifier").get_weights()
+    weights_alone = runs.load_models(alone.run_dir)["gap"].get_layer("gap_classifier").get_weights()
+    np.testing.assert_allclose(weights_together[0], weights_alone[0], rtol=1e-3, atol=1e-5)
+
+
+def wait_for(condition, timeout=120):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_stop_within_one_batch_keeps_completed_epochs(runs_dir):
+    manager = JobManager()
+    job = manager.submit(tiny(runs_dir, ("fc", "gap"), epochs=5, train_size=320), data_loader=toy_loader(320))
+    assert wait_for(lambda: len(job.snapshot().epoch_metrics) >= 2 and len(job.snapshot().batch_metrics) >= 2 * 20 + 4)
+    rows_at_stop = len(job.snapshot().batch_metrics)
+    job.stop()
+    epochs_at_stop = len(job.snapshot().epoch_metrics) // 2
+    assert job.state in ("stopping", "stopped")
+    assert job.wait(60)
+    snapshot = job.snapshot()
+    assert snapshot.state == "stopped"
+    assert len(snapshot.batch_metrics) - rows_at_stop <= 2 * 2  # at most the batch in flight (+ one)
+    metrics = pd.read_csv(job.run_dir / "metrics.csv")
+    assert epochs_at_stop < 5 and sorted(metrics.epoch.unique()) == list(range(1, epochs_at_stop + 1))
+    assert runs.read_status(job.run_dir)["epochs_completed"] == epochs_at_stop
+    assert set(runs.load_models(job.run_dir)) == {"fc", "gap"}
+
+
+def test_failure_mid_run_is_reported_and_logged(runs_dir):
+    job = TrainingJob(tiny(runs_dir), data_loader=toy_loader(fail_mid_run=True))
+    assert job.run() == "failed"
+    message = job.snapshot().message
+    assert "truncated" in message and "Traceback" not in message
+    assert "Traceback" in (job.run_dir / "log.txt").read_text()
+    assert runs.read_status(job.run_dir)["state"] == "failed"
+
+
+def test_failing_data_source_fails_job_with_its_message(runs_dir):
+    def missing(config, batch_size, progress=None):
+        raise FileNotFoundError("The folder /nowhere does not exist.")
+
+    job = TrainingJob(tiny(runs_dir), data_loader=missing)
+    assert job.run() == "failed"
+    assert job.snapshot().message == "The folder /nowhere does not exist."
+
+
+def test_queue_runs_jobs_one_after_another(runs_dir):
+    manager = JobManager()
+    first = manager.submit(tiny(runs_dir, ("gap",), epochs=2), data_loader=toy_loader(128))
+    second = manager.submit(tiny(runs_dir, ("gap",)), data_loader=toy_loader())
+    assert wait_for(lambda: first.state == "running", 60)
+    assert second.state == "queued" and manager.queued() == [second]
+    assert manager.wait_idle(180)
+    assert first.state == second.state == "finished"
+    assert second.snapshot().elapsed_seconds > 0
+    first_end = runs.read_json(first.run_dir / "status.json")["updated"]
+    assert first_end <= runs.read_json(second.run_dir / "status.json")["updated"]
+
+
+def test_stopping_a_queued_job_never_runs_it(runs_dir):
+    manager = JobManager()
+    first = manager.submit(tiny(runs_dir, ("gap",)), data_loader=toy_loader())
+    second = manager.submit(tiny(runs_dir, ("gap",)), data_loader=toy_loader())
+    second.stop()
+    assert manager.wait_idle(120)
+    assert first.state == "finished" and second.state == "stopped"
+    assert not second.run_dir.exists()
+
+
+def test_invalid_config_is_refused_before_queueing(runs_dir):
+    config = tiny(runs_dir)
+    config.model.backends = ("fc", "svm")
+    with pytest.raises(ValueError, match="svm"):
+        JobManager().submit(config)
