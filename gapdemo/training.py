@@ -145,8 +145,12 @@ class TrainingJob:
     def _write_status(self, state: str, message: str = "", epochs_completed: int = 0) -> None:
         if not self.run_dir.exists():
             return
+        started = self._published.started
+        elapsed = round(time.time() - started, 2) if started else 0.0
         runs.write_json_atomic(self.run_dir / "status.json", {
             "state": state, "message": message, "epochs_completed": epochs_completed,
+            # lockstep: every back-end trains in the same wall time, so each gets the run's time
+            "durations": {backend: elapsed for backend in self.config.model.backends},
             "process": runs.process_token(), "updated": time.strftime("%Y-%m-%d %H:%M:%S"),
             "created": self.run_id[:15],
         })

@@ -1,0 +1,1 @@
+"""Streamlit panels of the dashboard. app.py composes them; gapdemo/ does the work."""

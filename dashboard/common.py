@@ -1,0 +1,67 @@
+"""Shared pieces of the dashboard: the process-wide job manager, cached look-ups, export buttons."""
+
+from __future__ import annotations
+
+import os
+
+import streamlit as st
+
+
+# One JobManager per server process: every tab and every refresh sees the same jobs.
+@st.cache_resource
+def job_manager():
+    from gapdemo.jobs import JobManager
+
+    return JobManager()
+
+
+def runs_dir() -> str:
+    """Where runs are written; GAPDEMO_RUNS_DIR lets tests and users point elsewhere."""
+    return os.environ.get("GAPDEMO_RUNS_DIR", "runs")
+
+
+@st.cache_data(show_spinner="Counting parameters…")
+def cached_parameter_table(backends: tuple[str, ...], image_size: int, dropout_rate: float) -> dict:
+    from gapdemo.models import parameter_table
+
+    return parameter_table(backends, image_size, dropout_rate)
+
+
+@st.cache_data(show_spinner=False)
+def png_available() -> tuple[bool, str]:
+    from gapdemo.export import png_export_available
+
+    return png_export_available()
+
+
+def png_scale() -> float:
+    return float(st.session_state.get("png_scale", 2))
+
+
+# Download buttons under a chart: interactive HTML, PNG (when Chromium is there) and the data as CSV.
+def export_buttons(figure, frame, name: str, key: str) -> None:
+    from gapdemo.export import dataframe_to_csv, figure_to_html, figure_to_png
+
+    html_column, png_column, csv_column = st.columns(3)
+    # HTML and PNG are made only when clicked: an embedded plotly.js is ~4 MB per chart.
+    html_column.download_button("⬇ HTML", data=lambda: figure_to_html(figure), file_name=f"{name}.html",
+                                mime="text/html", key=f"{key}_html", on_click="ignore")
+    available, hint = png_available()
+    if available:
+        scale = png_scale()
+        png_column.download_button("⬇ PNG", data=lambda: figure_to_png(figure, scale=scale), file_name=f"{name}.png",
+                                   mime="image/png", key=f"{key}_png", on_click="ignore")
+    else:
+        png_column.caption(hint)
+    if frame is not None:
+        csv_column.download_button("⬇ CSV", data=dataframe_to_csv(frame), file_name=f"{name}.csv",
+                                   mime="text/csv", key=f"{key}_csv", on_click="ignore")
+
+
+def format_seconds(seconds: float | None) -> str:
+    if seconds is None:
+        return "estimating…"
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    return f"{seconds // 60} min {seconds % 60:02d} s"

@@ -1,0 +1,72 @@
+"""Earlier runs on disk: list, view one, overlay several, download a whole run."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from dashboard.common import export_buttons
+
+
+def _runs_frame(summaries) -> pd.DataFrame:
+    return pd.DataFrame([{
+        "run": s.run_id, "state": s.state, "data": s.dataset, "back-ends": ", ".join(s.backends),
+        "epochs": f"{s.epochs_completed}/{s.epochs}",
+        "best val acc": ", ".join(f"{b} {v:.3f}" for b, v in s.best_val_accuracy.items()),
+        "message": s.message,
+    } for s in summaries])
+
+
+# One earlier run: state, curves and results from its files.
+def _run_view(summary) -> None:
+    from gapdemo.charts import curves_figure, results_dataframe
+    from gapdemo.export import run_zip
+    from gapdemo.runs import read_batch_metrics, read_epoch_metrics, read_status
+
+    if summary.state == "failed":
+        st.error(f"This run failed: {summary.message}")
+    elif summary.state == "interrupted":
+        st.warning(summary.message)
+    epochs, batches = read_epoch_metrics(summary.run_dir), read_batch_metrics(summary.run_dir)
+    if epochs.empty and batches.empty:
+        st.caption("This run has no metrics yet.")
+        return
+    for column, metric in zip(st.columns(2), ("accuracy", "loss")):
+        with column:
+            figure = curves_figure(epochs, batches, metric=metric)
+            st.plotly_chart(figure, key=f"history_{metric}")
+            export_buttons(figure, epochs, f"{summary.run_id}_{metric}", key=f"export_history_{metric}")
+    if not epochs.empty:
+        st.dataframe(results_dataframe(epochs, read_status(summary.run_dir).get("durations")), key="history_results")
+    st.download_button("⬇ Whole run (zip: config, metrics, probes, models, charts)",
+                       data=lambda: run_zip(summary.run_dir), file_name=f"{summary.run_id}.zip",
+                       mime="application/zip", key="export_run_zip", on_click="ignore")
+
+
+# Several runs' validation accuracy on one chart.
+def _overlay(summaries) -> None:
+    from gapdemo.charts import overlay_runs_figure
+    from gapdemo.runs import read_epoch_metrics
+
+    chosen = st.multiselect("Overlay validation accuracy of runs", [s.run_id for s in summaries],
+                            default=[s.run_id for s in summaries[:2]], key="overlay_runs")
+    frames = {s.run_id: read_epoch_metrics(s.run_dir) for s in summaries if s.run_id in chosen}
+    frames = {run_id: frame for run_id, frame in frames.items() if not frame.empty}
+    if frames:
+        figure = overlay_runs_figure(frames)
+        st.plotly_chart(figure, key="overlay_chart")
+        export_buttons(figure, pd.concat(frames, names=["run"]).reset_index(level=0), "overlay", key="export_overlay")
+
+
+# The run-history tab.
+def runs_panel(runs_dir: str) -> None:
+    from gapdemo.runs import list_runs
+
+    summaries = list_runs(runs_dir)
+    if not summaries:
+        st.info(f"No runs in `{runs_dir}` yet.")
+        return
+    st.dataframe(_runs_frame(summaries), hide_index=True, key="runs_table")
+    summary = st.selectbox("View run", summaries, format_func=lambda s: f"{s.run_id} · {s.state}", key="view_run")
+    _run_view(summary)
+    _overlay(summaries)

@@ -1,0 +1,122 @@
+"""Status, live curves and results of the current run; polls the job about once a second."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from dashboard.common import export_buttons, format_seconds
+from gapdemo.runs import BATCH_FIELDS, EPOCH_FIELDS
+
+POLL_SECONDS = 1.0
+STATE_TEXT = {
+    "queued": "⏳ queued", "running": "🏃 training", "stopping": "⏸ stopping after this batch",
+    "finished": "✅ finished", "stopped": "⏹ stopped", "failed": "❌ failed", "interrupted": "⚠ interrupted",
+}
+
+
+def epoch_frame(rows) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=list(EPOCH_FIELDS))
+
+
+def batch_frame(rows) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=list(BATCH_FIELDS))
+
+
+# State line, progress bar with epoch/batch, images/s and ETA, and the queue.
+def status_panel(snapshot, queued_jobs) -> None:
+    progress = snapshot.progress
+    st.markdown(f"**Run `{snapshot.run_id}`** — {STATE_TEXT.get(snapshot.state, snapshot.state)} "
+                f"· {snapshot.elapsed_seconds:.0f} s")
+    if snapshot.state in ("running", "stopping"):
+        if progress.get("phase") == "loading data":
+            st.progress(float(progress.get("fraction", 0.0)), text=f"Loading data: {progress.get('message', '')}")
+        elif "epoch" in progress:
+            batches = max(progress["batches_per_epoch"], 1)
+            done = ((progress["epoch"] - 1) * batches + progress["batch"]) / (progress["epochs"] * batches)
+            st.progress(min(done, 1.0), text=(
+                f"Epoch {progress['epoch']}/{progress['epochs']} · batch {progress['batch']}/{batches} · "
+                f"{progress['phase']} · {progress['images_per_second']:.0f} images/s · "
+                f"{format_seconds(progress.get('eta_seconds'))} left"))
+    if snapshot.state == "failed":
+        st.error(snapshot.message)
+    elif snapshot.state in ("stopped", "interrupted") and snapshot.message:
+        st.warning(snapshot.message)
+    if queued_jobs:
+        st.caption("Waiting in the queue: " + ", ".join(f"`{job.run_id}`" for job in queued_jobs))
+
+
+# Accuracy and loss side by side, train solid (per batch) and validation dashed (per epoch).
+def curves_panel(snapshot, with_exports: bool) -> None:
+    from gapdemo.charts import curves_figure
+
+    epochs, batches = epoch_frame(snapshot.epoch_metrics), batch_frame(snapshot.batch_metrics)
+    if batches.empty:
+        st.caption("Curves appear after the first batch.")
+        return
+    for column, metric in zip(st.columns(2), ("accuracy", "loss")):
+        with column:
+            figure = curves_figure(epochs, batches, metric=metric)
+            st.plotly_chart(figure, key=f"live_{metric}")
+            if with_exports:
+                export_buttons(figure, epochs, f"{snapshot.run_id}_{metric}", key=f"export_live_{metric}")
+
+
+# Best and final validation accuracy, the train-validation gap and time, per back-end.
+def results_panel(snapshot) -> None:
+    from gapdemo.charts import results_dataframe
+
+    epochs = epoch_frame(snapshot.epoch_metrics)
+    if epochs.empty:
+        return
+    durations = {backend: snapshot.elapsed_seconds for backend in snapshot.config.model.backends}
+    results = results_dataframe(epochs, durations)
+    st.subheader("Results")
+    st.caption("Train − val gap: final training accuracy minus final validation accuracy (overfitting). "
+               "Back-ends train in lockstep, so they share one wall time.")
+    st.dataframe(results, column_config=_percent_columns(results), key="results_table")
+    export_buttons(_results_figure(results), results, f"{snapshot.run_id}_results", key="export_results")
+
+
+def _percent_columns(frame) -> dict:
+    return {name: st.column_config.NumberColumn(format="%.3f") for name in frame.columns
+            if "accuracy" in name or "gap" in name}
+
+
+def _results_figure(results):
+    import plotly.graph_objects as go
+
+    from gapdemo.charts import backend_color
+
+    figure = go.Figure()
+    for name in ("Final train accuracy", "Final val accuracy"):
+        figure.add_trace(go.Bar(x=results["Back-end"], y=results[name], name=name,
+                                marker_color=[backend_color(b) for b in results.index],
+                                marker_pattern_shape="" if "train" in name else "/"))
+    figure.update_layout(title="Final train vs validation accuracy", barmode="group", yaxis_tickformat=".0%",
+                         template="plotly_white")
+    return figure
+
+
+def _live_view(manager, polling: bool) -> None:
+    job = manager.latest()
+    snapshot = job.snapshot()
+    status_panel(snapshot, manager.queued())
+    done = job.is_done()
+    curves_panel(snapshot, with_exports=done)
+    if done:
+        results_panel(snapshot)
+    if polling and done:
+        st.rerun()  # the run ended: redraw the whole page once, without polling
+
+
+# The current (or last) job of this server process, polled while it runs.
+def training_panel(manager) -> None:
+    job = manager.latest()
+    if job is None:
+        st.info("No run yet. Choose settings in the sidebar and press **Start**. The default settings train "
+                "FC, FC + dropout and GAP side by side on the built-in synthetic pets in a few minutes.")
+        return
+    polling = not job.is_done()
+    live = st.fragment(run_every=POLL_SECONDS if polling else None)(_live_view)
+    live(manager, polling)
