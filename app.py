@@ -30,7 +30,8 @@ def main() -> None:
     config, problems = settings_sidebar(runs_dir())
     run_controls(manager, config, problems)
     train_tab, maps_tab, parameters_tab, classify_tab, runs_tab = st.tabs(
-        ["📈 Training", "🗺 Feature maps", "🔢 Parameters", "🐶 Classify a photo", "🗂 Runs"])
+        [":material/show_chart: Training", ":material/grid_view: Feature maps", ":material/table_chart: Parameters",
+         ":material/pets: Classify a photo", ":material/history: Runs"])
     with train_tab:
         training_panel(manager)
     with maps_tab:

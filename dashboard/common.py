@@ -65,3 +65,10 @@ def format_seconds(seconds: float | None) -> str:
     if seconds < 60:
         return f"{seconds} s"
     return f"{seconds // 60} min {seconds % 60:02d} s"
+
+
+def results_column_config(frame) -> dict:
+    """Three decimals for accuracies and gaps, one for seconds."""
+    columns = {name: st.column_config.NumberColumn(format="%.3f") for name in frame.columns
+               if "accuracy" in name or "gap" in name}
+    return {**columns, "Time (s)": st.column_config.NumberColumn(format="%.1f")}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from dashboard.common import export_buttons
+from dashboard.common import export_buttons, results_column_config
 
 
 def _runs_frame(summaries) -> pd.DataFrame:
@@ -37,7 +37,8 @@ def _run_view(summary) -> None:
             st.plotly_chart(figure, key=f"history_{metric}")
             export_buttons(figure, epochs, f"{summary.run_id}_{metric}", key=f"export_history_{metric}")
     if not epochs.empty:
-        st.dataframe(results_dataframe(epochs, read_status(summary.run_dir).get("durations")), key="history_results")
+        results = results_dataframe(epochs, read_status(summary.run_dir).get("durations"))
+        st.dataframe(results, column_config=results_column_config(results), key="history_results")
     st.download_button("⬇ Whole run (zip: config, metrics, probes, models, charts)",
                        data=lambda: run_zip(summary.run_dir), file_name=f"{summary.run_id}.zip",
                        mime="application/zip", key="export_run_zip", on_click="ignore")

@@ -5,13 +5,14 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from dashboard.common import export_buttons, format_seconds
+from dashboard.common import export_buttons, format_seconds, results_column_config
 from gapdemo.runs import BATCH_FIELDS, EPOCH_FIELDS
 
 POLL_SECONDS = 1.0
 STATE_TEXT = {
-    "queued": "⏳ queued", "running": "🏃 training", "stopping": "⏸ stopping after this batch",
-    "finished": "✅ finished", "stopped": "⏹ stopped", "failed": "❌ failed", "interrupted": "⚠ interrupted",
+    "queued": ":gray[queued]", "running": ":blue[training]", "stopping": ":orange[stopping after this batch]",
+    "finished": ":green[finished]", "stopped": ":orange[stopped]", "failed": ":red[failed]",
+    "interrupted": ":orange[interrupted]",
 }
 
 
@@ -74,13 +75,8 @@ def results_panel(snapshot) -> None:
     st.subheader("Results")
     st.caption("Train − val gap: final training accuracy minus final validation accuracy (overfitting). "
                "Back-ends train in lockstep, so they share one wall time.")
-    st.dataframe(results, column_config=_percent_columns(results), key="results_table")
+    st.dataframe(results, column_config=results_column_config(results), key="results_table")
     export_buttons(_results_figure(results), results, f"{snapshot.run_id}_results", key="export_results")
-
-
-def _percent_columns(frame) -> dict:
-    return {name: st.column_config.NumberColumn(format="%.3f") for name in frame.columns
-            if "accuracy" in name or "gap" in name}
 
 
 def _results_figure(results):

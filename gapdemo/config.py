@@ -7,6 +7,7 @@ these dataclasses; nothing else reads settings from globals.
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass, field
 
 DATASETS = ("synthetic", "cats_vs_dogs", "folder")
@@ -94,6 +95,8 @@ def validate_run_config(config: RunConfig) -> list[str]:
         problems.append(f"Unknown data set {config.data.dataset!r}; choose one of {', '.join(DATASETS)}.")
     if config.data.dataset == "folder" and not config.data.data_dir:
         problems.append("The folder data set needs a folder path.")
+    elif config.data.dataset == "folder" and not os.path.isdir(os.path.expanduser(config.data.data_dir)):
+        problems.append(f"The folder {config.data.data_dir} does not exist.")
     if not config.model.backends:
         problems.append("Choose at least one back-end.")
     unknown = [key for key in config.model.backends if key not in BACKENDS]
