@@ -1,0 +1,49 @@
+"""python -m gapdemo classify: one photo through every back-end of a run."""
+
+import json
+from pathlib import Path
+
+from gapdemo.cli import CommandError
+
+
+def register(subparsers):
+    parser = subparsers.add_parser("classify", help="classify a photo with every trained back-end of a run")
+    parser.add_argument("image", help="JPEG, PNG, WebP, BMP or GIF file")
+    parser.add_argument("--run", dest="run_ref", default=None,
+                        help="run id or run directory (default: the newest run with models)")
+    parser.add_argument("--runs-dir", default="runs")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.set_defaults(run=run)
+
+
+def run(args) -> int:
+    from gapdemo.images import ImageError, load_image
+    from gapdemo.runs import read_json, resolve_run
+
+    try:
+        image = load_image(Path(args.image).read_bytes())
+    except OSError as error:
+        raise CommandError(f"cannot read {args.image}: {error.strerror or error}") from None
+    except ImageError as error:
+        raise CommandError(f"{args.image}: {error}") from None
+    run_dir = resolve_run(args.run_ref, args.runs_dir)
+    result = classify_with_run(run_dir, image)
+    config = read_json(run_dir / "config.json")
+    if args.json:
+        print(json.dumps({"run_id": run_dir.name, "backends": result}))
+        return 0
+    print(f"run {run_dir.name} (trained on {config.get('data', {}).get('dataset', '?')})")
+    for backend, values in result.items():
+        print(f"  {backend:<16} {values['label']:<4} P(cat) {values['p_cat']:.3f}  P(dog) {values['p_dog']:.3f}")
+    return 0
+
+
+def classify_with_run(run_dir, image) -> dict:
+    """{backend: {"p_cat", "p_dog", "label"}} for one uint8 image."""
+    from gapdemo.insight import classify_image
+    from gapdemo.runs import load_models, read_json
+
+    image_size = int(read_json(Path(run_dir) / "config.json")["data"]["image_size"])
+    result = classify_image(load_models(run_dir), image, image_size)
+    return {backend: {"p_cat": round(values["p_cat"], 6), "p_dog": round(values["p_dog"], 6),
+                      "label": values["label"]} for backend, values in result.items()}

@@ -1,0 +1,151 @@
+"""The command line end to end, in subprocesses, on tiny synthetic runs."""
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from gapdemo import runs
+
+TINY = ["--image-size", "32", "--train-size", "48", "--batch-size", "16", "--backends", "fc,gap"]
+
+
+def gapdemo(*args, timeout=300):
+    return subprocess.run([sys.executable, "-m", "gapdemo", *args], capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    runs_dir = tmp_path_factory.mktemp("cli_runs")
+    result = gapdemo("train", *TINY, "--epochs", "2", "--runs-dir", str(runs_dir), "--json")
+    assert result.returncode == 0, result.stderr[-2000:]
+    return runs_dir, json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_train_json_reports_final_epoch(trained_run):
+    runs_dir, summary = trained_run
+    assert summary["status"] == "finished" and summary["epochs_completed"] == 2
+    assert set(summary["backends"]) == {"fc", "gap"}
+    for values in summary["backends"].values():
+        assert set(values) == {"loss", "accuracy", "val_loss", "val_accuracy"}
+        assert 0.0 <= values["val_accuracy"] <= 1.0
+    metrics = runs.read_epoch_metrics(summary["run_dir"])
+    final_gap = metrics[(metrics.backend == "gap") & (metrics.epoch == 2)].iloc[0]
+    assert final_gap.val_accuracy == pytest.approx(summary["backends"]["gap"]["val_accuracy"])
+
+
+def test_runs_lists_the_run(trained_run):
+    runs_dir, summary = trained_run
+    listing = json.loads(gapdemo("runs", "--runs-dir", str(runs_dir), "--json").stdout)
+    (row,) = [r for r in listing["runs"] if r["run_id"] == summary["run_id"]]
+    assert row["state"] == "finished" and row["epochs_completed"] == 2 and set(row["best_val_accuracy"]) == {"fc", "gap"}
+    text = gapdemo("runs", "--runs-dir", str(runs_dir)).stdout
+    assert summary["run_id"] in text and "finished" in text
+
+
+def photo_bytes(fmt="PNG"):
+    image = Image.fromarray((np.random.default_rng(0).random((60, 80, 3)) * 255).astype("uint8"))
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+def test_classify_json(trained_run, tmp_path):
+    runs_dir, summary = trained_run
+    photo = tmp_path / "pet.png"
+    photo.write_bytes(photo_bytes())
+    result = gapdemo("classify", str(photo), "--runs-dir", str(runs_dir), "--json")
+    assert result.returncode == 0, result.stderr[-2000:]
+    answer = json.loads(result.stdout)
+    assert answer["run_id"] == summary["run_id"]
+    for values in answer["backends"].values():
+        assert values["p_cat"] + values["p_dog"] == pytest.approx(1.0, abs=1e-5)
+        assert values["label"] == ("dog" if values["p_dog"] >= 0.5 else "cat")
+
+
+@pytest.mark.parametrize("content, run_arg", [(b"", None), (b"not an image", None), (None, "no-such-run")])
+def test_classify_errors_exit_2_with_one_line(trained_run, tmp_path, content, run_arg):
+    runs_dir, _ = trained_run
+    photo = tmp_path / "pet.jpg"
+    photo.write_bytes(content if content is not None else photo_bytes("JPEG"))
+    args = ["classify", str(photo), "--runs-dir", str(runs_dir)] + (["--run", run_arg] if run_arg else [])
+    result = gapdemo(*args)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr and result.stderr.strip().splitlines()[-1].startswith("error:")
+
+
+def test_export_csv_and_html(trained_run, tmp_path):
+    runs_dir, summary = trained_run
+    target = tmp_path / "export"
+    result = gapdemo("export", summary["run_id"], "--runs-dir", str(runs_dir), "--to", str(target), "--formats", "html,csv")
+    assert result.returncode == 0, result.stderr[-2000:]
+    written = [line for line in result.stdout.splitlines() if line.startswith(str(target))]
+    assert written and all(os.path.exists(path) for path in written)
+    assert any(path.endswith(".html") for path in written) and any(path.endswith(".csv") for path in written)
+
+
+def test_export_errors_exit_2(trained_run, tmp_path):
+    runs_dir, summary = trained_run
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    for args in (["export", "missing-run", "--runs-dir", str(runs_dir), "--to", str(tmp_path / "o")],
+                 ["export", summary["run_id"], "--runs-dir", str(runs_dir), "--to", str(blocker)],
+                 ["export", summary["run_id"], "--runs-dir", str(runs_dir), "--to", str(tmp_path), "--formats", "gif"]):
+        result = gapdemo(*args)
+        assert result.returncode == 2, args
+        assert "Traceback" not in result.stderr
+
+
+def test_train_bad_arguments_exit_2():
+    for args in (["train", "--image-size", "16"], ["train", "--backends", "svm"], ["train", "--dataset", "folder"],
+                 ["train", "--dataset", "folder", "--data-dir", "/no/such/folder"]):
+        result = gapdemo(*args, timeout=120)
+        assert result.returncode == 2, (args, result.stderr[-500:])
+        assert "Traceback" not in result.stderr
+
+
+def wait_for_epochs(runs_dir, count, timeout=240):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        for metrics_file in runs_dir.glob("*/metrics.csv"):
+            if len(runs.read_epoch_metrics(metrics_file.parent)) >= count:
+                return metrics_file.parent
+        time.sleep(0.2)
+    raise AssertionError("no epoch finished in time")
+
+
+def test_sigkill_mid_run_leaves_an_interrupted_run(tmp_path):
+    runs_dir = tmp_path / "runs"
+    process = subprocess.Popen([sys.executable, "-m", "gapdemo", "train", *TINY, "--epochs", "200",
+                                "--runs-dir", str(runs_dir)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        run_dir = wait_for_epochs(runs_dir, 2 * 2)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait(30)
+    (summary,) = runs.list_runs(runs_dir)
+    assert summary.state == "interrupted" and "ended before it finished" in summary.message
+    assert summary.epochs_completed >= 2
+    metrics = runs.read_epoch_metrics(run_dir)
+    assert metrics.epoch.max() >= summary.epochs_completed
+    models = runs.load_models(run_dir)
+    assert models["gap"](np.zeros((1, 32, 32, 3), "float32")).shape == (1, 1)
+
+
+def test_sigterm_stops_cleanly(tmp_path):
+    runs_dir = tmp_path / "runs"
+    process = subprocess.Popen([sys.executable, "-m", "gapdemo", "train", *TINY, "--epochs", "200", "--json",
+                                "--runs-dir", str(runs_dir)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    wait_for_epochs(runs_dir, 2)
+    process.send_signal(signal.SIGTERM)
+    stdout, _ = process.communicate(timeout=60)
+    summary = json.loads(stdout.strip().splitlines()[-1])
+    assert summary["status"] == "stopped" and summary["epochs_completed"] >= 1
+    assert runs.list_runs(runs_dir)[0].state == "stopped"
