@@ -18,6 +18,11 @@ BN_MOMENTUM_HELP = (
     "even though it learned. 0.9 catches up within a few dozen steps."
 )
 
+RECALIBRATION_HELP = (
+    "Averages batch norm's statistics over 8 training batches at the current weights before validating, "
+    "so even a run of a few dozen steps is validated fairly. Costs about 8 forward passes per epoch."
+)
+
 
 # Where the images come from; returns a DataConfig.
 def data_settings(runs_seed: int) -> DataConfig:
@@ -45,7 +50,7 @@ def model_settings(seed: int) -> ModelConfig:
     bn_momentum = st.select_slider("Batch-norm momentum", [0.5, 0.8, 0.9, 0.95, 0.99], value=0.9,
                                    key="bn_momentum", help=BN_MOMENTUM_HELP)
     if bn_momentum >= 0.99:
-        st.caption("⚠ 0.99 is Keras' default: short runs will look like chance on validation.")
+        st.caption("0.99 is Keras' default: without recalibration, short runs look like chance on validation.")
     return ModelConfig(backends=tuple(backends), dropout_rate=float(dropout_rate),
                        bn_momentum=float(bn_momentum), seed=seed)
 
@@ -57,9 +62,11 @@ def train_settings(seed: int, runs_dir: str) -> TrainConfig:
         batch_size = st.select_slider("Batch size", [8, 16, 32, 64, 128, 256], value=64, key="batch_size")
         learning_rate = st.select_slider("Learning rate (Adam)", [1e-4, 3e-4, 1e-3, 3e-3, 1e-2], value=1e-3,
                                          format_func=lambda value: f"{value:g}", key="learning_rate")
+        recalibrate_bn = st.checkbox("Recalibrate batch-norm statistics before each validation", value=True,
+                                     key="recalibrate_bn", help=RECALIBRATION_HELP)
         st.select_slider("PNG export scale", [1, 2, 3, 4], value=2, key="png_scale")
     return TrainConfig(epochs=int(epochs), batch_size=int(batch_size), learning_rate=float(learning_rate),
-                       seed=seed, runs_dir=runs_dir)
+                       seed=seed, runs_dir=runs_dir, recalibrate_bn=recalibrate_bn)
 
 
 # The whole sidebar; returns the RunConfig and its problems (empty when it may start).

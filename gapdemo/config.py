@@ -48,6 +48,11 @@ class TrainConfig:
     learning_rate: float = 1e-3  # Adam's learning rate, as in the tutorial
     seed: int = 0  # batch order; the same for every back-end
     runs_dir: str = "runs"  # where runs/<run_id>/ folders are written
+    # Before each validation, replace batch norm's moving statistics by their average over a few
+    # training batches at the current weights. Short runs otherwise validate with statistics that
+    # lag far behind the weights (see ModelConfig.bn_momentum) and score near chance.
+    recalibrate_bn: bool = True
+    recalibration_batches: int = 8  # training batches averaged when recalibrating (8 x 64 = 512 images)
 
 
 @dataclass

@@ -84,6 +84,8 @@ class Trainer:
             if self.job.stop_requested:
                 break  # a partial epoch is not a result; completed ones are already saved
             self.set_phase("validating", epoch + 1, self.batches_per_epoch)
+            if self.config.train.recalibrate_bn:
+                recalibrate_batch_norm(models.training_model, train_ds, self.config.train.recalibration_batches)
             validation = models.training_model.evaluate(val_ds, verbose=0, return_dict=True, callbacks=[callback])
             if self.job.stop_requested:
                 break
@@ -190,6 +192,37 @@ class Trainer:
                 for name in ("loss", "accuracy", "val_loss", "val_accuracy"):
                     tf.summary.scalar(name, row[name])
             self.writers[backend].flush()
+
+
+def recalibrate_batch_norm(model, dataset, batch_count: int) -> None:
+    """Set every BN layer's moving mean/variance to the average batch statistics of batch_count batches.
+
+    With momentum 0, a forward pass in training mode leaves each layer's batch statistics in its
+    moving variables (training mode normalises with batch statistics, so the old values do not
+    matter); averaging them over several batches gives population statistics for the current weights.
+    """
+    layers = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    if not layers or batch_count < 1:
+        return
+    momenta = [layer.momentum for layer in layers]
+    sums = [[np.zeros(layer.moving_mean.shape), np.zeros(layer.moving_variance.shape)] for layer in layers]
+    forward = tf.function(lambda images: model(images, training=True))
+    seen = 0
+    try:
+        for layer in layers:
+            layer.momentum = 0.0  # read when the forward pass is traced, below
+        for images, _ in dataset.take(batch_count):
+            forward(images)
+            seen += 1
+            for total, layer in zip(sums, layers):
+                total[0] += np.asarray(layer.moving_mean)
+                total[1] += np.asarray(layer.moving_variance)
+    finally:
+        for layer, momentum in zip(layers, momenta):
+            layer.momentum = momentum
+    for (mean_total, variance_total), layer in zip(sums, layers):
+        layer.moving_mean.assign(mean_total / max(seen, 1))
+        layer.moving_variance.assign(variance_total / max(seen, 1))
 
 
 def pick_probes(images: np.ndarray, labels: np.ndarray, per_class: int = 4):

@@ -26,6 +26,8 @@ def register(subparsers):
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--dropout", type=float, default=0.5, help="dropout rate of fc_dropout")
     parser.add_argument("--bn-momentum", type=float, default=0.9, help="batch-norm momentum (0.99 = Keras default)")
+    parser.add_argument("--no-bn-recalibration", action="store_true",
+                        help="validate with batch norm's moving statistics as they are")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--runs-dir", default="runs")
@@ -40,7 +42,7 @@ def config_from_args(args) -> RunConfig:
         model=ModelConfig(backends=parse_backends(args.backends), dropout_rate=args.dropout,
                           bn_momentum=args.bn_momentum, seed=args.seed),
         train=TrainConfig(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
-                          seed=args.seed, runs_dir=args.runs_dir),
+                          seed=args.seed, runs_dir=args.runs_dir, recalibrate_bn=not args.no_bn_recalibration),
     )
 
 
