@@ -19,7 +19,8 @@ def parameters_panel(config) -> None:
     table = cached_parameter_table(backends, size, config.model.dropout_rate)
     frame = parameter_dataframe(table)
     st.markdown(f"**Parameters at {size}×{size}** (every back-end sits on its own copy of the same conv head)")
-    st.dataframe(frame, key="parameter_table")
+    counts = {name: st.column_config.NumberColumn(format="localized") for name in frame.columns if "params" in name}
+    st.dataframe(frame, column_config=counts, key="parameter_table")
     ratio = backend_parameter_ratio(table)
     if ratio is not None:
         st.markdown(f"FC's back-end has **{ratio:,.0f}×** the parameters of GAP's "
