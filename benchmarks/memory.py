@@ -1,0 +1,119 @@
+"""Memory: peak resident memory of a three-back-end TrainingJob at 100x100 and 200x200.
+
+Each size runs in its own process on the default synthetic set (RunConfig() defaults: 2000 training
+images drawn from 2500, fc/fc_dropout/gap, batch 64), for 1 epoch by default: the peak is reached in
+the first epoch (data arrays + the pipeline's copy + activations of a batch + the first saves).
+The peak is the child's ru_maxrss (os.wait4), cross-checked with its own /proc VmHWM.
+Target: < 3 GB at 100x100. Usage: python benchmarks/memory.py [--quick] [--results PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+import common
+
+KEY, TITLE = "memory", "6. Peak memory of a three-back-end run"
+TARGET_MB = 3 * 1024  # at 100x100
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--sizes", default="100,200", help="comma-separated image sizes")
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)  # image size, in-process
+
+
+def child_config(args, runs_dir: str):
+    from gapdemo.config import RunConfig, tiny_config
+
+    if args.quick:
+        config = tiny_config(runs_dir, ("gap",))  # the smoke test: one small back-end
+    else:
+        config = RunConfig()
+        config.train.runs_dir = runs_dir
+        config.data.image_size = args.child
+        config.train.epochs = args.epochs
+    return config
+
+
+def child_main(args) -> None:
+    """Train once in this process; print one JSON line with RSS at each stage (MiB)."""
+    import keras  # noqa: F401  the import floor counts: TensorFlow alone is several hundred MiB
+    import numpy as np
+
+    from gapdemo.data import load_data
+    from gapdemo.training import TrainingJob
+
+    stages = {"after importing TensorFlow": common.current_rss_mb()}
+    data_bytes = {}
+
+    def measured_loader(config, batch_size, progress=None):
+        data = load_data(config, batch_size, progress)
+        stages["after loading data"] = common.current_rss_mb()
+        data_bytes["validation+test"] = int(np.asarray(data.validation_images).nbytes + data.test_images.nbytes)
+        data_bytes["train"] = int(data.info.splits["train"] * config.image_size ** 2 * 3)
+        return data
+
+    with tempfile.TemporaryDirectory(prefix="gapdemo-memory-") as runs_dir:
+        config = child_config(args, runs_dir)
+        job = TrainingJob(config, data_loader=measured_loader)
+        state = job.run()
+        if state != "finished":
+            raise SystemExit(f"run ended {state}: {job.snapshot().message}")
+    stages["end of run"] = common.current_rss_mb()
+    print("RESULT " + json.dumps({"stages": stages, "peak_mb": common.peak_rss_mb(), "data_bytes": data_bytes,
+                                  "image_size": config.data.image_size,
+                                  "train_images": config.data.train_size, "epochs": config.train.epochs}))
+
+
+def run_child(image_size: int, args) -> dict:
+    command = [sys.executable, __file__, "--child", str(image_size), "--epochs", str(args.epochs),
+               "--results", str(args.results)] + (["--quick"] if args.quick else [])
+    with tempfile.TemporaryFile("w+") as output, tempfile.TemporaryFile("w+") as errors:
+        process = subprocess.Popen(command, stdout=output, stderr=errors, text=True)
+        _, status, usage = os.wait4(process.pid, 0)  # this child's own rusage, not all children's
+        process.returncode = os.waitstatus_to_exitcode(status)
+        output.seek(0)
+        errors.seek(0)
+        lines = [line for line in output.read().splitlines() if line.startswith("RESULT ")]
+        if process.returncode or not lines:
+            sys.stderr.write(errors.read()[-3000:])
+            raise RuntimeError(f"memory child at {image_size} px failed (exit {process.returncode})")
+    result = json.loads(lines[-1][len("RESULT "):])
+    result["ru_maxrss_mb"] = usage.ru_maxrss / 1024.0  # KiB on Linux
+    return result
+
+
+def main(argv=None) -> None:
+    args = common.parse_args(__doc__.splitlines()[0], add_arguments, argv)
+    if args.child is not None:
+        child_main(args)
+        return
+    load_before = common.load_average()
+    image_sizes = [32] if args.quick else [int(size) for size in args.sizes.split(",")]
+    rows, notes = [], []
+    for image_size in image_sizes:
+        print(f"memory: {image_size}x{image_size} ...", flush=True)
+        result = run_child(image_size, args)
+        peak = max(result["ru_maxrss_mb"], result["peak_mb"])
+        stages = result["stages"]
+        target = common.verdict(peak, TARGET_MB) if image_size == 100 else ""
+        rows.append([f"{result['image_size']}x{result['image_size']}", f"{peak:,.0f}",
+                     f"{stages['after importing TensorFlow']:,.0f}", f"{stages['after loading data']:,.0f}",
+                     f"{sum(result['data_bytes'].values()) / 2 ** 20:,.0f}",
+                     f"< {TARGET_MB:,} MiB" if image_size == 100 else "", target])
+        notes.append(f"{image_size}x{image_size}: {result['train_images']} training images, {result['epochs']} "
+                     f"epoch(s); ru_maxrss {result['ru_maxrss_mb']:,.0f} MiB, VmHWM {result['peak_mb']:,.0f} MiB, "
+                     f"RSS at the end {stages['end of run']:,.0f} MiB.")
+    table = common.format_table(["image size", "peak MiB", "after TF import", "after data", "image arrays MiB",
+                                 "target", "verdict"], rows)
+    common.report(args, KEY, TITLE, table, notes, load_before)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,57 @@
+"""Smoke test of benchmarks/: every script runs with --quick, prints its table and writes its section.
+
+The benchmarks themselves are too slow for CI; --quick uses 32x32 images and a few steps, and
+--results points at a temporary RESULTS.md so benchmarks/RESULTS.md is never touched.
+"""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SCRIPTS = ["data_pipeline", "training", "efficiency", "memory", "outcome"]
+
+
+def run_quick(script: str, results: Path, timeout_s: int = 240) -> subprocess.CompletedProcess:
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    return subprocess.run([sys.executable, str(REPO_ROOT / "benchmarks" / f"{script}.py"), "--quick",
+                           "--results", str(results)], cwd=REPO_ROOT, env=env, capture_output=True, text=True,
+                          timeout=timeout_s)
+
+
+def check_output(completed: subprocess.CompletedProcess, results: Path, key: str) -> None:
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert "| " in completed.stdout and "|---" in completed.stdout  # the table
+    text = results.read_text()
+    assert f"<!-- {key}:begin -->" in text and f"<!-- {key}:end -->" in text
+    assert f"{os.cpu_count()} cores" in text
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_benchmark_runs_quick(script, tmp_path):
+    results = tmp_path / "RESULTS.md"
+    check_output(run_quick(script, results), results, script)
+
+
+@pytest.mark.browser
+def test_app_latency_runs_quick(tmp_path):
+    results = tmp_path / "RESULTS.md"
+    check_output(run_quick("app_latency", results), results, "app_latency")
+
+
+def test_sections_are_replaced_not_duplicated(tmp_path):
+    sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
+    try:
+        import common
+    finally:
+        sys.path.remove(str(REPO_ROOT / "benchmarks"))
+    results = tmp_path / "RESULTS.md"
+    common.write_section(results, "a", "A", "first")
+    common.write_section(results, "b", "B", "other")
+    common.write_section(results, "a", "A", "second")
+    text = results.read_text()
+    assert text.count("<!-- a:begin -->") == 1 and "second" in text and "first" not in text
+    assert text.index("<!-- a:begin -->") < text.index("<!-- b:begin -->") and "other" in text
