@@ -72,3 +72,15 @@ def results_column_config(frame) -> dict:
     columns = {name: st.column_config.NumberColumn(format="%.3f") for name in frame.columns
                if "accuracy" in name or "gap" in name}
     return {**columns, "Time (s)": st.column_config.NumberColumn(format="%.1f")}
+
+
+# Accuracy and loss side by side: training solid (per batch), validation dashed (per epoch).
+def curves_pair(epochs, batches, run_id: str, key: str, with_exports: bool = True) -> None:
+    from gapdemo.charts import curves_figure
+
+    for column, metric in zip(st.columns(2), ("accuracy", "loss")):
+        with column:
+            figure = curves_figure(epochs, batches, metric=metric)
+            st.plotly_chart(figure, key=f"{key}_{metric}")
+            if with_exports:
+                export_buttons(figure, epochs, f"{run_id}_{metric}", key=f"export_{key}_{metric}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from dashboard.common import export_buttons, results_column_config
+from dashboard.common import curves_pair, export_buttons, results_column_config
 
 
 def _runs_frame(summaries) -> pd.DataFrame:
@@ -19,7 +19,7 @@ def _runs_frame(summaries) -> pd.DataFrame:
 
 # One earlier run: state, curves and results from its files.
 def _run_view(summary) -> None:
-    from gapdemo.charts import curves_figure, results_dataframe
+    from gapdemo.charts import results_dataframe
     from gapdemo.export import run_zip
     from gapdemo.runs import read_batch_metrics, read_epoch_metrics, read_status
 
@@ -31,11 +31,7 @@ def _run_view(summary) -> None:
     if epochs.empty and batches.empty:
         st.caption("This run has no metrics yet.")
         return
-    for column, metric in zip(st.columns(2), ("accuracy", "loss")):
-        with column:
-            figure = curves_figure(epochs, batches, metric=metric)
-            st.plotly_chart(figure, key=f"history_{metric}")
-            export_buttons(figure, epochs, f"{summary.run_id}_{metric}", key=f"export_history_{metric}")
+    curves_pair(epochs, batches, summary.run_id, key="history")
     if not epochs.empty:
         results = results_dataframe(epochs, read_status(summary.run_dir).get("durations"))
         st.dataframe(results, column_config=results_column_config(results), key="history_results")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from dashboard.common import export_buttons, format_seconds, results_column_config
+from dashboard.common import curves_pair, export_buttons, format_seconds, results_column_config
 from gapdemo.runs import BATCH_FIELDS, EPOCH_FIELDS
 
 POLL_SECONDS = 1.0
@@ -47,20 +47,13 @@ def status_panel(snapshot, queued_jobs) -> None:
         st.caption("Waiting in the queue: " + ", ".join(f"`{job.run_id}`" for job in queued_jobs))
 
 
-# Accuracy and loss side by side, train solid (per batch) and validation dashed (per epoch).
+# Live accuracy and loss; exports once the run is done (HTML/PNG are made on click).
 def curves_panel(snapshot, with_exports: bool) -> None:
-    from gapdemo.charts import curves_figure
-
     epochs, batches = epoch_frame(snapshot.epoch_metrics), batch_frame(snapshot.batch_metrics)
     if batches.empty:
         st.caption("Curves appear after the first batch.")
         return
-    for column, metric in zip(st.columns(2), ("accuracy", "loss")):
-        with column:
-            figure = curves_figure(epochs, batches, metric=metric)
-            st.plotly_chart(figure, key=f"live_{metric}")
-            if with_exports:
-                export_buttons(figure, epochs, f"{snapshot.run_id}_{metric}", key=f"export_live_{metric}")
+    curves_pair(epochs, batches, snapshot.run_id, key="live", with_exports=with_exports)
 
 
 # Best and final validation accuracy, the train-validation gap and time, per back-end.

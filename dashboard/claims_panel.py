@@ -1,0 +1,129 @@
+"""The Claims tab: the tutorial's four claims measured over several seeds in the background, then shown."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import streamlit as st
+
+from dashboard.common import export_buttons, format_seconds
+
+POLL_SECONDS = 2.0
+CLAIMS = {
+    "parameters": ("1. Far fewer parameters, faster training",
+                   "Back-end parameters at the chosen image size, and the median time of one Adam step of each "
+                   "back-end's own model on the same batch (after warm-up)."),
+    "overfitting": ("2. Less overfitting",
+                    "Training accuracy (as Keras reports it during the epoch) minus validation accuracy after every "
+                    "epoch: the bigger the gap, the more the back-end memorised its training images. The verdict also gives the slope of validation "
+                    "loss over the last half of training (rising = overfitting)."),
+    "localization": ("3. Feature maps become category confidence maps",
+                     "On the synthetic pets, where each object's box is known: how often the peak of each back-end's "
+                     "map (CAM for GAP/GMP, Grad-CAM for the others) falls inside the box (pointing game), and how "
+                     "much of the map's positive energy lies inside it. A map that is the same everywhere scores "
+                     "the box's share of the image (dashed line)."),
+    "translation": ("4. More robust to translation",
+                    "Left: test accuracy when every test image is moved left or right by 0–24 pixels (borders "
+                    "reflected). Right: trained on synthetic pets whose objects all sit in the left half, then "
+                    "tested on held-out left-half objects and on right-half objects it never saw there."),
+}
+
+
+# One claims job per server process: a refresh re-attaches to the running job.
+@st.cache_resource
+def claims_runner():
+    from gapdemo.claims_runner import ClaimsRunner
+
+    return ClaimsRunner()
+
+
+def _settings_text(config, seeds: int) -> str:
+    from gapdemo.models import BACKENDS
+
+    backends = ", ".join(BACKENDS[b].label for b in config.model.backends if b in BACKENDS)
+    train_size = config.data.train_size or "all"
+    return (f"Uses the sidebar settings: {config.data.dataset}, {config.data.image_size}×{config.data.image_size}, "
+            f"{backends}, {config.train.epochs} epochs, {train_size} training images. Each of the {seeds} seeds "
+            f"trains two runs (the chosen data, and synthetic pets kept in the left half), so {2 * seeds} runs in all.")
+
+
+# Seeds, Start and Stop; starts the background job.
+def claims_controls(runner, config, problems: list[str]) -> None:
+    running = runner.is_running()
+    seeds = int(st.number_input("Seeds (independent repeats)", 1, 10, 3, key="claims_seeds", disabled=running,
+                                help="Every claim is measured once per seed; results show the mean and the "
+                                     "min–max spread."))
+    st.caption(_settings_text(config, seeds))
+    for problem in problems:
+        st.error(problem)
+    start_column, stop_column = st.columns(2)
+    if start_column.button("▶ Measure the claims", type="primary", disabled=running or bool(problems),
+                           key="claims_start", width="stretch"):
+        try:
+            started = runner.start(config, seeds)
+        except ValueError as error:
+            st.error(str(error))
+        else:
+            st.toast("Measuring the claims in the background." if started else "A claims job is already running.")
+            st.rerun()
+    if stop_column.button("■ Stop claims", disabled=not running, key="claims_stop", width="stretch"):
+        runner.stop()
+        st.toast("Stopping: the current training run ends after this batch; nothing is saved.")
+
+
+def _status_view(runner, polling: bool) -> None:
+    status = runner.status()
+    state = status["state"]
+    if state in ("running", "stopping"):
+        st.progress(min(max(status["fraction"], 0.0), 1.0),
+                    text=f"{status['message']} · {format_seconds(status['elapsed_seconds'])} so far")
+    elif state == "failed":
+        st.error(f"The claims job failed: {status['message']}")
+    elif state == "stopped":
+        st.warning(status["message"])
+    if polling and state not in ("running", "stopping"):
+        st.rerun()  # the job ended: redraw the page once so the new result shows
+
+
+def _result_caption(result: dict) -> str:
+    config = result.get("config", {})
+    data, train = config.get("data", {}), config.get("train", {})
+    return (f"Result `{result.get('id', '?')}` of {result.get('created', '?')}: {result.get('seeds')} seed(s), "
+            f"{data.get('dataset')}, {data.get('image_size')} px, {train.get('epochs')} epochs, "
+            f"{data.get('train_size') or 'all'} training images; took {format_seconds(result.get('seconds'))}. "
+            f"Training runs: `{result.get('claims_dir', '')}/runs`.")
+
+
+# Each claim: heading, how it is measured, one chart, one verdict, export buttons.
+def claims_results(result: dict) -> None:
+    from gapdemo.claims_charts import claim_figure, claim_frame
+
+    st.caption(_result_caption(result))
+    for claim, (heading, method) in CLAIMS.items():
+        st.subheader(heading)
+        st.caption(method)
+        figure = claim_figure(result, claim)
+        st.plotly_chart(figure, key=f"claims_chart_{claim}")
+        st.markdown(f"**Verdict:** {result['verdicts'][claim]}")
+        export_buttons(figure, claim_frame(result, claim), f"{result.get('id', 'claims')}_{claim}",
+                       key=f"export_claims_{claim}")
+
+
+# The Claims tab.
+def claims_panel(runs_dir: str, config) -> None:
+    from gapdemo.claims import latest_claims
+    from gapdemo.config import validate_run_config
+
+    config = dataclasses.replace(config, train=dataclasses.replace(config.train, runs_dir=runs_dir))
+    st.markdown("The tutorial makes four claims about GAP. Here each one is measured, several times over, "
+                "with a spread, and judged by a sentence computed from the numbers.")
+    runner = claims_runner()
+    claims_controls(runner, config, validate_run_config(config))
+    polling = runner.is_running()
+    st.fragment(run_every=POLL_SECONDS if polling else None)(_status_view)(runner, polling)
+    result = latest_claims(runs_dir)
+    if result is None:
+        st.info(f"No claims measured in `{runs_dir}` yet. Press **Measure the claims**; with the default settings "
+                "this takes a while on a CPU (two training runs per seed).")
+        return
+    claims_results(result)
