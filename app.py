@@ -6,6 +6,7 @@ background job that this page polls.
 
 import streamlit as st
 
+from dashboard.claims_panel import claims_panel
 from dashboard.classify_panel import classify_panel
 from dashboard.common import job_manager, runs_dir
 from dashboard.insight_panel import insight_panel
@@ -29,9 +30,9 @@ def main() -> None:
     manager = job_manager()
     config, problems = settings_sidebar(runs_dir())
     run_controls(manager, config, problems)
-    train_tab, maps_tab, parameters_tab, classify_tab, runs_tab = st.tabs(
+    train_tab, maps_tab, parameters_tab, classify_tab, claims_tab, runs_tab = st.tabs(
         [":material/show_chart: Training", ":material/grid_view: Feature maps", ":material/table_chart: Parameters",
-         ":material/pets: Classify a photo", ":material/history: Runs"])
+         ":material/pets: Classify a photo", ":material/fact_check: Claims", ":material/history: Runs"])
     with train_tab:
         training_panel(manager)
     with maps_tab:
@@ -40,6 +41,8 @@ def main() -> None:
         parameters_panel(config)
     with classify_tab:
         classify_panel(runs_dir())
+    with claims_tab:
+        claims_panel(runs_dir(), config)
     with runs_tab:
         runs_panel(runs_dir())
 

@@ -1,0 +1,222 @@
+"""From per-seed measurements to the four claims: mean and spread per back-end, and one verdict each.
+
+Pure Python and numpy: every function takes the plain dicts gapdemo.claims_measures returns
+(one per seed) and gives JSON-ready dicts. A spread is {"mean", "std", "min", "max", "count",
+"values"}; std is the sample standard deviation (0 for one seed); None stands for "not measured".
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from gapdemo.models import BACKENDS
+
+
+def spread(values) -> dict:
+    """Mean, sample std, min, max and count of the finite values (None/NaN are skipped)."""
+    finite = [float(v) for v in values if v is not None and math.isfinite(float(v))]
+    listed = [float(v) if v is not None and math.isfinite(float(v)) else None for v in values]
+    if not finite:
+        return {"mean": None, "std": None, "min": None, "max": None, "count": 0, "values": listed}
+    array = np.asarray(finite)
+    return {"mean": float(array.mean()), "std": float(array.std(ddof=1)) if array.size > 1 else 0.0,
+            "min": float(array.min()), "max": float(array.max()), "count": int(array.size), "values": listed}
+
+
+def json_ready(value):
+    """value with numpy scalars turned into Python numbers and NaN/inf into None, recursively."""
+    if isinstance(value, dict):
+        return {str(key): json_ready(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(item) for item in value]
+    if isinstance(value, (np.integer, np.bool_)):
+        return value.item()
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(float(value)) else None
+    return value
+
+
+def ranges_overlap(first: dict, second: dict) -> bool:
+    """True when the min–max ranges of two spreads share at least one value."""
+    if first["min"] is None or second["min"] is None:
+        return True  # nothing measured on one side: no difference can be claimed
+    return first["min"] <= second["max"] and second["min"] <= first["max"]
+
+
+def comparison_pair(backends) -> tuple[str, str] | None:
+    """(pooling back-end, dense back-end) the verdicts compare: GAP vs FC when both were trained."""
+    backends = list(backends)
+    pooling = [b for b in backends if BACKENDS[b].uses_cam]
+    dense = [b for b in backends if not BACKENDS[b].uses_cam]
+    if not pooling or not dense:
+        return None
+    return ("gap" if "gap" in pooling else pooling[0]), ("fc" if "fc" in dense else dense[0])
+
+
+def spread_note(first: dict, second: dict) -> str:
+    """How the two spreads compare, in words: the clause every verdict ends with."""
+    seeds = min(first["count"], second["count"])
+    if seeds < 2:
+        return f"{seeds} seed, so no spread was measured"
+    if ranges_overlap(first, second):
+        return f"within the spread over {seeds} seeds, so not a clear difference"
+    return f"{seeds} seeds; the ranges do not overlap"
+
+
+def _points(value: float | None) -> str:
+    return "n/a" if value is None else f"{value * 100:.1f}"
+
+
+def _range_points(values: dict) -> str:
+    if values["count"] < 2:
+        return ""
+    return f" (range {_points(values['min'])} to {_points(values['max'])})"
+
+
+def _label(backend: str) -> str:
+    return BACKENDS[backend].label
+
+
+# --- aggregation -------------------------------------------------------------------------------
+
+
+def summarize_parameters(parameter_table: dict, step_seconds: dict, image_size: int, batch_size: int) -> dict:
+    """Parameter counts (exact) and step time (spread over seeds) per back-end, plus the fc/gap ratio."""
+    backends = {b: {"backend_params": int(counts["backend_params"]), "total_params": int(counts["total_params"]),
+                    "step_seconds": spread(step_seconds.get(b, []))} for b, counts in parameter_table.items()}
+    pair = comparison_pair(parameter_table)
+    ratio = None
+    if pair and parameter_table[pair[0]]["backend_params"] > 0:
+        ratio = parameter_table[pair[1]]["backend_params"] / parameter_table[pair[0]]["backend_params"]
+    return {"image_size": image_size, "batch_size": batch_size, "ratio": ratio, "pair": list(pair) if pair else None,
+            "backends": backends}
+
+
+def summarize_overfitting(per_seed: list[dict]) -> dict:
+    """Train − validation accuracy gap per epoch and at the end, and the validation-loss slope."""
+    backends = {}
+    for backend in per_seed[0]:
+        seeds = [measures[backend] for measures in per_seed if backend in measures]
+        epochs = sorted({epoch for measures in seeds for epoch in measures["epochs"]})
+        per_epoch = [{"epoch": epoch, "gap": spread([m["gap"][m["epochs"].index(epoch)] for m in seeds
+                                                     if epoch in m["epochs"]])} for epoch in epochs]
+        backends[backend] = {
+            "per_epoch": per_epoch, "final_gap": spread([m["final_gap"] for m in seeds]),
+            "val_loss_slope": spread([m["val_loss_slope"] for m in seeds]),
+            "final_val_accuracy": spread([m["final_val_accuracy"] for m in seeds]),
+        }
+    return {"backends": backends}
+
+
+def summarize_localization(per_seed: list[dict]) -> dict:
+    """Pointing game and energy in box per back-end, or why they could not be measured."""
+    if not per_seed or not per_seed[0].get("available"):
+        reason = per_seed[0].get("reason") if per_seed else "no run was evaluated"
+        return {"available": False, "reason": reason, "baseline": spread([]), "backends": {}}
+    backends = {}
+    for backend, first in per_seed[0]["backends"].items():
+        scores = [seed["backends"][backend] for seed in per_seed]
+        backends[backend] = {"method": first["method"],
+                             "pointing_game": spread([s["pointing_game"] for s in scores]),
+                             "energy_in_box": spread([s["energy_in_box"] for s in scores])}
+    return {"available": True, "reason": None, "baseline": spread([seed["baseline"] for seed in per_seed]),
+            "backends": backends}
+
+
+def summarize_translation(shifts: list[int], shift_per_seed: list[dict], unseen_per_seed: list[dict]) -> dict:
+    """Accuracy per shift, the drop at the largest shift, and the unseen-position drop, per back-end."""
+    backends = {}
+    for backend in shift_per_seed[0]:
+        curves = [seed[backend] for seed in shift_per_seed]
+        unseen = [seed[backend] for seed in unseen_per_seed if backend in seed]
+        backends[backend] = {
+            "shift_accuracy": [{"shift": shift, "accuracy": spread([curve[i] for curve in curves])}
+                               for i, shift in enumerate(shifts)],
+            "largest_shift_drop": spread([curve[0] - curve[-1] for curve in curves]),
+            "unseen": {name: spread([values[name] for values in unseen])
+                       for name in ("left_accuracy", "right_accuracy", "drop")},
+        }
+    return {"shifts": list(shifts), "backends": backends}
+
+
+# --- verdicts ----------------------------------------------------------------------------------
+
+
+def comparison_sentence(quantity: str, pair: tuple[str, str], first: dict, second: dict,
+                        unit: str = " points") -> str:
+    """'GAP's <quantity> is 3.1 points (range ...) vs FC's 14.2 points (range ...) — <spread note>.'
+
+    first and second are spreads of fractions (0.031 reads 3.1 points or 3.1%).
+    """
+    pooling, dense = pair
+    return (f"{_label(pooling)}'s {quantity} is {_points(first['mean'])}{unit}{_range_points(first)} vs "
+            f"{_label(dense)}'s {_points(second['mean'])}{unit}{_range_points(second)} — "
+            f"{spread_note(first, second)}.")
+
+
+def parameters_verdict(parameters: dict) -> str:
+    if not parameters["pair"]:
+        return "Train a global-pooling and a fully connected back-end to compare them."
+    pooling, dense = parameters["pair"]
+    counts, size = parameters["backends"], parameters["image_size"]
+    first, second = counts[pooling]["step_seconds"], counts[dense]["step_seconds"]
+    timing = "not timed" if first["mean"] is None or second["mean"] is None else (
+        f"{first['mean'] * 1000:.1f} ms for {_label(pooling)} vs {second['mean'] * 1000:.1f} ms for "
+        f"{_label(dense)} (median of repeats; {spread_note(first, second)})")
+    return (f"{_label(dense)}'s back-end has {parameters['ratio']:,.0f}× the parameters of {_label(pooling)}'s "
+            f"({counts[dense]['backend_params']:,} vs {counts[pooling]['backend_params']:,}) at {size}×{size}; "
+            f"one training step on a {parameters['batch_size']}-image batch takes {timing}.")
+
+
+def overfitting_verdict(overfitting: dict, pair) -> str:
+    if not pair:
+        return "Train a global-pooling and a fully connected back-end to compare them."
+    first, second = (overfitting["backends"][b] for b in pair)
+    sentence = comparison_sentence("final train–validation accuracy gap", pair, first["final_gap"], second["final_gap"])
+    slopes = [values["val_loss_slope"]["mean"] for values in (first, second)]
+    if None in slopes:
+        return sentence + " Validation-loss trend needs at least two epochs."
+    return sentence + (f" Over the last half of training validation loss changes by {slopes[0]:+.3f} per epoch "
+                       f"for {_label(pair[0])} and {slopes[1]:+.3f} for {_label(pair[1])} (rising = overfitting).")
+
+
+def localization_verdict(localization: dict, pair) -> str:
+    if not localization["available"]:
+        return f"Not measured: {localization['reason']}"
+    if not pair:
+        return "Train a global-pooling and a fully connected back-end to compare them."
+    (pooling, dense), (first, second) = pair, [localization["backends"][b] for b in pair]
+    hits, other_hits = first["pointing_game"], second["pointing_game"]
+    return (f"{_label(pooling)}'s {first['method']} peaks inside the object box for {_points(hits['mean'])}% of test "
+            f"images{_range_points(hits)} vs {_points(other_hits['mean'])}%{_range_points(other_hits)} for "
+            f"{_label(dense)}'s {second['method']} — {spread_note(hits, other_hits)}. Share of map energy inside "
+            f"the box: {_points(first['energy_in_box']['mean'])}% vs {_points(second['energy_in_box']['mean'])}%; "
+            f"a uniform map scores {_points(localization['baseline']['mean'])}% on both.")
+
+
+def translation_verdict(translation: dict, pair) -> str:
+    if not pair:
+        return "Train a global-pooling and a fully connected back-end to compare them."
+    first, second = (translation["backends"][b] for b in pair)
+    largest = translation["shifts"][-1]
+    shifted = comparison_sentence(f"accuracy loss when test images move {largest} px", pair,
+                                  first["largest_shift_drop"], second["largest_shift_drop"])
+    shifted += (f" Shifted by {largest} px, {_label(pair[0])} still scores "
+                f"{_points(first['shift_accuracy'][-1]['accuracy']['mean'])}% vs {_label(pair[1])}'s "
+                f"{_points(second['shift_accuracy'][-1]['accuracy']['mean'])}%.")
+    if first["unseen"]["drop"]["count"] == 0:
+        return shifted
+    unseen = comparison_sentence("accuracy loss on right-half objects after training on left-half ones", pair,
+                                 first["unseen"]["drop"], second["unseen"]["drop"])
+    return f"{shifted} {unseen}"
+
+
+def verdicts(result: dict) -> dict[str, str]:
+    """One computed sentence per claim, comparing GAP (or GMP) with FC (or the first dense back-end)."""
+    pair = tuple(result["parameters"]["pair"]) if result["parameters"]["pair"] else None
+    return {"parameters": parameters_verdict(result["parameters"]),
+            "overfitting": overfitting_verdict(result["overfitting"], pair),
+            "localization": localization_verdict(result["localization"], pair),
+            "translation": translation_verdict(result["translation"], pair)}

@@ -1,0 +1,83 @@
+"""python -m gapdemo claims: measure the tutorial's four claims over several seeds; progress on stderr."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import threading
+
+from gapdemo.commands import parse_backends
+from gapdemo.config import DATASETS, DataConfig, ModelConfig, RunConfig, TrainConfig
+
+CLAIM_TITLES = {
+    "parameters": "1. Far fewer parameters, faster training",
+    "overfitting": "2. Less overfitting",
+    "localization": "3. Feature maps become category confidence maps",
+    "translation": "4. More robust to translation",
+}
+
+
+def register(subparsers):
+    defaults = RunConfig()
+    parser = subparsers.add_parser("claims", help="measure the four claims (parameters, overfitting, "
+                                                  "localisation, translation) over several seeds")
+    parser.add_argument("--dataset", choices=DATASETS, default=defaults.data.dataset, help="where images come from")
+    parser.add_argument("--data-dir", default=None, help="TFDS data dir (cats_vs_dogs) or PATH/<class>/* (folder)")
+    parser.add_argument("--backends", default=",".join(defaults.model.backends), help="comma-separated back-end keys")
+    parser.add_argument("--image-size", type=int, default=defaults.data.image_size, help="input size in pixels (32-256)")
+    parser.add_argument("--epochs", type=int, default=defaults.train.epochs)
+    parser.add_argument("--train-size", type=int, default=defaults.data.train_size, help="cap on training images (0 = all)")
+    parser.add_argument("--synthetic-size", type=int, default=defaults.data.synthetic_size,
+                        help="images the synthetic source draws, split 80/10/10")
+    parser.add_argument("--batch-size", type=int, default=defaults.train.batch_size)
+    parser.add_argument("--seed", type=int, default=0, help="first seed; seed i uses seed + i")
+    parser.add_argument("--seeds", type=int, default=3, help="independent repeats (1-10)")
+    parser.add_argument("--runs-dir", default=defaults.train.runs_dir, help="claims-<id>/ is written here")
+    parser.add_argument("--json", action="store_true", help="print the result as one JSON object on the last line")
+    parser.set_defaults(run=run)
+
+
+def config_from_args(args) -> RunConfig:
+    return RunConfig(
+        data=DataConfig(dataset=args.dataset, data_dir=args.data_dir, image_size=args.image_size,
+                        train_size=args.train_size or None, synthetic_size=args.synthetic_size, seed=args.seed),
+        model=ModelConfig(backends=parse_backends(args.backends), seed=args.seed),
+        train=TrainConfig(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, runs_dir=args.runs_dir),
+    )
+
+
+def _progress_printer():
+    """progress(message, fraction) that prints a line to stderr whenever the message changes."""
+    last = {"message": None}
+
+    def progress(message: str, fraction: float) -> None:
+        if message != last["message"]:
+            last["message"] = message
+            print(f"[{fraction:4.0%}] {message}", file=sys.stderr, flush=True)
+    return progress
+
+
+def run(args) -> int:
+    from gapdemo.claims import ClaimsFailed, ClaimsStopped, run_claims
+
+    config = config_from_args(args)
+    stop_event = threading.Event()
+    for signal_number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signal_number, lambda *_: stop_event.set())
+    try:
+        result = run_claims(config, args.seeds, progress=_progress_printer(), stop_event=stop_event)
+    except ClaimsStopped:
+        print("stopped: no claims were saved", file=sys.stderr)
+        return 130
+    except ClaimsFailed as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    if args.json:
+        keys = ("id", "claims_dir", "seeds", "parameters", "overfitting", "localization", "translation", "verdicts")
+        print(json.dumps({key: result[key] for key in keys}))
+        return 0
+    print(f"Claims over {result['seeds']} seed(s), saved in {result['claims_dir']}/claims.json")
+    for claim, title in CLAIM_TITLES.items():
+        print(f"\n{title}\n  {result['verdicts'][claim]}")
+    return 0

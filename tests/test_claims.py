@@ -1,0 +1,182 @@
+"""The four claims: the command end to end, each measurement on hand-made inputs, verdicts, the panel."""
+
+import json
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pandas as pd
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from gapdemo import claims_summary as summary
+from gapdemo import runs
+from gapdemo.claims import ClaimsStopped, latest_claims, run_claims
+from gapdemo.claims_runner import ClaimsRunner
+from gapdemo.claims_charts import CLAIMS, claim_figure, claim_frame
+from gapdemo.claims_measures import (
+    score_localization, shift_accuracy, shifted_variants, unseen_position_loader, unseen_position_splits,
+    val_loss_slope,
+)
+from gapdemo.config import DataConfig, tiny_config
+
+APP = "../app.py"
+TINY = ["--image-size", "32", "--train-size", "32", "--synthetic-size", "80", "--batch-size", "16",
+        "--epochs", "1", "--backends", "fc,gap"]
+
+
+@pytest.fixture(scope="module")
+def claims_result(tmp_path_factory):
+    """One tiny claims job through the command line: (runs_dir, the JSON on its last stdout line)."""
+    runs_dir = tmp_path_factory.mktemp("claims_runs")
+    command = [sys.executable, "-m", "gapdemo", "claims", *TINY, "--seeds", "2", "--runs-dir", str(runs_dir), "--json"]
+    finished = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    return runs_dir, json.loads(finished.stdout.strip().splitlines()[-1])
+
+
+def test_command_writes_every_claim_with_spread_and_verdicts(claims_result):
+    runs_dir, result = claims_result
+    assert {"parameters", "overfitting", "localization", "translation", "verdicts"} <= set(result)
+    assert set(result["verdicts"]) == set(CLAIMS) and all(result["verdicts"].values())
+    assert result["parameters"]["ratio"] > 100  # fc's back-end dwarfs gap's
+    step = result["parameters"]["backends"]["gap"]["step_seconds"]
+    assert step["count"] == 2 and step["min"] <= step["mean"] <= step["max"]
+    assert result["localization"]["available"] and result["localization"]["backends"]["gap"]["method"] == "CAM"
+    assert [row["shift"] for row in result["translation"]["backends"]["fc"]["shift_accuracy"]] == [0, 4, 8, 16, 24]
+    assert latest_claims(runs_dir)["id"] == result["id"]  # claims.json on disk is the same result
+    assert len(list((runs_dir / result["id"] / "runs").iterdir())) == 4  # 2 seeds x (lockstep + unseen)
+    for claim in CLAIMS:
+        assert claim_figure(result, claim).data and not claim_frame(result, claim).empty
+
+
+def test_command_refuses_bad_arguments_with_one_line(tmp_path):
+    finished = subprocess.run([sys.executable, "-m", "gapdemo", "claims", "--seeds", "0", "--runs-dir", str(tmp_path)],
+                              capture_output=True, text=True, timeout=120)
+    assert finished.returncode == 2 and finished.stderr.strip().splitlines()[-1].startswith("error: seeds")
+
+
+def test_shift_accuracy_sees_content_moved_by_exactly_the_shift():
+    images = np.zeros((4, 16, 16, 3), np.uint8)
+    labels = np.array([1, 1, 0, 0])
+    images[:2, 5, 8] = 255  # dogs: one bright pixel at column 8
+
+    def column_8_detector(batch):  # P(dog) = 1 exactly when column 8 of row 5 is bright
+        return (batch[:, 5, 8, 0] > 0.5).astype(float)
+
+    right, left = shifted_variants(images, 4)
+    assert list(zip(*np.nonzero(right[:, :, :, 0]))) == [(0, 5, 12), (1, 5, 12)]
+    assert list(zip(*np.nonzero(left[:, :, :, 0]))) == [(0, 5, 4), (1, 5, 4)]
+    assert shift_accuracy(column_8_detector, images, labels, [0, 4]) == [1.0, 0.5]  # dogs lost, cats kept
+
+
+def test_pointing_game_scores_perfect_maps_1_and_adversarial_maps_0():
+    boxes = np.array([[0, 0, 16, 16], [16, 16, 32, 32]], float)  # top-left and bottom-right quarters
+    perfect, adversarial = np.zeros((2, 4, 4)), np.zeros((2, 4, 4))
+    perfect[0, 0, 0] = perfect[1, 3, 3] = 1.0
+    adversarial[0, 3, 3] = adversarial[1, 0, 0] = 1.0
+    scores = score_localization(perfect, boxes, 32)
+    assert scores["pointing_game"] == 1.0 and scores["energy_in_box"] > 0.9 and scores["baseline"] == 0.25
+    scores = score_localization(adversarial, boxes, 32)
+    assert scores["pointing_game"] == 0.0 and scores["energy_in_box"] < 0.1
+
+
+def test_unseen_position_split_keeps_objects_in_their_halves():
+    config = DataConfig(image_size=32, synthetic_size=40, train_size=24, seed=3)
+    splits = unseen_position_splits(config)
+    assert {name: len(labels) for name, (_, labels, _) in splits.items()} == {"train": 24, "validation": 4, "test": 4}
+    for name in ("train", "validation"):
+        assert (splits[name][2][:, 2] <= 16).all() and (splits[name][2][:, 0] >= 0).all()
+    assert (splits["test"][2][:, 0] >= 16).all() and (splits["test"][2][:, 2] <= 32).all()
+    data = unseen_position_loader(config, batch_size=8)
+    assert (data.test_boxes[:, 0] >= 16).all() and data.info.has_boxes
+    assert sum(len(labels) for _, labels in data.train) == 24
+
+
+def spread_of(low, high):
+    return summary.spread([low, high])
+
+
+@pytest.mark.parametrize("gap_values, fc_values, overlapping", [
+    ((0.02, 0.05), (0.12, 0.18), False),
+    ((0.02, 0.13), (0.12, 0.18), True),
+    ((0.12, 0.18), (0.02, 0.05), False),
+])
+def test_verdict_says_within_the_spread_only_when_ranges_overlap(gap_values, fc_values, overlapping):
+    overfitting = {"backends": {
+        "gap": {"final_gap": spread_of(*gap_values), "val_loss_slope": summary.spread([0.01, 0.02])},
+        "fc": {"final_gap": spread_of(*fc_values), "val_loss_slope": summary.spread([0.05, 0.07])},
+    }}
+    sentence = summary.overfitting_verdict(overfitting, ("gap", "fc"))
+    assert ("within the spread" in sentence) == overlapping
+    assert sentence.startswith(f"GAP's final train–validation accuracy gap is {np.mean(gap_values) * 100:.1f} points")
+
+
+def test_one_seed_claims_no_spread():
+    sentence = summary.comparison_sentence("gap", ("gap", "fc"), summary.spread([0.1]), summary.spread([0.1]))
+    assert "1 seed, so no spread was measured" in sentence and "within the spread" not in sentence
+
+
+def test_spread_and_val_loss_slope():
+    values = summary.spread([1.0, 2.0, None, float("nan"), 3.0])
+    assert (values["mean"], values["min"], values["max"], values["count"]) == (2.0, 1.0, 3.0, 3)
+    assert values["std"] == pytest.approx(1.0) and values["values"][2:4] == [None, None]
+    assert val_loss_slope([1, 2, 3, 4], [0.9, 0.5, 0.6, 0.7]) == pytest.approx(0.1)  # last half only: rising
+    assert val_loss_slope([1], [0.5]) is None
+
+
+def test_runner_stops_between_phases(tmp_path):
+    runner = ClaimsRunner()
+    assert runner.start(tiny_config(str(tmp_path)), seeds=1)
+    assert not runner.start(tiny_config(str(tmp_path)), seeds=1)  # one job at a time
+    runner.stop()
+    assert runner.wait(120) and runner.status()["state"] == "stopped"
+    assert latest_claims(tmp_path) is None
+
+
+def test_a_stop_request_ends_the_training_run_and_saves_nothing(tmp_path):
+    stop_event = threading.Event()
+
+    def progress(message, fraction):
+        if "epoch" in message:  # training has started: ask to stop
+            stop_event.set()
+
+    with pytest.raises(ClaimsStopped):
+        run_claims(tiny_config(str(tmp_path)), seeds=1, progress=progress, stop_event=stop_event)
+    (claims_dir,) = tmp_path.glob("claims-*")
+    (run_dir,) = (claims_dir / "runs").iterdir()
+    assert runs.read_status(run_dir)["state"] == "stopped" and not (claims_dir / "claims.json").exists()
+    assert latest_claims(tmp_path) is None
+
+
+def test_claims_tab_shows_the_newest_result(claims_result, monkeypatch):
+    runs_dir, result = claims_result
+    monkeypatch.setenv("GAPDEMO_RUNS_DIR", str(runs_dir))
+    st.cache_resource.clear()
+    app = AppTest.from_file(APP, default_timeout=120)
+    app.run()
+    assert not app.exception
+    headings = [element.value for element in app.subheader]
+    assert "2. Less overfitting" in headings and "4. More robust to translation" in headings
+    shown = " ".join(element.value for element in app.markdown)
+    assert all(result["verdicts"][claim] in shown for claim in CLAIMS)
+    assert not app.button(key="claims_start").disabled
+
+
+def test_claims_tab_without_results(tmp_path, monkeypatch):
+    monkeypatch.setenv("GAPDEMO_RUNS_DIR", str(tmp_path))
+    st.cache_resource.clear()
+    app = AppTest.from_file(APP, default_timeout=120)
+    app.run()
+    assert not app.exception
+    assert any("No claims measured" in element.value for element in app.info)
+
+
+def test_frames_are_tables_per_backend(claims_result):
+    _, result = claims_result
+    frame = claim_frame(result, "overfitting")
+    assert isinstance(frame, pd.DataFrame) and set(frame.backend) == {"fc", "gap"} and "gap_max" in frame
+    with pytest.raises(ValueError):
+        claim_frame(result, "speed")
