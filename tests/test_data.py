@@ -1,0 +1,309 @@
+"""The data layer: one contract for synthetic, TFDS (mocked) and folder sources, and the data CLI."""
+
+import io
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from gapdemo import data as data_module
+from gapdemo.cli import main
+from gapdemo.config import DataConfig
+from gapdemo.data import DataError, load_data, make_pipeline
+
+SIZE = 32
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _tiny(**overrides) -> DataConfig:
+    values = dict(image_size=SIZE, train_size=48, synthetic_size=80, seed=0)
+    values.update(overrides)
+    return DataConfig(**values)
+
+
+def _all_batches(dataset):
+    images, labels = zip(*dataset.as_numpy_iterator())
+    return np.concatenate(images), np.concatenate(labels)
+
+
+def _assert_element_spec(dataset):
+    images_spec, labels_spec = dataset.element_spec
+    assert images_spec.dtype == tf.float32 and images_spec.shape.as_list() == [None, SIZE, SIZE, 3]
+    assert labels_spec.dtype == tf.float32 and labels_spec.shape.as_list() == [None]
+
+
+# --- pipeline ---------------------------------------------------------------------------------
+
+
+def test_make_pipeline_casts_scales_and_batches():
+    images = np.random.default_rng(0).integers(0, 256, (10, SIZE, SIZE, 3), dtype=np.uint8)
+    images[0] = 255
+    dataset = make_pipeline(images, np.arange(10) % 2, batch_size=4, shuffle=False, seed=0)
+    _assert_element_spec(dataset)
+    batch_images, batch_labels = _all_batches(dataset)
+    assert batch_images.min() >= 0.0 and batch_images.max() == 1.0
+    np.testing.assert_allclose(batch_images, images / 255.0, atol=1e-6)
+    assert batch_labels.tolist() == [0, 1] * 5
+    assert [len(labels) for _, labels in dataset.as_numpy_iterator()] == [4, 4, 2]
+
+
+def test_make_pipeline_shuffle_is_seeded_and_reshuffles_each_epoch():
+    images = np.arange(32, dtype=np.uint8).reshape(32, 1, 1, 1).repeat(3, axis=3)
+    labels = np.arange(32)
+
+    def orders(seed):
+        dataset = make_pipeline(images, labels, batch_size=8, shuffle=True, seed=seed)
+        return [_all_batches(dataset)[1].tolist() for _ in range(2)]
+
+    first_epoch, second_epoch = orders(1)
+    assert orders(1) == [first_epoch, second_epoch]
+    assert first_epoch != second_epoch and sorted(first_epoch) == list(range(32))
+    assert orders(2)[0] != first_epoch
+
+
+@pytest.mark.parametrize("arguments", [
+    dict(images_uint8=np.zeros((2, SIZE, SIZE, 3), np.float32), labels=[0, 1], batch_size=1),
+    dict(images_uint8=np.zeros((2, SIZE, SIZE, 3), np.uint8), labels=[0, 1], batch_size=0),
+])
+def test_make_pipeline_rejects_bad_arguments(arguments):
+    with pytest.raises(ValueError):
+        make_pipeline(**arguments, shuffle=False, seed=0)
+
+
+# --- synthetic --------------------------------------------------------------------------------
+
+
+def test_synthetic_source_fills_the_contract():
+    reports = []
+    loaded = load_data(_tiny(), batch_size=16, progress=lambda message, fraction: reports.append(fraction))
+    info = loaded.info
+    assert info.dataset == "synthetic" and info.class_names == ["cat", "dog"] and info.has_boxes
+    assert info.splits == {"train": 48, "validation": 8, "test": 8}
+    assert all(sum(info.class_counts[split].values()) == count for split, count in info.splits.items())
+    json.dumps(info.to_dict())
+    for dataset in (loaded.train, loaded.validation, loaded.test):
+        _assert_element_spec(dataset)
+    validation_images, validation_labels = _all_batches(loaded.validation)
+    np.testing.assert_allclose(validation_images, loaded.validation_images / 255.0, atol=1e-6)
+    assert validation_labels.tolist() == loaded.validation_labels.tolist()
+    assert loaded.test_images.dtype == np.uint8 and loaded.test_boxes.shape == (8, 4)
+    assert reports and all(0.0 <= fraction <= 1.0 for fraction in reports) and reports[-1] == 1.0
+
+
+def test_synthetic_train_cap_leaves_validation_and_test_unchanged():
+    capped, full = load_data(_tiny(train_size=16), 16), load_data(_tiny(train_size=None), 16)
+    assert capped.info.splits["train"] == 16 and full.info.splits["train"] == 64
+    assert capped.validation_images.tobytes() == full.validation_images.tobytes()
+    assert capped.test_images.tobytes() == full.test_images.tobytes()
+
+
+@pytest.mark.parametrize("overrides", [dict(image_size=8), dict(dataset="mnist"), dict(train_size=0)])
+def test_bad_config_raises_value_error(overrides):
+    with pytest.raises(ValueError):
+        load_data(_tiny(**overrides), 16)
+
+
+# --- folder -----------------------------------------------------------------------------------
+
+
+def _image_bytes(image_format: str, mode: str = "RGB", seed: int = 0, size=(40, 30)) -> bytes:
+    pixels = np.random.default_rng(seed).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    image = Image.fromarray(pixels).convert(mode)
+    buffer = io.BytesIO()
+    image.save(buffer, format=image_format)
+    return buffer.getvalue()
+
+
+GOOD_FILES = [("a.jpg", "JPEG", "RGB"), ("b.JPG", "JPEG", "L"), ("c.jpeg", "JPEG", "CMYK"), ("d.png", "PNG", "RGBA"),
+              ("e.png", "PNG", "P"), ("f.bmp", "BMP", "RGB"), ("g.gif", "GIF", "P"), ("h.webp", "WEBP", "RGB"),
+              ("i.png", "PNG", "L"), ("j.jpg", "JPEG", "RGB"), ("k.jpg", "JPEG", "RGB"), ("l.png", "PNG", "RGB")]
+
+
+@pytest.fixture
+def pet_folder(tmp_path):
+    """PetImages/{Cat,Dog} with 12 good images each in many formats and modes, plus bad files."""
+    root = tmp_path / "PetImages"
+    for class_index, class_name in enumerate(("Cat", "Dog")):
+        folder = root / class_name
+        folder.mkdir(parents=True)
+        for file_index, (name, image_format, mode) in enumerate(GOOD_FILES):
+            (folder / name).write_bytes(_image_bytes(image_format, mode, seed=class_index * 100 + file_index))
+        (folder / "notes.txt").write_text("not an image, and not an image extension: ignored")
+        (folder / ".hidden.jpg").write_bytes(b"hidden files are ignored, even broken ones")
+        (folder / ".thumbnails").mkdir()
+        (folder / ".thumbnails" / "x.jpg").write_bytes(b"ignored too")
+    bad = {
+        root / "Cat" / "corrupt.jpg": b"\xff\xd8\xff\xe0" + bytes(range(256)) * 4,
+        root / "Cat" / "empty.jpg": b"",
+        root / "Dog" / "truncated.jpg": _image_bytes("JPEG", size=(120, 120))[:1500],
+        root / "Dog" / "text.jpg": b"hello, I am a text file named like a JPEG",
+        root / "Dog" / "short.png": _image_bytes("PNG", size=(60, 60))[:300],
+    }
+    for path, content in bad.items():
+        path.write_bytes(content)
+    return root, {str(path) for path in bad}
+
+
+def test_folder_skips_bad_files_reports_them_and_batches_flow(pet_folder):
+    root, bad_paths = pet_folder
+    reports = []
+    loaded = load_data(_tiny(dataset="folder", data_dir=str(root), train_size=None), batch_size=4,
+                       progress=lambda message, fraction: reports.append(fraction))
+    info = loaded.info
+    assert info.class_names == ["Cat", "Dog"] and not info.has_boxes and loaded.test_boxes is None
+    assert {entry["path"] for entry in info.skipped} == bad_paths
+    assert all(entry["reason"] for entry in info.skipped)
+    assert sum(info.splits.values()) == 2 * len(GOOD_FILES)
+    for split in ("validation", "test"):  # stratified: every class in every split
+        assert all(count >= 1 for count in info.class_counts[split].values())
+    train_images, train_labels = _all_batches(loaded.train)  # one full epoch
+    assert len(train_labels) == info.splits["train"] and train_images.shape[1:] == (SIZE, SIZE, 3)
+    assert 0.0 <= train_images.min() and train_images.max() <= 1.0
+    assert reports[-1] == 1.0
+
+
+def test_truncated_files_are_refused_even_when_pil_is_told_to_allow_them(pet_folder, monkeypatch):
+    from PIL import ImageFile
+
+    root, _ = pet_folder
+    monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", True)  # as some other library might
+    with pytest.raises(OSError, match="truncated"):
+        data_module.decode_image_file(root / "Dog" / "truncated.jpg", SIZE)
+    assert ImageFile.LOAD_TRUNCATED_IMAGES is True
+
+
+def test_folder_split_is_seeded(pet_folder):
+    root, _ = pet_folder
+    first, again, other = (load_data(_tiny(dataset="folder", data_dir=str(root), seed=seed), 4) for seed in (1, 1, 2))
+    assert first.test_images.tobytes() == again.test_images.tobytes()
+    assert first.test_images.tobytes() != other.test_images.tobytes()
+
+
+def test_folder_decodes_no_more_training_images_than_the_cap(pet_folder, monkeypatch):
+    root, _ = pet_folder
+    decoded = []
+    original = data_module.decode_image_file
+    monkeypatch.setattr(data_module, "decode_image_file", lambda path, size: decoded.append(path) or original(path, size))
+    loaded = load_data(_tiny(dataset="folder", data_dir=str(root), train_size=5), 4)
+    assert loaded.info.splits["train"] == 5
+    evaluation = loaded.info.splits["validation"] + loaded.info.splits["test"]
+    skipped = len(loaded.info.skipped)
+    assert len(decoded) == 5 + evaluation + skipped
+
+
+def test_decode_converts_modes_to_rgb_with_bilinear_resize(tmp_path):
+    path = tmp_path / "grey.png"
+    Image.new("L", (64, 64), 77).save(path)
+    image = data_module.decode_image_file(path, SIZE)
+    assert image.shape == (SIZE, SIZE, 3) and image.dtype == np.uint8 and np.all(image == 77)
+
+
+@pytest.mark.parametrize("classes, expected", [(["Cat"], "1 (Cat)"), (["Cat", "Dog", "Fox"], "3 (Cat, Dog, Fox)"),
+                                               ([], "0 (none)")])
+def test_folder_needs_exactly_two_classes(tmp_path, classes, expected):
+    for name in classes:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "a.png").write_bytes(_image_bytes("PNG"))
+    with pytest.raises(DataError, match="exactly two") as error:
+        load_data(_tiny(dataset="folder", data_dir=str(tmp_path)), 4)
+    assert expected in str(error.value)
+
+
+def test_folder_errors_for_missing_folder_and_empty_class(tmp_path):
+    with pytest.raises(DataError, match="does not exist"):
+        load_data(_tiny(dataset="folder", data_dir=str(tmp_path / "nowhere")), 4)
+    with pytest.raises(DataError, match="needs a folder"):
+        load_data(_tiny(dataset="folder", data_dir=None), 4)
+    (tmp_path / "Cat").mkdir()
+    (tmp_path / "Dog").mkdir()
+    (tmp_path / "Cat" / "a.png").write_bytes(_image_bytes("PNG"))
+    with pytest.raises(DataError, match="holds no images"):
+        load_data(_tiny(dataset="folder", data_dir=str(tmp_path)), 4)
+
+
+# --- TFDS cats_vs_dogs ------------------------------------------------------------------------
+
+
+def test_cats_vs_dogs_end_to_end_with_mocked_tfds(monkeypatch):
+    import tensorflow_datasets as tfds
+
+    monkeypatch.setattr(data_module, "_host_reachable", lambda url, timeout_s: True)  # mock_data makes prepare a no-op
+    with tfds.testing.mock_data(num_examples=40):
+        loaded = load_data(_tiny(dataset="cats_vs_dogs", train_size=16), batch_size=8)
+        train_images, train_labels = _all_batches(loaded.train)
+    assert loaded.info.class_names == ["cat", "dog"] and loaded.info.splits == {"train": 16, "validation": 40, "test": 40}
+    assert train_images.shape == (16, SIZE, SIZE, 3) and set(train_labels.tolist()) <= {0.0, 1.0}
+    assert loaded.validation_images.shape == (40, SIZE, SIZE, 3) and loaded.validation_images.dtype == np.uint8
+    _assert_element_spec(loaded.test)
+
+
+def _never_download(*args, **kwargs):
+    pytest.fail("download_and_prepare must not run when the download server is unreachable")
+
+
+@pytest.mark.parametrize("network", ["refused", "hangs"])
+def test_cats_vs_dogs_offline_fails_fast_with_manual_instructions(tmp_path, monkeypatch, network):
+    import tensorflow_datasets as tfds
+
+    def unreachable(request, timeout=None):
+        if network == "hangs":  # like a DNS look-up that never answers
+            time.sleep(30)
+        raise urllib.error.URLError("Network is unreachable")
+
+    monkeypatch.setattr(urllib.request, "urlopen", unreachable)
+    monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare", _never_download)
+    if network == "hangs":
+        monkeypatch.setattr(data_module, "REACHABILITY_TIMEOUT_S", 0.5)  # the real one is 6 s
+    start = time.monotonic()
+    with pytest.raises(DataError) as error:
+        load_data(_tiny(dataset="cats_vs_dogs", data_dir=str(tmp_path)), 4)
+    assert time.monotonic() - start < 15
+    message = str(error.value)
+    assert "kagglecatsanddogs_5340.zip" in message and str(tmp_path / "downloads" / "manual") in message
+    assert "PetImages" in message and "\n" not in message
+    assert data_module.REACHABILITY_TIMEOUT_S < 15
+
+
+# --- CLI --------------------------------------------------------------------------------------
+
+
+def _run_cli(*arguments):
+    environment = dict(os.environ, PYTHONPATH=REPO_ROOT, TF_CPP_MIN_LOG_LEVEL="3")
+    return subprocess.run([sys.executable, "-m", "gapdemo", "data", *arguments], capture_output=True, text=True,
+                          cwd=REPO_ROOT, env=environment, timeout=300)
+
+
+def test_cli_json_and_error_exit(tmp_path):
+    result = _run_cli("--dataset", "synthetic", "--image-size", "32", "--train-size", "16",
+                      "--synthetic-size", "40", "--json")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["dataset"] == "synthetic" and summary["class_names"] == ["cat", "dog"]
+    assert summary["splits"] == {"train": 16, "validation": 4, "test": 4} and summary["skipped"] == []
+    missing = _run_cli("--dataset", "folder", "--data-dir", str(tmp_path / "nowhere"))
+    assert missing.returncode == 2
+    assert "does not exist" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_cli_text_output_and_user_errors(pet_folder, tmp_path, monkeypatch, capsys):
+    root, bad_paths = pet_folder
+    assert main(["data", "--dataset", "folder", "--data-dir", str(root), "--image-size", "32"]) == 0
+    output = capsys.readouterr().out
+    assert "validation" in output and "Cat" in output and f"Skipped {len(bad_paths)}" in output
+    (tmp_path / "One" / "Cat").mkdir(parents=True)
+    assert main(["data", "--dataset", "folder", "--data-dir", str(tmp_path / "One")]) == 2
+    errors = capsys.readouterr().err.strip().splitlines()
+    assert len(errors) == 1 and "exactly two" in errors[0]
+    monkeypatch.setattr(data_module, "_host_reachable", lambda url, timeout_s: False)
+    assert main(["data", "--dataset", "cats_vs_dogs", "--data-dir", str(tmp_path / "tfds")]) == 2
+    errors = capsys.readouterr().err.strip().splitlines()
+    assert len(errors) == 1 and "kagglecatsanddogs_5340.zip" in errors[0]
+    assert main(["data", "--train-size", "none"]) == 2
