@@ -86,17 +86,21 @@ def settings_sidebar(runs_dir: str) -> tuple[RunConfig, list[str]]:
 def run_controls(manager, config: RunConfig, problems: list[str]) -> None:
     with st.sidebar:
         start_column, stop_column = st.columns(2)
-        active = manager.current()
-        if start_column.button("▶ Start", type="primary", disabled=bool(problems), key="start",
-                               width="stretch"):
+        waiting = manager.queued()
+        active = manager.current() or (waiting[0] if waiting else None)
+        if start_column.button("▶ Start", type="primary", disabled=bool(problems), key="start", width="stretch"):
             try:
                 job = manager.submit(config)
             except ValueError as error:
                 st.error(str(error))
             else:
-                position = len(manager.queued())
-                st.toast(f"Run {job.run_id} queued behind {position - 1} other(s)." if position > 1
-                         else f"Run {job.run_id} started.")
+                ahead = len(manager.queued()) - 1 + (manager.current() is not None)
+                st.session_state["notice"] = (f"Run {job.run_id} queued behind {ahead} other run(s)." if ahead
+                                              else f"Run {job.run_id} started.")
+                st.rerun()  # redraw the whole page: Stop becomes active, the training panel starts polling
         if stop_column.button("■ Stop", disabled=active is None, key="stop", width="stretch"):
             active.stop()
-            st.toast("Stopping: the run ends after the current batch; finished epochs are kept.")
+            st.session_state["notice"] = "Stopping: the run ends after the current batch; finished epochs are kept."
+            st.rerun()
+        if "notice" in st.session_state:
+            st.toast(st.session_state.pop("notice"))

@@ -86,6 +86,11 @@ def test_tiny_run_from_the_page(streamlit_server, page, artifacts_dir):
     set_slider_to_minimum(page, "Epochs", steps_right=1)
     page.wait_for_timeout(1500)
     page.get_by_role("button", name="Start").click()
+    stop = page.get_by_role("button", name="■ Stop")
+    deadline = time.time() + 30
+    while not stop.is_enabled() and time.time() < deadline:  # a run is active: Stop must be usable
+        page.wait_for_timeout(200)
+    assert stop.is_enabled() or page.get_by_text("finished").count() > 0
     page.get_by_text("finished").first.wait_for(timeout=240_000)
     page.wait_for_timeout(2000)
     counts = page.evaluate(VALIDATION_POINTS_JS)
