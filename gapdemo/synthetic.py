@@ -122,8 +122,10 @@ def _place(parts, image_size, region, rng) -> tuple[list, np.ndarray]:
     # Keep one pixel of margin so the whole object is visible; a too-wide head is shrunk to fit.
     shrink = min(1.0, (right - left - 2) / (high[0] - low[0]), (image_size - 2) / (high[1] - low[1]))
     low, high = low * shrink, high * shrink
-    center = np.array([rng.uniform(left + 1 - low[0], right - 1 - high[0]),
-                       rng.uniform(1 - low[1], image_size - 1 - high[1])])
+    # A head shrunk to fit exactly leaves a range that rounding can make very slightly negative.
+    x_range = (left + 1 - low[0], max(left + 1 - low[0], right - 1 - high[0]))
+    y_range = (1 - low[1], max(1 - low[1], image_size - 1 - high[1]))
+    center = np.array([rng.uniform(*x_range), rng.uniform(*y_range)])
     placed = [(kind, points * shrink + center, colour) for kind, points, colour in placed]
     return placed, np.concatenate([low + center, high + center]).astype(np.float32)
 
