@@ -91,3 +91,14 @@ def test_mean_colour_alone_cannot_separate_the_classes():
 def test_bad_arguments_raise_value_error(arguments):
     with pytest.raises(ValueError):
         generate_pets(*arguments)
+
+
+@pytest.mark.parametrize("image_size", [32, 64, 100])
+def test_every_seed_places_heads_inside_a_half(image_size):
+    for seed in range(12):
+        for region in ("left", "right"):
+            _, _, boxes = generate_pets(40, image_size, seed, region)
+            if region == "left":
+                assert boxes[:, 2].max() <= image_size / 2 + 1e-3
+            else:
+                assert boxes[:, 0].min() >= image_size / 2 - 1e-3
