@@ -133,7 +133,7 @@ def time_first_point(page, url: str, quick: bool) -> float:
     start_button = page.get_by_role("button", name="Start")
     start_button.click()
     clicked = time.perf_counter()
-    page.wait_for_function(FIRST_POINT_JS, timeout=180_000, polling=50)
+    page.wait_for_function(FIRST_POINT_JS, timeout=300_000, polling=50)
     return time.perf_counter() - clicked
 
 

@@ -64,24 +64,34 @@ def stopwatch(times: list):
         times.append(time.perf_counter() - start)
 
 
-def alternate(measurements: dict, repeats: int, before_each=None) -> dict[str, list[float]]:
+def alternate(measurements: dict, repeats: int, before_each=None) -> tuple[dict, dict]:
     """Run each named callable `repeats` times in a rotating order (A B C, B C A, ...).
 
     Rotation spreads slow spells of a shared machine over every candidate. Each callable returns
-    the seconds it measured (or None, then its whole call is timed). Returns name -> seconds.
+    the seconds it measured (or None, then its whole call is timed). Returns (name -> wall seconds,
+    name -> this process's CPU seconds, user + system, for the whole call): on a machine that others
+    load, CPU time moves less than wall time.
     """
     names = list(measurements)
     seconds = {name: [] for name in names}
+    cpu_seconds = {name: [] for name in names}
     for repeat in range(repeats):
         order = names[repeat % len(names):] + names[:repeat % len(names)]
         for name in order:
             if before_each is not None:
                 before_each()
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), process_cpu_seconds()
             measured = measurements[name]()
+            cpu_seconds[name].append(process_cpu_seconds() - cpu_start)
             seconds[name].append(measured if measured is not None else time.perf_counter() - start)
-            print(f"  {name}: {seconds[name][-1]:.2f} s", flush=True)
-    return seconds
+            print(f"  {name}: {seconds[name][-1]:.2f} s (CPU {cpu_seconds[name][-1]:.1f} s, "
+                  f"load {load_average()})", flush=True)
+    return seconds, cpu_seconds
+
+
+def process_cpu_seconds() -> float:
+    """User + system CPU time of this process, all threads (nanosecond clock, unlike os.times())."""
+    return time.process_time()
 
 
 def median(values) -> float:
@@ -163,26 +173,28 @@ def compile_like_engine(model, backends, learning_rate: float = 1e-3, **compile_
                   metrics={b: ["accuracy"] for b in backends}, **compile_options)
 
 
-def steady_training_rate(model, dataset, batch_size: int, warmup_batches: int = 2) -> float:
+def steady_training_rate(model, dataset, batch_size: int, warmup_batches: int = 2) -> tuple[float, float]:
     """Training images/s of model.fit over one pass of dataset, after the first warmup_batches.
 
     One untimed short fit first traces the step function; in the timed pass the clock starts when
     the batch warmup_batches - 1 ends, so iterator start-up and the first steps do not count.
+    Returns (images per wall second, images per CPU second of this process).
     """
     import keras
 
-    batch_ends = []  # (index of the last batch done, time)
+    batch_ends = []  # (index of the last batch done, wall time, CPU time)
 
     class BatchClock(keras.callbacks.Callback):
         def on_train_batch_end(self, batch, logs=None):  # once per execution of steps_per_execution
-            batch_ends.append((batch, time.perf_counter()))
+            batch_ends.append((batch, time.perf_counter(), process_cpu_seconds()))
 
     model.fit(dataset.take(warmup_batches), epochs=1, verbose=0)  # trace
     model.fit(dataset, epochs=1, verbose=0, callbacks=[BatchClock()])
-    timed = [(batch, moment) for batch, moment in batch_ends if batch >= warmup_batches - 1]
+    timed = [end for end in batch_ends if end[0] >= warmup_batches - 1]
     if len(timed) < 2:
         raise ValueError(f"need more than {warmup_batches} batches to time training, got {len(batch_ends)}")
-    return (timed[-1][0] - timed[0][0]) * batch_size / (timed[-1][1] - timed[0][1])
+    images = (timed[-1][0] - timed[0][0]) * batch_size
+    return images / (timed[-1][1] - timed[0][1]), images / (timed[-1][2] - timed[0][2])
 
 
 # ----- tables and RESULTS.md ------------------------------------------------------------------------
@@ -215,7 +227,7 @@ def machine_line(load_before: str | None = None) -> str:
     for module in ("tensorflow", "keras", "streamlit"):
         if module in sys.modules:
             versions.append(f"{module} {getattr(sys.modules[module], '__version__', '?')}")
-    load = f"load average {load_before or load_average()} (1/5/15 min) at the start"
+    load = f"load average (1/5/15 min) {load_before or load_average()} at the start, {load_average()} at the end"
     return (f"Machine: {os.cpu_count()} cores ({cpu}); {', '.join(versions)}; {load}; "
             f"run {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}.")
 

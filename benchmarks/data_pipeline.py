@@ -136,7 +136,7 @@ def training_rate(images: np.ndarray, size: dict) -> float:
     model = build_lockstep_models(LOCKSTEP, size["image_size"]).training_model
     common.compile_like_engine(model, LOCKSTEP)
     dataset = common.per_backend_labels(make_pipeline(tiled, labels, size["batch_size"], True, 0), LOCKSTEP)
-    return common.steady_training_rate(model, dataset, size["batch_size"])
+    return common.steady_training_rate(model, dataset, size["batch_size"])[0]
 
 
 def main(argv=None) -> None:
