@@ -4,11 +4,14 @@ Each seed trains RunConfig() defaults (synthetic, 100x100, 2000 training images,
 fc / fc_dropout / gap) with that seed for data, weights and batch order. Expected shape: fc overfits
 clearly (gap >= 5 points); gap's train-val gap < half of fc's; gap's val accuracy >= fc's.
 Slow (minutes per seed on 2 cores): the section is rewritten after every seed, so a cut-short run
-still leaves its seeds. Usage: python benchmarks/outcome.py [--quick] [--seeds N] [--results PATH]
+still leaves its seeds, and --resume runs only the seeds it lacks.
+Usage: python benchmarks/outcome.py [--quick] [--seeds N] [--resume] [--results PATH]
 """
 
 from __future__ import annotations
 
+import json
+import re
 import statistics
 import tempfile
 import time
@@ -22,6 +25,8 @@ CLEAR_OVERFIT = 0.05  # fc's train - val accuracy must reach this to count as ov
 def add_arguments(parser) -> None:
     parser.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1")
     parser.add_argument("--first-seed", type=int, default=0)
+    parser.add_argument("--resume", action="store_true",
+                        help="keep the seeds already in the RESULTS section (same settings) and run only the others")
 
 
 def seed_config(seed: int, runs_dir: str, quick: bool):
@@ -93,22 +98,51 @@ def build_report(per_seed: list[dict], seeds: list[int], seconds: list[float], c
     return table, notes
 
 
+def settings_signature(config) -> str:
+    """The config without its seeds and runs_dir: seeds run under equal signatures may be pooled."""
+    values = config.to_dict()
+    for part in ("data", "model", "train"):
+        values[part].pop("seed", None)
+    values["train"].pop("runs_dir", None)
+    return json.dumps(values, sort_keys=True)
+
+
+def stored_seeds(results_path, signature: str) -> dict:
+    """Seeds an earlier run left in the section's data comment, when its settings match (for --resume)."""
+    try:
+        text = results_path.read_text()
+    except OSError:
+        return {}
+    found = re.search(r"<!-- outcome-seeds (.*?) -->", text)
+    if not found:
+        return {}
+    stored = json.loads(found.group(1))
+    return {int(seed): values for seed, values in stored["seeds"].items()} if stored["settings"] == signature else {}
+
+
 def main(argv=None) -> None:
     args = common.parse_args(__doc__.splitlines()[0], add_arguments, argv)
     load_before = common.load_average()
     seeds = [args.first_seed] if args.quick else list(range(args.first_seed, args.first_seed + args.seeds))
-    per_seed, seconds, done = [], [], []
+    config = seed_config(seeds[0], "runs", args.quick)
+    signature = settings_signature(config)
+    done = stored_seeds(args.results, signature) if args.resume else {}
     with tempfile.TemporaryDirectory(prefix="gapdemo-outcome-") as runs_dir:
         for seed in seeds:
+            if seed in done:
+                print(f"outcome: seed {seed} kept from {args.results}", flush=True)
+                continue
             print(f"outcome: seed {seed} ...", flush=True)
             final_rows, elapsed, config = train_seed(seed, runs_dir, args.quick)
-            per_seed.append(final_rows)
-            seconds.append(elapsed)
-            done.append(seed)
+            done[seed] = {"rows": {b: {k: row[k] for k in ("accuracy", "val_accuracy")}
+                                   for b, row in final_rows.items()}, "seconds": elapsed}
             print("  " + ", ".join(f"{b}: train {r['accuracy']:.3f} val {r['val_accuracy']:.3f}"
                                    for b, r in final_rows.items()) + f" ({elapsed:.0f} s)", flush=True)
-            table, notes = build_report(per_seed, done, seconds, config, len(seeds))
-            common.report(args, KEY, TITLE, table, notes, load_before)
+            order = sorted(done)
+            table, notes = build_report([done[s]["rows"] for s in order], order,
+                                        [done[s]["seconds"] for s in order], config, len(set(seeds) | set(done)))
+            data = json.dumps({"settings": signature, "seeds": {str(s): done[s] for s in order}})
+            common.report(args, KEY, TITLE, table, [*notes, f"<!-- outcome-seeds {data} -->"], load_before)
 
 
 if __name__ == "__main__":
