@@ -8,7 +8,7 @@ import streamlit as st
 
 from dashboard.claims_panel import claims_panel
 from dashboard.classify_panel import classify_panel
-from dashboard.common import job_manager, runs_dir
+from dashboard.common import job_manager, keep_keras_session, runs_dir
 from dashboard.insight_panel import insight_panel
 from dashboard.parameters_panel import parameters_panel
 from dashboard.runs_panel import runs_panel
@@ -25,6 +25,7 @@ INTRODUCTION = (
 
 def main() -> None:
     st.set_page_config(page_title="gapdemo · GAP vs FC", page_icon="🐾", layout="wide")
+    keep_keras_session()
     st.title("gapdemo: Global Average Pooling vs fully connected")
     st.markdown(INTRODUCTION)
     manager = job_manager()

@@ -104,6 +104,18 @@ def test_parameter_table_follows_settings(app):
     assert table.loc["avgpool_flatten", "Back-end params"] == 3 * 3 * 64 + 1  # 64 px -> 6x6 map -> 3x3 pooled
 
 
+def test_reruns_leave_the_keras_session_alone(app, monkeypatch):
+    """Streamlit would clear Keras' session after every rerun, starving a job that trains meanwhile."""
+    import keras
+
+    clears = []
+    monkeypatch.setattr(keras.backend, "clear_session", lambda *args, **kwargs: clears.append(args))
+    app.run()
+    app.run()
+    assert not app.exception
+    assert clears == []
+
+
 def test_invalid_settings_explained_before_start(app):
     app.multiselect(key="backends").set_value([]).run()
     assert any("at least one back-end" in e.value for e in app.sidebar.error)
