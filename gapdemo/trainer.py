@@ -75,6 +75,7 @@ class Trainer:
 
     def run_epochs(self, models, train_ds, val_ds) -> int:
         callback = StreamingCallback(self)
+        recalibration_forward = training_forward(models.training_model)  # traced once, reused every epoch
         completed = 0
         for epoch in range(self.config.train.epochs):
             callback.epoch_index, callback.epoch_started = epoch, time.time()
@@ -85,7 +86,8 @@ class Trainer:
                 break  # a partial epoch is not a result; completed ones are already saved
             self.set_phase("validating", epoch + 1, self.batches_per_epoch)
             if self.config.train.recalibrate_bn:
-                recalibrate_batch_norm(models.training_model, train_ds, self.config.train.recalibration_batches)
+                recalibrate_batch_norm(models.training_model, train_ds, self.config.train.recalibration_batches,
+                                       recalibration_forward)
             validation = models.training_model.evaluate(val_ds, verbose=0, return_dict=True, callbacks=[callback])
             if self.job.stop_requested:
                 break
@@ -194,19 +196,32 @@ class Trainer:
             self.writers[backend].flush()
 
 
-def recalibrate_batch_norm(model, dataset, batch_count: int) -> None:
+def training_forward(model):
+    """model's forward pass in training mode as one tf.function, to pass to recalibrate_batch_norm.
+
+    Build it once per model: tracing the three heads' forward pass takes seconds, which a fresh
+    function every epoch paid every epoch.
+    """
+    # (None, size, size, 3): any batch size, so the smaller last batch does not trace it again
+    signature = [tf.TensorSpec((None, *model.inputs[0].shape[1:]), model.inputs[0].dtype)]
+    return tf.function(lambda images: model(images, training=True), input_signature=signature)
+
+
+def recalibrate_batch_norm(model, dataset, batch_count: int, forward=None) -> None:
     """Set every BN layer's moving mean/variance to the average batch statistics of batch_count batches.
 
     With momentum 0, a forward pass in training mode leaves each layer's batch statistics in its
     moving variables (training mode normalises with batch statistics, so the old values do not
     matter); averaging them over several batches gives population statistics for the current weights.
+    forward: training_forward(model), reused across calls; momentum is read when it is traced, and
+    it is 0 whenever this function calls it, so any (re)trace bakes in 0.
     """
     layers = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
     if not layers or batch_count < 1:
         return
     momenta = [layer.momentum for layer in layers]
     sums = [[np.zeros(layer.moving_mean.shape), np.zeros(layer.moving_variance.shape)] for layer in layers]
-    forward = tf.function(lambda images: model(images, training=True))
+    forward = forward or training_forward(model)
     seen = 0
     try:
         for layer in layers:

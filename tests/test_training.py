@@ -160,6 +160,25 @@ def test_batch_norm_recalibration_gives_population_statistics():
     assert bn1.momentum == 0.99  # restored for training
 
 
+def test_recalibration_reuses_one_traced_forward_pass_across_epochs():
+    from gapdemo.models import build_model
+    from gapdemo.trainer import recalibrate_batch_norm, training_forward
+    from toy_data import toy_arrays, toy_pipeline
+
+    model = build_model("gap", 32, bn_momentum=0.99)
+    images, labels = toy_arrays(40)
+    dataset = toy_pipeline(images, labels, 16, shuffle=False)  # batches of 16, 16, 8
+    forward = training_forward(model)
+    recalibrate_batch_norm(model, dataset, batch_count=3, forward=forward)
+    kernel = model.get_layer("gap_conv1").kernel
+    kernel.assign(kernel * 2.0)  # "another epoch": the statistics must follow the new weights
+    recalibrate_batch_norm(model, dataset, batch_count=3, forward=forward)
+    reused = np.asarray(model.get_layer("gap_bn1").moving_mean)
+    recalibrate_batch_norm(model, dataset, batch_count=3)  # a fresh trace, as a reference
+    np.testing.assert_allclose(reused, np.asarray(model.get_layer("gap_bn1").moving_mean), rtol=1e-5, atol=1e-6)
+    assert forward.experimental_get_tracing_count() == 1  # the smaller last batch did not retrace it
+
+
 def test_recalibration_rescues_inference_after_a_short_run(runs_dir):
     results = {}
     for recalibrate in (False, True):
