@@ -3,7 +3,7 @@
 Per seed, run_claims trains one ordinary lockstep run (any data source) and one unseen-position
 run (synthetic pets, objects left at training, right at test) with TrainingJob, each a normal
 run directory under claims-<id>/runs/, then scores the saved models. Phases are cancellable:
-a stop request ends the current training run within one batch and raises ClaimsStopped.
+a stop request ends the current training run after the batches in flight and raises ClaimsStopped.
 
 Layout of one claims directory:
     claims.json      the result: parameters, overfitting, localization, translation, verdicts
@@ -200,7 +200,7 @@ def run_claims(config: RunConfig, seeds: int = DEFAULT_SEEDS, progress: Progress
             the claims-<id>/ folder goes. Seed i uses config.data.seed + i for data, weights and order.
         seeds: independent repeats (1 to MAX_SEEDS).
         progress: optional progress(message, fraction 0..1), called from this thread.
-        stop_event: set it to stop between phases (a training run stops within one batch).
+        stop_event: set it to stop between phases (a training run stops after the batches in flight).
 
     Raises:
         ValueError for bad arguments, ClaimsStopped when stopped, ClaimsFailed when a run fails.

@@ -53,6 +53,10 @@ class TrainConfig:
     # lag far behind the weights (see ModelConfig.bn_momentum) and score near chance.
     recalibrate_bn: bool = True
     recalibration_batches: int = 8  # training batches averaged when recalibrating (8 x 64 = 512 images)
+    # Training batches per call into TensorFlow (Keras' steps_per_execution). Fewer round trips
+    # through Python make training faster on a CPU (benchmarks/RESULTS.md, section 3); curves,
+    # the speed estimate and Stop act once per call, so a run stops within this many batches.
+    steps_per_execution: int = 4
 
 
 @dataclass
@@ -117,6 +121,8 @@ def validate_run_config(config: RunConfig) -> list[str]:
         problems.append("Train for at least one epoch.")
     if config.train.batch_size < 1:
         problems.append("Batch size must be at least 1.")
+    if not 1 <= config.train.steps_per_execution <= 64:
+        problems.append("Batches per TensorFlow call must be from 1 to 64.")
     if not 0.0 < config.train.learning_rate <= 1.0:
         problems.append("Learning rate must be above 0 and at most 1.")
     if config.data.train_size is not None and config.data.train_size < 2:
@@ -134,5 +140,6 @@ def tiny_config(runs_dir: str = "runs", backends: tuple[str, ...] = ("fc", "gap"
     return RunConfig(
         data=DataConfig(image_size=32, train_size=48, synthetic_size=80, seed=0),
         model=ModelConfig(backends=backends, seed=0),
-        train=TrainConfig(epochs=1, batch_size=16, runs_dir=runs_dir, seed=0),
+        # one batch per TensorFlow call: every batch streams, Stop acts after the batch in flight
+        train=TrainConfig(epochs=1, batch_size=16, runs_dir=runs_dir, seed=0, steps_per_execution=1),
     )

@@ -1,7 +1,8 @@
 """The Keras side of a TrainingJob: data, lockstep model, epoch loop, streaming, saving.
 
-One ``fit`` call per epoch followed by our own ``evaluate``: a stop request ends ``fit`` within
-one batch and the loop then skips validation, so stopping never waits for a full pass.
+One ``fit`` call per epoch followed by our own ``evaluate``: a stop request ends ``fit`` after
+the call into TensorFlow in flight (TrainConfig.steps_per_execution batches) and the loop then
+skips validation, so stopping never waits for a full pass.
 """
 
 from __future__ import annotations
@@ -18,7 +19,10 @@ from gapdemo.models import BACKENDS, build_lockstep_models, classifier_layer_nam
 
 
 class StreamingCallback(keras.callbacks.Callback):
-    """Publishes per-batch running loss/accuracy per back-end and stops within one batch."""
+    """Publishes running loss/accuracy per back-end after every call into TensorFlow and stops there.
+
+    A call trains TrainConfig.steps_per_execution batches; Keras reports the last batch's index.
+    """
 
     def __init__(self, trainer: "Trainer"):
         super().__init__()
@@ -62,6 +66,7 @@ class Trainer:
             optimizer=keras.optimizers.Adam(self.config.train.learning_rate),
             loss={b: "binary_crossentropy" for b in self.backends},
             metrics={b: ["accuracy"] for b in self.backends},
+            steps_per_execution=self.config.train.steps_per_execution,
         )
         train_ds, val_ds = self.per_backend_labels(data.train), self.per_backend_labels(data.validation)
         self.batches_per_epoch = max(1, int(data.train.cardinality().numpy()))

@@ -109,7 +109,7 @@ class TrainingJob:
 
     # ----- control -----
     def stop(self) -> None:
-        """Ask the job to stop; training ends within one batch and keeps completed epochs."""
+        """Ask the job to stop; training ends after the batches in flight and keeps completed epochs."""
         self._stop_event.set()
         with self._lock:
             if self._published.state == "running":

@@ -29,6 +29,8 @@ def register(subparsers):
     parser.add_argument("--no-bn-recalibration", action="store_true",
                         help="validate with batch norm's moving statistics as they are")
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--steps-per-execution", type=int, default=4,
+                        help="batches per call into TensorFlow (progress and stop act once per call)")
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--runs-dir", default="runs")
     parser.add_argument("--json", action="store_true", help="print the final result as one JSON object")
@@ -42,7 +44,8 @@ def config_from_args(args) -> RunConfig:
         model=ModelConfig(backends=parse_backends(args.backends), dropout_rate=args.dropout,
                           bn_momentum=args.bn_momentum, seed=args.seed),
         train=TrainConfig(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
-                          seed=args.seed, runs_dir=args.runs_dir, recalibrate_bn=not args.no_bn_recalibration),
+                          seed=args.seed, runs_dir=args.runs_dir, recalibrate_bn=not args.no_bn_recalibration,
+                          steps_per_execution=args.steps_per_execution),
     )
 
 
