@@ -13,7 +13,7 @@ def keep_keras_session() -> None:
     """Stop Streamlit from calling keras.backend.clear_session() after every script run.
 
     Streamlit resets a few stateful modules after each run once they are imported, keras among
-    them. This page reruns every second while a job trains in another thread, and each reset (a
+    them. This page reruns every few seconds while a job trains in another thread, and each reset (a
     full gc.collect plus an emptied TF kernel cache) starved the training: Start -> first curve
     point went from 23 s to 66 s (benchmarks/RESULTS.md, section 5). The page builds no Keras
     models that a reset would need to forget. Matplotlib figures are still closed, as Streamlit does.

@@ -187,3 +187,21 @@ def test_classify_an_uploaded_photo(app):
     app.file_uploader(key="photo").set_value(("broken.jpg", b"\xff\xd8\xff not really", "image/jpeg")).run()
     assert not app.exception
     assert [e.value for e in app.error] and "Traceback" not in app.error[0].value
+
+
+def test_shipped_streamlit_configuration_takes_effect(monkeypatch):
+    """.streamlit/config.toml, as `streamlit run app.py` from the project root reads it."""
+    from pathlib import Path
+
+    from streamlit import config
+
+    from gapdemo.images import MAX_UPLOAD_BYTES
+
+    monkeypatch.chdir(Path(__file__).resolve().parents[1])
+    config.get_config_options(force_reparse=True)
+    try:
+        assert config.get_option("runner.postScriptGC") is False  # no 0.25 s gc.collect per refresh
+        assert config.get_option("server.maxUploadSize") * 1024 * 1024 == MAX_UPLOAD_BYTES  # Streamlit counts MiB
+    finally:
+        monkeypatch.undo()
+        config.get_config_options(force_reparse=True)
