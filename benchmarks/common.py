@@ -173,11 +173,13 @@ def compile_like_engine(model, backends, learning_rate: float = 1e-3, **compile_
                   metrics={b: ["accuracy"] for b in backends}, **compile_options)
 
 
-def steady_training_rate(model, dataset, batch_size: int, warmup_batches: int = 2) -> tuple[float, float]:
+def steady_training_rate(model, dataset, batch_size: int, warmup_batches: int = 2,
+                         trace: bool = True) -> tuple[float, float]:
     """Training images/s of model.fit over one pass of dataset, after the first warmup_batches.
 
-    One untimed short fit first traces the step function; in the timed pass the clock starts when
-    the batch warmup_batches - 1 ends, so iterator start-up and the first steps do not count.
+    One untimed short fit first traces the step function (unless trace=False: traced already); in
+    the timed pass the clock starts when batch warmup_batches - 1 ends, so iterator start-up and the
+    first steps do not count.
     Returns (images per wall second, images per CPU second of this process).
     """
     import keras
@@ -188,7 +190,8 @@ def steady_training_rate(model, dataset, batch_size: int, warmup_batches: int = 
         def on_train_batch_end(self, batch, logs=None):  # once per execution of steps_per_execution
             batch_ends.append((batch, time.perf_counter(), process_cpu_seconds()))
 
-    model.fit(dataset.take(warmup_batches), epochs=1, verbose=0)  # trace
+    if trace:
+        model.fit(dataset.take(warmup_batches), epochs=1, verbose=0)
     model.fit(dataset, epochs=1, verbose=0, callbacks=[BatchClock()])
     timed = [end for end in batch_ends if end[0] >= warmup_batches - 1]
     if len(timed) < 2:

@@ -19,18 +19,23 @@ import sys
 import time
 
 import common
+from gapdemo.config import TrainConfig
 
 KEY, TITLE = "efficiency", "3. Arithmetic efficiency (training GFLOP/s vs float32 matmul peak)"
 RECOMMEND_AT = 0.40  # recommend an engine change when a variant reaches this share of the peak
 LOCKSTEP = ("fc", "fc_dropout", "gap")
 
-# name -> (description, process settings, in-process options). Variants with equal settings share a process.
+ENGINE_STEPS = TrainConfig().steps_per_execution  # batches per call into TensorFlow, as the engine compiles
+# name -> (description, process settings, in-process options). Variants with equal settings share a process;
+# lockstep variants train ENGINE_STEPS batches per call unless their options say otherwise.
 VARIANTS = {
-    "plain_fc": ("plain model.fit, fc only (reference)", {}, {"backends": ("fc",)}),
-    "engine": ("lockstep model as the engine compiles it", {}, {}),
+    "plain_fc": ("plain model.fit, fc only, 1 batch per call (reference)", {},
+                 {"backends": ("fc",), "steps_per_execution": 1}),
+    "engine": (f"lockstep model as the engine compiles it ({ENGINE_STEPS} batches per call)", {}, {}),
+    "one_per_call": ("lockstep, 1 batch per call (Keras' default)", {}, {"steps_per_execution": 1}),
     "jit": ("lockstep + jit_compile=True (XLA)", {}, {"jit_compile": True}),
     "batch128": ("lockstep, batch 128", {}, {"batch_size": 128}),
-    "steps8": ("lockstep, steps_per_execution=8", {}, {"steps_per_execution": 8}),
+    "steps8": ("lockstep, 8 batches per call", {}, {"steps_per_execution": 8}),
     "bf16": ("lockstep, mixed_bfloat16 (not float32)", {}, {"policy": "mixed_bfloat16"}),
     "inter1": ("lockstep, inter-op threads 1", {"inter": 1}, {}),
     "intra1_inter2": ("lockstep, intra-op 1, inter-op 2 (heads in parallel)", {"intra": 1, "inter": 2}, {}),
@@ -42,7 +47,8 @@ QUICK_VARIANTS = ("plain_fc", "engine")
 def add_arguments(parser) -> None:
     parser.add_argument("--image-size", type=int, default=100)
     parser.add_argument("--batches", type=int, default=12, help="timed training batches per variant")
-    parser.add_argument("--repeats", type=int, default=2, help="passes over all variants (best of)")
+    parser.add_argument("--turns", type=int, default=3, help="timed epochs per variant, taken in turns in one process")
+    parser.add_argument("--repeats", type=int, default=1, help="processes per variant group")
     parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated subset of: "
                         + ", ".join(VARIANTS))
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)  # variants to measure in-process
@@ -94,50 +100,61 @@ def matmul_peak_gflops(size: int = 2048, seconds: float = 2.0) -> dict:
     return {"tf": best_tf, "numpy": best_np, "tf_per_cpu_second": per_cpu_second}
 
 
-def measure_variant(options: dict, image_size: int, batches: int) -> dict:
-    import keras
-    import numpy as np
+class PreparedVariant:
+    """A compiled, traced lockstep (or reference) model and its data, ready for timed epochs."""
 
-    from gapdemo.data import make_pipeline
-    from gapdemo.models import build_lockstep_models
+    def __init__(self, options: dict, image_size: int, batches: int):
+        import keras
+        import numpy as np
 
-    backends = options.get("backends", LOCKSTEP)
-    batch_size = options.get("batch_size", 64)
-    keras.mixed_precision.set_global_policy(options.get("policy", "float32"))
-    try:
-        model = build_lockstep_models(backends, image_size).training_model
-        compile_options = {key: options[key] for key in ("jit_compile", "steps_per_execution") if key in options}
-        common.compile_like_engine(model, backends, **compile_options)
-        warmup = max(2, options.get("steps_per_execution", 1) * 2)
-        count = batch_size * (batches + warmup)
+        from gapdemo.data import make_pipeline
+        from gapdemo.models import build_lockstep_models
+
+        backends = options.get("backends", LOCKSTEP)
+        self.batch_size = options.get("batch_size", 64)
+        keras.mixed_precision.set_global_policy(options.get("policy", "float32"))
+        try:  # a model keeps the dtype policy it was built under
+            self.model = build_lockstep_models(backends, image_size).training_model
+        finally:
+            keras.mixed_precision.set_global_policy("float32")
+        compile_options = {"steps_per_execution": options.get("steps_per_execution", ENGINE_STEPS)}
+        compile_options.update({key: options[key] for key in ("jit_compile",) if key in options})
+        common.compile_like_engine(self.model, backends, **compile_options)
+        self.warmup = max(2, compile_options["steps_per_execution"] * 2)
+        count = self.batch_size * (batches + self.warmup)
         rng = np.random.default_rng(0)
         images = rng.integers(0, 256, (count, image_size, image_size, 3), dtype=np.uint8)
         labels = rng.integers(0, 2, count)
-        dataset = common.per_backend_labels(make_pipeline(images, labels, batch_size, True, 0), backends)
-        images_per_second, images_per_cpu_second = common.steady_training_rate(model, dataset, batch_size, warmup)
-        flops = training_flops_per_image(model)
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
-        common.fresh_keras()
-    return {"images_per_second": images_per_second, "flops_per_image": flops,
-            "gflops": images_per_second * flops / 1e9, "gflops_per_cpu_second": images_per_cpu_second * flops / 1e9}
+        self.dataset = common.per_backend_labels(make_pipeline(images, labels, self.batch_size, True, 0), backends)
+        self.flops = training_flops_per_image(self.model)
+        self.model.fit(self.dataset.take(self.warmup), epochs=1, verbose=0)  # trace once
+
+    def measure(self) -> dict:
+        per_second, per_cpu_second = common.steady_training_rate(self.model, self.dataset, self.batch_size,
+                                                                 self.warmup, trace=False)
+        return {"images_per_second": per_second, "flops_per_image": self.flops,
+                "gflops": per_second * self.flops / 1e9, "gflops_per_cpu_second": per_cpu_second * self.flops / 1e9}
 
 
 def child_main(args) -> None:
-    """Measure the peak and each named variant in this process; print one JSON line."""
+    """Measure the peak, then time the named variants in turns (A B C, B C A, ...); print one JSON line."""
     import tensorflow as tf
 
-    settings = VARIANTS[args.child.split(",")[0]][1]
+    names = args.child.split(",")
+    settings = VARIANTS[names[0]][1]
     if "intra" in settings:
         tf.config.threading.set_intra_op_parallelism_threads(settings["intra"])
     if "inter" in settings:
         tf.config.threading.set_inter_op_parallelism_threads(settings["inter"])
     peak = matmul_peak_gflops(512 if args.quick else 2048, seconds=0.3 if args.quick else 2.0)
-    results = {}
-    for name in args.child.split(","):
-        results[name] = measure_variant(VARIANTS[name][2], 32 if args.quick else args.image_size,
-                                        2 if args.quick else args.batches)
-        print(f"  {name}: {results[name]['images_per_second']:.1f} images/s", flush=True)
+    image_size, batches = (32, 2) if args.quick else (args.image_size, args.batches)
+    prepared = {name: PreparedVariant(VARIANTS[name][2], image_size, batches) for name in names}
+    results = {name: [] for name in names}
+    for turn in range(1 if args.quick else args.turns):
+        for name in names[turn % len(names):] + names[:turn % len(names)]:
+            results[name].append(prepared[name].measure())
+            print(f"  {name}: {results[name][-1]['images_per_second']:.1f} images/s (load {common.load_average()})",
+                  flush=True)
     print("RESULT " + json.dumps({"peak": peak, "variants": results}), flush=True)
 
 
@@ -158,7 +175,8 @@ def run_group(names: list[str], args) -> dict:
     if "onednn" in settings:
         env["TF_ENABLE_ONEDNN_OPTS"] = settings["onednn"]
     command = [sys.executable, __file__, "--child", ",".join(names), "--image-size", str(args.image_size),
-               "--batches", str(args.batches), "--results", str(args.results)] + (["--quick"] if args.quick else [])
+               "--batches", str(args.batches), "--turns", str(args.turns), "--results", str(args.results)]
+    command += ["--quick"] if args.quick else []
     completed = subprocess.run(command, env=env, capture_output=True, text=True)
     sys.stderr.write(completed.stderr[-3000:] if completed.returncode else "")
     lines = [line for line in completed.stdout.splitlines() if line.startswith("RESULT ")]
@@ -168,22 +186,22 @@ def run_group(names: list[str], args) -> dict:
     return json.loads(lines[-1][len("RESULT "):])
 
 
-def best_of(runs: list[dict]) -> dict:
-    """The best figure of each kind over repeated runs of one variant (interference only slows things)."""
-    return {key: max(run[key] for run in runs) for key in runs[0]}
+def median_of(runs: list[dict]) -> dict:
+    """The median of each figure over the timed epochs of one variant."""
+    return {key: common.median([run[key] for run in runs]) for key in runs[0]}
 
 
 def build_report(results: dict, peaks: list[dict], args) -> tuple[str, list[str]]:
     peak = max(max(p["tf"], p["numpy"]) for p in peaks)
     peak_per_cpu = max(p["tf_per_cpu_second"] for p in peaks)
-    best = {name: best_of(runs) for name, runs in results.items()}
-    share = {name: b["gflops"] / peak for name, b in best.items()}
-    cpu_share = {name: b["gflops_per_cpu_second"] / peak_per_cpu for name, b in best.items()}
-    engine = best.get("engine")
+    typical = {name: median_of(runs) for name, runs in results.items()}
+    share = {name: b["gflops"] / peak for name, b in typical.items()}
+    cpu_share = {name: b["gflops_per_cpu_second"] / peak_per_cpu for name, b in typical.items()}
+    engine = typical.get("engine")
     rows = [[VARIANTS[name][0], f"{b['images_per_second']:.1f}", f"{b['flops_per_image'] / 1e6:.0f}",
              f"{b['gflops']:.1f}", f"{share[name]:.0%}", f"{cpu_share[name]:.0%}",
              f"{b['images_per_second'] / engine['images_per_second']:.2f}" if engine else ""]
-            for name, b in best.items()]
+            for name, b in typical.items()]
     table = common.format_table(["variant", "images/s", "train MFLOP/image", "GFLOP/s", "of peak",
                                  "of peak per CPU-s", "vs engine"], rows)
     matmul = "512x512" if args.quick else "2048x2048"
@@ -192,21 +210,23 @@ def build_report(results: dict, peaks: list[dict], args) -> tuple[str, list[str]
         f"{max(p['numpy'] for p in peaks):.0f} in numpy; 'of peak' divides by the higher ({peak:.0f}). 'Of peak per "
         f"CPU-s' divides GFLOP per CPU-second of the process by the matmul's ({peak_per_cpu:.0f}): it discounts "
         "time other processes took from the cores. Training rates are steady-state (after the traced first "
-        f"steps), best of {1 if args.quick else args.repeats} pass(es) over the variants, random uint8 images "
-        f"through make_pipeline at {32 if args.quick else args.image_size} px; FLOPs count Conv2D and Dense only."]
+        f"steps), the median of {1 if args.quick else args.turns * args.repeats} timed epochs of "
+        f"{2 if args.quick else args.batches} batches per variant, taken in turns with the other variants of its "
+        f"process; random uint8 images through make_pipeline at {32 if args.quick else args.image_size} px; "
+        "FLOPs count Conv2D and Dense only."]
     if engine:
         notes.append(f"The engine's lockstep model reaches **{share['engine']:.0%}** of peak "
                      f"({cpu_share['engine']:.0%} per CPU-second).")
-        notes.append(recommendation(best, share, cpu_share))
+        notes.append(recommendation(typical, share, cpu_share))
     return table, notes
 
 
-def recommendation(best: dict, share: dict, cpu_share: dict) -> str:
+def recommendation(typical: dict, share: dict, cpu_share: dict) -> str:
     """Name the float32 variants that beat the engine by 10% on both clocks and reach the 40% bar."""
-    engine = best["engine"]
-    winners = [name for name in best if name not in ("engine", "plain_fc", "bf16")
-               and best[name]["images_per_second"] > 1.1 * engine["images_per_second"]
-               and best[name]["gflops_per_cpu_second"] > 1.1 * engine["gflops_per_cpu_second"]
+    engine = typical["engine"]
+    winners = [name for name in typical if name not in ("engine", "plain_fc", "bf16")
+               and typical[name]["images_per_second"] > 1.1 * engine["images_per_second"]
+               and typical[name]["gflops_per_cpu_second"] > 1.1 * engine["gflops_per_cpu_second"]
                and max(share[name], cpu_share[name]) >= RECOMMEND_AT]
     if winners:
         return ("Recommended for the engine (>= 40% of peak and > 10% faster on both clocks): "
@@ -232,8 +252,8 @@ def main(argv=None) -> None:
             print(f"pass {repeat + 1}: {', '.join(group)} (load {common.load_average()})", flush=True)
             measured = run_group(group, args)
             peaks.append(measured["peak"])
-            for name, result in measured["variants"].items():
-                results[name].append(result)
+            for name, runs in measured["variants"].items():
+                results[name].extend(runs)
     table, notes = build_report(results, peaks, args)
     common.report(args, KEY, TITLE, table, notes, load_before)
 
