@@ -23,6 +23,7 @@ import tempfile
 import time
 
 import common
+from gapdemo.config import TrainConfig
 
 KEY, TITLE = "training", "1-2. Lockstep vs the tutorial's way, and streaming overhead"
 LOCKSTEP_TARGET = 0.85  # engine / tutorial
@@ -215,9 +216,10 @@ def build_report(seconds: dict, cpu_seconds: dict, clock: EngineClock, size: dic
             "lockstep and several batches per call save only per-step overhead, the duplicate input pipeline and "
             "the extra traces, and the engine's own work (recalibration, saves, probes) spends part of that.")
     notes.append(
-        "Batch-norm recalibration is extra computation, not streaming: recalibration_batches (8) forward passes "
-        "in training mode per epoch, about 8/3 of a training step's work. At the benchmark's 10 batches per epoch "
-        "that is a large share; at the default 2000 images (32 batches) about a third as much.")
+        "Batch-norm recalibration is extra computation, not streaming: TrainConfig.recalibration_batches "
+        f"({TrainConfig().recalibration_batches}) forward passes in training mode per epoch, each about a third "
+        "of a training step's work. At the benchmark's 10 batches per epoch that is a large share; at the default "
+        "2000 images (32 batches) about a third as much.")
     return table, notes
 
 

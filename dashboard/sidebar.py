@@ -24,8 +24,8 @@ STEPS_PER_EXECUTION_HELP = (
 )
 
 RECALIBRATION_HELP = (
-    "Averages batch norm's statistics over 8 training batches at the current weights before validating, "
-    "so even a run of a few dozen steps is validated fairly. Costs about 8 forward passes per epoch."
+    "Averages batch norm's statistics over 4 training batches at the current weights before validating, "
+    "so even a run of a few dozen steps is validated fairly. Costs 4 forward passes per epoch."
 )
 
 
