@@ -32,7 +32,7 @@ VARIANTS = {
     "plain_fc": ("plain model.fit, fc only, 1 batch per call (reference)", {},
                  {"backends": ("fc",), "steps_per_execution": 1}),
     "engine": (f"lockstep model as the engine compiles it ({ENGINE_STEPS} batches per call)", {}, {}),
-    "one_per_call": ("lockstep, 1 batch per call (Keras' default)", {}, {"steps_per_execution": 1}),
+    "steps4": ("lockstep, 4 batches per call", {}, {"steps_per_execution": 4}),
     "jit": ("lockstep + jit_compile=True (XLA)", {}, {"jit_compile": True}),
     "batch128": ("lockstep, batch 128", {}, {"batch_size": 128}),
     "steps8": ("lockstep, 8 batches per call", {}, {"steps_per_execution": 8}),
@@ -46,7 +46,7 @@ QUICK_VARIANTS = ("plain_fc", "engine")
 
 def add_arguments(parser) -> None:
     parser.add_argument("--image-size", type=int, default=100)
-    parser.add_argument("--batches", type=int, default=12, help="timed training batches per variant")
+    parser.add_argument("--batches", type=int, default=24, help="timed training batches per variant")
     parser.add_argument("--turns", type=int, default=3, help="timed epochs per variant, taken in turns in one process")
     parser.add_argument("--repeats", type=int, default=1, help="processes per variant group")
     parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated subset of: "
@@ -120,7 +120,11 @@ class PreparedVariant:
         compile_options = {"steps_per_execution": options.get("steps_per_execution", ENGINE_STEPS)}
         compile_options.update({key: options[key] for key in ("jit_compile",) if key in options})
         common.compile_like_engine(self.model, backends, **compile_options)
-        self.warmup = max(2, compile_options["steps_per_execution"] * 2)
+        per_call = compile_options["steps_per_execution"]
+        # Whole calls only: Keras reports a call's last batch as first + per_call - 1 even when the
+        # data ran out sooner, which would count batches that never ran.
+        self.warmup = max(2, per_call * 2)
+        batches = -(-batches // per_call) * per_call
         count = self.batch_size * (batches + self.warmup)
         rng = np.random.default_rng(0)
         images = rng.integers(0, 256, (count, image_size, image_size, 3), dtype=np.uint8)

@@ -19,8 +19,8 @@ BN_MOMENTUM_HELP = (
 )
 
 STEPS_PER_EXECUTION_HELP = (
-    "How many batches TensorFlow trains per call from Python. More is faster on a CPU (fewer round trips), "
-    "but the curves update and Stop acts only once per call."
+    "How many batches TensorFlow trains per call from Python. More can be faster for small images (fewer "
+    "round trips), but the curves update and Stop acts only once per call."
 )
 
 RECALIBRATION_HELP = (
@@ -67,7 +67,7 @@ def train_settings(seed: int, runs_dir: str) -> TrainConfig:
         batch_size = st.select_slider("Batch size", [8, 16, 32, 64, 128, 256], value=64, key="batch_size")
         learning_rate = st.select_slider("Learning rate (Adam)", [1e-4, 3e-4, 1e-3, 3e-3, 1e-2], value=1e-3,
                                          format_func=lambda value: f"{value:g}", key="learning_rate")
-        steps_per_execution = st.select_slider("Batches per TensorFlow call", [1, 2, 4, 8, 16], value=4,
+        steps_per_execution = st.select_slider("Batches per TensorFlow call", [1, 2, 4, 8, 16], value=1,
                                                key="steps_per_execution", help=STEPS_PER_EXECUTION_HELP)
         recalibrate_bn = st.checkbox("Recalibrate batch-norm statistics before each validation", value=True,
                                      key="recalibrate_bn", help=RECALIBRATION_HELP)

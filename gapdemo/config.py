@@ -55,10 +55,11 @@ class TrainConfig:
     # Training batches averaged when recalibrating (4 x 64 = 256 images): at 100x100, validation
     # accuracy after 4 was within a point of after 16, at a quarter of the cost.
     recalibration_batches: int = 4
-    # Training batches per call into TensorFlow (Keras' steps_per_execution). Fewer round trips
-    # through Python make training faster on a CPU (benchmarks/RESULTS.md, section 3); curves,
-    # the speed estimate and Stop act once per call, so a run stops within this many batches.
-    steps_per_execution: int = 4
+    # Training batches per call into TensorFlow (Keras' steps_per_execution). Curves, the speed
+    # estimate and Stop act once per call. Fewer round trips help small, fast models; at 100x100 on
+    # two cores 1, 4 and 8 trained equally fast (benchmarks/RESULTS.md, section 3), so the default
+    # keeps every batch live.
+    steps_per_execution: int = 1
 
 
 @dataclass
@@ -142,6 +143,5 @@ def tiny_config(runs_dir: str = "runs", backends: tuple[str, ...] = ("fc", "gap"
     return RunConfig(
         data=DataConfig(image_size=32, train_size=48, synthetic_size=80, seed=0),
         model=ModelConfig(backends=backends, seed=0),
-        # one batch per TensorFlow call: every batch streams, Stop acts after the batch in flight
-        train=TrainConfig(epochs=1, batch_size=16, runs_dir=runs_dir, seed=0, steps_per_execution=1),
+        train=TrainConfig(epochs=1, batch_size=16, runs_dir=runs_dir, seed=0),
     )

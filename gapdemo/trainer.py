@@ -145,15 +145,18 @@ class Trainer:
                 "eta_seconds": eta}
 
     def record_batch(self, epoch_index: int, batch: int, logs: dict, epoch_started: float) -> None:
+        # Keras reports a call's last batch as first + steps_per_execution - 1, even when the epoch
+        # ran out of batches before that: count no more batches than the epoch has.
+        done = min(batch + 1, self.batches_per_epoch)
         elapsed = time.time() - epoch_started
-        if batch >= 1 and elapsed > 0:
-            self.images_per_second = (batch + 1) * self.config.train.batch_size / elapsed
-        step = epoch_index + (batch + 1) / self.batches_per_epoch
-        rows = [{"backend": b, "epoch": epoch_index + 1, "batch": batch + 1, "step": round(step, 5),
+        if done >= 2 and elapsed > 0:
+            self.images_per_second = done * self.config.train.batch_size / elapsed
+        step = epoch_index + done / self.batches_per_epoch
+        rows = [{"backend": b, "epoch": epoch_index + 1, "batch": done, "step": round(step, 5),
                  "loss": self.logged(logs, b, "loss"), "accuracy": self.logged(logs, b, "accuracy")}
                 for b in self.backends]
         runs.append_csv_rows(self.run_dir / "batch_metrics.csv", runs.BATCH_FIELDS, rows)
-        self.job.add_batch_rows(rows, self.progress("training", epoch_index + 1, batch + 1))
+        self.job.add_batch_rows(rows, self.progress("training", epoch_index + 1, done))
 
     def logged(self, logs: dict, backend: str, name: str) -> float:
         """Keras names metrics '<output>_<name>', except for a model with a single output."""

@@ -29,7 +29,7 @@ def register(subparsers):
     parser.add_argument("--no-bn-recalibration", action="store_true",
                         help="validate with batch norm's moving statistics as they are")
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--steps-per-execution", type=int, default=4,
+    parser.add_argument("--steps-per-execution", type=int, default=1,
                         help="batches per call into TensorFlow (progress and stop act once per call)")
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--runs-dir", default="runs")
