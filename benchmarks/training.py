@@ -32,7 +32,7 @@ OVERHEAD_TARGET = 0.03  # engine / bare - 1
 
 def add_arguments(parser) -> None:
     parser.add_argument("--image-size", type=int, default=100)
-    parser.add_argument("--train-size", type=int, default=640, help="training images (10 batches of 64)")
+    parser.add_argument("--train-size", type=int, default=1280, help="training images (20 batches of 64)")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=3, help="runs of each candidate (rotating order)")
 
@@ -140,10 +140,12 @@ def make_candidates(config, data, clock: EngineClock) -> dict:
         return time.perf_counter() - start
 
     plain = dataclasses.replace(config, train=dataclasses.replace(config.train, recalibrate_bn=False))
-    return {"engine": engine_with(config, "engine"),
-            "engine_no_recalibration": engine_with(plain, "engine_no_recalibration"),
-            "bare": bare_with(config.train.steps_per_execution), "bare_one_per_call": bare_with(1),
-            "tutorial": tutorial}
+    candidates = {"engine": engine_with(config, "engine"),
+                  "engine_no_recalibration": engine_with(plain, "engine_no_recalibration"),
+                  "bare": bare_with(config.train.steps_per_execution)}
+    if config.train.steps_per_execution != 1:
+        candidates["bare_one_per_call"] = bare_with(1)
+    return {**candidates, "tutorial": tutorial}
 
 
 def warm_up(config, data) -> None:
@@ -164,7 +166,7 @@ def paired_ratios(numerator: list, denominator: list) -> list[float]:
 
 LABELS = {"engine": "engine (TrainingJob, as shipped)",
           "engine_no_recalibration": "engine, recalibrate_bn=False",
-          "bare": "bare model.fit of the lockstep model, same batches per call",
+          "bare": "bare model.fit of the lockstep model, compiled as the engine compiles it",
           "bare_one_per_call": "bare model.fit of the lockstep model, 1 batch per call"}
 
 
@@ -192,9 +194,9 @@ def ratio_rows(seconds: dict, cpu_seconds: dict) -> list[list[str]]:
          common.verdict(overhead, OVERHEAD_TARGET)],
         info("batch-norm recalibration: engine / engine without − 1", "engine", "engine_no_recalibration", True),
         info("everything: engine / bare − 1", "engine", "bare", True),
-        info("batches per call: bare / bare with 1 per call", "bare", "bare_one_per_call"),
-        info("lockstep alone: bare with 1 per call / tutorial", "bare_one_per_call", "tutorial"),
-    ]
+    ] + ([info("batches per call: bare / bare with 1 per call", "bare", "bare_one_per_call"),
+          info("lockstep alone: bare with 1 per call / tutorial", "bare_one_per_call", "tutorial")]
+         if "bare_one_per_call" in seconds else [info("lockstep alone: bare / tutorial", "bare", "tutorial")])
 
 
 def build_report(seconds: dict, cpu_seconds: dict, clock: EngineClock, size: dict,
@@ -209,23 +211,40 @@ def build_report(seconds: dict, cpu_seconds: dict, clock: EngineClock, size: dic
     lockstep = paired(seconds, "engine", "tutorial")
     overhead = paired(seconds, "engine_no_recalibration", "bare") - 1
     if overhead > OVERHEAD_TARGET:
-        notes.append("Target 2 missed: see where the engine's extra time goes, above.")
+        notes.append(overhead_note(seconds, cpu_seconds, clock, size, overhead))
     if lockstep > LOCKSTEP_TARGET:
         notes.append(
             "Target 1 missed: the heads do the same arithmetic whether they train in one model or in several; "
             "lockstep and several batches per call save only per-step overhead, the duplicate input pipeline and "
             "the extra traces, and the engine's own work (recalibration, saves, probes) spends part of that.")
+    batches = size["train_size"] // size["batch_size"]
     notes.append(
         "Batch-norm recalibration is extra computation, not streaming: TrainConfig.recalibration_batches "
         f"({TrainConfig().recalibration_batches}) forward passes in training mode per epoch, each about a third "
-        "of a training step's work. At the benchmark's 10 batches per epoch that is a large share; at the default "
-        "2000 images (32 batches) about a third as much.")
+        f"of a training step's work, against {batches} training batches per epoch here and 32 at the default "
+        "2000 images.")
     return table, notes
+
+
+def overhead_note(seconds: dict, cpu_seconds: dict, clock: EngineClock, size: dict, overhead: float) -> str:
+    """Why target 2 was missed: the engine's fixed per-epoch work against this run's short epochs."""
+    runs = max(size["repeats"], 1)
+    fixed = clock.seconds["engine", "finish_epoch"] / runs
+    streaming = clock.seconds["engine", "record_batch"] / runs
+    engine = common.median(seconds["engine_no_recalibration"])
+    cpu_overhead = paired(cpu_seconds, "engine_no_recalibration", "bare") - 1
+    spread = common.spread(seconds["engine_no_recalibration"]) / engine
+    return (f"Target 2 missed on the wall clock ({overhead:+.1%}; {cpu_overhead:+.1%} on the CPU clock). Per run, "
+            f"finish_epoch (saving the models so no finished epoch is lost, the probes, TensorBoard) took "
+            f"{fixed:.2f} s, {fixed / engine:.1%} of the run, and streaming the batches {streaming:.3f} s "
+            f"({streaming / engine:.2%}); the rest lies within the wall-clock range of the runs ({spread:.0%}). "
+            "The per-epoch work is fixed, so its share shrinks as epochs grow (see above).")
 
 
 def setup_note(size: dict, steps_per_execution: int) -> str:
     return (f"Setup: {', '.join(size['backends'])} at {size['image_size']}x{size['image_size']}, batch "
-            f"{size['batch_size']}, {steps_per_execution} batches per call (the engine's default) unless noted, "
+            f"{size['batch_size']}, {steps_per_execution} batch{'es' if steps_per_execution != 1 else ''} per call "
+            "into TensorFlow (the engine's default) unless noted, "
             f"{size['train_size']} synthetic training images (validation 1/8 of that), "
             f"{size['epochs']} epochs, validation every epoch; {size['repeats']} runs of each in rotating order. "
             "Ratios are medians of the ratios of adjacent runs; CPU is this process's user + system time, which "
