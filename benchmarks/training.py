@@ -120,9 +120,10 @@ def make_candidates(config, data, clock: EngineClock) -> dict:
         def bare():
             start = time.perf_counter()
             models = build_lockstep_models(backends, **model_options)
+            train = common.per_backend_labels(data.train, backends)
             common.compile_like_engine(models.training_model, backends, config.train.learning_rate,
-                                       steps_per_execution=steps_per_execution)
-            models.training_model.fit(common.per_backend_labels(data.train, backends), epochs=epochs, verbose=0,
+                                       element_spec=train.element_spec, steps_per_execution=steps_per_execution)
+            models.training_model.fit(train, epochs=epochs, verbose=0,
                                       validation_data=common.per_backend_labels(data.validation, backends))
             return time.perf_counter() - start
         return bare

@@ -69,6 +69,7 @@ class Trainer:
             steps_per_execution=self.config.train.steps_per_execution,
         )
         train_ds, val_ds = self.per_backend_labels(data.train), self.per_backend_labels(data.validation)
+        build_training_state(models.training_model, train_ds.element_spec)
         self.batches_per_epoch = max(1, int(data.train.cardinality().numpy()))
         self.probe_images, self.probe_labels = pick_probes(data.validation_images, data.validation_labels)
         self.record_probes(0)
@@ -202,6 +203,21 @@ class Trainer:
                 for name in ("loss", "accuracy", "val_loss", "val_accuracy"):
                     tf.summary.scalar(name, row[name])
             self.writers[backend].flush()
+
+
+def build_training_state(model, element_spec) -> None:
+    """Create the optimizer's slots and the metrics' variables before the first call into TensorFlow.
+
+    Keras creates them lazily, inside the first trace of its training step, and a tf.function that
+    creates variables on its first call is traced a second time: about 3 s more before the first curve
+    point of a three-back-end job (benchmarks/RESULTS.md, section 5). element_spec: the training
+    dataset's (images, {backend: labels}) specs; only their shapes and dtypes are read.
+    """
+    symbolic_build = getattr(model, "_symbolic_build", None)  # what Keras runs under a distribution strategy
+    if symbolic_build is not None:
+        symbolic_build(data_batch=element_spec)
+    elif not model.optimizer.built:  # a Keras without it: the optimizer's slots are most of the variables
+        model.optimizer.build(model.trainable_variables)
 
 
 def training_forward(model):
