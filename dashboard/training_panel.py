@@ -34,6 +34,9 @@ def status_panel(snapshot, queued_jobs) -> None:
     if snapshot.state in ("running", "stopping"):
         if progress.get("phase") == "loading data":
             st.progress(float(progress.get("fraction", 0.0)), text=f"Loading data: {progress.get('message', '')}")
+        elif progress.get("phase") == "compiling":
+            st.progress(0.0, text="Compiling the training step for TensorFlow: the first batch follows in a few "
+                                  "seconds")
         elif "epoch" in progress:
             batches = max(progress["batches_per_epoch"], 1)
             done = ((progress["epoch"] - 1) * batches + progress["batch"]) / (progress["epochs"] * batches)

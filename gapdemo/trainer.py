@@ -85,7 +85,8 @@ class Trainer:
         completed = 0
         for epoch in range(self.config.train.epochs):
             callback.epoch_index, callback.epoch_started = epoch, time.time()
-            self.set_phase("training", epoch + 1, 0)
+            # The first call into TensorFlow traces the training step first: seconds without a batch.
+            self.set_phase("compiling" if epoch == 0 else "training", epoch + 1, 0)
             history = models.training_model.fit(train_ds, epochs=epoch + 1, initial_epoch=epoch, verbose=0,
                                                 shuffle=False, callbacks=[callback])
             if self.job.stop_requested:

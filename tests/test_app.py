@@ -205,3 +205,21 @@ def test_shipped_streamlit_configuration_takes_effect(monkeypatch):
     finally:
         monkeypatch.undo()
         config.get_config_options(force_reparse=True)
+
+
+def test_status_explains_the_wait_before_the_first_batch():
+    def page():
+        from types import SimpleNamespace
+
+        from dashboard.training_panel import status_panel
+
+        progress = {"phase": "compiling", "epoch": 1, "epochs": 10, "batch": 0, "batches_per_epoch": 32,
+                    "images_per_second": 0.0, "eta_seconds": None}
+        status_panel(SimpleNamespace(run_id="r1", state="running", elapsed_seconds=6.0, progress=progress,
+                                     message=""), [])
+
+    app_test = AppTest.from_function(page)
+    app_test.run()
+    assert not app_test.exception
+    text = run_status(app_test)
+    assert "Compiling the training step" in text and "images/s" not in text

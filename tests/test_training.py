@@ -224,6 +224,30 @@ def test_a_job_traces_the_training_step_once(runs_dir, monkeypatch):
     assert traced_shapes == [(None, 32, 32, 3)]  # one trace, for any batch size: the short last batch included
 
 
+def test_first_epoch_says_it_is_compiling_until_its_first_batch(runs_dir, monkeypatch):
+    from gapdemo.trainer import Trainer
+
+    published = []  # (phase, epoch, batch) in the order the page would see them
+    original_phase, original_batch = Trainer.set_phase, Trainer.record_batch
+
+    def set_phase(self, phase, epoch, batch):
+        published.append((phase, epoch, batch))
+        return original_phase(self, phase, epoch, batch)
+
+    def record_batch(self, epoch_index, batch, logs, epoch_started):
+        published.append(("batch", epoch_index + 1, batch + 1))
+        return original_batch(self, epoch_index, batch, logs, epoch_started)
+
+    monkeypatch.setattr(Trainer, "set_phase", set_phase)
+    monkeypatch.setattr(Trainer, "record_batch", record_batch)
+    job = TrainingJob(tiny(runs_dir, epochs=2, train_size=32), data_loader=toy_loader(64))
+    assert job.run() == "finished", job.snapshot().message
+    starts = [entry for entry in published if entry[0] in ("compiling", "training")]
+    assert starts == [("compiling", 1, 0), ("training", 2, 0)]
+    assert published.index(("compiling", 1, 0)) + 1 == published.index(("batch", 1, 1))
+    assert job.snapshot().progress["phase"] != "compiling"
+
+
 def test_recalibration_rescues_inference_after_a_short_run(runs_dir):
     results = {}
     for recalibrate in (False, True):
