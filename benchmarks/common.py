@@ -165,20 +165,10 @@ def per_backend_labels(dataset, backends):
 
 
 def compile_like_engine(model, backends, learning_rate: float = 1e-3, element_spec=None, **compile_options) -> None:
-    """Adam + binary cross-entropy + accuracy per output, as gapdemo.trainer compiles the lockstep model.
+    """gapdemo.trainer.compile_lockstep_model; with element_spec, the first fit traces its step once."""
+    from gapdemo.trainer import compile_lockstep_model
 
-    element_spec (the training dataset's): also build the optimizer and metric variables first, as
-    the engine does, so that the first fit traces its step once.
-    """
-    import keras
-
-    from gapdemo.trainer import build_training_state
-
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate),
-                  loss={b: "binary_crossentropy" for b in backends},
-                  metrics={b: ["accuracy"] for b in backends}, **compile_options)
-    if element_spec is not None:
-        build_training_state(model, element_spec)
+    compile_lockstep_model(model, backends, learning_rate, element_spec, **compile_options)
 
 
 def steady_training_rate(model, dataset, batch_size: int, warmup_batches: int = 2,

@@ -62,14 +62,9 @@ class Trainer:
             self.config.model.bn_momentum, self.config.model.dropout_rate,
         )
         self.models = models
-        models.training_model.compile(
-            optimizer=keras.optimizers.Adam(self.config.train.learning_rate),
-            loss={b: "binary_crossentropy" for b in self.backends},
-            metrics={b: ["accuracy"] for b in self.backends},
-            steps_per_execution=self.config.train.steps_per_execution,
-        )
         train_ds, val_ds = self.per_backend_labels(data.train), self.per_backend_labels(data.validation)
-        build_training_state(models.training_model, train_ds.element_spec)
+        compile_lockstep_model(models.training_model, self.backends, self.config.train.learning_rate,
+                               train_ds.element_spec, steps_per_execution=self.config.train.steps_per_execution)
         self.batches_per_epoch = max(1, int(data.train.cardinality().numpy()))
         self.probe_images, self.probe_labels = pick_probes(data.validation_images, data.validation_labels)
         self.record_probes(0)
@@ -206,19 +201,20 @@ class Trainer:
             self.writers[backend].flush()
 
 
-def build_training_state(model, element_spec) -> None:
-    """Create the optimizer's slots and the metrics' variables before the first call into TensorFlow.
+def compile_lockstep_model(model, backends, learning_rate: float, element_spec=None, **compile_options) -> None:
+    """Adam + binary cross-entropy + accuracy per back-end output; then its variables, before any trace.
 
-    Keras creates them lazily, inside the first trace of its training step, and a tf.function that
-    creates variables on its first call is traced a second time: about 3 s more before the first curve
-    point of a three-back-end job (benchmarks/RESULTS.md, section 5). element_spec: the training
-    dataset's (images, {backend: labels}) specs; only their shapes and dtypes are read.
+    Keras creates the optimizer's slots and the metrics' variables lazily, inside the first trace of
+    its training step, and a tf.function that creates variables on its first call is traced a second
+    time: about 3 s more before the first curve point of a three-back-end job (benchmarks/RESULTS.md,
+    section 5). element_spec: the training dataset's (images, {backend: labels}) specs, of which only
+    shapes and dtypes are read; None leaves the variables to Keras.
     """
-    symbolic_build = getattr(model, "_symbolic_build", None)  # what Keras runs under a distribution strategy
-    if symbolic_build is not None:
-        symbolic_build(data_batch=element_spec)
-    elif not model.optimizer.built:  # a Keras without it: the optimizer's slots are most of the variables
-        model.optimizer.build(model.trainable_variables)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate),
+                  loss={b: "binary_crossentropy" for b in backends},
+                  metrics={b: ["accuracy"] for b in backends}, **compile_options)
+    if element_spec is not None and hasattr(model, "_symbolic_build"):  # what Keras runs under a strategy
+        model._symbolic_build(data_batch=element_spec)
 
 
 def training_forward(model):
