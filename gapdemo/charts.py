@@ -72,7 +72,8 @@ def _train_trace(backend, epoch_rows, batch_rows, metric, max_points) -> go.Scat
     if batch_rows is not None and len(batch_rows):
         rows = batch_rows.sort_values("step")
         rows = rows.iloc[downsample_indices(len(rows), max_points)]
-        x_values, mode = rows["step"], "lines"
+        # a line needs two points: the first batch alone would draw nothing
+        x_values, mode = rows["step"], "lines" if len(rows) > 1 else "lines+markers"
     else:
         rows = epoch_rows.sort_values("epoch")
         x_values, mode = rows["epoch"], "lines+markers"
@@ -124,7 +125,7 @@ def curves_figure(epoch_metrics: pd.DataFrame, batch_metrics: pd.DataFrame | Non
         template="plotly_white",
     )
     if metric == "accuracy":
-        figure.update_yaxes(tickformat=".0%")
+        figure.update_yaxes(tickformat=".1%")  # whole percents repeat when the range is a few points wide
     return figure
 
 

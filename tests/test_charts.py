@@ -108,6 +108,16 @@ def test_curves_keep_short_batch_series_whole():
     assert len(traces_by_split(figure)[("fc", "train")].x) == 10
 
 
+def test_the_first_batch_alone_is_drawn_and_narrow_accuracy_ticks_stay_distinct():
+    first_batch = make_batch_metrics(epochs=1).groupby("backend").head(1)
+    figure = charts.curves_figure(make_epoch_metrics().iloc[:0], first_batch, metric="accuracy")
+    for backend in BACKENDS:
+        train = traces_by_split(figure)[(backend, "train")]
+        assert len(train.x) == 1 and "markers" in train.mode
+    assert figure.layout.yaxis.tickformat == ".1%"
+    assert traces_by_split(charts.curves_figure(make_epoch_metrics(), make_batch_metrics()))[("gap", "train")].mode == "lines"
+
+
 def test_curves_reject_bad_arguments():
     with pytest.raises(ValueError, match="metric"):
         charts.curves_figure(make_epoch_metrics(), metric="f1")
