@@ -28,10 +28,9 @@ class StreamingCallback(keras.callbacks.Callback):
         super().__init__()
         self.trainer = trainer
         self.epoch_index = 0
-        self.epoch_started = time.time()
 
     def on_train_batch_end(self, batch, logs=None):
-        self.trainer.record_batch(self.epoch_index, batch, logs or {}, self.epoch_started)
+        self.trainer.record_batch(self.epoch_index, batch, logs or {})
         if self.trainer.job.stop_requested:
             self.model.stop_training = True
 
@@ -50,6 +49,7 @@ class Trainer:
         self.run_dir = job.run_dir
         self.batches_per_epoch = 1
         self.images_per_second = 0.0
+        self.rate_origin = (-1, 0, 0.0)  # (epoch index, batches done, time.time()) after its first call
         self.writers = {}
 
     def train(self) -> int:
@@ -79,7 +79,7 @@ class Trainer:
         recalibration_forward = training_forward(models.training_model)  # traced once, reused every epoch
         completed = 0
         for epoch in range(self.config.train.epochs):
-            callback.epoch_index, callback.epoch_started = epoch, time.time()
+            callback.epoch_index = epoch
             # The first call into TensorFlow traces the training step first: seconds without a batch.
             self.set_phase("compiling" if epoch == 0 else "training", epoch + 1, 0)
             history = models.training_model.fit(train_ds, epochs=epoch + 1, initial_epoch=epoch, verbose=0,
@@ -141,13 +141,18 @@ class Trainer:
                 "batches_per_epoch": self.batches_per_epoch, "images_per_second": self.images_per_second,
                 "eta_seconds": eta}
 
-    def record_batch(self, epoch_index: int, batch: int, logs: dict, epoch_started: float) -> None:
+    def record_batch(self, epoch_index: int, batch: int, logs: dict) -> None:
         # Keras reports a call's last batch as first + steps_per_execution - 1, even when the epoch
         # ran out of batches before that: count no more batches than the epoch has.
         done = min(batch + 1, self.batches_per_epoch)
-        elapsed = time.time() - epoch_started
-        if done >= 2 and elapsed > 0:
-            self.images_per_second = done * self.config.train.batch_size / elapsed
+        now = time.time()
+        # The rate counts from the end of each epoch's first call: that call also pays the iterator's
+        # start-up and, in epoch 1, seconds of tracing, which made the first time-left estimate hours.
+        if self.rate_origin[0] != epoch_index:
+            self.rate_origin = (epoch_index, done, now)
+        elif done > self.rate_origin[1] and now > self.rate_origin[2]:
+            self.images_per_second = (done - self.rate_origin[1]) * self.config.train.batch_size / (
+                now - self.rate_origin[2])
         step = epoch_index + done / self.batches_per_epoch
         rows = [{"backend": b, "epoch": epoch_index + 1, "batch": done, "step": round(step, 5),
                  "loss": self.logged(logs, b, "loss"), "accuracy": self.logged(logs, b, "accuracy")}

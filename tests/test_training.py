@@ -234,9 +234,9 @@ def test_first_epoch_says_it_is_compiling_until_its_first_batch(runs_dir, monkey
         published.append((phase, epoch, batch))
         return original_phase(self, phase, epoch, batch)
 
-    def record_batch(self, epoch_index, batch, logs, epoch_started):
+    def record_batch(self, epoch_index, batch, logs):
         published.append(("batch", epoch_index + 1, batch + 1))
-        return original_batch(self, epoch_index, batch, logs, epoch_started)
+        return original_batch(self, epoch_index, batch, logs)
 
     monkeypatch.setattr(Trainer, "set_phase", set_phase)
     monkeypatch.setattr(Trainer, "record_batch", record_batch)
@@ -246,6 +246,27 @@ def test_first_epoch_says_it_is_compiling_until_its_first_batch(runs_dir, monkey
     assert starts == [("compiling", 1, 0), ("training", 2, 0)]
     assert published.index(("compiling", 1, 0)) + 1 == published.index(("batch", 1, 1))
     assert job.snapshot().progress["phase"] != "compiling"
+
+
+def test_images_per_second_leave_out_each_epochs_first_call(runs_dir, monkeypatch):
+    """The first call of an epoch includes start-up (and tracing in epoch 1); the rate counts from its end."""
+    from types import SimpleNamespace
+
+    from gapdemo import trainer as trainer_module
+
+    config = tiny(runs_dir)  # batch 16
+    run_dir = runs_dir / "rate"
+    run_dir.mkdir(parents=True)
+    job = SimpleNamespace(config=config, run_dir=run_dir, add_batch_rows=lambda rows, progress: None)
+    trainer = trainer_module.Trainer(job)
+    trainer.batches_per_epoch = 10
+    clock = iter([100.0, 101.0, 102.0, 200.0, 200.5])  # epoch 1: a 90 s trace before 100.0
+    monkeypatch.setattr(trainer_module.time, "time", lambda: next(clock))
+    rates = []
+    for epoch_index, batch in [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1)]:
+        trainer.record_batch(epoch_index, batch, {})
+        rates.append(trainer.images_per_second)
+    assert rates == [0.0, 16.0, 16.0, 16.0, 32.0]
 
 
 def test_recalibration_rescues_inference_after_a_short_run(runs_dir):
