@@ -112,7 +112,7 @@ def claims_results(result: dict) -> None:
 # The Claims tab.
 def claims_panel(runs_dir: str, config) -> None:
     from gapdemo.claims import latest_claims
-    from gapdemo.config import validate_run_config
+    from gapdemo.validation import validate_run_config
 
     config = dataclasses.replace(config, train=dataclasses.replace(config.train, runs_dir=runs_dir))
     st.markdown("The tutorial makes four claims about GAP. Here each one is measured, several times over, "

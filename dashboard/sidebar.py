@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from gapdemo.config import DataConfig, ModelConfig, RunConfig, TrainConfig, validate_run_config
+from gapdemo.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from gapdemo.validation import validate_run_config
 from gapdemo.models import BACKENDS
 
 DATASET_LABELS = {

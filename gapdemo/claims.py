@@ -21,7 +21,8 @@ from typing import Callable
 from gapdemo import claims_measures as measures
 from gapdemo import claims_summary as summary
 from gapdemo import runs
-from gapdemo.config import RunConfig, validate_run_config
+from gapdemo.config import RunConfig
+from gapdemo.validation import validate_run_config
 
 DEFAULT_SEEDS = 3
 MAX_SEEDS = 10

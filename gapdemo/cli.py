@@ -10,11 +10,9 @@ import argparse
 import importlib
 import sys
 
+from gapdemo.commands import CommandError
+
 COMMANDS = ("params", "data", "train", "runs", "classify", "export", "claims")
-
-
-class CommandError(Exception):
-    """A problem the user can fix; printed as one line, exit status 2."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -27,13 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m gapdemo", description=__doc__.splitlines()[0])
     subparsers = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for name in COMMANDS:
-        try:
-            module = importlib.import_module(f"gapdemo.commands.{name}")
-        except ModuleNotFoundError as error:
-            if error.name != f"gapdemo.commands.{name}":
-                raise
-            continue  # a command still being written is simply not offered
-        module.register(subparsers)
+        importlib.import_module(f"gapdemo.commands.{name}").register(subparsers)
     return parser
 
 
@@ -48,3 +40,8 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def main_exit() -> None:
+    """Entry point of the installed `gapdemo` command: the same as python -m gapdemo."""
+    sys.exit(main())

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gapdemo import runs
-from gapdemo.config import RunConfig, validate_run_config
+from gapdemo.config import RunConfig
+from gapdemo.validation import validate_run_config
 
 STATES = ("queued", "running", "stopping", "finished", "stopped", "failed", "interrupted")
 DONE_STATES = ("finished", "stopped", "failed", "interrupted")

@@ -90,7 +90,7 @@ def test_several_batches_per_call_learn_as_one_per_call_and_stream_per_call(runs
 
 
 def test_batches_per_call_outside_its_range_is_refused(runs_dir):
-    from gapdemo.config import validate_run_config
+    from gapdemo.validation import validate_run_config
 
     config = tiny(runs_dir)
     config.train.steps_per_execution = 0

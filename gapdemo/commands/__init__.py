@@ -1,6 +1,10 @@
 """Sub-commands of python -m gapdemo; each module has register(subparsers) and run(args)."""
 
 
+class CommandError(Exception):
+    """A problem the user can fix; printed as one line, exit status 2."""
+
+
 def parse_backends(text: str) -> tuple[str, ...]:
     """'fc, gap' -> ('fc', 'gap'); unknown keys raise ValueError naming the valid ones."""
     from gapdemo.models import check_backend

@@ -3,7 +3,7 @@
 import json
 from pathlib import Path
 
-from gapdemo.cli import CommandError
+from gapdemo.commands import CommandError
 
 
 def register(subparsers):

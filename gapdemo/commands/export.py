@@ -1,6 +1,6 @@
 """python -m gapdemo export: a run's charts and metrics as files."""
 
-from gapdemo.cli import CommandError
+from gapdemo.commands import CommandError
 
 
 def register(subparsers):

@@ -1,0 +1,54 @@
+"""Checks a RunConfig against the data sources and the back-end registry before anything trains.
+
+It sits apart from config.py because it reads the back-end registry (models.py), which in turn
+reads config.py's image-size bounds: config stays a leaf that everything may import.
+"""
+
+from __future__ import annotations
+
+import os
+
+from gapdemo.config import DATASETS, RunConfig, validate_image_size
+from gapdemo.models import BACKENDS
+
+
+def validate_run_config(config: RunConfig) -> list[str]:
+    """Return every problem with config as one readable sentence each (empty when valid)."""
+    problems = []
+    try:
+        validate_image_size(config.data.image_size)
+    except ValueError as error:
+        problems.append(str(error).capitalize() + ".")
+    if config.data.dataset not in DATASETS:
+        problems.append(f"Unknown data set {config.data.dataset!r}; choose one of {', '.join(DATASETS)}.")
+    if config.data.dataset == "folder" and not config.data.data_dir:
+        problems.append("The folder data set needs a folder path.")
+    elif config.data.dataset == "folder" and not os.path.isdir(os.path.expanduser(config.data.data_dir)):
+        problems.append(f"The folder {config.data.data_dir} does not exist.")
+    if not config.model.backends:
+        problems.append("Choose at least one back-end.")
+    unknown = [key for key in config.model.backends if key not in BACKENDS]
+    if unknown:
+        problems.append(f"Unknown back-end(s) {', '.join(unknown)}; valid: {', '.join(BACKENDS)}.")
+    if len(set(config.model.backends)) != len(config.model.backends):
+        problems.append("Each back-end may be chosen once.")
+    if not 0.0 <= config.model.dropout_rate < 1.0:
+        problems.append("Dropout rate must be at least 0 and below 1.")
+    if not 0.0 < config.model.bn_momentum < 1.0:
+        problems.append("Batch-norm momentum must be between 0 and 1.")
+    if config.train.epochs < 1:
+        problems.append("Train for at least one epoch.")
+    if config.train.batch_size < 1:
+        problems.append("Batch size must be at least 1.")
+    if not 1 <= config.train.steps_per_execution <= 64:
+        problems.append("Batches per TensorFlow call must be from 1 to 64.")
+    if not 0.0 < config.train.learning_rate <= 1.0:
+        problems.append("Learning rate must be above 0 and at most 1.")
+    if config.data.train_size is not None and config.data.train_size < 2:
+        problems.append("Use at least 2 training images.")
+    if config.data.train_size is not None and config.data.train_size < config.train.batch_size:
+        problems.append(
+            f"Batch size {config.train.batch_size} is larger than the {config.data.train_size} "
+            "training images; lower it or use more images."
+        )
+    return problems
