@@ -2,7 +2,7 @@
 
 Layout of one run directory:
     config.json          RunConfig.to_dict() plus the data set's info
-    status.json          state, epochs completed, error message, pid of the writing process
+    status.json          state, message, epochs completed, the run's elapsed seconds, the writing process
     metrics.csv          backend, epoch, loss, accuracy, val_loss, val_accuracy (appended per epoch)
     batch_metrics.csv    backend, epoch, batch, step, loss, accuracy (appended per batch)
     models/<b>.keras     each back-end, saved after every epoch
@@ -21,6 +21,7 @@ import datetime
 import json
 import os
 import secrets
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,6 +49,22 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
 
 def write_json_atomic(path: Path, values: dict) -> None:
     write_bytes_atomic(path, json.dumps(values, indent=2, default=str).encode())
+
+
+def write_status(run_dir: Path, state: str, message: str = "", epochs_completed: int = 0,
+                 elapsed_seconds: float = 0.0) -> None:
+    """Write status.json atomically.
+
+    elapsed_seconds is one run-level figure: every back-end trains in the same lockstep model, so
+    a per-back-end time would repeat the same number.
+    """
+    run_dir = Path(run_dir)
+    write_json_atomic(run_dir / "status.json", {
+        "state": state, "message": message, "epochs_completed": int(epochs_completed),
+        "elapsed_seconds": round(float(elapsed_seconds), 2),
+        "process": process_token(), "updated": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "created": run_dir.name[:15],
+    })
 
 
 def append_csv_rows(path: Path, fields, rows) -> None:
@@ -131,6 +148,20 @@ def read_status(run_dir: Path) -> dict:
             "The process training this run ended before it finished; completed epochs are kept."
         )
     return status
+
+
+def read_elapsed_seconds(status: dict) -> float | None:
+    """The run's training time from a status dict; None when it was never recorded.
+
+    Runs written before elapsed_seconds stored a "durations" dict with the same lockstep time
+    for every back-end, so any one of its values is the run's time.
+    """
+    if "elapsed_seconds" in status:
+        return float(status["elapsed_seconds"])
+    durations = status.get("durations")
+    if isinstance(durations, dict) and durations:
+        return float(next(iter(durations.values())))
+    return None
 
 
 def read_epoch_metrics(run_dir: Path):
