@@ -116,15 +116,37 @@ def load_data(config: DataConfig, batch_size: int, progress: Progress | None = N
     report = progress or (lambda message, fraction: None)
     loader = {"synthetic": _load_synthetic, "cats_vs_dogs": _load_cats_vs_dogs, "folder": _load_folder}
     splits, class_names, skipped = loader[config.dataset](config, report)
+    arrays = {name: (split.images, split.labels, split.boxes) for name, split in splits.items()}
+    loaded = loaded_data_from_arrays(arrays, config, batch_size, class_names=class_names, skipped=skipped)
+    report("Data ready", 1.0)
+    return loaded
+
+
+def loaded_data_from_arrays(arrays: dict, config: DataConfig, batch_size: int, class_names=CLASS_NAMES,
+                            dataset: str | None = None, skipped: list[dict] | None = None) -> LoadedData:
+    """The LoadedData contract for images already decoded, so a special-purpose source matches load_data's.
+
+    Args:
+        arrays: {"train" | "validation" | "test": (images uint8 (N, S, S, 3), labels int64 (N,),
+            boxes float32 (N, 4) or None)}.
+        config: image_size for the info, and the seed of the training order.
+        batch_size: images per batch in all three pipelines.
+        class_names: index = label.
+        dataset: the name DatasetInfo gives; config.dataset when None.
+        skipped: files that could not be read ([{"path", "reason"}]).
+
+    Raises:
+        DataError when a split has no images.
+    """
+    splits = {name: _Split(*arrays[name]) for name in SPLITS}
     for name in SPLITS:
         if len(splits[name].labels) == 0:
             raise DataError(f"The {name} split has no images; provide more images (at least 10 per class).")
-    report("Data ready", 1.0)
     info = DatasetInfo(
-        dataset=config.dataset, class_names=list(class_names), image_size=config.image_size,
+        dataset=dataset or config.dataset, class_names=list(class_names), image_size=config.image_size,
         splits={name: int(len(splits[name].labels)) for name in SPLITS},
         class_counts={name: _count_classes(splits[name].labels, class_names) for name in SPLITS},
-        skipped=skipped, has_boxes=splits["test"].boxes is not None,
+        skipped=skipped or [], has_boxes=splits["test"].boxes is not None,
     )
     pipelines = {name: make_pipeline(splits[name].images, splits[name].labels, batch_size,
                                      shuffle=name == "train", seed=config.seed) for name in SPLITS}
