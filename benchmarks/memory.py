@@ -48,7 +48,7 @@ def child_main(args) -> None:
     import keras  # noqa: F401  the import floor counts: TensorFlow alone is several hundred MiB
 
     from gapdemo.data import load_data
-    from gapdemo.training import TrainingJob
+    from gapdemo.job import TrainingJob
 
     stages = {"after importing TensorFlow": common.current_rss_mb()}
     data_bytes = {}

@@ -98,7 +98,7 @@ def make_candidates(config, data, clock: EngineClock) -> dict:
     import keras
 
     from gapdemo.models import build_lockstep_models, build_model
-    from gapdemo.training import TrainingJob
+    from gapdemo.job import TrainingJob
 
     backends, epochs = list(config.model.backends), config.train.epochs
     model_options = {"image_size": config.data.image_size, "seed": config.model.seed,
@@ -153,7 +153,7 @@ def warm_up(config, data) -> None:
     """An untimed two-batch engine run: one-time imports (saving, TensorBoard) and thread pools start here."""
     import dataclasses
 
-    from gapdemo.training import TrainingJob
+    from gapdemo.job import TrainingJob
 
     small = dataclasses.replace(data, train=data.train.take(2), validation=data.validation.take(1))
     TrainingJob(dataclasses.replace(config, train=dataclasses.replace(config.train, epochs=1)),

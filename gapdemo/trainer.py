@@ -1,19 +1,24 @@
-"""The Keras side of a TrainingJob: data, lockstep model, epoch loop, streaming, saving.
+"""The Keras loop: config, data loader, run directory and event hooks in; epochs on disk out.
 
-One ``fit`` call per epoch followed by our own ``evaluate``: a stop request ends ``fit`` after
-the call into TensorFlow in flight (TrainConfig.steps_per_execution batches) and the loop then
-skips validation, so stopping never waits for a full pass.
+Trainer knows no job, queue or page: it reports through a gapdemo.events.TrainingEvents object
+(a TrainingJob's snapshot, a sweep trial's reports to Ray, the CLI's progress bar) and writes the
+run folder through gapdemo.runs. One ``fit`` call per epoch followed by our own ``evaluate``: a
+stop request ends ``fit`` after the call into TensorFlow in flight (TrainConfig.steps_per_execution
+batches) and the loop then skips validation, so stopping never waits for a full pass.
 """
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from gapdemo import runs
+from gapdemo.config import RunConfig
+from gapdemo.events import StopRequested, TrainingEvents
 from gapdemo.insight import class_activation_maps, feature_averages
 from gapdemo.models import BACKENDS, build_lockstep_models, classifier_layer_name
 
@@ -31,22 +36,31 @@ class StreamingCallback(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         self.trainer.record_batch(self.epoch_index, batch, logs or {})
-        if self.trainer.job.stop_requested:
+        if self.trainer.events.should_stop():
             self.model.stop_training = True
 
     def on_test_batch_end(self, batch, logs=None):
-        if self.trainer.job.stop_requested:
+        if self.trainer.events.should_stop():
             self.model.stop_evaluating = True
 
 
 class Trainer:
-    """Runs one job's training; every public effect goes through the job's publish methods."""
+    """Trains one run's back-ends in lockstep into run_dir, telling events as it goes.
 
-    def __init__(self, job):
-        self.job = job
-        self.config = job.config
+    Args:
+        config: the run's settings (validated by the caller: gapdemo.validation).
+        run_dir: the run folder to create and fill (gapdemo.runs documents its layout).
+        events: hooks for progress, batches, epochs, probes and stop requests.
+        data_loader: (DataConfig, batch_size, progress) -> LoadedData; None = gapdemo.data.load_data.
+    """
+
+    def __init__(self, config: RunConfig, run_dir: Path, events: TrainingEvents | None = None, data_loader=None):
+        self.config = config
+        self.run_dir = Path(run_dir)
+        self.events = events or TrainingEvents()
+        self.data_loader = data_loader
         self.backends = list(self.config.model.backends)
-        self.run_dir = job.run_dir
+        self.started = time.time()
         self.batches_per_epoch = 1
         self.images_per_second = 0.0
         self.rate_origin = (-1, 0, 0.0)  # (epoch index, batches done, time.time()) after its first call
@@ -84,14 +98,14 @@ class Trainer:
             self.set_phase("compiling" if epoch == 0 else "training", epoch + 1, 0)
             history = models.training_model.fit(train_ds, epochs=epoch + 1, initial_epoch=epoch, verbose=0,
                                                 shuffle=False, callbacks=[callback])
-            if self.job.stop_requested:
+            if self.events.should_stop():
                 break  # a partial epoch is not a result; completed ones are already saved
             self.set_phase("validating", epoch + 1, self.batches_per_epoch)
             if self.config.train.recalibrate_bn:
                 recalibrate_batch_norm(models.training_model, train_ds, self.config.train.recalibration_batches,
                                        recalibration_forward)
             validation = models.training_model.evaluate(val_ds, verbose=0, return_dict=True, callbacks=[callback])
-            if self.job.stop_requested:
+            if self.events.should_stop():
                 break
             self.finish_epoch(epoch + 1, {k: v[-1] for k, v in history.history.items()}, validation)
             completed = epoch + 1
@@ -101,26 +115,27 @@ class Trainer:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / "models").mkdir(exist_ok=True)
         runs.write_json_atomic(self.run_dir / "config.json", self.config.to_dict())
-        self.job._write_status("running")
+        self.write_status(0)
+
+    def write_status(self, epochs_completed: int) -> None:
+        runs.write_status(self.run_dir, "running", "", epochs_completed, time.time() - self.started)
 
     def load_data(self):
-        loader = self.job._data_loader
+        loader = self.data_loader
         if loader is None:
             from gapdemo.data import load_data as loader
 
         def progress(message, fraction):
-            self.job.publish(progress={"phase": "loading data", "message": message, "fraction": float(fraction)})
+            self.events.on_progress({"phase": "loading data", "message": message, "fraction": float(fraction)})
 
         data = loader(self.config.data, self.config.train.batch_size, progress)
         info = data.info.to_dict()
-        self.job.publish(dataset_info=info)
+        self.events.on_dataset(info)
         runs.write_json_atomic(self.run_dir / "config.json", {**self.config.to_dict(), "dataset_info": info})
         return data
 
     def check_stop(self) -> None:
-        from gapdemo.training import StopRequested
-
-        if self.job.stop_requested:
+        if self.events.should_stop():
             raise StopRequested()
 
     def per_backend_labels(self, dataset):
@@ -129,7 +144,7 @@ class Trainer:
         return dataset.map(lambda images, labels: (images, {b: tf.expand_dims(labels, -1) for b in backends}))
 
     def set_phase(self, phase: str, epoch: int, batch: int) -> None:
-        self.job.publish(progress=self.progress(phase, epoch, batch))
+        self.events.on_progress(self.progress(phase, epoch, batch))
 
     def progress(self, phase: str, epoch: int, batch: int) -> dict:
         epochs = self.config.train.epochs
@@ -158,7 +173,7 @@ class Trainer:
                  "loss": self.logged(logs, b, "loss"), "accuracy": self.logged(logs, b, "accuracy")}
                 for b in self.backends]
         runs.append_csv_rows(self.run_dir / "batch_metrics.csv", runs.BATCH_FIELDS, rows)
-        self.job.add_batch_rows(rows, self.progress("training", epoch_index + 1, done))
+        self.events.on_batch(rows, self.progress("training", epoch_index + 1, done))
 
     def logged(self, logs: dict, backend: str, name: str) -> float:
         """Keras names metrics '<output>_<name>', except for a model with a single output."""
@@ -176,8 +191,8 @@ class Trainer:
         self.record_probes(epoch)
         self.write_tensorboard(epoch, rows)
         runs.append_csv_rows(self.run_dir / "metrics.csv", runs.EPOCH_FIELDS, rows)
-        self.job.add_epoch_rows(rows)
-        self.job._write_status("running", "", epoch)
+        self.write_status(epoch)
+        self.events.on_epoch(rows, epoch)
 
     def record_probes(self, epoch: int) -> None:
         outputs = self.models.probe_model(self.probe_images.astype("float32") / 255.0, training=False)
@@ -193,7 +208,7 @@ class Trainer:
                 probe["cams"] = class_activation_maps(feature_maps, kernel, bias)
             probes[backend] = probe
         runs.save_probes(self.run_dir, epoch, probes)
-        self.job.publish(probes=probes, probes_epoch=epoch)
+        self.events.on_probes(epoch, probes)
 
     def write_tensorboard(self, epoch: int, rows: list[dict]) -> None:
         for row in rows:

@@ -7,9 +7,9 @@ import pytest
 
 from gapdemo import runs
 from gapdemo.config import tiny_config
-from gapdemo.jobs import JobManager
+from gapdemo.events import TrainingEvents
+from gapdemo.job import JobManager, TrainingJob
 from gapdemo.models import BACKENDS
-from gapdemo.training import TrainingJob
 from toy_data import toy_loader
 
 
@@ -250,15 +250,12 @@ def test_first_epoch_says_it_is_compiling_until_its_first_batch(runs_dir, monkey
 
 def test_images_per_second_leave_out_each_epochs_first_call(runs_dir, monkeypatch):
     """The first call of an epoch includes start-up (and tracing in epoch 1); the rate counts from its end."""
-    from types import SimpleNamespace
-
     from gapdemo import trainer as trainer_module
 
     config = tiny(runs_dir)  # batch 16
     run_dir = runs_dir / "rate"
     run_dir.mkdir(parents=True)
-    job = SimpleNamespace(config=config, run_dir=run_dir, add_batch_rows=lambda rows, progress: None)
-    trainer = trainer_module.Trainer(job)
+    trainer = trainer_module.Trainer(config, run_dir)
     trainer.batches_per_epoch = 10
     clock = iter([100.0, 101.0, 102.0, 200.0, 200.5])  # epoch 1: a 90 s trace before 100.0
     monkeypatch.setattr(trainer_module.time, "time", lambda: next(clock))
@@ -279,3 +276,43 @@ def test_recalibration_rescues_inference_after_a_short_run(runs_dir):
         job.run()
         results[recalibrate] = job.snapshot().epoch_metrics[-1]["val_loss"]
     assert results[True] < results[False]
+
+
+class RecordingEvents(TrainingEvents):
+    """Every hook call in order, and a stop request after a given number of epochs."""
+
+    def __init__(self, stop_after_epochs=None):
+        self.calls, self.stop_after_epochs, self.epochs_seen = [], stop_after_epochs, 0
+
+    def should_stop(self):
+        return self.stop_after_epochs is not None and self.epochs_seen >= self.stop_after_epochs
+
+    def on_dataset(self, info):
+        self.calls.append(("dataset", info["dataset"]))
+
+    def on_batch(self, rows, progress):
+        self.calls.append(("batch", rows[0]["epoch"], len(rows)))
+
+    def on_epoch(self, rows, epochs_completed):
+        self.epochs_seen = epochs_completed
+        self.calls.append(("epoch", epochs_completed, sorted(row["backend"] for row in rows)))
+
+    def on_probes(self, epoch, probes):
+        self.calls.append(("probes", epoch, sorted(probes)))
+
+
+def test_trainer_needs_only_config_run_dir_and_events(runs_dir):
+    """No job, no queue: the loop reports through its events and writes the run folder itself."""
+    from gapdemo.trainer import Trainer
+
+    events = RecordingEvents(stop_after_epochs=1)
+    run_dir = runs_dir / "plain"
+    completed = Trainer(tiny(runs_dir, epochs=3), run_dir, events, data_loader=toy_loader(64)).train()
+    assert completed == 1  # asked to stop once the first epoch was done
+    kinds = [call[0] for call in events.calls]
+    assert kinds[0] == "dataset" and kinds[1] == "probes" and events.calls[1][1] == 0
+    assert ("epoch", 1, ["fc", "gap"]) in events.calls and ("probes", 1, ["fc", "gap"]) in events.calls
+    assert all(call[1] in (1, 2) for call in events.calls if call[0] == "batch")
+    assert not any(call[0] == "epoch" and call[1] > 1 for call in events.calls)
+    assert list(runs.read_epoch_metrics(run_dir).epoch.unique()) == [1]
+    assert runs.read_json(run_dir / "status.json")["epochs_completed"] == 1

@@ -50,7 +50,7 @@ def config_from_args(args) -> RunConfig:
 
 
 def run(args) -> int:
-    from gapdemo.training import TrainingJob
+    from gapdemo.job import TrainingJob
 
     job = TrainingJob(config_from_args(args))
     thread = threading.Thread(target=job.run, name="gapdemo-training", daemon=True)

@@ -1,9 +1,9 @@
-"""TrainingJob: trains several back-ends in lockstep, in the background, streaming a snapshot.
+"""A training job in the background, and the queue that runs jobs one at a time.
 
-All chosen back-ends live in one Keras model with one output per back-end (its own head, its
-own loss). No weight is shared and Adam is per-parameter, so each back-end learns exactly as if
-trained alone, while every back-end sees the same batches in the same order and the data are
-decoded once. Nothing here imports streamlit: readers poll ``TrainingJob.snapshot()``.
+TrainingJob wraps one run of the Keras loop (gapdemo.trainer) in a thread-safe snapshot that any
+thread may poll; JobManager is a process-wide FIFO queue with a single worker thread (the machine
+has 2 cores). The dashboard keeps one manager per server process (st.cache_resource), so every
+browser tab and every refresh sees the same jobs. Nothing here imports streamlit or TensorFlow.
 """
 
 from __future__ import annotations
@@ -12,20 +12,16 @@ import re
 import threading
 import time
 import traceback
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from gapdemo import runs
 from gapdemo.config import RunConfig
+from gapdemo.events import StopRequested, TrainingEvents
 from gapdemo.validation import validate_run_config
 
-STATES = ("queued", "running", "stopping", "finished", "stopped", "failed", "interrupted")
-DONE_STATES = ("finished", "stopped", "failed", "interrupted")
-PROBES_PER_CLASS = 4
-
-
-class StopRequested(Exception):
-    """Raised inside the job when the user asked to stop between phases."""
+STOPPED_MESSAGE = "Stopped by the user; completed epochs are kept."
 
 
 @dataclass
@@ -63,6 +59,31 @@ class _Published:
     finished: float | None = None
 
 
+class _JobEvents(TrainingEvents):
+    """The trainer's events turned into updates of the job's snapshot."""
+
+    def __init__(self, job: TrainingJob):
+        self.job = job
+
+    def should_stop(self) -> bool:
+        return self.job.stop_requested
+
+    def on_progress(self, progress: dict) -> None:
+        self.job.publish(progress=progress)
+
+    def on_dataset(self, info: dict) -> None:
+        self.job.publish(dataset_info=info)
+
+    def on_batch(self, rows: list[dict], progress: dict) -> None:
+        self.job.add_batch_rows(rows, progress)
+
+    def on_epoch(self, rows: list[dict], epochs_completed: int) -> None:
+        self.job.add_epoch_rows(rows)
+
+    def on_probes(self, epoch: int, probes: dict) -> None:
+        self.job.publish(probes=probes, probes_epoch=epoch)
+
+
 class TrainingJob:
     """One run: load data, build the lockstep model, train, publish, save every epoch."""
 
@@ -73,7 +94,7 @@ class TrainingJob:
         self.config = config
         self.run_id = runs.new_run_id()
         self.run_dir = Path(config.train.runs_dir) / self.run_id
-        self._data_loader = data_loader
+        self.data_loader = data_loader  # None: gapdemo.data.load_data
         self._lock = threading.Lock()
         self._stop_event = threading.Event()
         self._done_event = threading.Event()
@@ -82,14 +103,15 @@ class TrainingJob:
     # ----- reading (any thread) -----
     def snapshot(self, batch_start: int = 0) -> JobSnapshot:
         with self._lock:
-            p = self._published
-            end = p.finished or time.time()
+            published = self._published
+            end = published.finished or time.time()
             return JobSnapshot(
-                run_id=self.run_id, run_dir=str(self.run_dir), state=p.state, message=p.message,
-                config=self.config, version=p.version, progress=dict(p.progress),
-                epoch_metrics=list(p.epoch_metrics), batch_metrics=p.batch_metrics[batch_start:],
-                batch_start=batch_start, probes=p.probes, probes_epoch=p.probes_epoch,
-                dataset_info=p.dataset_info, elapsed_seconds=(end - p.started) if p.started else 0.0,
+                run_id=self.run_id, run_dir=str(self.run_dir), state=published.state, message=published.message,
+                config=self.config, version=published.version, progress=dict(published.progress),
+                epoch_metrics=list(published.epoch_metrics), batch_metrics=published.batch_metrics[batch_start:],
+                batch_start=batch_start, probes=published.probes, probes_epoch=published.probes_epoch,
+                dataset_info=published.dataset_info,
+                elapsed_seconds=(end - published.started) if published.started else 0.0,
             )
 
     @property
@@ -143,19 +165,6 @@ class TrainingJob:
             self._published.epoch_metrics.extend(rows)
             self._publish_locked()
 
-    def _write_status(self, state: str, message: str = "", epochs_completed: int = 0) -> None:
-        if not self.run_dir.exists():
-            return
-        started = self._published.started
-        elapsed = round(time.time() - started, 2) if started else 0.0
-        runs.write_json_atomic(self.run_dir / "status.json", {
-            "state": state, "message": message, "epochs_completed": epochs_completed,
-            # lockstep: every back-end trains in the same wall time, so each gets the run's time
-            "durations": {backend: elapsed for backend in self.config.model.backends},
-            "process": runs.process_token(), "updated": time.strftime("%Y-%m-%d %H:%M:%S"),
-            "created": self.run_id[:15],
-        })
-
     # ----- running -----
     def run(self) -> str:
         """Train in the calling thread (a job manager's worker, or the CLI). Returns the end state."""
@@ -166,33 +175,32 @@ class TrainingJob:
         try:
             from gapdemo.trainer import Trainer  # TensorFlow loads here, not at import time
 
-            trainer = Trainer(self)
+            trainer = Trainer(self.config, self.run_dir, _JobEvents(self), data_loader=self.data_loader)
             epochs_completed = trainer.train()
-            final_state = "stopped" if self.stop_requested else "finished"
-            message = "Stopped by the user; completed epochs are kept." if self.stop_requested else ""
+            final_state, message = ("stopped", STOPPED_MESSAGE) if self.stop_requested else ("finished", "")
         except StopRequested:
-            final_state, message = "stopped", "Stopped by the user; completed epochs are kept."
+            final_state, message = "stopped", STOPPED_MESSAGE
         except Exception as error:  # any failure ends this job only; the process goes on
-            final_state, message = "failed", _readable(error)
+            final_state, message = "failed", readable_error(error)
             self._log_failure(error)
         with self._lock:
             epochs_completed = max(epochs_completed, len({r["epoch"] for r in self._published.epoch_metrics}))
             self._publish_locked(state=final_state, message=message, finished=time.time(),
                                  progress={**self._published.progress, "phase": final_state})
-        self._write_status(final_state, message, epochs_completed)
+            elapsed = self._published.finished - self._published.started
+        if self.run_dir.exists():
+            runs.write_status(self.run_dir, final_state, message, epochs_completed, elapsed)
         self._done_event.set()
         return final_state
 
     def _log_failure(self, error: Exception) -> None:
         try:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            with open(self.run_dir / "log.txt", "a") as handle:
-                handle.write("".join(traceback.format_exception(error)))
+            runs.append_log(self.run_dir, "".join(traceback.format_exception(error)))
         except OSError:
             pass  # a full or read-only disk must not hide the original error
 
 
-def _readable(error: Exception) -> str:
+def readable_error(error: Exception) -> str:
     """One sentence for the page: data errors (ValueError, missing files) speak for themselves."""
     if isinstance(error, (ValueError, FileNotFoundError)):
         return str(error)
@@ -204,3 +212,75 @@ def _readable(error: Exception) -> str:
         return f"Training failed ({inner[-1][0]}: {inner[-1][1].strip()}). Details are in log.txt."
     first_line = text.splitlines()[0] if text else ""
     return f"Training failed ({type(error).__name__}{': ' + first_line if first_line else ''}). Details are in log.txt."
+
+
+class JobManager:
+    """Submit jobs; a single worker thread runs them in order."""
+
+    def __init__(self):
+        self._lock = threading.Condition()
+        self._queue: deque[TrainingJob] = deque()
+        self._jobs: list[TrainingJob] = []
+        self._current: TrainingJob | None = None
+        self._worker: threading.Thread | None = None
+
+    def submit(self, config: RunConfig, data_loader=None) -> TrainingJob:
+        """Queue a run; raises ValueError (one sentence per problem) for an invalid config."""
+        job = TrainingJob(config, data_loader=data_loader)
+        with self._lock:
+            self._jobs.append(job)
+            self._queue.append(job)
+            if self._worker is None or not self._worker.is_alive():
+                self._worker = threading.Thread(target=self._work, name="gapdemo-training", daemon=True)
+                self._worker.start()
+            self._lock.notify_all()
+        return job
+
+    def _work(self) -> None:
+        while True:
+            with self._lock:
+                while not self._queue:
+                    if not self._lock.wait(timeout=30):
+                        self._worker = None  # idle: let the thread end; submit() starts another
+                        return
+                job = self._queue.popleft()
+                self._current = job
+            if not job.is_done():  # a queued job stopped by the user is already done
+                job.run()
+            with self._lock:
+                self._current = None
+
+    def jobs(self) -> list[TrainingJob]:
+        """All jobs this process has seen, newest first."""
+        with self._lock:
+            return list(reversed(self._jobs))
+
+    def current(self) -> TrainingJob | None:
+        with self._lock:
+            return self._current
+
+    def queued(self) -> list[TrainingJob]:
+        with self._lock:
+            return [job for job in self._queue if not job.is_done()]
+
+    def get(self, run_id: str) -> TrainingJob | None:
+        with self._lock:
+            return next((job for job in self._jobs if job.run_id == run_id), None)
+
+    def latest(self) -> TrainingJob | None:
+        """The running job, else the newest queued one, else the newest finished one."""
+        with self._lock:
+            if self._current is not None:
+                return self._current
+            return self._jobs[-1] if self._jobs else None
+
+    def stop_all(self) -> None:
+        for job in self.jobs():
+            job.stop()
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Wait until every submitted job is done (for tests and the CLI)."""
+        for job in self.jobs():
+            if not job.wait(timeout):
+                return False
+        return True
