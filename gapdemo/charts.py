@@ -12,7 +12,9 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from gapdemo.config import CLASS_NAMES
 from gapdemo.models import BACKENDS
+from gapdemo.runs import BATCH_FIELDS, EPOCH_FIELDS
 
 BACKEND_COLORS = {
     "fc": "#D55E00",  # vermillion
@@ -21,11 +23,8 @@ BACKEND_COLORS = {
     "avgpool_flatten": "#CC79A7",  # reddish purple
     "gmp": "#009E73",  # bluish green
 }
-CLASS_NAMES = ("cat", "dog")
 CLASS_COLORS = {"cat": "#56B4E9", "dog": "#E69F00"}
 HEAD_COLOR = "#999999"
-EPOCH_COLUMNS = ("backend", "epoch", "loss", "accuracy", "val_loss", "val_accuracy")
-BATCH_COLUMNS = ("backend", "epoch", "batch", "step", "loss", "accuracy")
 RUN_DASHES = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot")
 
 
@@ -108,9 +107,9 @@ def curves_figure(epoch_metrics: pd.DataFrame, batch_metrics: pd.DataFrame | Non
     """
     if metric not in ("accuracy", "loss"):
         raise ValueError(f"metric must be 'accuracy' or 'loss', got {metric!r}")
-    _check_columns(epoch_metrics, EPOCH_COLUMNS, "epoch metrics")
+    _check_columns(epoch_metrics, EPOCH_FIELDS, "epoch metrics")
     if batch_metrics is not None:
-        _check_columns(batch_metrics, BATCH_COLUMNS, "batch metrics")
+        _check_columns(batch_metrics, BATCH_FIELDS, "batch metrics")
     downsample_indices(0, max_points)  # validates max_points
     figure = go.Figure()
     for backend in _backends_in(epoch_metrics, batch_metrics):
@@ -131,11 +130,11 @@ def curves_figure(epoch_metrics: pd.DataFrame, batch_metrics: pd.DataFrame | Non
 
 def overlay_runs_figure(runs: dict[str, pd.DataFrame], metric: str = "val_accuracy") -> go.Figure:
     """One curve per run and back-end: colour = back-end, dash style = run."""
-    if metric not in EPOCH_COLUMNS[2:]:
-        raise ValueError(f"metric must be one of {', '.join(EPOCH_COLUMNS[2:])}, got {metric!r}")
+    if metric not in EPOCH_FIELDS[2:]:
+        raise ValueError(f"metric must be one of {', '.join(EPOCH_FIELDS[2:])}, got {metric!r}")
     figure = go.Figure()
     for index, (run_label, metrics) in enumerate(runs.items()):
-        _check_columns(metrics, EPOCH_COLUMNS, f"metrics of run {run_label!r}")
+        _check_columns(metrics, EPOCH_FIELDS, f"metrics of run {run_label!r}")
         for backend in _backends_in(metrics):
             rows = metrics[metrics["backend"] == backend].sort_values("epoch")
             figure.add_trace(go.Scatter(
@@ -304,7 +303,7 @@ RESULT_COLUMNS = ["Back-end", "Epochs", "Best val accuracy", "Best epoch", "Fina
 def results_dataframe(epoch_metrics: pd.DataFrame, durations: dict[str, float] | None = None) -> pd.DataFrame:
     """Per back-end: best and final validation accuracy, the final train–validation gap
     (overfitting), epochs trained and seconds taken (NaN when durations lack it); index = key."""
-    _check_columns(epoch_metrics, EPOCH_COLUMNS, "epoch metrics")
+    _check_columns(epoch_metrics, EPOCH_FIELDS, "epoch metrics")
     durations = durations or {}
     rows, keys = [], _backends_in(epoch_metrics)
     for backend in keys:

@@ -10,6 +10,7 @@ import dataclasses
 from dataclasses import dataclass, field
 
 DATASETS = ("synthetic", "cats_vs_dogs", "folder")
+CLASS_NAMES = ("cat", "dog")  # index = label, in every source (the order of TFDS cats_vs_dogs)
 MIN_IMAGE_SIZE = 32  # the head needs 3 conv+pool blocks: 32 px leaves a 2x2 map
 MAX_IMAGE_SIZE = 256  # beyond this a CPU run stops being interactive
 
@@ -73,7 +74,7 @@ class RunConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, values: dict) -> "RunConfig":
+    def from_dict(cls, values: dict) -> RunConfig:
         model_values = dict(values.get("model", {}))
         if "backends" in model_values:
             model_values["backends"] = tuple(model_values["backends"])

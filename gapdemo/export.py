@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import atexit
 import io
-import json
 import os
 import shutil
 import threading
@@ -21,10 +20,9 @@ import warnings
 import zipfile
 from pathlib import Path
 
-import pandas as pd
 import plotly.graph_objects as go
 
-from gapdemo import charts
+from gapdemo import charts, runs
 
 CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser")
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
@@ -147,12 +145,7 @@ class ExportBrowser:
             self._loop, self._thread = None, None
 
 
-_EXPORT_BROWSER = ExportBrowser()
-
-
-def close_export_browser() -> None:
-    """Shut the shared PNG browser down now (it is also closed at exit)."""
-    _EXPORT_BROWSER.close()
+_EXPORT_BROWSER = ExportBrowser()  # closed by its own atexit hook
 
 
 def figure_to_html(figure: go.Figure) -> bytes:
@@ -181,10 +174,6 @@ def dataframe_to_csv(frame, index: bool | None = None) -> bytes:
     return frame.to_csv(index=index).encode("utf-8")
 
 
-# What a run bundle copies from the run directory, when present (tensorboard/ stays out: it
-# duplicates metrics.csv and grows with every epoch).
-RUN_FILES = ("config.json", "status.json", "metrics.csv", "batch_metrics.csv", "log.txt")
-RUN_PATTERNS = ("probes/*.npz", "models/*.keras")
 EXPORT_FORMATS = ("html", "png", "csv")
 PNG_SIZE = {"width": 900, "height": 500, "scale": 2}
 
@@ -194,20 +183,6 @@ def _check_run_dir(run_dir) -> Path:
     if not path.is_dir():
         raise ValueError(f"no run directory at {path}")
     return path
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-
-
-def _read_metrics(path: Path, columns) -> pd.DataFrame:
-    if not path.is_file() or path.stat().st_size == 0:
-        return pd.DataFrame(columns=list(columns))
-    # A process killed mid-append can leave a half-written last line: skip it, keep the rest.
-    return pd.read_csv(path, on_bad_lines="skip").dropna().reset_index(drop=True)
 
 
 def _parameter_table(config: dict) -> dict | None:
@@ -223,32 +198,24 @@ def _parameter_table(config: dict) -> dict | None:
 def run_figures_and_tables(run_dir, include_parameters: bool = True) -> tuple[dict, dict]:
     """({name: figure}, {name: DataFrame}) for a run, built from its CSV and JSON files."""
     run_dir = _check_run_dir(run_dir)
-    epoch_metrics = _read_metrics(run_dir / "metrics.csv", charts.EPOCH_COLUMNS)
-    batch_metrics = _read_metrics(run_dir / "batch_metrics.csv", charts.BATCH_COLUMNS)
+    epoch_metrics, batch_metrics = runs.read_epoch_metrics(run_dir), runs.read_batch_metrics(run_dir)
     figures, tables = {}, {}
     if len(epoch_metrics) or len(batch_metrics):
         for metric in ("accuracy", "loss"):
             figures[f"curves_{metric}"] = charts.curves_figure(epoch_metrics, batch_metrics, metric)
     if len(epoch_metrics):
-        durations = _read_json(run_dir / "status.json").get("durations")
+        durations = runs.read_status(run_dir).get("durations")
         tables["results"] = charts.results_dataframe(epoch_metrics, durations if isinstance(durations, dict) else None)
-    table = _parameter_table(_read_json(run_dir / "config.json")) if include_parameters else None
+    table = _parameter_table(runs.read_config(run_dir)) if include_parameters else None
     if table:
         figures["parameters"] = charts.parameter_figure(table)
         tables["parameters"] = charts.parameter_dataframe(table)
     return figures, tables
 
 
-def _run_files(run_dir: Path) -> list[str]:
-    names = [name for name in RUN_FILES if (run_dir / name).is_file()]
-    for pattern in RUN_PATTERNS:  # skip hidden temp files of atomic writes in flight
-        names += sorted(str(p.relative_to(run_dir)) for p in run_dir.glob(pattern) if not p.name.startswith("."))
-    return names
-
-
 def _bundle_entries(run_dir: Path, include_parameters: bool) -> tuple[dict[str, bytes], list[str]]:
     """{path in zip: bytes} for the run's files and its charts, plus notes for the manifest."""
-    entries = {name: (run_dir / name).read_bytes() for name in _run_files(run_dir)}
+    entries = runs.read_run_files(run_dir)
     figures, tables = run_figures_and_tables(run_dir, include_parameters)
     png_available, png_message = png_export_available()
     notes = [] if png_available else [f"PNG charts left out: {png_message}"]
@@ -297,12 +264,10 @@ def _prepare_target(target_dir) -> Path:
 
 
 def _write_atomic(path: Path, data: bytes) -> Path:
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    """runs' atomic writer, with a failure as one readable ValueError; returns path."""
     try:
-        temporary.write_bytes(data)
-        os.replace(temporary, path)
+        runs.write_bytes_atomic(path, data)
     except OSError as error:
-        temporary.unlink(missing_ok=True)
         raise ValueError(f"cannot write {path}: {error.strerror or error}") from error
     return path
 
@@ -328,9 +293,8 @@ def export_run(run_dir, target_dir, formats=EXPORT_FORMATS, include_parameters: 
         if "png" in formats and png_available:
             written.append(_write_atomic(target / f"{name}.png", figure_to_png(figure, **PNG_SIZE)))
     if "csv" in formats:
-        for name in ("metrics.csv", "batch_metrics.csv"):
-            if (run_dir / name).is_file():
-                written.append(_write_atomic(target / name, (run_dir / name).read_bytes()))
+        for name, data in runs.read_run_files(run_dir, runs.METRIC_FILES).items():
+            written.append(_write_atomic(target / name, data))
         for name, frame in tables.items():
             written.append(_write_atomic(target / f"{name}.csv", dataframe_to_csv(frame)))
     return written

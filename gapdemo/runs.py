@@ -27,6 +27,11 @@ from pathlib import Path
 
 import numpy as np
 
+# What a copy of a run (a zip bundle) takes from the folder when present; tensorboard/ stays out:
+# it duplicates metrics.csv and grows with every epoch.
+RUN_FILES = ("config.json", "status.json", "metrics.csv", "batch_metrics.csv", "log.txt")
+RUN_FILE_PATTERNS = ("probes/*.npz", "models/*.keras")
+METRIC_FILES = ("metrics.csv", "batch_metrics.csv")
 EPOCH_FIELDS = ("backend", "epoch", "loss", "accuracy", "val_loss", "val_accuracy")
 BATCH_FIELDS = ("backend", "epoch", "batch", "step", "loss", "accuracy")
 ACTIVE_STATES = ("queued", "running", "stopping")
@@ -38,13 +43,18 @@ def new_run_id() -> str:
 
 
 def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Write data to path through a hidden temp file + os.replace; a failed write leaves no temp file."""
     path = Path(path)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(temporary, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
+    try:
+        with open(temporary, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except OSError:
+        temporary.unlink(missing_ok=True)
+        raise
 
 
 def write_json_atomic(path: Path, values: dict) -> None:
@@ -65,6 +75,14 @@ def write_status(run_dir: Path, state: str, message: str = "", epochs_completed:
         "process": process_token(), "updated": time.strftime("%Y-%m-%d %H:%M:%S"),
         "created": run_dir.name[:15],
     })
+
+
+def append_log(run_dir: Path, text: str) -> None:
+    """Append text (a traceback, say) to the run's log.txt, creating the run folder if needed."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with open(run_dir / "log.txt", "a") as handle:
+        handle.write(text)
 
 
 def append_csv_rows(path: Path, fields, rows) -> None:
@@ -139,6 +157,11 @@ def read_json(path: Path) -> dict:
         return {}
 
 
+def read_config(run_dir: Path) -> dict:
+    """config.json as a dict (RunConfig.to_dict() plus dataset_info); {} when missing or unreadable."""
+    return read_json(Path(run_dir) / "config.json")
+
+
 def read_status(run_dir: Path) -> dict:
     """status.json, with a dead writer's active state turned into 'interrupted'."""
     status = read_json(Path(run_dir) / "status.json")
@@ -183,9 +206,25 @@ def _read_csv(path: Path, fields):
     return frame.dropna().reset_index(drop=True)
 
 
+def list_run_files(run_dir: Path) -> list[str]:
+    """Paths, relative to run_dir, of the run's files worth copying (RUN_FILES, RUN_FILE_PATTERNS)."""
+    run_dir = Path(run_dir)
+    names = [name for name in RUN_FILES if (run_dir / name).is_file()]
+    for pattern in RUN_FILE_PATTERNS:  # skip the hidden temp files of atomic writes in flight
+        names += sorted(str(p.relative_to(run_dir)) for p in run_dir.glob(pattern) if not p.name.startswith("."))
+    return names
+
+
+def read_run_files(run_dir: Path, names=None) -> dict[str, bytes]:
+    """{relative path: bytes} of names (default: list_run_files); names that are not files are skipped."""
+    run_dir = Path(run_dir)
+    names = list_run_files(run_dir) if names is None else names
+    return {name: (run_dir / name).read_bytes() for name in names if (run_dir / name).is_file()}
+
+
 def summarize_run(run_dir: Path) -> RunSummary | None:
     run_dir = Path(run_dir)
-    config = read_json(run_dir / "config.json")
+    config = read_config(run_dir)
     if not config:
         return None
     status = read_status(run_dir)
@@ -230,7 +269,7 @@ def load_models(run_dir: Path) -> dict:
     import keras
 
     run_dir = Path(run_dir)
-    order = read_json(run_dir / "config.json").get("model", {}).get("backends", [])
+    order = read_config(run_dir).get("model", {}).get("backends", [])
     paths = {path.stem: path for path in (run_dir / "models").glob("*.keras") if not path.name.startswith(".")}
     if not paths:
         raise FileNotFoundError(f"run {run_dir.name} has no saved models yet")
