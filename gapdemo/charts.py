@@ -1,8 +1,8 @@
 """Plotly figure builders: metrics DataFrames, probe arrays and parameter counts -> go.Figure.
 
-Every chart gives a back-end the same colour (Okabe-Ito, colour-blind friendly): warm for the
-fully connected back-ends, cool for the pooling ones. Nothing here imports TensorFlow (the
-back-end registry is import-light), so runs on disk are charted from their CSV files alone.
+Every chart gives a back-end the colour of its registry entry (gapdemo.models.BACKENDS). Nothing
+here imports TensorFlow (the back-end registry is import-light), so runs on disk are charted from
+their CSV files alone.
 """
 
 from __future__ import annotations
@@ -13,32 +13,22 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from gapdemo.config import CLASS_NAMES
-from gapdemo.models import BACKENDS
+from gapdemo.models import check_backend
 from gapdemo.runs import BATCH_FIELDS, EPOCH_FIELDS
 
-BACKEND_COLORS = {
-    "fc": "#D55E00",  # vermillion
-    "fc_dropout": "#E69F00",  # orange
-    "gap": "#0072B2",  # blue
-    "avgpool_flatten": "#CC79A7",  # reddish purple
-    "gmp": "#009E73",  # bluish green
-}
 CLASS_COLORS = {"cat": "#56B4E9", "dog": "#E69F00"}
 HEAD_COLOR = "#999999"
 RUN_DASHES = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot")
 
 
 def backend_color(backend: str) -> str:
-    """The fixed colour of backend on every chart; ValueError for an unknown key."""
-    if backend not in BACKEND_COLORS:
-        raise ValueError(f"unknown back-end {backend!r}; valid back-ends: {', '.join(BACKEND_COLORS)}")
-    return BACKEND_COLORS[backend]
+    """The fixed colour of backend on every chart, from its registry entry; ValueError for an unknown key."""
+    return check_backend(backend).color
 
 
 def backend_label(backend: str) -> str:
-    """The human label of backend, from the registry gapdemo.models.BACKENDS."""
-    backend_color(backend)  # same check, same message
-    return BACKENDS[backend].label
+    """The human label of backend, from its registry entry; ValueError for an unknown key."""
+    return check_backend(backend).label
 
 
 def _check_columns(frame: pd.DataFrame, columns, what: str) -> None:

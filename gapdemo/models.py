@@ -7,8 +7,9 @@ last-conv-block output is the layer ``f"{b}_feature_maps"``, its final sigmoid u
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from gapdemo.config import validate_image_size
 
@@ -23,12 +24,18 @@ HEAD_FILTERS = (32, 32, 64)  # the tutorial's three conv blocks
 
 @dataclass(frozen=True)
 class BackendSpec:
-    """One back-end: how to build it on the head's feature maps, and how to describe it."""
+    """One back-end: how to build it on the head's feature maps, how to describe and draw it.
+
+    A new back-end is one entry in BACKENDS; the UI, the charts and the CLI read everything from it.
+    """
 
     label: str  # shown in the UI and charts
     description: str  # one sentence for the UI
-    builder: Callable[..., "keras.KerasTensor"]
-    uses_cam: bool  # True when the class activation map is exact (global pooling + one unit)
+    builder: Callable[..., keras.KerasTensor]  # (feature_maps, backend, seed, bn_momentum, dropout_rate) -> P(dog)
+    # Pools the last feature maps globally into one sigmoid unit, so the class activation map is
+    # exact (CAM); the others are explained by Grad-CAM.
+    uses_cam: bool
+    color: str  # its colour on every chart (Okabe-Ito, colour-blind friendly): warm = dense, cool = pooling
 
 
 def feature_layer_name(backend: str) -> str:
@@ -39,7 +46,7 @@ def classifier_layer_name(backend: str) -> str:
     return f"{backend}_classifier"
 
 
-def _seeded(seed: int, offset: int) -> "keras.initializers.Initializer":
+def _seeded(seed: int, offset: int) -> keras.initializers.Initializer:
     import keras
 
     # A fixed seed per layer position makes the head's initial weights depend on the seed only,
@@ -116,15 +123,27 @@ def _build_avgpool_flatten(features, backend, seed, bn_momentum, dropout_rate):
 
 
 BACKENDS: dict[str, BackendSpec] = {
-    "fc": BackendSpec("FC", "Flatten -> BN -> Dense 100 -> BN -> Dense 100 -> sigmoid (the tutorial's classifier)", _build_fc, False),
-    "fc_dropout": BackendSpec("FC + dropout", "The FC back-end with dropout after its first dense layer", _build_fc_dropout, False),
-    "gap": BackendSpec("GAP", "Global average pooling -> one sigmoid unit (real GAP)", _build_gap, True),
+    "fc": BackendSpec(
+        "FC", "Flatten -> BN -> Dense 100 -> BN -> Dense 100 -> sigmoid (the tutorial's classifier)",
+        _build_fc, uses_cam=False, color="#D55E00",  # vermillion
+    ),
+    "fc_dropout": BackendSpec(
+        "FC + dropout", "The FC back-end with dropout after its first dense layer",
+        _build_fc_dropout, uses_cam=False, color="#E69F00",  # orange
+    ),
+    "gap": BackendSpec(
+        "GAP", "Global average pooling -> one sigmoid unit (real GAP)",
+        _build_gap, uses_cam=True, color="#0072B2",  # blue
+    ),
     "avgpool_flatten": BackendSpec(
         "AvgPool+Flatten (notebook's 'GAP')",
         "AveragePooling2D(2) -> Flatten -> sigmoid: what the tutorial's notebook actually ran",
-        _build_avgpool_flatten, False,
+        _build_avgpool_flatten, uses_cam=False, color="#CC79A7",  # reddish purple
     ),
-    "gmp": BackendSpec("GMP", "Global max pooling -> one sigmoid unit", _build_gmp, True),
+    "gmp": BackendSpec(
+        "GMP", "Global max pooling -> one sigmoid unit",
+        _build_gmp, uses_cam=True, color="#009E73",  # bluish green
+    ),
 }
 
 

@@ -1,4 +1,5 @@
 import json
+import re
 import subprocess
 import sys
 
@@ -28,6 +29,16 @@ def test_parameter_counts_at_100(backend):
     assert counts["backend_params"] == EXPECTED_BACKEND_PARAMS_100[backend]
     assert counts["backend_trainable_params"] == EXPECTED_BACKEND_TRAINABLE_100[backend]
     assert counts["total_params"] == 29152 + EXPECTED_BACKEND_PARAMS_100[backend]
+
+
+@pytest.mark.parametrize("backend", list(BACKENDS))
+def test_every_backend_has_a_label_description_and_its_own_colour(backend):
+    spec = BACKENDS[backend]
+    assert spec.label and spec.description and callable(spec.builder)
+    assert isinstance(spec.uses_cam, bool)
+    assert re.fullmatch(r"#[0-9A-Fa-f]{6}", spec.color)
+    others = [other.color.upper() for key, other in BACKENDS.items() if key != backend]
+    assert spec.color.upper() not in others
 
 
 @pytest.mark.parametrize("image_size", [32, 64, 100, 150])
