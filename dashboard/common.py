@@ -30,7 +30,7 @@ def _close_matplotlib_figures() -> None:
 # One JobManager per server process: every tab and every refresh sees the same jobs.
 @st.cache_resource
 def job_manager():
-    from gapdemo.jobs import JobManager
+    from gapdemo.job import JobManager
 
     return JobManager()
 
@@ -88,17 +88,23 @@ def format_seconds(seconds: float | None) -> str:
 
 
 def results_column_config(frame) -> dict:
-    """Three decimals for accuracies and gaps, one for seconds."""
-    columns = {name: st.column_config.NumberColumn(format="%.3f") for name in frame.columns
-               if "accuracy" in name or "gap" in name}
-    return {**columns, "Time (s)": st.column_config.NumberColumn(format="%.1f")}
+    """Three decimals for accuracies and gaps."""
+    return {name: st.column_config.NumberColumn(format="%.3f") for name in frame.columns
+            if "accuracy" in name or "gap" in name}
+
+
+def run_time_caption(seconds: float | None) -> str:
+    """The run's time as one figure: the back-ends share it, so the results table has no time column."""
+    if seconds is None:
+        return "Run time not recorded."
+    return f"Run time {format_seconds(seconds)} — the back-ends train together, in lockstep."
 
 
 # Accuracy and loss side by side: training solid (per batch), validation dashed (per epoch).
 def curves_pair(epochs, batches, run_id: str, key: str, with_exports: bool = True) -> None:
     from gapdemo.charts import curves_figure
 
-    for column, metric in zip(st.columns(2), ("accuracy", "loss")):
+    for column, metric in zip(st.columns(2), ("accuracy", "loss"), strict=True):
         with column:
             figure = curves_figure(epochs, batches, metric=metric)
             st.plotly_chart(figure, key=f"{key}_{metric}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from dashboard.common import curves_pair, export_buttons, format_seconds, results_column_config
+from dashboard.common import curves_pair, export_buttons, format_seconds, results_column_config, run_time_caption
 from gapdemo.runs import BATCH_FIELDS, EPOCH_FIELDS
 
 # New points arrive once per call into TensorFlow (a few seconds at the defaults); polling faster
@@ -61,18 +61,17 @@ def curves_panel(snapshot, with_exports: bool) -> None:
     curves_pair(epochs, batches, snapshot.run_id, key="live", with_exports=with_exports)
 
 
-# Best and final validation accuracy, the train-validation gap and time, per back-end.
+# Best and final validation accuracy and the train-validation gap per back-end; the run's time once.
 def results_panel(snapshot) -> None:
     from gapdemo.charts import results_dataframe
 
     epochs = epoch_frame(snapshot.epoch_metrics)
     if epochs.empty:
         return
-    durations = {backend: snapshot.elapsed_seconds for backend in snapshot.config.model.backends}
-    results = results_dataframe(epochs, durations)
+    results = results_dataframe(epochs)
     st.subheader("Results")
-    st.caption("Train − val gap: final training accuracy minus final validation accuracy (overfitting). "
-               "Back-ends train in lockstep, so they share one wall time.")
+    st.caption("Train − val gap: final training accuracy minus final validation accuracy (overfitting).")
+    st.caption(run_time_caption(snapshot.elapsed_seconds))
     st.dataframe(results, column_config=results_column_config(results), key="results_table")
     export_buttons(_results_figure(results), results, f"{snapshot.run_id}_results", key="export_results")
 

@@ -287,21 +287,21 @@ def classification_figure(result: dict[str, dict]) -> go.Figure:
 
 
 RESULT_COLUMNS = ["Back-end", "Epochs", "Best val accuracy", "Best epoch", "Final val accuracy",
-                  "Final train accuracy", "Train − val gap", "Time (s)"]
+                  "Final train accuracy", "Train − val gap"]
 
 
-def results_dataframe(epoch_metrics: pd.DataFrame, durations: dict[str, float] | None = None) -> pd.DataFrame:
+def results_dataframe(epoch_metrics: pd.DataFrame) -> pd.DataFrame:
     """Per back-end: best and final validation accuracy, the final train–validation gap
-    (overfitting), epochs trained and seconds taken (NaN when durations lack it); index = key."""
+    (overfitting) and epochs trained; index = key. No time column: the back-ends train together in
+    lockstep, so the run's time is one figure, not one per back-end."""
     _check_columns(epoch_metrics, EPOCH_FIELDS, "epoch metrics")
-    durations = durations or {}
     rows, keys = [], _backends_in(epoch_metrics)
     for backend in keys:
         metrics = epoch_metrics[epoch_metrics["backend"] == backend].sort_values("epoch")
         best, final = metrics.loc[metrics["val_accuracy"].idxmax()], metrics.iloc[-1]
         rows.append([backend_label(backend), int(final["epoch"]), float(best["val_accuracy"]), int(best["epoch"]),
                      float(final["val_accuracy"]), float(final["accuracy"]),
-                     float(final["accuracy"] - final["val_accuracy"]), float(durations.get(backend, np.nan))])
+                     float(final["accuracy"] - final["val_accuracy"])])
     frame = pd.DataFrame(rows, columns=RESULT_COLUMNS, index=keys)
     frame.index.name = "key"
     return frame

@@ -204,8 +204,7 @@ def run_figures_and_tables(run_dir, include_parameters: bool = True) -> tuple[di
         for metric in ("accuracy", "loss"):
             figures[f"curves_{metric}"] = charts.curves_figure(epoch_metrics, batch_metrics, metric)
     if len(epoch_metrics):
-        durations = runs.read_status(run_dir).get("durations")
-        tables["results"] = charts.results_dataframe(epoch_metrics, durations if isinstance(durations, dict) else None)
+        tables["results"] = charts.results_dataframe(epoch_metrics)
     table = _parameter_table(runs.read_config(run_dir)) if include_parameters else None
     if table:
         figures["parameters"] = charts.parameter_figure(table)
