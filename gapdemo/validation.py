@@ -6,14 +6,20 @@ reads config.py's image-size bounds: config stays a leaf that everything may imp
 
 from __future__ import annotations
 
-import os
-
 from gapdemo.config import DATASETS, RunConfig, validate_image_size
+from gapdemo.data_roots import DEFAULT_TFDS_DIR, allowed_roots, is_readable_folder
 from gapdemo.models import BACKENDS
 
 
-def validate_run_config(config: RunConfig) -> list[str]:
-    """Return every problem with config as one readable sentence each (empty when valid)."""
+def validate_run_config(config: RunConfig, served: bool = False) -> list[str]:
+    """Return every problem with config as one readable sentence each (empty when valid).
+
+    Args:
+        config: the run's settings.
+        served: the page that asks is reachable from other machines, so data paths must lie under the
+            data roots (gapdemo.data_roots); False (the CLI, a loopback-bound page) restricts them only
+            when GAPDEMO_DATA_ROOTS is set.
+    """
     problems = []
     try:
         validate_image_size(config.data.image_size)
@@ -21,10 +27,7 @@ def validate_run_config(config: RunConfig) -> list[str]:
         problems.append(str(error).capitalize() + ".")
     if config.data.dataset not in DATASETS:
         problems.append(f"Unknown data set {config.data.dataset!r}; choose one of {', '.join(DATASETS)}.")
-    if config.data.dataset == "folder" and not config.data.data_dir:
-        problems.append("The folder data set needs a folder path.")
-    elif config.data.dataset == "folder" and not os.path.isdir(os.path.expanduser(config.data.data_dir)):
-        problems.append(f"The folder {config.data.data_dir} does not exist.")
+    problems += validate_data_paths(config, served)
     if not config.model.backends:
         problems.append("Choose at least one back-end.")
     unknown = [key for key in config.model.backends if key not in BACKENDS]
@@ -52,3 +55,23 @@ def validate_run_config(config: RunConfig) -> list[str]:
             "training images; lower it or use more images."
         )
     return problems
+
+
+def validate_data_paths(config: RunConfig, served: bool = False) -> list[str]:
+    """Problems with the folder source's path or the TFDS data directory (see validate_run_config).
+
+    A path outside the data roots gets the sentence of a missing folder, so the answer never tells
+    whether something exists outside them.
+    """
+    roots = allowed_roots(served)
+    data_dir = config.data.data_dir
+    if config.data.dataset == "folder":
+        if not data_dir:
+            return ["The folder data set needs a folder path."]
+        if not is_readable_folder(data_dir, roots):
+            return [f"The folder {data_dir} does not exist."]
+    # Without roots tensorflow_datasets may create its directory; with roots it must already be one under them.
+    if config.data.dataset == "cats_vs_dogs" and roots is not None:
+        if not is_readable_folder(data_dir or DEFAULT_TFDS_DIR, roots):
+            return [f"The TFDS data directory {data_dir or DEFAULT_TFDS_DIR} does not exist."]
+    return []
