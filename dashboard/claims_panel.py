@@ -7,33 +7,14 @@ import dataclasses
 import streamlit as st
 
 from dashboard.common import export_buttons, format_seconds
+from gapdemo.claims import CLAIMS, DEFAULT_SEEDS, MAX_SEEDS, ClaimsRunner, latest_claims
 
 POLL_SECONDS = 2.0
-CLAIMS = {
-    "parameters": ("1. Far fewer parameters, faster training",
-                   "Back-end parameters at the chosen image size, and the median time of one Adam step of each "
-                   "back-end's own model on the same batch (after warm-up)."),
-    "overfitting": ("2. Less overfitting",
-                    "Training accuracy (as Keras reports it during the epoch) minus validation accuracy after every "
-                    "epoch: the bigger the gap, the more the back-end memorised its training images. The verdict also gives the slope of validation "
-                    "loss over the last half of training (rising = overfitting)."),
-    "localization": ("3. Feature maps become category confidence maps",
-                     "On the synthetic pets, where each object's box is known: how often the peak of each back-end's "
-                     "map (CAM for GAP/GMP, Grad-CAM for the others) falls inside the box (pointing game), and how "
-                     "much of the map's positive energy lies inside it. A map that is the same everywhere scores "
-                     "the box's share of the image (dashed line)."),
-    "translation": ("4. More robust to translation",
-                    "Left: test accuracy when every test image is moved left or right by 0–24 pixels (borders "
-                    "reflected). Right: trained on synthetic pets whose objects all sit in the left half, then "
-                    "tested on held-out left-half objects and on right-half objects it never saw there."),
-}
 
 
 # One claims job per server process: a refresh re-attaches to the running job.
 @st.cache_resource
 def claims_runner():
-    from gapdemo.claims_runner import ClaimsRunner
-
     return ClaimsRunner()
 
 
@@ -50,7 +31,8 @@ def _settings_text(config, seeds: int) -> str:
 # Seeds, Start and Stop; starts the background job.
 def claims_controls(runner, config, problems: list[str]) -> None:
     running = runner.is_running()
-    seeds = int(st.number_input("Seeds (independent repeats)", 1, 10, 3, key="claims_seeds", disabled=running,
+    seeds = int(st.number_input("Seeds (independent repeats)", 1, MAX_SEEDS, DEFAULT_SEEDS, key="claims_seeds",
+                                disabled=running,
                                 help="Every claim is measured once per seed; results show the mean and the "
                                      "min–max spread."))
     st.caption(_settings_text(config, seeds))
@@ -96,22 +78,21 @@ def _result_caption(result: dict) -> str:
 
 # Each claim: heading, how it is measured, one chart, one verdict, export buttons.
 def claims_results(result: dict) -> None:
-    from gapdemo.claims_charts import claim_figure, claim_frame
+    from gapdemo.claims.charts import claim_figure, claim_frame
 
     st.caption(_result_caption(result))
-    for claim, (heading, method) in CLAIMS.items():
-        st.subheader(heading)
-        st.caption(method)
-        figure = claim_figure(result, claim)
-        st.plotly_chart(figure, key=f"claims_chart_{claim}")
-        st.markdown(f"**Verdict:** {result['verdicts'][claim]}")
-        export_buttons(figure, claim_frame(result, claim), f"{result.get('id', 'claims')}_{claim}",
-                       key=f"export_claims_{claim}")
+    for key, claim in CLAIMS.items():
+        st.subheader(claim.heading)
+        st.caption(claim.method)
+        figure = claim_figure(result, key)
+        st.plotly_chart(figure, key=f"claims_chart_{key}")
+        st.markdown(f"**Verdict:** {result['verdicts'][key]}")
+        export_buttons(figure, claim_frame(result, key), f"{result.get('id', 'claims')}_{key}",
+                       key=f"export_claims_{key}")
 
 
 # The Claims tab.
 def claims_panel(runs_dir: str, config) -> None:
-    from gapdemo.claims import latest_claims
     from gapdemo.validation import validate_run_config
 
     config = dataclasses.replace(config, train=dataclasses.replace(config.train, runs_dir=runs_dir))

@@ -11,13 +11,15 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from gapdemo import claims_summary as summary
 from gapdemo import runs
-from gapdemo.claims import ClaimsStopped, latest_claims, run_claims
-from gapdemo.claims_runner import ClaimsRunner
-from gapdemo.claims_charts import CLAIMS, claim_figure, claim_frame
-from gapdemo.claims_measures import (
-    score_localization, shift_accuracy, shifted_variants, unseen_position_loader, unseen_position_splits,
+from gapdemo.claims import CLAIMS, ClaimsRunner, ClaimsStopped, check_claim, latest_claims, run_claims, summary
+from gapdemo.claims.charts import claim_figure, claim_frame
+from gapdemo.claims.measures import (
+    score_localization,
+    shift_accuracy,
+    shifted_variants,
+    unseen_position_loader,
+    unseen_position_splits,
     val_loss_slope,
 )
 from gapdemo.config import DataConfig, tiny_config
@@ -58,6 +60,15 @@ def test_command_refuses_bad_arguments_with_one_line(tmp_path):
     assert finished.returncode == 2 and finished.stderr.strip().splitlines()[-1].startswith("error: seeds")
 
 
+def test_registry_numbers_the_four_claims_in_order_and_refuses_unknown_keys():
+    assert list(CLAIMS) == ["parameters", "overfitting", "localization", "translation"]
+    assert [claim.number for claim in CLAIMS.values()] == [1, 2, 3, 4]
+    assert check_claim("overfitting").heading == "2. Less overfitting"
+    assert all(claim.key == key and claim.method for key, claim in CLAIMS.items())
+    with pytest.raises(ValueError, match="valid claims: parameters, overfitting"):
+        check_claim("speed")
+
+
 def test_shift_accuracy_sees_content_moved_by_exactly_the_shift():
     images = np.zeros((4, 16, 16, 3), np.uint8)
     labels = np.array([1, 1, 0, 0])
@@ -67,8 +78,8 @@ def test_shift_accuracy_sees_content_moved_by_exactly_the_shift():
         return (batch[:, 5, 8, 0] > 0.5).astype(float)
 
     right, left = shifted_variants(images, 4)
-    assert list(zip(*np.nonzero(right[:, :, :, 0]))) == [(0, 5, 12), (1, 5, 12)]
-    assert list(zip(*np.nonzero(left[:, :, :, 0]))) == [(0, 5, 4), (1, 5, 4)]
+    assert list(zip(*np.nonzero(right[:, :, :, 0]), strict=True)) == [(0, 5, 12), (1, 5, 12)]
+    assert list(zip(*np.nonzero(left[:, :, :, 0]), strict=True)) == [(0, 5, 4), (1, 5, 4)]
     assert shift_accuracy(column_8_detector, images, labels, [0, 4]) == [1.0, 0.5]  # dogs lost, cats kept
 
 
@@ -92,6 +103,7 @@ def test_unseen_position_split_keeps_objects_in_their_halves():
     assert (splits["test"][2][:, 0] >= 16).all() and (splits["test"][2][:, 2] <= 32).all()
     data = unseen_position_loader(config, batch_size=8)
     assert (data.test_boxes[:, 0] >= 16).all() and data.info.has_boxes
+    assert data.info.splits == {"train": 24, "validation": 4, "test": 4} and data.info.dataset.startswith("synthetic")
     assert sum(len(labels) for _, labels in data.train) == 24
 
 

@@ -10,13 +10,6 @@ import threading
 from gapdemo.commands import parse_backends
 from gapdemo.config import DATASETS, DataConfig, ModelConfig, RunConfig, TrainConfig
 
-CLAIM_TITLES = {
-    "parameters": "1. Far fewer parameters, faster training",
-    "overfitting": "2. Less overfitting",
-    "localization": "3. Feature maps become category confidence maps",
-    "translation": "4. More robust to translation",
-}
-
 
 def register(subparsers):
     defaults = RunConfig()
@@ -59,7 +52,7 @@ def _progress_printer():
 
 
 def run(args) -> int:
-    from gapdemo.claims import ClaimsFailed, ClaimsStopped, run_claims
+    from gapdemo.claims import CLAIMS, ClaimsFailed, ClaimsStopped, run_claims
 
     config = config_from_args(args)
     stop_event = threading.Event()
@@ -74,10 +67,10 @@ def run(args) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 1
     if args.json:
-        keys = ("id", "claims_dir", "seeds", "parameters", "overfitting", "localization", "translation", "verdicts")
+        keys = ("id", "claims_dir", "seeds", *CLAIMS, "verdicts")
         print(json.dumps({key: result[key] for key in keys}))
         return 0
     print(f"Claims over {result['seeds']} seed(s), saved in {result['claims_dir']}/claims.json")
-    for claim, title in CLAIM_TITLES.items():
-        print(f"\n{title}\n  {result['verdicts'][claim]}")
+    for claim in CLAIMS.values():
+        print(f"\n{claim.heading}\n  {result['verdicts'][claim.key]}")
     return 0

@@ -1,6 +1,6 @@
 """From per-seed measurements to the four claims: mean and spread per back-end, and one verdict each.
 
-Pure Python and numpy: every function takes the plain dicts gapdemo.claims_measures returns
+Pure Python and numpy: every function takes the plain dicts gapdemo.claims.measures returns
 (one per seed) and gives JSON-ready dicts. A spread is {"mean", "std", "min", "max", "count",
 "values"}; std is the sample standard deviation (0 for one seed); None stands for "not measured".
 """
@@ -11,6 +11,7 @@ import math
 
 import numpy as np
 
+from gapdemo.claims.registry import CLAIMS
 from gapdemo.models import BACKENDS
 
 
@@ -156,10 +157,10 @@ def comparison_sentence(quantity: str, pair: tuple[str, str], first: dict, secon
             f"{spread_note(first, second)}.")
 
 
-def parameters_verdict(parameters: dict) -> str:
-    if not parameters["pair"]:
+def parameters_verdict(parameters: dict, pair) -> str:
+    if not pair:
         return "Train a global-pooling and a fully connected back-end to compare them."
-    pooling, dense = parameters["pair"]
+    pooling, dense = pair
     counts, size = parameters["backends"], parameters["image_size"]
     first, second = counts[pooling]["step_seconds"], counts[dense]["step_seconds"]
     timing = "not timed" if first["mean"] is None or second["mean"] is None else (
@@ -213,10 +214,11 @@ def translation_verdict(translation: dict, pair) -> str:
     return f"{shifted} {unseen}"
 
 
+VERDICTS = {"parameters": parameters_verdict, "overfitting": overfitting_verdict,
+            "localization": localization_verdict, "translation": translation_verdict}
+
+
 def verdicts(result: dict) -> dict[str, str]:
     """One computed sentence per claim, comparing GAP (or GMP) with FC (or the first dense back-end)."""
     pair = tuple(result["parameters"]["pair"]) if result["parameters"]["pair"] else None
-    return {"parameters": parameters_verdict(result["parameters"]),
-            "overfitting": overfitting_verdict(result["overfitting"], pair),
-            "localization": localization_verdict(result["localization"], pair),
-            "translation": translation_verdict(result["translation"], pair)}
+    return {key: VERDICTS[key](result[key], pair) for key in CLAIMS}

@@ -1,14 +1,11 @@
-"""ClaimsRunner: one claims job at a time in a background thread, polled by the dashboard.
-
-Nothing here imports streamlit; the page keeps one runner per server process and reads status().
-"""
+"""ClaimsRunner: one claims job at a time in a background thread, polled by the dashboard."""
 
 from __future__ import annotations
 
 import threading
 import time
 
-from gapdemo.claims import DEFAULT_SEEDS, ClaimsStopped, check_arguments, run_claims
+from gapdemo.claims.run import DEFAULT_SEEDS, ClaimsStopped, check_arguments, run_claims
 from gapdemo.config import RunConfig
 
 

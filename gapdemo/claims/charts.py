@@ -11,8 +11,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from gapdemo.charts import backend_color, backend_label
-
-CLAIMS = ("parameters", "overfitting", "localization", "translation")
+from gapdemo.claims.registry import CLAIMS, check_claim
 
 
 def _spread_note(result: dict) -> str:
@@ -34,7 +33,7 @@ def _means(spreads: list[dict], scale: float = 1.0) -> list:
 def _band_traces(x_values, spreads: list[dict], backend: str, name: str, scale: float = 1.0,
                  dash: str = "solid") -> list[go.Scatter]:
     """A mean line in the back-end's colour over a translucent min–max band."""
-    points = [(x, s) for x, s in zip(x_values, spreads) if s["mean"] is not None]
+    points = [(x, s) for x, s in zip(x_values, spreads, strict=True) if s["mean"] is not None]
     xs = [x for x, _ in points]
     band = go.Scatter(
         x=xs + xs[::-1], y=[s["max"] * scale for _, s in points] + [s["min"] * scale for _, s in points][::-1],
@@ -49,9 +48,10 @@ def _band_traces(x_values, spreads: list[dict], backend: str, name: str, scale: 
     return [band, line]
 
 
-def _style(figure: go.Figure, title: str, result: dict) -> go.Figure:
-    figure.update_layout(title={"text": f"{title}<br><sup>{_spread_note(result)}</sup>"}, template="plotly_white",
-                         legend_title="back-end", margin={"t": 90})
+def _style(figure: go.Figure, claim: str, title: str, result: dict) -> go.Figure:
+    """Title the figure 'Claim <number>: <title>' over the spread note, in the house template."""
+    text = f"Claim {CLAIMS[claim].number}: {title}<br><sup>{_spread_note(result)}</sup>"
+    figure.update_layout(title={"text": text}, template="plotly_white", legend_title="back-end", margin={"t": 90})
     return figure
 
 
@@ -70,7 +70,7 @@ def parameters_figure(result: dict) -> go.Figure:
     figure.update_yaxes(type="log", row=1, col=1)
     figure.update_yaxes(title_text="ms per batch", row=1, col=2)
     size = result["parameters"]["image_size"]
-    return _style(figure, f"Claim 1: parameters and training speed at {size}×{size}", result)
+    return _style(figure, "parameters", f"parameters and training speed at {size}×{size}", result)
 
 
 def overfitting_figure(result: dict) -> go.Figure:
@@ -82,21 +82,21 @@ def overfitting_figure(result: dict) -> go.Figure:
                                        backend_label(backend)))
     figure.add_hline(y=0, line={"color": "#999999", "width": 1})
     figure.update_layout(xaxis_title="epoch", yaxis_title="train − validation accuracy", yaxis_tickformat=".0%")
-    return _style(figure, "Claim 2: overfitting = training accuracy minus validation accuracy", result)
+    return _style(figure, "overfitting", "overfitting = training accuracy minus validation accuracy", result)
 
 
-def _message_figure(text: str, title: str, result: dict) -> go.Figure:
+def _message_figure(text: str, claim: str, title: str, result: dict) -> go.Figure:
     figure = go.Figure()
     figure.add_annotation(text=text, showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5)
     figure.update_layout(xaxis_visible=False, yaxis_visible=False)
-    return _style(figure, title, result)
+    return _style(figure, claim, title, result)
 
 
 def localization_figure(result: dict) -> go.Figure:
     """Pointing game and energy in box per back-end, against a uniform map's score (dashed)."""
-    localization, title = result["localization"], "Claim 3: do the maps point at the object?"
+    localization, title = result["localization"], "do the maps point at the object?"
     if not localization["available"]:
-        return _message_figure(f"Not measured: {localization['reason']}", title, result)
+        return _message_figure(f"Not measured: {localization['reason']}", "localization", title, result)
     figure = go.Figure()
     metrics = {"pointing_game": "pointing game (peak in box)", "energy_in_box": "map energy in box"}
     for backend, values in localization["backends"].items():
@@ -108,7 +108,7 @@ def localization_figure(result: dict) -> go.Figure:
     figure.add_hline(y=baseline, line={"dash": "dash", "color": "#555555"},
                      annotation_text=f"uniform map: {baseline:.0%}", annotation_position="top left")
     figure.update_layout(barmode="group", yaxis_tickformat=".0%", yaxis_range=[0, 1.05], yaxis_title="score")
-    return _style(figure, title, result)
+    return _style(figure, "localization", title, result)
 
 
 def translation_figure(result: dict) -> go.Figure:
@@ -133,7 +133,7 @@ def translation_figure(result: dict) -> go.Figure:
     figure.update_xaxes(title_text="shift (pixels)", row=1, col=1)
     figure.update_yaxes(tickformat=".0%", range=[0, 1.05], title_text="test accuracy")
     figure.update_layout(barmode="group")
-    return _style(figure, "Claim 4: robustness to translation", result)
+    return _style(figure, "translation", "robustness to translation", result)
 
 
 FIGURES = {"parameters": parameters_figure, "overfitting": overfitting_figure,
@@ -141,8 +141,8 @@ FIGURES = {"parameters": parameters_figure, "overfitting": overfitting_figure,
 
 
 def claim_figure(result: dict, claim: str) -> go.Figure:
-    if claim not in FIGURES:
-        raise ValueError(f"unknown claim {claim!r}; valid claims: {', '.join(FIGURES)}")
+    """The chart of one claim (a key of the registry); ValueError for an unknown claim."""
+    check_claim(claim)
     return FIGURES[claim](result)
 
 
@@ -152,8 +152,7 @@ def _spread_columns(prefix: str, values: dict) -> dict:
 
 def claim_frame(result: dict, claim: str) -> pd.DataFrame:
     """The numbers behind one claim's chart, one row per back-end (and epoch or shift), for CSV export."""
-    if claim not in FIGURES:
-        raise ValueError(f"unknown claim {claim!r}; valid claims: {', '.join(FIGURES)}")
+    check_claim(claim)
     section, rows = result[claim], []
     for backend, values in section.get("backends", {}).items():
         base = {"backend": backend, "label": backend_label(backend)}

@@ -1,14 +1,14 @@
 """Measurements behind the tutorial's four claims, for one seed: numbers in, numbers out.
 
 Each function measures one thing on trained models or saved metrics and returns plain floats
-or arrays; gapdemo.claims runs them per seed and gapdemo.claims_summary turns them into a
+or arrays; gapdemo.claims.run runs them per seed and gapdemo.claims.summary turns them into a
 mean and a spread. TensorFlow is imported inside the functions that need it.
 """
 
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

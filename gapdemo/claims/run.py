@@ -1,4 +1,4 @@
-"""The tutorial's four claims, measured over several seeds and saved as <runs_dir>/claims-<id>/claims.json.
+"""Measuring the four claims over several seeds, saved as <runs_dir>/claims-<id>/claims.json.
 
 Per seed, run_claims trains one ordinary lockstep run (any data source) and one unseen-position
 run (synthetic pets, objects left at training, right at test) with TrainingJob, each a normal
@@ -15,18 +15,17 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
-from gapdemo import claims_measures as measures
-from gapdemo import claims_summary as summary
 from gapdemo import runs
+from gapdemo.claims import measures, summary
 from gapdemo.config import RunConfig
+from gapdemo.job import TrainingJob
 from gapdemo.validation import validate_run_config
 
 DEFAULT_SEEDS = 3
 MAX_SEEDS = 10
-CLAIMS = ("parameters", "overfitting", "localization", "translation")
 # Relative cost of each phase, for the progress fraction: training dominates.
 PHASE_WEIGHTS = {"timing": 0.3, "train": 4.0, "evaluate": 0.6, "train_unseen": 4.0, "evaluate_unseen": 0.2}
 
@@ -88,8 +87,6 @@ def seed_config(config: RunConfig, index: int, runs_dir: Path) -> RunConfig:
 
 def _train(config: RunConfig, loader, plan: _Plan, phase: str, title: str) -> Path:
     """Train one run in a helper thread, reporting epochs; stop it when the user asks."""
-    from gapdemo.training import TrainingJob
-
     job = TrainingJob(config, data_loader=loader)
     thread = threading.Thread(target=job.run, name="gapdemo-claims-training", daemon=True)
     thread.start()

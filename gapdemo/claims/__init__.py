@@ -1,0 +1,30 @@
+"""The tutorial's four claims (parameters, overfitting, localisation, translation), measured over seeds.
+
+    registry   the claims themselves: key -> Claim(key, number, title, method), the one home of titles
+    measures   one seed's numbers from trained models and saved metrics; the unseen-position data
+    summary    per-seed numbers -> mean and spread per back-end, and one verdict sentence per claim
+    run        run_claims: train, score and summarise every seed, save claims.json; list and read results
+    runner     ClaimsRunner: one claims job at a time in a background thread, for the dashboard
+    charts     Plotly figures and CSV tables per claim
+
+Drawing stays apart from measuring: import figures and tables from gapdemo.claims.charts, which loads
+pandas and Plotly that the command line never needs.
+"""
+
+from gapdemo.claims.registry import CLAIMS, Claim, check_claim
+from gapdemo.claims.run import (
+    DEFAULT_SEEDS,
+    MAX_SEEDS,
+    ClaimsFailed,
+    ClaimsStopped,
+    check_arguments,
+    latest_claims,
+    list_claims,
+    run_claims,
+)
+from gapdemo.claims.runner import ClaimsRunner
+
+__all__ = [
+    "CLAIMS", "DEFAULT_SEEDS", "MAX_SEEDS", "Claim", "ClaimsFailed", "ClaimsRunner", "ClaimsStopped",
+    "check_arguments", "check_claim", "latest_claims", "list_claims", "run_claims",
+]
