@@ -214,25 +214,15 @@ def unseen_position_splits(data_config: DataConfig) -> dict[str, tuple[np.ndarra
 
 def unseen_position_loader(data_config: DataConfig, batch_size: int, progress=None):
     """A TrainingJob data_loader: objects left at training and validation, right at test (LoadedData)."""
-    from gapdemo.data import DatasetInfo, LoadedData, make_pipeline
-    from gapdemo.synthetic import CLASS_NAMES
+    from gapdemo.data import loaded_data_from_arrays
 
     report = progress or (lambda message, fraction: None)
     report("Drawing synthetic pets, left half for training, right half for testing", 0.0)
     splits = unseen_position_splits(data_config)
+    data = loaded_data_from_arrays(splits, data_config, batch_size,
+                                   dataset="synthetic (objects left at training, right at test)")
     report("Data ready", 1.0)
-    info = DatasetInfo(
-        dataset="synthetic (objects left at training, right at test)", class_names=list(CLASS_NAMES),
-        image_size=data_config.image_size, splits={name: len(split[1]) for name, split in splits.items()},
-        class_counts={name: {CLASS_NAMES[c]: int(np.sum(split[1] == c)) for c in (0, 1)} for name, split in splits.items()},
-        skipped=[], has_boxes=True,
-    )
-    pipelines = {name: make_pipeline(images, labels, batch_size, shuffle=name == "train", seed=data_config.seed)
-                 for name, (images, labels, _) in splits.items()}
-    return LoadedData(
-        **pipelines, info=info, validation_images=splits["validation"][0], validation_labels=splits["validation"][1],
-        test_images=splits["test"][0], test_labels=splits["test"][1], test_boxes=splits["test"][2],
-    )
+    return data
 
 
 def unseen_position_measures(models: dict, data) -> dict:
