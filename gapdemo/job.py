@@ -4,11 +4,14 @@ TrainingJob wraps one run of the Keras loop (gapdemo.trainer) in a thread-safe s
 thread may poll; JobManager is a process-wide FIFO queue with a single worker thread (the machine
 has 2 cores). The dashboard keeps one manager per server process (st.cache_resource), so every
 browser tab and every refresh sees the same jobs. Nothing here imports streamlit or TensorFlow.
+
+Every job has an owner: an opaque string the page passes for each browser session (None for the
+CLI and tests). An owner may have one run waiting besides a running one, so a page served to
+others cannot be held by one visitor queueing run after run.
 """
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 import traceback
@@ -19,9 +22,12 @@ from pathlib import Path
 from gapdemo import runs
 from gapdemo.config import RunConfig
 from gapdemo.events import StopRequested, TrainingEvents
+from gapdemo.failures import readable_error
 from gapdemo.validation import validate_run_config
 
 STOPPED_MESSAGE = "Stopped by the user; completed epochs are kept."
+QUEUE_LIMIT_MESSAGE = ("You already have a run waiting in the queue; wait until it starts, or stop it, "
+                       "before queueing another.")
 
 
 @dataclass
@@ -87,11 +93,12 @@ class _JobEvents(TrainingEvents):
 class TrainingJob:
     """One run: load data, build the lockstep model, train, publish, save every epoch."""
 
-    def __init__(self, config: RunConfig, data_loader=None):
-        problems = validate_run_config(config)
+    def __init__(self, config: RunConfig, data_loader=None, owner: str | None = None, served: bool = False):
+        problems = validate_run_config(config, served=served)
         if problems:
             raise ValueError(" ".join(problems))
         self.config = config
+        self.owner = owner  # who queued it (an opaque session id; None = local: CLI, tests)
         self.run_id = runs.new_run_id()
         self.run_dir = Path(config.train.runs_dir) / self.run_id
         self.data_loader = data_loader  # None: gapdemo.data.load_data
@@ -181,37 +188,37 @@ class TrainingJob:
         except StopRequested:
             final_state, message = "stopped", STOPPED_MESSAGE
         except Exception as error:  # any failure ends this job only; the process goes on
-            final_state, message = "failed", readable_error(error)
+            final_state, message = "failed", readable_error(error, self._epochs_published())
             self._log_failure(error)
         with self._lock:
-            epochs_completed = max(epochs_completed, len({r["epoch"] for r in self._published.epoch_metrics}))
+            epochs_completed = max(epochs_completed, self._epochs_published_locked())
             self._publish_locked(state=final_state, message=message, finished=time.time(),
                                  progress={**self._published.progress, "phase": final_state})
             elapsed = self._published.finished - self._published.started
-        if self.run_dir.exists():
-            runs.write_status(self.run_dir, final_state, message, epochs_completed, elapsed)
+        self._write_final_status(final_state, message, epochs_completed, elapsed)
         self._done_event.set()
         return final_state
+
+    def _epochs_published_locked(self) -> int:
+        return len({row["epoch"] for row in self._published.epoch_metrics})
+
+    def _epochs_published(self) -> int:
+        with self._lock:
+            return self._epochs_published_locked()
+
+    def _write_final_status(self, state: str, message: str, epochs_completed: int, elapsed: float) -> None:
+        if not self.run_dir.exists():
+            return
+        try:
+            runs.write_status(self.run_dir, state, message, epochs_completed, elapsed)
+        except OSError:
+            pass  # a full disk: the snapshot still tells the page; the job must still end
 
     def _log_failure(self, error: Exception) -> None:
         try:
             runs.append_log(self.run_dir, "".join(traceback.format_exception(error)))
         except OSError:
             pass  # a full or read-only disk must not hide the original error
-
-
-def readable_error(error: Exception) -> str:
-    """One sentence for the page: data errors (ValueError, missing files) speak for themselves."""
-    if isinstance(error, (ValueError, FileNotFoundError)):
-        return str(error)
-    text = str(error).strip()
-    # A Python error inside the tf.data pipeline arrives wrapped in a TensorFlow error whose
-    # text embeds the original "SomeError: message" line; that line is what the user needs.
-    inner = re.findall(r"^(\w+(?:Error|Exception)): (.+)$", text, flags=re.MULTILINE)
-    if inner:
-        return f"Training failed ({inner[-1][0]}: {inner[-1][1].strip()}). Details are in log.txt."
-    first_line = text.splitlines()[0] if text else ""
-    return f"Training failed ({type(error).__name__}{': ' + first_line if first_line else ''}). Details are in log.txt."
 
 
 class JobManager:
@@ -224,10 +231,17 @@ class JobManager:
         self._current: TrainingJob | None = None
         self._worker: threading.Thread | None = None
 
-    def submit(self, config: RunConfig, data_loader=None) -> TrainingJob:
-        """Queue a run; raises ValueError (one sentence per problem) for an invalid config."""
-        job = TrainingJob(config, data_loader=data_loader)
+    def submit(self, config: RunConfig, data_loader=None, owner: str | None = None,
+               served: bool = False) -> TrainingJob:
+        """Queue a run for owner; raises ValueError (one sentence per problem) for an invalid config,
+        or QUEUE_LIMIT_MESSAGE when owner already has a run waiting.
+
+        served: the page is reachable from other machines (data paths must lie under the data roots).
+        """
+        job = TrainingJob(config, data_loader=data_loader, owner=owner, served=served)
         with self._lock:
+            if any(waiting.owner == owner for waiting in self._waiting_locked()):
+                raise ValueError(QUEUE_LIMIT_MESSAGE)
             self._jobs.append(job)
             self._queue.append(job)
             if self._worker is None or not self._worker.is_alive():
@@ -262,6 +276,24 @@ class JobManager:
     def queued(self) -> list[TrainingJob]:
         with self._lock:
             return [job for job in self._queue if not job.is_done()]
+
+    def _waiting_locked(self) -> list[TrainingJob]:
+        """Queued jobs that will not start next: with nothing running, the head of the queue is as
+        good as running (the worker is about to take it)."""
+        waiting = [job for job in self._queue if not job.is_done()]
+        return waiting[1:] if self._current is None else waiting
+
+    def job_to_stop(self, owner: str | None, any_owner: bool) -> TrainingJob | None:
+        """The run a Stop button acts on: the running one, else the first queued one.
+
+        Args:
+            owner: the visitor pressing Stop.
+            any_owner: True on a local page (one user); False when served, so a visitor stops only their own runs.
+        """
+        with self._lock:
+            candidates = [self._current] if self._current is not None and not self._current.is_done() else []
+            candidates += [job for job in self._queue if not job.is_done()]
+        return next((job for job in candidates if any_owner or job.owner == owner), None)
 
     def get(self, run_id: str) -> TrainingJob | None:
         with self._lock:
