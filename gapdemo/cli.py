@@ -1,4 +1,4 @@
-"""Command line: python -m gapdemo params | data | train | runs | classify | export | claims.
+"""Command line: python -m gapdemo params | data | train | runs | classify | export | claims | evaluate.
 
 Each sub-command lives in gapdemo/commands/<name>.py with register(subparsers) and
 run(args) -> exit status, so commands stay small and import TensorFlow only when they run.
@@ -12,7 +12,7 @@ import sys
 
 from gapdemo.commands import CommandError
 
-COMMANDS = ("params", "data", "train", "runs", "classify", "export", "claims")
+COMMANDS = ("params", "data", "train", "runs", "classify", "export", "claims", "evaluate")
 
 
 class _Parser(argparse.ArgumentParser):

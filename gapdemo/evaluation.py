@@ -1,0 +1,285 @@
+"""Where each back-end goes wrong: confusion matrices, misclassified images and shift consistency.
+
+The maths works on plain arrays (labels (N,), P(class 1) (N,), predicted classes (N,)) and returns
+numpy arrays; evaluate_run() loads a finished run's models and test split and fills them in.
+Class 1 is "dog" in every source built in (index = label, in class-name order).
+
+Shift consistency (after Zhang 2019, "Making convolutional networks shift-invariant again"): for a
+shift of s pixels, every test image is moved s pixels right and, separately, s pixels left with
+gapdemo.insight.shift_images (output[y, x] = input[y, x - s], the uncovered border filled by
+reflection, the same move as the translation claim's accuracy curve). The consistency at s is the
+fraction of (image, direction) pairs whose predicted class equals the class predicted for the
+unshifted image: 1.0 = no prediction ever flips.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+CONSISTENCY_SHIFTS = tuple(range(1, 17))  # pixels: two periods of the head's total stride (8)
+EVALUATION_BATCH = 250  # images per call into a model: the whole synthetic test split in one call
+EVALUABLE_STATES = ("finished", "stopped", "interrupted")  # states whose saved models no longer change
+
+# uint8 images (B, S, S, 3) -> P(class 1) (B,)
+Predict = Callable[[np.ndarray], np.ndarray]
+
+
+# --- maths on predictions ----------------------------------------------------------------------
+
+
+def predicted_classes(probabilities) -> np.ndarray:
+    """P(class 1) (N,) -> int64 (N,): 1 where P >= 0.5, the label gapdemo.insight gives."""
+    return (np.asarray(probabilities, dtype=np.float64).reshape(-1) >= 0.5).astype(np.int64)
+
+
+def prediction_confidence(probabilities) -> np.ndarray:
+    """P(class 1) (N,) -> (N,): the probability of the class predicted, in [0.5, 1]."""
+    probabilities = np.asarray(probabilities, dtype=np.float64).reshape(-1)
+    return np.maximum(probabilities, 1.0 - probabilities)
+
+
+def _check_pair(labels, predicted) -> tuple[np.ndarray, np.ndarray]:
+    labels, predicted = np.asarray(labels).reshape(-1), np.asarray(predicted).reshape(-1)
+    if labels.shape != predicted.shape:
+        raise ValueError(f"need one prediction per label, got {predicted.size} predictions for {labels.size} labels")
+    return labels.astype(np.int64), predicted.astype(np.int64)
+
+
+def confusion_matrix(labels, predicted, class_count: int = 2) -> np.ndarray:
+    """(class_count, class_count) int64 counts: row = true class, column = predicted class."""
+    labels, predicted = _check_pair(labels, predicted)
+    for name, values in (("labels", labels), ("predictions", predicted)):
+        if values.size and (values.min() < 0 or values.max() >= class_count):
+            raise ValueError(f"{name} must be class indices 0..{class_count - 1}, got {sorted(set(values.tolist()))}")
+    counts = np.zeros((class_count, class_count), dtype=np.int64)
+    np.add.at(counts, (labels, predicted), 1)
+    return counts
+
+
+def _share(numerators, denominators) -> np.ndarray:
+    """numerators / denominators, NaN where a denominator is 0 (no image to judge by)."""
+    numerators, denominators = np.asarray(numerators, np.float64), np.asarray(denominators, np.float64)
+    return np.divide(numerators, denominators, out=np.full(numerators.shape, np.nan), where=denominators > 0)
+
+
+def per_class_accuracy(confusion) -> np.ndarray:
+    """(C,) share of each true class labelled correctly (its row's diagonal / row total); = recall."""
+    confusion = np.asarray(confusion)
+    return _share(np.diag(confusion), confusion.sum(axis=1))
+
+
+def precision(confusion) -> np.ndarray:
+    """(C,) share of each predicted class that is right (its column's diagonal / column total)."""
+    confusion = np.asarray(confusion)
+    return _share(np.diag(confusion), confusion.sum(axis=0))
+
+
+def recall(confusion) -> np.ndarray:
+    """(C,) share of each true class found; the same numbers as per_class_accuracy."""
+    return per_class_accuracy(confusion)
+
+
+def rank_by_confidence(indices, probabilities) -> np.ndarray:
+    """indices reordered by the confidence of the prediction, most confident first (ties by index)."""
+    indices = np.asarray(indices, dtype=np.int64).reshape(-1)
+    confidence = prediction_confidence(probabilities)[indices]
+    return indices[np.lexsort((indices, -confidence))]
+
+
+def misclassified_indices(labels, probabilities) -> np.ndarray:
+    """Indices of the images predicted wrongly, most confident mistake first."""
+    labels, predicted = _check_pair(labels, predicted_classes(probabilities))
+    return rank_by_confidence(np.flatnonzero(labels != predicted), probabilities)
+
+
+def filter_mistakes(labels, predicted: dict, backend: str, true_class: int | None = None,
+                    right_backend: str | None = None) -> np.ndarray:
+    """Indices (ascending) where backend predicts wrongly, optionally narrowed down.
+
+    Args:
+        labels: (N,) true classes.
+        predicted: {backend: (N,) predicted classes}.
+        backend: the back-end whose mistakes are wanted.
+        true_class: keep only images of this true class (in two classes: one off-diagonal cell).
+        right_backend: keep only images this other back-end gets right ("FC wrong, GAP right").
+    """
+    for key in (backend, right_backend):
+        if key is not None and key not in predicted:
+            raise ValueError(f"no predictions for back-end {key!r}; have {', '.join(predicted)}")
+    labels, wrong_answers = _check_pair(labels, predicted[backend])
+    keep = wrong_answers != labels
+    if true_class is not None:
+        keep &= labels == int(true_class)
+    if right_backend is not None:
+        keep &= _check_pair(labels, predicted[right_backend])[1] == labels
+    return np.flatnonzero(keep)
+
+
+def backend_report(labels, probabilities, class_names) -> dict:
+    """One back-end's numbers: accuracy, confusion (C, C), per-class accuracy, precision, recall, mistakes."""
+    labels, predicted = _check_pair(labels, predicted_classes(probabilities))
+    confusion = confusion_matrix(labels, predicted, len(class_names))
+    return {
+        "accuracy": float(np.mean(labels == predicted)) if labels.size else float("nan"),
+        "confusion": confusion,
+        "per_class_accuracy": per_class_accuracy(confusion),
+        "precision": precision(confusion),
+        "recall": recall(confusion),
+        "misclassified": misclassified_indices(labels, probabilities),
+    }
+
+
+# --- shift consistency -------------------------------------------------------------------------
+
+
+def shift_consistency(predictors: dict[str, Predict], images_uint8, shifts=CONSISTENCY_SHIFTS) -> dict[str, np.ndarray]:
+    """{backend: (len(shifts),) fraction of predictions unchanged by each shift} (see the module docstring).
+
+    Each shifted copy of the images is made once and handed to every predictor.
+    """
+    from gapdemo.insight import shift_images
+
+    images = np.asarray(images_uint8)
+    if images.ndim != 4 or len(images) == 0:
+        raise ValueError(f"need a non-empty batch of images (N, S, S, 3), got shape {images.shape}")
+    width = images.shape[2]
+    bad = [shift for shift in shifts if int(shift) != shift or not 0 < shift < width]
+    if bad:
+        raise ValueError(f"shifts must be whole pixels from 1 to {width - 1} (the image width - 1), got {bad}")
+    original = {backend: predicted_classes(predict(images)) for backend, predict in predictors.items()}
+    agreement = {backend: np.zeros(len(shifts)) for backend in predictors}
+    for position, shift in enumerate(shifts):
+        for direction in (1, -1):
+            moved = shift_images(images, direction * int(shift), 0)
+            for backend, predict in predictors.items():
+                agreement[backend][position] += np.mean(predicted_classes(predict(moved)) == original[backend]) / 2
+    return agreement
+
+
+# --- a run's test split ------------------------------------------------------------------------
+
+
+def model_predictor(model, batch_size: int = EVALUATION_BATCH) -> Predict:
+    """A Predict for a Keras model with one P(class 1) output: uint8 in, batches in inference mode."""
+    def predict(images_uint8: np.ndarray) -> np.ndarray:
+        parts = []
+        for start in range(0, len(images_uint8), batch_size):
+            batch = np.asarray(images_uint8[start:start + batch_size], dtype=np.float32) / 255.0  # (B, S, S, 3)
+            parts.append(np.asarray(model(batch, training=False)).reshape(-1))
+        return np.concatenate(parts) if parts else np.zeros(0)
+    return predict
+
+
+@dataclass
+class RunEvaluation:
+    """A run's back-ends on its test split, with the images so a page can show the mistakes."""
+
+    run_id: str
+    state: str  # the run's state when evaluated (finished, stopped or interrupted)
+    epochs_completed: int
+    class_names: list[str]  # index = label
+    images: np.ndarray  # uint8 (N, S, S, 3), the test split in the data source's order
+    labels: np.ndarray  # int64 (N,)
+    probabilities: dict[str, np.ndarray]  # backend -> (N,) P(class 1)
+    reports: dict[str, dict] = field(default_factory=dict)  # backend -> backend_report(...)
+    # "data" (loading the test split), "models" (loading them; 0 when handed in), "predict"
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def predicted(self) -> dict[str, np.ndarray]:
+        """{backend: (N,) predicted classes}."""
+        return {backend: predicted_classes(values) for backend, values in self.probabilities.items()}
+
+    def to_dict(self) -> dict:
+        """JSON-ready: per back-end the confusion (rows true, columns predicted, class-name order), per-class
+        numbers keyed by class name (None where a class has no image), and the mistakes, most confident first."""
+        return {
+            "run_id": self.run_id, "state": self.state, "epochs_completed": self.epochs_completed,
+            "class_names": list(self.class_names), "test_size": int(len(self.labels)),
+            "seconds": {name: round(value, 3) for name, value in self.seconds.items()},
+            "backends": {backend: _report_dict(report, self.labels, self.probabilities[backend], self.class_names)
+                         for backend, report in self.reports.items()},
+        }
+
+
+def _by_class(values, class_names) -> dict:
+    return {name: None if np.isnan(value) else round(float(value), 6) for name, value in zip(class_names, values, strict=True)}
+
+
+def _report_dict(report: dict, labels, probabilities, class_names) -> dict:
+    predicted, confidence = predicted_classes(probabilities), prediction_confidence(probabilities)
+    return {
+        "accuracy": None if np.isnan(report["accuracy"]) else round(report["accuracy"], 6),
+        "confusion": report["confusion"].tolist(),
+        "per_class_accuracy": _by_class(report["per_class_accuracy"], class_names),
+        "precision": _by_class(report["precision"], class_names),
+        "recall": _by_class(report["recall"], class_names),
+        # probability = the model's probability of the (wrong) class it predicted
+        "misclassified": [{"index": int(index), "true": class_names[labels[index]],
+                           "predicted": class_names[predicted[index]], "probability": round(float(confidence[index]), 6)}
+                          for index in report["misclassified"]],
+    }
+
+
+def check_evaluable(run_dir) -> dict:
+    """The run's status when it can be evaluated; ValueError saying why not (still training, no models)."""
+    from gapdemo.runs import read_status
+
+    run_dir = Path(run_dir)
+    status = read_status(run_dir)
+    state = status.get("state", "unknown")
+    if state not in EVALUABLE_STATES:
+        detail = "is still training" if state in ("queued", "running", "stopping") else f"is {state}"
+        raise ValueError(f"run {run_dir.name} {detail}; evaluate a finished run (or one stopped after an epoch)")
+    if not any(not path.name.startswith(".") for path in (run_dir / "models").glob("*.keras")):
+        raise ValueError(f"run {run_dir.name} ({state}) has no saved models: it ended before its first epoch")
+    return status
+
+
+def load_test_split(run_dir):
+    """The run's test split, loaded again from its saved data settings: (images, labels, class_names)."""
+    from gapdemo.config import DataConfig
+    from gapdemo.data import load_data
+    from gapdemo.runs import read_json
+
+    config = read_json(Path(run_dir) / "config.json")
+    if "data" not in config:
+        raise ValueError(f"run {Path(run_dir).name} has no readable config.json")
+    batch_size = int(config.get("train", {}).get("batch_size", 64))
+    data = load_data(DataConfig(**config["data"]), batch_size)
+    return data.test_images, data.test_labels.astype(np.int64), list(data.info.class_names)
+
+
+def evaluate_run(run_dir, models: dict | None = None) -> RunEvaluation:
+    """Every back-end of a finished run on its test split.
+
+    Args:
+        run_dir: the run folder.
+        models: {backend: keras.Model} already loaded (a page's cache); None = gapdemo.runs.load_models.
+
+    Raises:
+        ValueError when the run is still training or has no models; gapdemo.data.DataError (a
+        ValueError) when its data can no longer be loaded.
+    """
+    from gapdemo.runs import load_models
+
+    run_dir = Path(run_dir)
+    status = check_evaluable(run_dir)
+    started = time.perf_counter()
+    images, labels, class_names = load_test_split(run_dir)
+    loaded = time.perf_counter()
+    models = load_models(run_dir) if models is None else models
+    ready = time.perf_counter()
+    probabilities = {backend: model_predictor(model)(images) for backend, model in models.items()}
+    predicted = time.perf_counter()
+    return RunEvaluation(
+        run_id=run_dir.name, state=status.get("state", "unknown"),
+        epochs_completed=int(status.get("epochs_completed", 0)), class_names=class_names,
+        images=images, labels=labels, probabilities=probabilities,
+        reports={backend: backend_report(labels, values, class_names) for backend, values in probabilities.items()},
+        seconds={"data": loaded - started, "models": ready - loaded, "predict": predicted - ready},
+    )

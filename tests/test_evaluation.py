@@ -1,0 +1,179 @@
+"""Evaluation of a finished run: confusion maths on hand-made predictions, the mistakes filter, shift
+consistency of hand-built predictors and Keras models, a tiny trained run end to end, the command's JSON."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from gapdemo import evaluation, runs
+from gapdemo.cli import main as cli_main
+from gapdemo.config import DataConfig, tiny_config
+from gapdemo.data import load_data
+from gapdemo.job import TrainingJob
+
+LABELS = np.array([0, 0, 0, 1, 1, 1, 1])
+# P(dog) of two back-ends on LABELS' images: fc wrong at 1, 2, 5; gap wrong at 2, 6
+PROBABILITIES = {"fc": np.array([0.1, 0.9, 0.6, 0.8, 0.7, 0.3, 0.5]),
+                 "gap": np.array([0.2, 0.4, 0.95, 0.6, 0.9, 0.8, 0.45])}
+
+
+def test_confusion_counts_rows_true_columns_predicted():
+    confusion = evaluation.confusion_matrix(LABELS, evaluation.predicted_classes(PROBABILITIES["fc"]))
+    assert confusion.tolist() == [[1, 2], [1, 3]]  # P = 0.5 counts as dog, as gapdemo.insight labels it
+    assert evaluation.per_class_accuracy(confusion) == pytest.approx([1 / 3, 3 / 4])
+    assert evaluation.precision(confusion) == pytest.approx([1 / 2, 3 / 5])
+    assert evaluation.recall(confusion) == pytest.approx([1 / 3, 3 / 4])
+
+
+def test_a_class_without_images_gives_nan_and_json_null():
+    confusion = evaluation.confusion_matrix([0, 0], [0, 0])
+    assert confusion.tolist() == [[2, 0], [0, 0]]
+    assert np.isnan(evaluation.per_class_accuracy(confusion)[1]) and np.isnan(evaluation.precision(confusion)[1])
+    labels, probabilities = np.array([0, 0]), {"gap": np.array([0.1, 0.2])}
+    result = evaluation.RunEvaluation(
+        "run", "finished", 1, ["cat", "dog"], np.zeros((2, 32, 32, 3), np.uint8), labels, probabilities,
+        reports={"gap": evaluation.backend_report(labels, probabilities["gap"], ["cat", "dog"])})
+    as_json = result.to_dict()["backends"]["gap"]
+    assert as_json["per_class_accuracy"] == {"cat": 1.0, "dog": None} and as_json["misclassified"] == []
+    json.dumps(as_json, allow_nan=False)
+
+
+@pytest.mark.parametrize("labels, predicted, words", [
+    ([0, 1], [0], "one prediction per label"), ([0, 2], [0, 1], "class indices 0..1"),
+])
+def test_bad_inputs_raise_value_error(labels, predicted, words):
+    with pytest.raises(ValueError, match=words):
+        evaluation.confusion_matrix(labels, predicted)
+
+
+def test_mistakes_ranked_by_confidence():
+    assert evaluation.misclassified_indices(LABELS, PROBABILITIES["fc"]).tolist() == [1, 5, 2]  # 0.9, 0.7, 0.6
+    assert evaluation.prediction_confidence([0.2, 0.7]) == pytest.approx([0.8, 0.7])
+
+
+def test_filter_returns_exactly_the_asked_for_disagreement():
+    predicted = {"fc": np.array([0, 1, 1, 1, 1, 0, 0]), "gap": np.array([0, 0, 1, 1, 1, 1, 0])}
+    assert evaluation.filter_mistakes(LABELS, predicted, "fc").tolist() == [1, 2, 5, 6]
+    assert evaluation.filter_mistakes(LABELS, predicted, "fc", right_backend="gap").tolist() == [1, 5]
+    assert evaluation.filter_mistakes(LABELS, predicted, "gap", right_backend="fc").tolist() == []
+    assert evaluation.filter_mistakes(LABELS, predicted, "fc", true_class=1).tolist() == [5, 6]
+    assert evaluation.filter_mistakes(LABELS, predicted, "fc", true_class=0, right_backend="gap").tolist() == [1]
+    with pytest.raises(ValueError, match="no predictions for back-end 'gmp'"):
+        evaluation.filter_mistakes(LABELS, predicted, "fc", right_backend="gmp")
+
+
+def random_images(count=40, size=32, seed=0):
+    return (np.random.default_rng(seed).random((count, size, size, 3)) * 255).astype(np.uint8)
+
+
+def test_shift_consistency_of_a_blind_and_a_one_pixel_predictor():
+    images = random_images()
+    predictors = {"blind": lambda batch: np.full(len(batch), 0.7),
+                  "pixel": lambda batch: batch[:, 16, 16, 0] / 255.0}  # looks at one pixel only
+    consistency = evaluation.shift_consistency(predictors, images, shifts=(1, 2, 8))
+    assert consistency["blind"].tolist() == [1.0, 1.0, 1.0]
+    assert consistency["pixel"].shape == (3,) and np.all(consistency["pixel"] < 0.9)
+
+
+def one_pixel_model(size=32):
+    """P(dog) = sigmoid(40 (red value at (16, 16) - 0.5)): keyed to one pixel position."""
+    inputs = keras.Input((size, size, 3))
+    pixel = keras.layers.Cropping2D(((16, size - 17), (16, size - 17)))(inputs)  # (batch, 1, 1, 3)
+    dense = keras.layers.Dense(1, activation="sigmoid")
+    outputs = dense(keras.layers.Flatten()(pixel))
+    dense.set_weights([np.array([[40.0], [0.0], [0.0]]), np.array([-20.0])])
+    return keras.Model(inputs, outputs)
+
+
+def blind_model(size=32):
+    """P(dog) = sigmoid(1) whatever the image: a zero kernel ignores the input."""
+    inputs = keras.Input((size, size, 3))
+    dense = keras.layers.Dense(1, activation="sigmoid")
+    outputs = dense(keras.layers.GlobalAveragePooling2D()(inputs))
+    dense.set_weights([np.zeros((3, 1)), np.array([1.0])])
+    return keras.Model(inputs, outputs)
+
+
+def test_shift_consistency_of_keras_models():
+    predictors = {"blind": evaluation.model_predictor(blind_model(), batch_size=16),
+                  "pixel": evaluation.model_predictor(one_pixel_model(), batch_size=16)}
+    consistency = evaluation.shift_consistency(predictors, random_images(), evaluation.CONSISTENCY_SHIFTS)
+    assert consistency["blind"] == pytest.approx(np.ones(16))
+    assert consistency["pixel"].max() < 1.0
+
+
+def test_shift_consistency_refuses_shifts_outside_the_image():
+    with pytest.raises(ValueError, match="whole pixels from 1 to 31"):
+        evaluation.shift_consistency({"blind": lambda batch: np.zeros(len(batch))}, random_images(4), shifts=(0, 32))
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    """A tiny finished run on synthetic pets: 32x32, 120 images (12 in the test split), fc and gap."""
+    config = tiny_config(str(tmp_path_factory.mktemp("evaluation_runs")), ("fc", "gap"))
+    config.data.synthetic_size = 120
+    job = TrainingJob(config)
+    assert job.run() == "finished", job.snapshot().message
+    return job.run_dir
+
+
+def test_confusion_matrices_match_the_models_called_directly(finished_run):
+    result = evaluation.evaluate_run(finished_run)
+    config = runs.read_json(finished_run / "config.json")
+    data = load_data(DataConfig(**config["data"]), 16)
+    assert np.array_equal(result.images, data.test_images) and result.class_names == ["cat", "dog"]
+    for backend in ("fc", "gap"):
+        model = keras.models.load_model(finished_run / "models" / f"{backend}.keras", compile=False)
+        probabilities = model.predict(data.test_images.astype("float32") / 255.0, verbose=0).reshape(-1)
+        expected = np.zeros((2, 2), dtype=int)
+        for label, probability in zip(data.test_labels, probabilities, strict=True):
+            expected[int(label), int(probability >= 0.5)] += 1
+        report = result.reports[backend]
+        assert report["confusion"].tolist() == expected.tolist()
+        assert report["confusion"].sum() == len(data.test_labels) == 12
+        assert result.probabilities[backend] == pytest.approx(probabilities, abs=1e-5)
+
+
+def test_runs_still_training_or_without_models_are_refused(finished_run, tmp_path):
+    running = tmp_path / "running"
+    (running / "models").mkdir(parents=True)
+    runs.write_status(running, "running")  # this process writes it, so it counts as alive
+    with pytest.raises(ValueError, match="still training"):
+        evaluation.check_evaluable(running)
+    runs.write_status(running, "stopped")
+    with pytest.raises(ValueError, match="has no saved models"):
+        evaluation.check_evaluable(running)
+
+
+def test_command_json_shape(finished_run, capsys):
+    assert cli_main(["evaluate", finished_run.name, "--runs-dir", str(finished_run.parent), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["run_id"] == finished_run.name and result["class_names"] == ["cat", "dog"]
+    assert result["test_size"] == 12 and set(result["backends"]) == {"fc", "gap"}
+    for values in result["backends"].values():
+        assert np.array(values["confusion"]).shape == (2, 2) and np.sum(values["confusion"]) == 12
+        assert set(values["per_class_accuracy"]) == set(values["precision"]) == set(values["recall"]) == {"cat", "dog"}
+        wrong = 12 - np.trace(values["confusion"])
+        assert len(values["misclassified"]) == wrong
+        for mistake in values["misclassified"]:
+            assert mistake["true"] != mistake["predicted"] and 0.5 <= mistake["probability"] <= 1.0
+        confidences = [mistake["probability"] for mistake in values["misclassified"]]
+        assert confidences == sorted(confidences, reverse=True)
+
+
+def test_command_text_and_consistency(finished_run, capsys):
+    assert cli_main(["evaluate", str(finished_run), "--consistency"]) == 0
+    text = capsys.readouterr().out
+    assert "rows = true class" in text and "gap shift consistency: 1px" in text and "16px" in text
+
+
+def test_command_errors_exit_2_with_one_line(tmp_path, capsys):
+    stopped = tmp_path / "runs" / "early"
+    stopped.mkdir(parents=True)
+    runs.write_json_atomic(stopped / "config.json", tiny_config().to_dict())
+    runs.write_status(stopped, "stopped")
+    assert cli_main(["evaluate", "early", "--runs-dir", str(tmp_path / "runs")]) == 2
+    assert capsys.readouterr().err.strip() == "error: run early (stopped) has no saved models: it ended before its first epoch"
+    assert cli_main(["evaluate", "nope", "--runs-dir", str(tmp_path / "runs")]) == 2
