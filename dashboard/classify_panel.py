@@ -8,10 +8,10 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.common import export_buttons
-from gapdemo.images import DISPLAY_NAMES, ImageError, load_image
+from gapdemo.images import DISPLAY_NAMES, UPLOAD_EXTENSIONS, ImageError, load_image
 from gapdemo.models import BACKENDS
 
-UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif"]
+UPLOAD_TYPES = UPLOAD_EXTENSIONS  # HEIC (iPhone) and AVIF too: gapdemo.images decides what it reads
 
 
 def _model_signature(run_dir) -> tuple:

@@ -10,22 +10,24 @@ import io
 import warnings
 
 import numpy as np
-from PIL import Image, ImageOps
+import pillow_heif
+from PIL import Image, ImageOps, features
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024  # keep in step with .streamlit/config.toml maxUploadSize (20 MB)
 MAX_PIXELS = 40_000_000  # decompression-bomb cap: ~160 MB as RGBA while decoding
-DISPLAY_NAMES = ["JPEG", "PNG", "WebP", "BMP", "GIF"]
+# HEIC is what an iPhone takes photos in; pillow_heif (a requirement) gives Pillow its plugin.
+pillow_heif.register_heif_opener()
+DISPLAY_NAMES = ["JPEG", "PNG", "WebP", "BMP", "GIF", "HEIC"]
 # Pillow plugin ids tried by Image.open; nothing else (TIFF, EPS, PSD, ...) is even attempted.
 # (Camera JPEGs with preview frames, "MPO", are opened by the JPEG plugin.)
-PILLOW_FORMATS = ["JPEG", "PNG", "WEBP", "BMP", "GIF"]
-try:  # HEIC (iPhone photos) only when the optional pillow_heif plugin is installed
-    import pillow_heif
-
-    pillow_heif.register_heif_opener()
-    PILLOW_FORMATS.append("HEIF")
-    DISPLAY_NAMES.append("HEIC")
-except ImportError:
-    pass
+PILLOW_FORMATS = ["JPEG", "PNG", "WEBP", "BMP", "GIF", "HEIF"]
+# File name endings the upload box accepts, in step with PILLOW_FORMATS.
+UPLOAD_EXTENSIONS = ["jpg", "jpeg", "png", "webp", "bmp", "gif", "heic", "heif"]
+# Pillow reads AVIF from 11.2 on, and only when built with libavif (older Pillows do not know the name).
+if "avif" in features.modules and features.check_module("avif"):
+    PILLOW_FORMATS.append("AVIF")
+    DISPLAY_NAMES.append("AVIF")
+    UPLOAD_EXTENSIONS.append("avif")
 
 _SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 _MODES_WITH_ALPHA = ("RGBA", "RGBa", "LA", "La", "PA")

@@ -8,7 +8,8 @@ from gapdemo.commands import CommandError
 
 def register(subparsers):
     parser = subparsers.add_parser("classify", help="classify a photo with every trained back-end of a run")
-    parser.add_argument("image", help="JPEG, PNG, WebP, BMP or GIF file")
+    parser.add_argument("image", help="a photo: JPEG, PNG, WebP, BMP, GIF, HEIC/HEIF (iPhone) or AVIF "
+                        "(AVIF when Pillow is built with libavif)")
     parser.add_argument("--run", dest="run_ref", default=None,
                         help="run id or run directory (default: the newest run with models)")
     parser.add_argument("--runs-dir", default="runs")
