@@ -6,6 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.common import curves_pair, export_buttons, format_seconds, results_column_config, run_time_caption
+from dashboard.visitor import queue_caption, run_owner_note
 from gapdemo.runs import BATCH_FIELDS, EPOCH_FIELDS
 
 # New points arrive once per call into TensorFlow (a few seconds at the defaults); polling faster
@@ -29,8 +30,8 @@ def batch_frame(rows) -> pd.DataFrame:
 # State line, progress bar with epoch/batch, images/s and ETA, and the queue.
 def status_panel(snapshot, queued_jobs) -> None:
     progress = snapshot.progress
-    st.markdown(f"**Run `{snapshot.run_id}`** — {STATE_TEXT.get(snapshot.state, snapshot.state)} "
-                f"· {snapshot.elapsed_seconds:.0f} s")
+    st.markdown(f"**Run `{snapshot.run_id}`**{run_owner_note(snapshot)} — "
+                f"{STATE_TEXT.get(snapshot.state, snapshot.state)} · {snapshot.elapsed_seconds:.0f} s")
     if snapshot.state in ("running", "stopping"):
         if progress.get("phase") == "loading data":
             st.progress(float(progress.get("fraction", 0.0)), text=f"Loading data: {progress.get('message', '')}")
@@ -49,7 +50,7 @@ def status_panel(snapshot, queued_jobs) -> None:
     elif snapshot.state in ("stopped", "interrupted") and snapshot.message:
         st.warning(snapshot.message)
     if queued_jobs:
-        st.caption("Waiting in the queue: " + ", ".join(f"`{job.run_id}`" for job in queued_jobs))
+        st.caption(queue_caption(queued_jobs))
 
 
 # Live accuracy and loss; exports once the run is done (HTML/PNG are made on click).

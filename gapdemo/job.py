@@ -48,6 +48,7 @@ class JobSnapshot:
     probes_epoch: int  # epoch the probes were taken after (0 = before training, -1 = none yet)
     dataset_info: dict
     elapsed_seconds: float
+    owner: str | None = None  # who queued the run (TrainingJob.owner)
 
 
 @dataclass
@@ -118,7 +119,7 @@ class TrainingJob:
                 epoch_metrics=list(published.epoch_metrics), batch_metrics=published.batch_metrics[batch_start:],
                 batch_start=batch_start, probes=published.probes, probes_epoch=published.probes_epoch,
                 dataset_info=published.dataset_info,
-                elapsed_seconds=(end - published.started) if published.started else 0.0,
+                elapsed_seconds=(end - published.started) if published.started else 0.0, owner=self.owner,
             )
 
     @property

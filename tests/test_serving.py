@@ -80,3 +80,54 @@ def test_streamlit_run_listens_on_loopback_only(served_page):
     process.terminate()
     output = process.communicate(timeout=20)[0]
     assert "Network URL" not in output and "External URL" not in output
+
+
+def bind_page_to(address):
+    """A fixture: the page as if started with --server.address address (AppTest runs in this process)."""
+
+    @pytest.fixture
+    def bound():
+        from streamlit import config
+
+        previous = config.get_option("server.address")
+        config.set_option("server.address", address)
+        yield
+        config.set_option("server.address", previous)
+
+    return bound
+
+
+served = bind_page_to("0.0.0.0")
+local = bind_page_to("127.0.0.1")
+
+
+def queue_page():
+    from types import SimpleNamespace
+
+    from dashboard.training_panel import status_panel
+    from dashboard.visitor import visitor_id
+
+    status_panel(SimpleNamespace(run_id="r1", state="queued", elapsed_seconds=0.0, progress={}, message="",
+                                 owner="someone else"),
+                 [SimpleNamespace(run_id="r2", owner=visitor_id()), SimpleNamespace(run_id="r3", owner="x")])
+
+
+def test_served_queue_says_whose_run_is_whose(served):
+    from streamlit.testing.v1 import AppTest
+
+    app = AppTest.from_function(queue_page)
+    app.run()
+    assert not app.exception, app.exception
+    assert app.markdown[0].value.startswith("**Run `r1`** (another visitor's) — ")
+    assert [caption.value for caption in app.caption] == [
+        "Waiting in the queue: `r2` (yours), another visitor's run"]
+
+
+def test_local_queue_lists_run_ids(local):
+    from streamlit.testing.v1 import AppTest
+
+    app = AppTest.from_function(queue_page)
+    app.run()
+    assert not app.exception, app.exception
+    assert app.markdown[0].value.startswith("**Run `r1`** — ")
+    assert [caption.value for caption in app.caption] == ["Waiting in the queue: `r2`, `r3`"]

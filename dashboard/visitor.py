@@ -1,0 +1,44 @@
+"""Who is looking at the page, and whether others can reach it: the page's side of serving safely.
+
+gapdemo never imports streamlit, so the page reads streamlit's bind address and session here and
+passes plain values down: served (bool) to validation and the job manager, the visitor's id as the
+owner of the runs they start.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+from gapdemo.data_roots import is_loopback_address
+
+
+def page_is_served() -> bool:
+    """True unless the server listens on the loopback interface only (streamlit's server.address)."""
+    return not is_loopback_address(st.get_option("server.address"))
+
+
+def visitor_id() -> str | None:
+    """An opaque id of this browser session: the owner of the runs it starts (a reload starts a new one)."""
+    context = get_script_run_ctx()
+    return context.session_id if context is not None else None
+
+
+def whose(owner: str | None) -> str:
+    """'yours' or "another visitor's"; nothing else about another visitor's run is shown."""
+    return "yours" if owner == visitor_id() else "another visitor's"
+
+
+def run_owner_note(snapshot) -> str:
+    """' (yours)' / " (another visitor's)" after a run's name on a served page; '' on a local one (one user)."""
+    return f" ({whose(snapshot.owner)})" if page_is_served() else ""
+
+
+def queue_caption(queued_jobs) -> str:
+    """The waiting runs in order; served, another visitor's run shows as that and no more (not even its id)."""
+    if not page_is_served():
+        names = [f"`{job.run_id}`" for job in queued_jobs]
+    else:
+        names = [f"`{job.run_id}` (yours)" if whose(job.owner) == "yours" else "another visitor's run"
+                 for job in queued_jobs]
+    return "Waiting in the queue: " + ", ".join(names)
