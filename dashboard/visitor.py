@@ -7,10 +7,13 @@ owner of the runs they start.
 
 from __future__ import annotations
 
+import secrets
+
 import streamlit as st
-from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from gapdemo.data_roots import is_loopback_address
+
+VISITOR_KEY = "visitor_id"  # in st.session_state
 
 
 def page_is_served() -> bool:
@@ -18,10 +21,13 @@ def page_is_served() -> bool:
     return not is_loopback_address(st.get_option("server.address"))
 
 
-def visitor_id() -> str | None:
-    """An opaque id of this browser session: the owner of the runs it starts (a reload starts a new one)."""
-    context = get_script_run_ctx()
-    return context.session_id if context is not None else None
+def visitor_id() -> str:
+    """An opaque id of this browser session: the owner of the runs it starts (a reload starts a new one).
+
+    A random token kept in the session's state rather than streamlit's session id, which every
+    AppTest session shares ("test session id"), so tests can be two visitors as a browser is.
+    """
+    return st.session_state.setdefault(VISITOR_KEY, secrets.token_urlsafe(16))
 
 
 def whose(owner: str | None) -> str:
