@@ -13,6 +13,9 @@ DATASETS = ("synthetic", "cats_vs_dogs", "folder")
 CLASS_NAMES = ("cat", "dog")  # index = label, in every source (the order of TFDS cats_vs_dogs)
 MIN_IMAGE_SIZE = 32  # the head needs 3 conv+pool blocks: 32 px leaves a 2x2 map
 MAX_IMAGE_SIZE = 256  # beyond this a CPU run stops being interactive
+# The synthetic set grows with the training images asked for, up to this many: drawing them takes
+# ~20 s and their 100x100 pixels ~0.6 GB (4 GB at 256x256), held in memory for the whole run.
+MAX_SYNTHETIC_TRAIN_SIZE = 20_000
 
 
 @dataclass
@@ -23,7 +26,9 @@ class DataConfig:
     data_dir: str | None = None  # TFDS data dir (cats_vs_dogs) or the PATH/<class>/* tree (folder)
     image_size: int = 100  # images are resized to image_size x image_size, as in the tutorial
     train_size: int | None = 2000  # cap on training images (None = all); keeps runs interactive
-    synthetic_size: int = 2500  # total images the synthetic source draws (80/10/10 split)
+    # The synthetic set's smallest size, split 80/10/10; it grows so that its training split covers
+    # train_size (up to MAX_SYNTHETIC_TRAIN_SIZE). None = all takes this size's 80%.
+    synthetic_size: int = 2500
     seed: int = 0  # drives generation, the folder split and shuffling
 
 

@@ -8,6 +8,7 @@ spec whatever the source: (images float32 (B, S, S, 3) in [0, 1], labels float32
 from __future__ import annotations
 
 import dataclasses
+import math
 import pathlib
 import threading
 import urllib.error
@@ -20,7 +21,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image, ImageFile, UnidentifiedImageError
 
-from gapdemo.config import DATASETS, DataConfig, validate_image_size
+from gapdemo.config import DATASETS, MAX_SYNTHETIC_TRAIN_SIZE, DataConfig, validate_image_size
 from gapdemo.synthetic import CLASS_NAMES, generate_pets
 
 SPLITS = ("train", "validation", "test")
@@ -184,22 +185,44 @@ def _resizer(image_size: int) -> Callable:
 # --- synthetic ---------------------------------------------------------------------------------
 
 
-def _load_synthetic(config: DataConfig, report: Progress):
+def synthetic_split_counts(config: DataConfig) -> dict[str, int]:
+    """Images per split the synthetic source draws for config.
+
+    The set is split 80/10/10 and holds at least config.synthetic_size images; it grows until its
+    training split covers config.train_size, which then caps it. Validation and test grow with it
+    (a tenth each); while train_size fits in synthetic_size's 80%, changing it leaves them alone.
+
+    Raises:
+        DataError when synthetic_size is below 10 or train_size above MAX_SYNTHETIC_TRAIN_SIZE.
+    """
+    train_size = config.train_size
     if config.synthetic_size < 10:
         raise DataError(f"The synthetic data set needs at least 10 images, got {config.synthetic_size}; raise its size.")
-    train_count, validation_count, test_count = _split_sizes(config.synthetic_size)
-    counts = {"train": _cap(train_count, config.train_size), "validation": validation_count, "test": test_count}
+    if train_size is not None and train_size > MAX_SYNTHETIC_TRAIN_SIZE:
+        raise DataError(f"The synthetic data set draws at most {MAX_SYNTHETIC_TRAIN_SIZE:,} training images "
+                        f"(they are all held in memory), got {train_size:,}; ask for fewer.")
+    total = config.synthetic_size
+    if train_size is not None:
+        total = max(total, math.ceil(train_size / SPLIT_FRACTIONS[0]))
+        while _split_sizes(total)[0] < train_size:  # rounding the held-out splits up can leave one short
+            total += 1
+    train_count, validation_count, test_count = _split_sizes(total)
+    return {"train": _cap(train_count, train_size), "validation": validation_count, "test": test_count}
+
+
+def _load_synthetic(config: DataConfig, report: Progress):
+    counts = synthetic_split_counts(config)
     total, done, splits = sum(counts.values()), 0, {}
     for split_index, name in enumerate(SPLITS):
         parts = []
-        # Each split draws from its own seed, so capping train never changes validation or test.
+        # Each split draws from its own seeds, so capping train never changes validation or test.
         for chunk_index, start in enumerate(range(0, counts[name], SYNTHETIC_CHUNK)):
             chunk = min(SYNTHETIC_CHUNK, counts[name] - start)
             seed = int(np.random.SeedSequence([config.seed, split_index, chunk_index]).generate_state(1)[0])
             parts.append(generate_pets(chunk, config.image_size, seed))
             done += chunk
             report(f"Drawing synthetic pets {done}/{total}", done / total)
-        images, labels, boxes = (np.concatenate(arrays) for arrays in zip(*parts))
+        images, labels, boxes = (np.concatenate(arrays) for arrays in zip(*parts, strict=True))
         splits[name] = _Split(images, labels, boxes)
     return splits, list(CLASS_NAMES), []
 

@@ -16,8 +16,8 @@ from PIL import Image
 
 from gapdemo import data as data_module
 from gapdemo.cli import main
-from gapdemo.config import DataConfig
-from gapdemo.data import DataError, load_data, make_pipeline
+from gapdemo.config import MAX_SYNTHETIC_TRAIN_SIZE, DataConfig
+from gapdemo.data import DataError, load_data, make_pipeline, synthetic_split_counts
 
 SIZE = 32
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -103,6 +103,24 @@ def test_synthetic_train_cap_leaves_validation_and_test_unchanged():
     assert capped.info.splits["train"] == 16 and full.info.splits["train"] == 64
     assert capped.validation_images.tobytes() == full.validation_images.tobytes()
     assert capped.test_images.tobytes() == full.test_images.tobytes()
+
+
+def test_synthetic_set_grows_to_cover_the_training_images_asked_for():
+    loaded = load_data(_tiny(train_size=100), 16)  # synthetic_size 80 alone would give 64
+    assert loaded.info.splits == {"train": 100, "validation": 12, "test": 12}
+
+
+@pytest.mark.parametrize("train_size", [1, 63, 64, 65, 2012, MAX_SYNTHETIC_TRAIN_SIZE])
+def test_synthetic_split_counts_cover_train_size_at_80_10_10(train_size):
+    counts = synthetic_split_counts(_tiny(train_size=train_size))  # synthetic_size 80: 64/8/8 at least
+    expected_held_out = 8 if train_size <= 64 else train_size / 8  # 10% each beside 80% for training
+    assert counts["train"] == train_size and counts["validation"] == counts["test"]
+    assert abs(counts["validation"] - expected_held_out) <= 1
+
+
+def test_synthetic_refuses_more_training_images_than_its_bound():
+    with pytest.raises(DataError, match=f"at most {MAX_SYNTHETIC_TRAIN_SIZE:,} training images"):
+        load_data(_tiny(train_size=MAX_SYNTHETIC_TRAIN_SIZE + 1), 16)
 
 
 @pytest.mark.parametrize("overrides", [dict(image_size=8), dict(dataset="mnist"), dict(train_size=0)])
