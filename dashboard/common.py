@@ -54,8 +54,12 @@ def png_available() -> tuple[bool, str]:
     return png_export_available()
 
 
+PNG_SCALES = (1, 2, 3, 4)  # pixels per chart point offered in the sidebar
+DEFAULT_PNG_SCALE = 2  # sharp on high-DPI screens and in slides
+
+
 def png_scale() -> float:
-    return float(st.session_state.get("png_scale", 2))
+    return float(st.session_state.get("png_scale", DEFAULT_PNG_SCALE))
 
 
 # Download buttons under a chart: interactive HTML, PNG (when Chromium is there) and the data as CSV.

@@ -4,9 +4,30 @@ from __future__ import annotations
 
 import streamlit as st
 
-from gapdemo.config import DataConfig, ModelConfig, RunConfig, TrainConfig
-from gapdemo.validation import validate_run_config
+from dashboard.common import DEFAULT_PNG_SCALE, PNG_SCALES
+from gapdemo.config import (
+    MAX_EPOCHS,
+    MAX_IMAGE_SIZE,
+    MAX_SEED,
+    MAX_SYNTHETIC_TRAIN_SIZE,
+    MAX_TRAIN_SIZE,
+    MIN_IMAGE_SIZE,
+    DataConfig,
+    ModelConfig,
+    RunConfig,
+    TrainConfig,
+)
 from gapdemo.models import BACKENDS
+from gapdemo.validation import validate_run_config
+
+# Every default comes from the config dataclasses; the choices below are the sidebar's own steps,
+# and a default outside them is added (with_default), so changing a default never breaks the page.
+DATA_DEFAULTS, MODEL_DEFAULTS, TRAIN_DEFAULTS = DataConfig(), ModelConfig(), TrainConfig()
+BN_MOMENTUM_CHOICES = (0.5, 0.8, 0.9, 0.95, 0.99)
+BATCH_SIZE_CHOICES = (8, 16, 32, 64, 128, 256)
+LEARNING_RATE_CHOICES = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
+STEPS_PER_EXECUTION_CHOICES = (1, 2, 4, 8, 16)
+MAX_DROPOUT_RATE = 0.9  # the slider's top; validation accepts anything below 1
 
 DATASET_LABELS = {
     "synthetic": "Synthetic pets (offline, built in)",
@@ -16,7 +37,7 @@ DATASET_LABELS = {
 BN_MOMENTUM_HELP = (
     "Batch norm keeps moving averages of each layer's statistics for inference. With Keras' default "
     "0.99 they need thousands of steps to catch up, so a short run scores ~50% on validation images "
-    "even though it learned. 0.9 catches up within a few dozen steps."
+    f"even though it learned. {MODEL_DEFAULTS.bn_momentum:g} catches up within a few dozen steps."
 )
 
 STEPS_PER_EXECUTION_HELP = (
@@ -25,14 +46,26 @@ STEPS_PER_EXECUTION_HELP = (
 )
 
 RECALIBRATION_HELP = (
-    "Averages batch norm's statistics over 4 training batches at the current weights before validating, "
-    "so even a run of a few dozen steps is validated fairly. Costs 4 forward passes per epoch."
+    f"Averages batch norm's statistics over {TRAIN_DEFAULTS.recalibration_batches} training batches at the "
+    "current weights before validating, so even a run of a few dozen steps is validated fairly. Costs "
+    f"{TRAIN_DEFAULTS.recalibration_batches} forward passes per epoch."
 )
+
+TRAIN_SIZE_HELP = (
+    f"Fewer images train faster. The synthetic pets are drawn to match, up to {MAX_SYNTHETIC_TRAIN_SIZE:,} "
+    f"training images (0 = its default set of {DATA_DEFAULTS.synthetic_size:,}, split 80/10/10)."
+)
+
+
+def with_default(choices: tuple, default) -> list:
+    """choices plus default, in order: a select_slider fails when its value is not an option."""
+    return sorted({*choices, default})
 
 
 # Where the images come from; returns a DataConfig.
 def data_settings(runs_seed: int) -> DataConfig:
-    dataset = st.selectbox("Data source", list(DATASET_LABELS), format_func=DATASET_LABELS.get, key="dataset")
+    dataset = st.selectbox("Data source", list(DATASET_LABELS), index=list(DATASET_LABELS).index(DATA_DEFAULTS.dataset),
+                           format_func=DATASET_LABELS.get, key="dataset")
     data_dir = None
     if dataset == "cats_vs_dogs":
         data_dir = st.text_input("TFDS data dir", value="~/tensorflow_datasets", key="tfds_dir",
@@ -40,21 +73,23 @@ def data_settings(runs_seed: int) -> DataConfig:
     elif dataset == "folder":
         data_dir = st.text_input("Image folder", value="", key="folder_dir", placeholder="/path/to/PetImages",
                                  help="Two sub-folders, one per class, e.g. PetImages/Cat and PetImages/Dog") or None
-    train_size = st.number_input("Training images (0 = all)", 0, 100_000, 2000, step=250, key="train_size",
-                                 help="Fewer images train faster; ~250 images/s at 100x100 on two cores.")
-    image_size = st.slider("Image size (pixels)", 32, 256, 100, key="image_size", help="The tutorial uses 100x100.")
+    train_size = st.number_input("Training images (0 = all)", 0, MAX_TRAIN_SIZE, DATA_DEFAULTS.train_size or 0,
+                                 step=250, key="train_size", help=TRAIN_SIZE_HELP)
+    image_size = st.slider("Image size (pixels)", MIN_IMAGE_SIZE, MAX_IMAGE_SIZE, DATA_DEFAULTS.image_size,
+                           key="image_size", help="The tutorial uses 100x100.")
     return DataConfig(dataset=dataset, data_dir=data_dir, image_size=int(image_size),
                       train_size=int(train_size) or None, seed=runs_seed)
 
 
 # Back-ends and their settings; returns a ModelConfig.
 def model_settings(seed: int) -> ModelConfig:
-    backends = st.multiselect("Back-ends", list(BACKENDS), default=["fc", "fc_dropout", "gap"],
+    backends = st.multiselect("Back-ends", list(BACKENDS), default=list(MODEL_DEFAULTS.backends),
                               format_func=lambda key: BACKENDS[key].label, key="backends",
                               help="\n\n".join(f"**{s.label}**: {s.description}" for s in BACKENDS.values()))
-    dropout_rate = st.slider("Dropout rate (FC + dropout)", 0.0, 0.9, 0.5, 0.05, key="dropout_rate")
-    bn_momentum = st.select_slider("Batch-norm momentum", [0.5, 0.8, 0.9, 0.95, 0.99], value=0.9,
-                                   key="bn_momentum", help=BN_MOMENTUM_HELP)
+    dropout_rate = st.slider("Dropout rate (FC + dropout)", 0.0, MAX_DROPOUT_RATE, MODEL_DEFAULTS.dropout_rate, 0.05,
+                             key="dropout_rate")
+    bn_momentum = st.select_slider("Batch-norm momentum", with_default(BN_MOMENTUM_CHOICES, MODEL_DEFAULTS.bn_momentum),
+                                   value=MODEL_DEFAULTS.bn_momentum, key="bn_momentum", help=BN_MOMENTUM_HELP)
     if bn_momentum >= 0.99:
         st.caption("0.99 is Keras' default: without recalibration, short runs look like chance on validation.")
     return ModelConfig(backends=tuple(backends), dropout_rate=float(dropout_rate),
@@ -63,16 +98,19 @@ def model_settings(seed: int) -> ModelConfig:
 
 # Training loop settings; returns a TrainConfig.
 def train_settings(seed: int, runs_dir: str) -> TrainConfig:
-    epochs = st.slider("Epochs", 1, 50, 10, key="epochs")
+    epochs = st.slider("Epochs", 1, MAX_EPOCHS, TRAIN_DEFAULTS.epochs, key="epochs")
     with st.expander("More settings"):
-        batch_size = st.select_slider("Batch size", [8, 16, 32, 64, 128, 256], value=64, key="batch_size")
-        learning_rate = st.select_slider("Learning rate (Adam)", [1e-4, 3e-4, 1e-3, 3e-3, 1e-2], value=1e-3,
-                                         format_func=lambda value: f"{value:g}", key="learning_rate")
-        steps_per_execution = st.select_slider("Batches per TensorFlow call", [1, 2, 4, 8, 16], value=1,
-                                               key="steps_per_execution", help=STEPS_PER_EXECUTION_HELP)
-        recalibrate_bn = st.checkbox("Recalibrate batch-norm statistics before each validation", value=True,
-                                     key="recalibrate_bn", help=RECALIBRATION_HELP)
-        st.select_slider("PNG export scale", [1, 2, 3, 4], value=2, key="png_scale")
+        batch_size = st.select_slider("Batch size", with_default(BATCH_SIZE_CHOICES, TRAIN_DEFAULTS.batch_size),
+                                      value=TRAIN_DEFAULTS.batch_size, key="batch_size")
+        learning_rate = st.select_slider(
+            "Learning rate (Adam)", with_default(LEARNING_RATE_CHOICES, TRAIN_DEFAULTS.learning_rate),
+            value=TRAIN_DEFAULTS.learning_rate, format_func=lambda value: f"{value:g}", key="learning_rate")
+        steps_per_execution = st.select_slider(
+            "Batches per TensorFlow call", with_default(STEPS_PER_EXECUTION_CHOICES, TRAIN_DEFAULTS.steps_per_execution),
+            value=TRAIN_DEFAULTS.steps_per_execution, key="steps_per_execution", help=STEPS_PER_EXECUTION_HELP)
+        recalibrate_bn = st.checkbox("Recalibrate batch-norm statistics before each validation",
+                                     value=TRAIN_DEFAULTS.recalibrate_bn, key="recalibrate_bn", help=RECALIBRATION_HELP)
+        st.select_slider("PNG export scale", PNG_SCALES, value=DEFAULT_PNG_SCALE, key="png_scale")
     return TrainConfig(epochs=int(epochs), batch_size=int(batch_size), learning_rate=float(learning_rate),
                        seed=seed, runs_dir=runs_dir, recalibrate_bn=recalibrate_bn,
                        steps_per_execution=int(steps_per_execution))
@@ -82,7 +120,7 @@ def train_settings(seed: int, runs_dir: str) -> TrainConfig:
 def settings_sidebar(runs_dir: str) -> tuple[RunConfig, list[str]]:
     with st.sidebar:
         st.header("Run settings")
-        seed = int(st.number_input("Seed", 0, 1_000_000, 0, key="seed",
+        seed = int(st.number_input("Seed", 0, MAX_SEED, DATA_DEFAULTS.seed, key="seed",
                                    help="Same seed: same data, same initial weights, same batch order."))
         config = RunConfig(data=data_settings(seed), model=model_settings(seed), train=train_settings(seed, runs_dir))
         problems = validate_run_config(config)

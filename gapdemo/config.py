@@ -16,6 +16,9 @@ MAX_IMAGE_SIZE = 256  # beyond this a CPU run stops being interactive
 # The synthetic set grows with the training images asked for, up to this many: drawing them takes
 # ~20 s and their 100x100 pixels ~0.6 GB (4 GB at 256x256), held in memory for the whole run.
 MAX_SYNTHETIC_TRAIN_SIZE = 20_000
+MAX_TRAIN_SIZE = 100_000  # most training images the sidebar offers (more than Cats vs Dogs has)
+MAX_EPOCHS = 50  # the sidebar's longest run; the CLI takes any positive number
+MAX_SEED = 1_000_000  # seeds offered by the sidebar: 0 to this
 
 
 @dataclass

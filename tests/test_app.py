@@ -134,6 +134,11 @@ def test_tiny_run_finishes_with_results_and_downloads(app, download_data):
     app.run()
     results = table_with(app, "Best val accuracy")
     assert list(results.index) == ["fc", "fc_dropout", "gap"] and set(results["Epochs"]) == {2}
+    # the back-ends train in lockstep: their shared time is shown once, not as a column
+    assert not any("time" in column.lower() for column in results.columns)
+    run_time_captions = [caption.value for caption in app.caption if caption.value.startswith("Run time ")]
+    results_tables = [frame for frame in app.dataframe if "Best val accuracy" in frame.value.columns]
+    assert len(run_time_captions) == len(results_tables) >= 1  # the training and the runs tab, one each
     buttons = app.get("download_button")
     labels = [button.proto.label for button in buttons]
     assert labels.count("⬇ HTML") >= 4 and labels.count("⬇ CSV") >= 4

@@ -39,6 +39,20 @@ def test_train_json_reports_final_epoch(trained_run):
     metrics = runs.read_epoch_metrics(summary["run_dir"])
     final_gap = metrics[(metrics.backend == "gap") & (metrics.epoch == 2)].iloc[0]
     assert final_gap.val_accuracy == pytest.approx(summary["backends"]["gap"]["val_accuracy"])
+    status = runs.read_status(summary["run_dir"])  # one run-level time: the back-ends train in lockstep
+    assert status["elapsed_seconds"] > 0 and "durations" not in status
+
+
+def test_train_and_params_defaults_are_the_config_defaults():
+    from gapdemo.cli import build_parser
+    from gapdemo.commands.train import config_from_args
+    from gapdemo.config import RunConfig
+    from gapdemo.models import BACKENDS
+
+    parser = build_parser()
+    assert config_from_args(parser.parse_args(["train"])) == RunConfig()
+    params = parser.parse_args(["params"])
+    assert params.image_size == RunConfig().data.image_size and params.backends == ",".join(BACKENDS)
 
 
 def test_runs_lists_the_run(trained_run):

@@ -1,12 +1,13 @@
 """python -m gapdemo export: a run's charts and metrics as files."""
 
 from gapdemo.commands import CommandError
+from gapdemo.config import TrainConfig
 
 
 def register(subparsers):
     parser = subparsers.add_parser("export", help="write a run's charts (HTML, PNG) and metrics (CSV) to a folder")
     parser.add_argument("run_id", metavar="RUN_ID_OR_DIR", help="run id or run directory")
-    parser.add_argument("--runs-dir", default="runs")
+    parser.add_argument("--runs-dir", default=TrainConfig().runs_dir)
     parser.add_argument("--to", required=True, dest="target", help="folder to write into (created if needed)")
     parser.add_argument("--formats", default="html,png,csv", help="comma-separated: html, png, csv")
     parser.set_defaults(run=run)

@@ -3,13 +3,15 @@
 import json
 
 from gapdemo.commands import parse_backends
+from gapdemo.config import MAX_IMAGE_SIZE, MIN_IMAGE_SIZE, DataConfig
+from gapdemo.models import BACKENDS  # the registry alone: TensorFlow loads only when counting
 
 
 def register(subparsers):
     parser = subparsers.add_parser("params", help="parameter counts per back-end")
-    parser.add_argument("--image-size", type=int, default=100, help="input size in pixels (32-256)")
-    parser.add_argument("--backends", default="fc,fc_dropout,gap,avgpool_flatten,gmp",
-                        help="comma-separated back-end keys")
+    parser.add_argument("--image-size", type=int, default=DataConfig().image_size,
+                        help=f"input size in pixels ({MIN_IMAGE_SIZE}-{MAX_IMAGE_SIZE})")
+    parser.add_argument("--backends", default=",".join(BACKENDS), help="comma-separated back-end keys (default: all)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(run=run)
 

@@ -8,31 +8,46 @@ import sys
 import threading
 
 from gapdemo.commands import parse_backends
-from gapdemo.config import DATASETS, DataConfig, ModelConfig, RunConfig, TrainConfig
+from gapdemo.config import (
+    DATASETS,
+    MAX_IMAGE_SIZE,
+    MAX_SYNTHETIC_TRAIN_SIZE,
+    MIN_IMAGE_SIZE,
+    DataConfig,
+    ModelConfig,
+    RunConfig,
+    TrainConfig,
+)
 
 
 def add_data_arguments(parser) -> None:
-    parser.add_argument("--dataset", choices=DATASETS, default="synthetic", help="where images come from")
+    defaults = DataConfig()
+    parser.add_argument("--dataset", choices=DATASETS, default=defaults.dataset, help="where images come from")
     parser.add_argument("--data-dir", default=None, help="TFDS data dir (cats_vs_dogs) or PATH/<class>/* (folder)")
-    parser.add_argument("--image-size", type=int, default=100, help="input size in pixels (32-256)")
-    parser.add_argument("--train-size", type=int, default=2000, help="cap on training images (0 = all)")
-    parser.add_argument("--seed", type=int, default=0, help="seed for data, weights and batch order")
+    parser.add_argument("--image-size", type=int, default=defaults.image_size,
+                        help=f"input size in pixels ({MIN_IMAGE_SIZE}-{MAX_IMAGE_SIZE})")
+    parser.add_argument("--train-size", type=int, default=defaults.train_size or 0,
+                        help=f"cap on training images (0 = all; synthetic: at most {MAX_SYNTHETIC_TRAIN_SIZE:,})")
+    parser.add_argument("--seed", type=int, default=defaults.seed, help="seed for data, weights and batch order")
 
 
 def register(subparsers):
+    model_defaults, train_defaults = ModelConfig(), TrainConfig()
     parser = subparsers.add_parser("train", help="train back-ends side by side")
     add_data_arguments(parser)
-    parser.add_argument("--backends", default="fc,fc_dropout,gap", help="comma-separated back-end keys")
-    parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--dropout", type=float, default=0.5, help="dropout rate of fc_dropout")
-    parser.add_argument("--bn-momentum", type=float, default=0.9, help="batch-norm momentum (0.99 = Keras default)")
+    parser.add_argument("--backends", default=",".join(model_defaults.backends), help="comma-separated back-end keys")
+    parser.add_argument("--epochs", type=int, default=train_defaults.epochs)
+    parser.add_argument("--dropout", type=float, default=model_defaults.dropout_rate, help="dropout rate of fc_dropout")
+    parser.add_argument("--bn-momentum", type=float, default=model_defaults.bn_momentum,
+                        help="batch-norm momentum (0.99 = Keras default)")
     parser.add_argument("--no-bn-recalibration", action="store_true",
-                        help="validate with batch norm's moving statistics as they are")
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--steps-per-execution", type=int, default=1,
+                        help=f"validate with batch norm's moving statistics as they are, not re-averaged over "
+                             f"{train_defaults.recalibration_batches} training batches first")
+    parser.add_argument("--batch-size", type=int, default=train_defaults.batch_size)
+    parser.add_argument("--steps-per-execution", type=int, default=train_defaults.steps_per_execution,
                         help="batches per call into TensorFlow (progress and stop act once per call)")
-    parser.add_argument("--learning-rate", type=float, default=1e-3)
-    parser.add_argument("--runs-dir", default="runs")
+    parser.add_argument("--learning-rate", type=float, default=train_defaults.learning_rate)
+    parser.add_argument("--runs-dir", default=train_defaults.runs_dir)
     parser.add_argument("--json", action="store_true", help="print the final result as one JSON object")
     parser.set_defaults(run=run)
 
