@@ -79,9 +79,6 @@ class ExportBrowser:
         self._kaleido = None
         self._exit_hook_registered = False
 
-    def is_running(self) -> bool:
-        return self._kaleido is not None
-
     def render(self, figure_dict: dict, options: dict) -> bytes:
         """Image bytes of figure_dict; options are kaleido's (format, width, height, scale)."""
         with self._lock:
