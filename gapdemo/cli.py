@@ -1,4 +1,4 @@
-"""Command line: python -m gapdemo params | data | train | runs | classify | export | claims | evaluate.
+"""Command line: python -m gapdemo params | data | train | runs | classify | export | claims | evaluate | sweep.
 
 Each sub-command lives in gapdemo/commands/<name>.py with register(subparsers) and
 run(args) -> exit status, so commands stay small and import TensorFlow only when they run.
@@ -12,7 +12,7 @@ import sys
 
 from gapdemo.commands import CommandError
 
-COMMANDS = ("params", "data", "train", "runs", "classify", "export", "claims", "evaluate")
+COMMANDS = ("params", "data", "train", "runs", "classify", "export", "claims", "evaluate", "sweep")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -304,3 +304,28 @@ def save_probes(run_dir: Path, epoch: int, probes: dict) -> None:
         save_npz_atomic(probe_dir / "images.npz", {"images": first["images"], "labels": first["labels"]})
     arrays = {f"{b}__{k}": values[k] for b, values in probes.items() for k in PROBE_KEYS if values.get(k) is not None}
     save_npz_atomic(probe_dir / f"epoch_{epoch:03d}.npz", arrays)
+
+
+def pack_run_folder(run_dir: Path) -> dict[str, bytes]:
+    """Every file of a run folder as {relative path: bytes}, to send to another machine (temp files left out)."""
+    run_dir = Path(run_dir)
+    return {path.relative_to(run_dir).as_posix(): path.read_bytes()
+            for path in sorted(run_dir.rglob("*")) if path.is_file() and not path.name.startswith(".")}
+
+
+def unpack_run_folder(run_dir: Path, files: dict[str, bytes]) -> None:
+    """Write pack_run_folder's files into run_dir, each atomically; paths may not leave run_dir."""
+    run_dir = Path(run_dir).resolve()
+    for relative, data in files.items():
+        target = (run_dir / relative).resolve()
+        if run_dir not in target.parents:
+            raise ValueError(f"refusing to write {relative!r} outside the run folder")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        write_bytes_atomic(target, data)
+
+
+def clear_run_folder(run_dir: Path) -> None:
+    """Remove a run folder that is about to be written again from scratch (a retried sweep trial)."""
+    import shutil
+
+    shutil.rmtree(Path(run_dir), ignore_errors=True)

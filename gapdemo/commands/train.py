@@ -32,8 +32,14 @@ def add_data_arguments(parser) -> None:
 
 
 def register(subparsers):
-    model_defaults, train_defaults = ModelConfig(), TrainConfig()
     parser = subparsers.add_parser("train", help="train back-ends side by side")
+    add_run_arguments(parser)
+    parser.set_defaults(run=run)
+
+
+def add_run_arguments(parser) -> None:
+    """Every run setting, shared by train and sweep; config_from_args turns them into a RunConfig."""
+    model_defaults, train_defaults = ModelConfig(), TrainConfig()
     add_data_arguments(parser)
     parser.add_argument("--backends", default=",".join(model_defaults.backends), help="comma-separated back-end keys")
     parser.add_argument("--epochs", type=int, default=train_defaults.epochs)
@@ -49,7 +55,6 @@ def register(subparsers):
     parser.add_argument("--learning-rate", type=float, default=train_defaults.learning_rate)
     parser.add_argument("--runs-dir", default=train_defaults.runs_dir)
     parser.add_argument("--json", action="store_true", help="print the final result as one JSON object")
-    parser.set_defaults(run=run)
 
 
 def config_from_args(args) -> RunConfig:

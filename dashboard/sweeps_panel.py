@@ -1,0 +1,142 @@
+"""The Sweeps tab: a grid of settings x seeds on Ray, its live trials, bands over seeds and the summary."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import streamlit as st
+
+from dashboard.common import export_buttons
+from gapdemo.sweep.grid import SWEEPABLE, parse_assignment
+
+POLL_SECONDS = 2.0
+MAX_SEEDS = 10
+# What the value box starts with for each setting: two values around the default that differ visibly.
+EXAMPLE_VALUES = {"dropout_rate": "0.3, 0.6", "image_size": "64, 100", "train_size": "500, 2000",
+                  "bn_momentum": "0.9, 0.99", "learning_rate": "0.0003, 0.001", "batch_size": "32, 64",
+                  "epochs": "5, 10"}
+
+
+# One launcher per server process: a refresh re-attaches to the running sweep.
+@st.cache_resource
+def sweep_launcher():
+    from gapdemo.sweep.launcher import SweepLauncher
+
+    return SweepLauncher()
+
+
+# The swept settings and their values; returns (grid, problems).
+def grid_inputs(disabled: bool) -> tuple[dict, list[str]]:
+    names = st.multiselect("Settings to sweep", list(SWEEPABLE), default=["dropout_rate"], key="sweep_settings",
+                           disabled=disabled, help="Every combination of their values is a grid point.")
+    grid, problems = {}, []
+    for name in names:
+        text = st.text_input(f"Values of {name}", EXAMPLE_VALUES[name], key=f"sweep_values_{name}", disabled=disabled)
+        try:
+            grid[name] = parse_assignment(f"{name}={text}")[1]
+        except ValueError as error:
+            problems.append(str(error).capitalize() + ".")
+    return grid, problems
+
+
+# Grid, seeds, Start and Stop.
+def sweep_controls(launcher, config, problems: list[str]) -> None:
+    running = launcher.is_running()
+    grid, grid_problems = grid_inputs(running)
+    seeds_column, concurrent_column = st.columns(2)
+    seeds = int(seeds_column.number_input("Seeds per grid point", 1, MAX_SEEDS, 2, key="sweep_seeds", disabled=running))
+    concurrent = int(concurrent_column.number_input(
+        "Trials at once (0 = as CPUs allow)", 0, 64, 0, key="sweep_concurrent", disabled=running,
+        help="Each trial takes one CPU; on 2 cores two one-thread trials beat one two-thread run."))
+    points = 1
+    for values in grid.values():
+        points *= len(values)
+    st.caption(f"{points} grid point(s) × {seeds} seed(s) = {points * seeds} runs of the sidebar's settings, "
+               "each an ordinary run listed in the Runs tab. Runs on Ray: this machine, or the cluster named by "
+               "GAPDEMO_RAY_ADDRESS.")
+    for problem in problems + grid_problems:
+        st.error(problem)
+    start_column, stop_column = st.columns(2)
+    if start_column.button("▶ Start sweep", type="primary", disabled=running or bool(problems + grid_problems),
+                           key="sweep_start", width="stretch"):
+        try:
+            launcher.start(config, grid, seeds, concurrent or None)
+        except ValueError as error:
+            st.error(str(error))
+        else:
+            st.toast("Sweep started: Ray takes a few seconds to come up.")
+            st.rerun()
+    if stop_column.button("■ Stop sweep", disabled=not running, key="sweep_stop", width="stretch"):
+        launcher.stop()
+        st.toast("Stopping: running trials end after their batch in flight; finished trials are kept.")
+
+
+def _trial_table(result: dict):
+    import pandas as pd
+
+    rows = []
+    for trial in result["trials"]:
+        row = {"run": trial["run_id"], "grid point": ", ".join(f"{k}={v}" for k, v in trial["settings"].items()),
+               "seed": trial["seed"], "state": trial["state"], "epochs": trial["epochs_completed"]}
+        row.update({f"{backend} val acc": values["val_accuracy"] for backend, values in trial["final"].items()})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+# One sweep: state, trials, bands per back-end, summary; polled while it runs.
+def sweep_view(runs_dir: str, sweep_id: str, launcher) -> None:
+    from gapdemo.sweep import store
+    from gapdemo.sweep.charts import bands_figure, summary_figure, summary_frame
+    from gapdemo.sweep.run import sweep_result
+    from gapdemo.sweep.summary import epoch_bands
+
+    result = sweep_result(runs_dir, sweep_id)
+    done = sum(trial["state"] == "finished" for trial in result["trials"])
+    text = f"Sweep `{sweep_id}`: **{result['state']}** · {done}/{len(result['trials'])} trials finished"
+    st.markdown(text + (f" · {result['nodes']} Ray node(s)" if result["nodes"] else ""))
+    if result["message"]:
+        st.info(result["message"])
+    if launcher.current() == sweep_id and launcher.failure():
+        st.error(launcher.failure())
+    st.dataframe(_trial_table(result), hide_index=True, key=f"sweep_trials_{sweep_id}")
+    metrics = store.trial_epoch_metrics(runs_dir, store.load(runs_dir, sweep_id))
+    if not len(metrics):
+        st.caption("Curves appear when the first trial finishes an epoch.")
+        return
+    metric = st.radio("Curves of", ["val_accuracy", "val_loss"], horizontal=True, key=f"sweep_metric_{sweep_id}")
+    bands = epoch_bands(metrics, metric)
+    for backend in result["summary"] and dict.fromkeys(row["backend"] for row in result["summary"]):
+        figure = bands_figure(bands, backend, metric)
+        st.plotly_chart(figure, key=f"sweep_bands_{sweep_id}_{backend}")
+        export_buttons(figure, bands[bands.backend == backend], f"{sweep_id}_{backend}_{metric}",
+                       key=f"export_sweep_{sweep_id}_{backend}")
+    figure = summary_figure(result["summary"])
+    st.plotly_chart(figure, key=f"sweep_summary_{sweep_id}")
+    frame = summary_frame(result["summary"])
+    st.dataframe(frame, hide_index=True, key=f"sweep_summary_table_{sweep_id}")
+    export_buttons(figure, frame, f"{sweep_id}_summary", key=f"export_sweep_summary_{sweep_id}")
+
+
+# The Sweeps tab.
+def sweeps_panel(runs_dir: str, config, problems: list[str]) -> None:
+    from gapdemo.sweep import store
+
+    config = dataclasses.replace(config, train=dataclasses.replace(config.train, runs_dir=runs_dir))
+    st.markdown("One run shows one seed. A sweep trains every combination of the values below, several seeds "
+                "each, and shows the mean and the spread over seeds: does GAP really overfit less, and at which "
+                "dropout rate does FC + dropout catch up?")
+    launcher = sweep_launcher()
+    sweep_controls(launcher, config, problems)
+    sweeps = store.list_sweeps(runs_dir)
+    if not sweeps:
+        st.info(f"No sweeps in `{runs_dir}` yet.")
+        return
+    ids = [sweep["sweep_id"] for sweep in sweeps]
+    current = launcher.current()
+    labels = {s["sweep_id"]: f"{s['sweep_id']} · {s.get('created', '?')} · "
+                             + (", ".join(f"{k}={v}" for k, v in s.get("grid", {}).items()) or "seeds only")
+              for s in sweeps}
+    chosen = st.selectbox("Sweep", ids, index=ids.index(current) if current in ids else 0,
+                          format_func=labels.get, key="sweep_chosen")
+    polling = launcher.is_running() and chosen == current
+    st.fragment(run_every=POLL_SECONDS if polling else None)(sweep_view)(runs_dir, chosen, launcher)

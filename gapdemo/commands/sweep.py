@@ -1,0 +1,99 @@
+"""python -m gapdemo sweep: run settings x seeds as trials on Ray; progress on stderr, summary at the end."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from gapdemo.commands import CommandError
+from gapdemo.commands.train import add_run_arguments, config_from_args
+from gapdemo.config import RunConfig
+
+
+def register(subparsers):
+    parser = subparsers.add_parser("sweep", help="train a grid of settings x seeds on Ray (this machine or a cluster)")
+    add_run_arguments(parser)
+    parser.add_argument("--set", dest="assignments", action="append", default=[], metavar="NAME=V1,V2",
+                        help="a setting to sweep and its values (repeatable); NAME is one of: "
+                             "dropout_rate, image_size, train_size, bn_momentum, learning_rate, batch_size, epochs")
+    parser.add_argument("--seeds", type=int, default=2, help="seeds per grid point (seed, seed + 1, ...)")
+    parser.add_argument("--address", default=None,
+                        help="Ray cluster to join (host:port); default $GAPDEMO_RAY_ADDRESS, else a local Ray")
+    parser.add_argument("--max-concurrent", type=int, default=None, help="trials at once (default: as CPUs allow)")
+    parser.add_argument("--cpus-per-trial", type=float, default=1.0,
+                        help="CPUs per trial; TensorFlow's thread pools are sized to match (default 1)")
+    parser.add_argument("--gpus-per-trial", type=float, default=0.0, help="GPUs per trial, fractions allowed")
+    parser.add_argument("--config", dest="config_file", default=None, metavar="FILE",
+                        help="base settings from a JSON file (a run's config.json will do); "
+                             "the run options above are then ignored, except --runs-dir")
+    parser.set_defaults(run=run)
+
+
+def run(args) -> int:
+    from gapdemo.sweep import engine
+    from gapdemo.sweep.grid import parse_grid
+    from gapdemo.sweep.run import run_sweep
+
+    base = base_config(args)
+    grid = parse_grid(args.assignments)
+    stop_event = threading.Event()
+    for signal_number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signal_number, lambda *_: stop_event.set())
+    try:
+        result = run_sweep(base, grid, args.seeds, address=args.address, max_concurrent=args.max_concurrent,
+                           cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
+                           stop_event=stop_event, on_update=_progress_printer())
+    except engine.EngineError as error:
+        raise CommandError(str(error)) from None
+    if args.json:
+        print(json.dumps(result, default=str))
+    else:
+        print_summary(result)
+    if result["state"] == "stopped":
+        return 130
+    return 1 if any(trial["state"] != "finished" for trial in result["trials"]) else 0
+
+
+def base_config(args) -> RunConfig:
+    """The run options, or the settings stored in --config FILE (with --runs-dir applied)."""
+    if not args.config_file:
+        return config_from_args(args)
+    try:
+        values = json.loads(Path(args.config_file).read_text())
+    except (OSError, ValueError) as error:
+        raise CommandError(f"cannot read settings from {args.config_file}: {error}") from None
+    values = {section: values.get(section, {}) for section in ("data", "model", "train")}
+    values["data"].pop("dataset_info", None)
+    values["train"]["runs_dir"] = args.runs_dir
+    try:
+        return RunConfig.from_dict(values)
+    except TypeError as error:
+        raise CommandError(f"{args.config_file} is not a gapdemo run config ({error})") from None
+
+
+def _progress_printer():
+    """on_update(snapshot) that prints a line to stderr when a trial's state or epoch changes."""
+    shown = {}
+
+    def show(snapshot: dict) -> None:
+        for run_id, entry in sorted(snapshot.items()):
+            progress = entry.get("progress") or {}
+            line = f"{entry.get('state', 'pending')}" + (
+                f", epoch {progress['epoch']}/{progress['epochs']}" if "epoch" in progress else "")
+            if shown.get(run_id) != line:
+                shown[run_id] = line
+                print(f"trial {run_id}: {line}", file=sys.stderr, flush=True)
+
+    return show
+
+
+def print_summary(result: dict) -> None:
+    finished = sum(trial["state"] == "finished" for trial in result["trials"])
+    print(f"sweep {result['sweep_id']}: {result['state']}, {finished}/{len(result['trials'])} trials finished "
+          f"on {result['nodes']} Ray node(s)")
+    for row in result["summary"]:
+        print(f"  {row['label']:<28} {row['backend']:<16} n={row['n']}  val acc {row['val_accuracy_mean']:.3f} "
+              f"± {row['val_accuracy_std']:.3f}  gap {row['gap_mean']:+.3f} ± {row['gap_std']:.3f}")

@@ -1,0 +1,5 @@
+"""Sweeps: run settings x seeds as trials on Ray, summarised as mean and spread over seeds.
+
+grid.py (what may be swept, the trials), engine.py (Ray Tune, results brought home), store.py (the
+sweep folder), summary.py (numbers), charts.py (figures), run.py (start to summary).
+"""

@@ -1,0 +1,304 @@
+"""Training runs as Ray Tune trials, on this machine or a cluster, with every result brought home.
+
+Each trial is one ordinary lockstep run (gapdemo.trainer.Trainer) in a Ray worker, written first to
+a temporary folder on the worker's node. After every finished epoch the worker sends the whole run
+folder to a collector actor pinned to the driver's node, which writes it into <runs_dir>/<run_id>/
+there: nothing depends on a shared file system (Tune no longer copies trial folders to the head
+node), and a finished epoch is home before the next one starts.
+
+Tune provides the grid, per-trial resources, the concurrency cap and retries of trials whose
+worker died. A retried trial starts again from epoch 1 in a clean folder.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import tempfile
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gapdemo import runs
+from gapdemo.config import RunConfig
+from gapdemo.events import StopRequested, TrainingEvents
+
+RAY_ADDRESS_VARIABLE = "GAPDEMO_RAY_ADDRESS"
+MAX_TRIAL_RETRIES = 3  # a trial whose worker (or node) died is started again this many times
+STOP_POLL_SECONDS = 1.0  # how often a trial asks whether the sweep was stopped
+PROGRESS_EVERY_SECONDS = 2.0
+CONNECT_TIMEOUT_SECONDS = 5.0
+TERMINAL_STATES = ("finished", "stopped", "failed")
+
+
+class EngineError(RuntimeError):
+    """The cluster cannot be used (unreachable address, Ray missing); str() is one sentence."""
+
+
+@dataclass
+class TrialSpec:
+    """What a worker needs to train one run and where its result belongs."""
+
+    run_id: str
+    config: dict  # RunConfig.to_dict(); runs_dir is replaced by a folder on the worker
+    tags: dict = field(default_factory=dict)  # merged into the run's config.json, e.g. {"sweep": {...}}
+    data_loader: Callable | None = None  # module-level function (pickled by reference); None = load_data
+
+
+# ----- the cluster -----
+def resolve_address(address: str | None) -> str | None:
+    """--address, else GAPDEMO_RAY_ADDRESS, else None (start a local Ray instance)."""
+    return address or os.environ.get(RAY_ADDRESS_VARIABLE) or None
+
+
+def check_reachable(address: str) -> None:
+    """Raise EngineError within seconds when nothing listens at host:port (ray.init would hang)."""
+    if address == "auto":
+        return
+    host, _, port = address.split("://")[-1].rpartition(":")
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=CONNECT_TIMEOUT_SECONDS):
+            return
+    except (OSError, ValueError):
+        raise EngineError(f"No Ray cluster answers at {address}; start one with `ray start --head` "
+                          "or leave out --address to run on this machine.") from None
+
+
+def connect(address: str | None = None, num_cpus: int | None = None) -> bool:
+    """Join the cluster at address, or start a local Ray instance; True when this call started Ray."""
+    try:
+        import ray
+    except ImportError:
+        raise EngineError("Sweeps need Ray: pip install 'ray[tune]'.") from None
+    if ray.is_initialized():
+        return False
+    import gapdemo
+
+    # py_modules ships this package to every worker, so cluster nodes need only the requirements.
+    runtime_env = {"py_modules": [gapdemo], "env_vars": {"TF_CPP_MIN_LOG_LEVEL": "2"}}
+    options = {"runtime_env": runtime_env, "log_to_driver": False, "configure_logging": False}
+    if address:
+        check_reachable(address)
+        ray.init(address=address, **options)
+    else:
+        # "local": a new instance even where another Ray runs on this machine (ray.init would join it)
+        ray.init(address="local", num_cpus=num_cpus or os.cpu_count(), include_dashboard=False, **options)
+    return True
+
+
+def node_count() -> int:
+    import ray
+
+    return sum(1 for node in ray.nodes() if node.get("Alive"))
+
+
+# ----- the collector, on the driver's node -----
+class TrialCollector:
+    """Receives trial folders and progress; its process stands in as the writer of running runs."""
+
+    def __init__(self, runs_dir: str):
+        self.runs_dir = Path(runs_dir)
+        self.stop = False
+        self.trials = {}  # run_id -> {"state", "message", "node", "progress", "attempts"}
+
+    def begin(self, run_id: str, node_id: str) -> bool:
+        """A worker starts run_id; False when the sweep was stopped (the worker should not train)."""
+        entry = self.trials.setdefault(run_id, {"attempts": 0})
+        entry.update(state="running", message="", node=node_id, progress={})
+        entry["attempts"] += 1
+        if not self.stop:
+            runs.clear_run_folder(self.runs_dir / run_id)  # a retried trial starts clean
+        return not self.stop
+
+    def receive(self, run_id: str, files: dict, tags: dict) -> None:
+        run_dir = self.runs_dir / run_id
+        runs.unpack_run_folder(run_dir, files)
+        config = runs.read_json(run_dir / "config.json")
+        config.setdefault("train", {})["runs_dir"] = str(self.runs_dir)  # not the worker's temporary folder
+        runs.write_json_atomic(run_dir / "config.json", {**config, **tags})
+        status = runs.read_json(run_dir / "status.json")
+        if status.get("state") not in TERMINAL_STATES:  # the worker's pid means nothing on this node
+            runs.write_json_atomic(run_dir / "status.json", {**status, "process": runs.process_token()})
+
+    def report(self, run_id: str, progress: dict) -> None:
+        self.trials.setdefault(run_id, {"attempts": 0})["progress"] = progress
+
+    def finish(self, run_id: str, state: str, message: str) -> None:
+        self.trials.setdefault(run_id, {"attempts": 0}).update(state=state, message=message)
+
+    def request_stop(self) -> None:
+        self.stop = True
+
+    def stop_requested(self) -> bool:
+        return self.stop
+
+    def snapshot(self) -> dict:
+        return {run_id: dict(entry) for run_id, entry in self.trials.items()}
+
+
+# ----- one trial, in a Ray worker -----
+class _TrialEvents(TrainingEvents):
+    """Sends each finished epoch home, reports progress now and then, polls the stop flag."""
+
+    def __init__(self, collector, spec: TrialSpec, run_dir: Path):
+        self.collector, self.spec, self.run_dir = collector, spec, run_dir
+        self.stop_seen, self.stop_checked, self.progress_sent = False, 0.0, 0.0
+
+    def should_stop(self) -> bool:
+        import ray
+
+        now = time.monotonic()
+        if not self.stop_seen and now - self.stop_checked >= STOP_POLL_SECONDS:
+            self.stop_checked = now
+            self.stop_seen = ray.get(self.collector.stop_requested.remote())
+        return self.stop_seen
+
+    def on_progress(self, progress: dict) -> None:
+        now = time.monotonic()
+        if now - self.progress_sent >= PROGRESS_EVERY_SECONDS or progress.get("phase") != "training":
+            self.progress_sent = now
+            self.collector.report.remote(self.spec.run_id, progress)
+
+    def on_batch(self, rows: list[dict], progress: dict) -> None:
+        self.on_progress(progress)
+
+    def on_epoch(self, rows: list[dict], epochs_completed: int) -> None:
+        from ray import tune
+
+        self.send_home()
+        tune.report({"epoch": epochs_completed, **{f"{r['backend']}_val_accuracy": r["val_accuracy"] for r in rows}})
+
+    def send_home(self) -> None:
+        import ray
+
+        ray.get(self.collector.receive.remote(self.spec.run_id, runs.pack_run_folder(self.run_dir), self.spec.tags))
+
+
+def limit_threads(cpus: float) -> None:
+    """Size TensorFlow's thread pools to the trial's CPUs (small convolutions scale badly across threads)."""
+    threads = str(max(1, int(cpus)))
+    for variable in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS"):
+        os.environ[variable] = threads
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(int(threads))
+        tf.config.threading.set_inter_op_parallelism_threads(int(threads))
+        for gpu in tf.config.list_physical_devices("GPU"):  # trials may share a GPU (fractional gpus)
+            tf.config.experimental.set_memory_growth(gpu, True)
+    except RuntimeError:
+        pass  # this worker process already started TensorFlow; the environment above applied then
+
+
+def run_trial(parameters: dict, specs: list[TrialSpec], collector, cpus: float) -> None:
+    """Tune's function trainable: train specs[parameters['trial']] and send it home."""
+    import ray
+    from ray import tune
+
+    spec = specs[parameters["trial"]]
+    if not ray.get(collector.begin.remote(spec.run_id, ray.get_runtime_context().get_node_id())):
+        collector.finish.remote(spec.run_id, "stopped", "Stopped before it started.")
+        return
+    limit_threads(cpus)
+    from gapdemo.job import STOPPED_MESSAGE, readable_error
+    from gapdemo.trainer import Trainer
+
+    work_dir = Path(tempfile.mkdtemp(prefix="gapdemo-trial-"))
+    run_dir = work_dir / spec.run_id
+    config = RunConfig.from_dict({**spec.config, "train": {**spec.config["train"], "runs_dir": str(work_dir)}})
+    events, started, completed = _TrialEvents(collector, spec, run_dir), time.time(), 0
+    try:
+        completed = Trainer(config, run_dir, events, data_loader=spec.data_loader).train()
+        state, message = ("stopped", STOPPED_MESSAGE) if events.should_stop() else ("finished", "")
+    except StopRequested:
+        state, message = "stopped", STOPPED_MESSAGE
+    except Exception as error:  # a failing trial ends as failed; retrying would fail the same way
+        state, message = "failed", readable_error(error)
+        runs.append_log(run_dir, "".join(traceback.format_exception(error)))
+    if run_dir.exists():
+        runs.write_status(run_dir, state, message, completed, time.time() - started)
+        events.send_home()
+    ray.get(collector.finish.remote(spec.run_id, state, message))
+    tune.report({"state": state, "epochs_completed": completed})
+    shutil.rmtree(work_dir, ignore_errors=True)
+
+
+# ----- the driver -----
+def start_collector(runs_dir):
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    here = ray.get_runtime_context().get_node_id()
+    remote_class = ray.remote(num_cpus=0, max_restarts=0)(TrialCollector)
+    strategy = NodeAffinitySchedulingStrategy(node_id=here, soft=False)
+    return remote_class.options(scheduling_strategy=strategy).remote(str(Path(runs_dir).resolve()))
+
+
+def run_trials(specs: list[TrialSpec], runs_dir, experiment_dir, *, max_concurrent: int | None = None,
+               cpus_per_trial: float = 1, gpus_per_trial: float = 0, stop_event: threading.Event | None = None,
+               on_update: Callable[[dict], None] | None = None) -> dict:
+    """Train every spec as a Tune trial (Ray must be connected); return run_id -> collector entry.
+
+    stop_event: set it to stop every trial after its batches in flight (finished trials are kept).
+    on_update: called about once a second from this thread's helper with the collector's snapshot.
+    """
+    import ray
+    from ray import tune
+
+    # Tune's newer console output prints a box on stdout whatever verbose says; the CLI's stdout is JSON.
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    collector = start_collector(runs_dir)
+    trainable = tune.with_parameters(run_trial, specs=specs, collector=collector, cpus=cpus_per_trial)
+    tuner = tune.Tuner(
+        tune.with_resources(trainable, {"cpu": cpus_per_trial, "gpu": gpus_per_trial}),
+        param_space={"trial": tune.grid_search(list(range(len(specs))))},
+        tune_config=tune.TuneConfig(max_concurrent_trials=max_concurrent),
+        run_config=tune.RunConfig(name="tune", storage_path=str(Path(experiment_dir).resolve()), verbose=0,
+                                  failure_config=tune.FailureConfig(max_failures=MAX_TRIAL_RETRIES)),
+    )
+    finished = threading.Event()
+    watcher = threading.Thread(target=_watch, args=(collector, stop_event, on_update, finished), daemon=True)
+    watcher.start()
+    try:
+        tuner.fit()
+    finally:
+        finished.set()
+        watcher.join()
+    outcome = ray.get(collector.snapshot.remote())
+    _mark_lost_trials(specs, outcome, runs_dir)
+    ray.kill(collector)
+    return outcome
+
+
+def _watch(collector, stop_event, on_update, finished: threading.Event) -> None:
+    import ray
+
+    stop_sent = False
+    while not finished.wait(1.0):
+        if stop_event is not None and stop_event.is_set() and not stop_sent:
+            ray.get(collector.request_stop.remote())
+            stop_sent = True
+        if on_update is not None:
+            try:
+                on_update(ray.get(collector.snapshot.remote(), timeout=10))
+            except Exception:  # a slow or busy collector must not end the sweep; next second tries again
+                continue
+
+
+def _mark_lost_trials(specs: list[TrialSpec], outcome: dict, runs_dir) -> None:
+    """Trials whose every attempt died (or that never ran) end as failed, in memory and on disk."""
+    for spec in specs:
+        entry = outcome.setdefault(spec.run_id, {"attempts": 0})
+        if entry.get("state") in TERMINAL_STATES:
+            continue
+        entry["state"] = "failed"
+        entry["message"] = f"The worker running this trial died {entry['attempts']} time(s); it was not finished."
+        run_dir = Path(runs_dir) / spec.run_id
+        if run_dir.exists():
+            status = runs.read_json(run_dir / "status.json")
+            runs.write_status(run_dir, "failed", entry["message"], status.get("epochs_completed", 0),
+                              status.get("elapsed_seconds", 0.0))

@@ -1,0 +1,102 @@
+"""A sweep's grid: which run settings may be swept, parsing NAME=V1,V2, and the trials it expands to.
+
+One trial = one grid point (a value for every swept setting) x one seed; it is an ordinary
+lockstep run whose config is the base config with the point's values and the seed applied.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+from dataclasses import dataclass
+
+from gapdemo.config import RunConfig
+
+# setting name -> (RunConfig section, field, parser): what --set NAME=... may name
+SWEEPABLE = {
+    "dropout_rate": ("model", "dropout_rate", float),
+    "image_size": ("data", "image_size", int),
+    "train_size": ("data", "train_size", int),
+    "bn_momentum": ("model", "bn_momentum", float),
+    "learning_rate": ("train", "learning_rate", float),
+    "batch_size": ("train", "batch_size", int),
+    "epochs": ("train", "epochs", int),
+}
+MAX_TRIALS = 200  # a grid beyond this is more likely a typo than a plan on a 2-core machine
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One grid point x one seed."""
+
+    index: int  # position in the sweep, stable across resumes
+    settings: dict  # swept setting -> value for this grid point
+    seed: int  # seeds data, initial weights and batch order alike
+
+
+def parse_assignment(text: str) -> tuple[str, list]:
+    """'dropout_rate=0.3,0.6' -> ('dropout_rate', [0.3, 0.6]); ValueError naming what is wrong."""
+    name, separator, values_text = text.partition("=")
+    name = name.strip()
+    if not separator or not values_text.strip():
+        raise ValueError(f"--set needs NAME=V1,V2,...; got {text!r}")
+    if name not in SWEEPABLE:
+        raise ValueError(f"cannot sweep {name!r}; sweepable settings: {', '.join(SWEEPABLE)}")
+    parse = SWEEPABLE[name][2]
+    values = []
+    for part in values_text.split(","):
+        try:
+            values.append(parse(part.strip()))
+        except ValueError:
+            raise ValueError(f"{name} takes {parse.__name__} values; {part.strip()!r} is not one") from None
+    if len(set(values)) != len(values):
+        raise ValueError(f"{name} lists a value twice")
+    return name, values
+
+
+def parse_grid(assignments: list[str]) -> dict[str, list]:
+    """Several --set options -> {setting: values}, in the order given."""
+    grid = {}
+    for text in assignments:
+        name, values = parse_assignment(text)
+        if name in grid:
+            raise ValueError(f"{name} is set twice; give all its values in one --set")
+        grid[name] = values
+    return grid
+
+
+def expand_trials(grid: dict[str, list], seeds: int, first_seed: int = 0) -> list[Trial]:
+    """Every grid point x every seed, grid points outermost (seed i uses first_seed + i)."""
+    if seeds < 1:
+        raise ValueError("a sweep needs at least one seed")
+    points = [dict(zip(grid, values, strict=True)) for values in itertools.product(*grid.values())] if grid else [{}]
+    trials = [Trial(index, point, first_seed + seed)
+              for index, (point, seed) in enumerate((p, s) for p in points for s in range(seeds))]
+    if len(trials) > MAX_TRIALS:
+        raise ValueError(f"the sweep has {len(trials)} trials; at most {MAX_TRIALS} are allowed")
+    return trials
+
+
+def trial_config(base: RunConfig, trial: Trial, runs_dir: str) -> RunConfig:
+    """base with the trial's settings and seed applied, writing its run under runs_dir."""
+    values = base.to_dict()
+    for name, value in trial.settings.items():
+        section, field_name, _ = SWEEPABLE[name]
+        values[section][field_name] = value
+    values["data"]["seed"] = values["model"]["seed"] = values["train"]["seed"] = trial.seed
+    values["train"]["runs_dir"] = str(runs_dir)
+    return RunConfig.from_dict(values)
+
+
+def sweep_id_for(base: RunConfig, grid: dict[str, list], seeds: int) -> str:
+    """The same command gives the same id, so running it again resumes the sweep."""
+    values = base.to_dict()
+    values["train"].pop("runs_dir", None)
+    text = json.dumps({"base": values, "grid": grid, "seeds": seeds}, sort_keys=True, default=str)
+    return "sweep-" + hashlib.sha256(text.encode()).hexdigest()[:10]
+
+
+def settings_label(settings: dict) -> str:
+    """{'dropout_rate': 0.3} -> 'dropout_rate=0.3'; the empty point is 'base'."""
+    return ", ".join(f"{name}={value}" for name, value in settings.items()) or "base"

@@ -1,0 +1,80 @@
+"""Starts a sweep for the dashboard as a child process: `python -m gapdemo sweep --config FILE ...`.
+
+Ray and its workers stay out of the web server's process, the page reads progress from the sweep
+folder like any other reader, and a sweep outlives a closed browser tab. Stopping sends SIGTERM
+(Windows: TerminateProcess, which ends the driver at once; run the sweep again to resume it).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from gapdemo import runs
+from gapdemo.config import RunConfig
+from gapdemo.sweep import store
+from gapdemo.sweep.run import plan_sweep
+
+LOG_TAIL_CHARACTERS = 600
+
+
+class SweepLauncher:
+    """At most one sweep at a time from this page's process; read it from any thread."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._process: subprocess.Popen | None = None
+        self._sweep_id: str | None = None
+        self._log_path: Path | None = None
+
+    def start(self, base: RunConfig, grid: dict, seeds: int, max_concurrent: int | None = None) -> str:
+        """Start the sweep; its id. ValueError when one is running or a grid point is invalid."""
+        sweep_id, _ = plan_sweep(base, grid, seeds)
+        with self._lock:
+            if self._process is not None and self._process.poll() is None:
+                raise ValueError("A sweep is already running; stop it or wait for it to finish.")
+            folder = store.sweeps_root(base.train.runs_dir) / sweep_id
+            folder.mkdir(parents=True, exist_ok=True)
+            runs.write_json_atomic(folder / "base_config.json", base.to_dict())
+            command = [sys.executable, "-m", "gapdemo", "sweep", "--config", str(folder / "base_config.json"),
+                       "--runs-dir", str(base.train.runs_dir), "--seeds", str(seeds)]
+            command += [f"--set={name}={','.join(str(v) for v in values)}" for name, values in grid.items()]
+            if max_concurrent:
+                command += ["--max-concurrent", str(max_concurrent)]
+            self._log_path = folder / "driver.log"
+            with open(self._log_path, "ab") as log:
+                self._process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log,
+                                                 stdin=subprocess.DEVNULL)
+            self._sweep_id = sweep_id
+        return sweep_id
+
+    def stop(self) -> None:
+        with self._lock:
+            if self._process is not None and self._process.poll() is None:
+                self._process.terminate()
+
+    def is_running(self) -> bool:
+        with self._lock:
+            return self._process is not None and self._process.poll() is None
+
+    def current(self) -> str | None:
+        """The id of the sweep this launcher started last."""
+        with self._lock:
+            return self._sweep_id
+
+    def failure(self) -> str | None:
+        """One sentence when the last sweep's process ended with an error (exit 2 or a crash), else None."""
+        with self._lock:
+            if self._process is None or self._process.poll() in (None, 0, 1, 130, -15):
+                return None
+            tail = self._log_path.read_text(errors="replace")[-LOG_TAIL_CHARACTERS:] if self._log_path else ""
+        lines = [line for line in tail.splitlines() if line.startswith("error:")]
+        return lines[-1].removeprefix("error: ") if lines else "The sweep's process ended unexpectedly; see driver.log."
+
+
+def stored_grid_text(sweep: dict) -> str:
+    """The grid as the CLI would take it: --set NAME=V1,V2 ..."""
+    return " ".join(f"--set {name}={','.join(str(v) for v in values)}" for name, values in sweep["grid"].items())
+

@@ -1,0 +1,95 @@
+"""A sweep from start to summary: expand the grid, resume what is stored, train the rest on Ray.
+
+Running the same sweep again (same base settings, grid and seeds) resumes it: trials whose run
+finished are kept and not trained again; the others start from epoch 1.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from gapdemo import runs
+from gapdemo.config import RunConfig
+from gapdemo.sweep import engine, store
+from gapdemo.sweep.grid import expand_trials, sweep_id_for, trial_config
+from gapdemo.sweep.summary import summary_rows, trial_rows
+from gapdemo.validation import validate_run_config
+
+
+def plan_sweep(base: RunConfig, grid: dict, seeds: int) -> tuple[str, list]:
+    """(sweep id, trials); ValueError naming the first grid point whose settings are invalid."""
+    trials = expand_trials(grid, seeds, base.data.seed)
+    for trial in trials:
+        problems = validate_run_config(trial_config(base, trial, base.train.runs_dir))
+        if problems:
+            raise ValueError(f"trial {trial.settings or 'base'} seed {trial.seed}: {' '.join(problems)}")
+    return sweep_id_for(base, grid, seeds), trials
+
+
+def pending_specs(sweep: dict, base: RunConfig, runs_dir) -> list[engine.TrialSpec]:
+    """A TrialSpec for every stored trial whose run has not finished."""
+    from gapdemo.sweep.grid import Trial
+
+    specs = []
+    for stored in sweep["trials"]:
+        if runs.read_status(Path(runs_dir) / stored["run_id"]).get("state") == "finished":
+            continue
+        trial = Trial(stored["index"], stored["settings"], stored["seed"])
+        tags = {"sweep": {"sweep_id": sweep["sweep_id"], "index": trial.index, "settings": trial.settings,
+                          "seed": trial.seed}}
+        specs.append(engine.TrialSpec(stored["run_id"], trial_config(base, trial, runs_dir).to_dict(), tags))
+    return specs
+
+
+def run_sweep(base: RunConfig, grid: dict, seeds: int, *, address: str | None = None,
+              max_concurrent: int | None = None, cpus_per_trial: float = 1, gpus_per_trial: float = 0,
+              stop_event: threading.Event | None = None, on_update: Callable[[dict], None] | None = None) -> dict:
+    """Train the sweep's unfinished trials and return sweep_result(); EngineError if Ray is unusable."""
+    runs_dir = Path(base.train.runs_dir)
+    sweep_id, trials = plan_sweep(base, grid, seeds)
+    sweep = store.create_or_resume(runs_dir, sweep_id, base, grid, seeds, trials)
+    specs = pending_specs(sweep, base, runs_dir)
+    started_here = engine.connect(engine.resolve_address(address)) if specs else False
+    sweep.update(state="running", message="")
+    store.save(runs_dir, sweep)
+
+    def record(snapshot: dict) -> None:
+        sweep["nodes"].update({run_id: entry["node"] for run_id, entry in snapshot.items() if entry.get("node")})
+        sweep["progress"] = {run_id: entry.get("progress", {}) for run_id, entry in snapshot.items()}
+        store.save(runs_dir, sweep)
+        if on_update is not None:
+            on_update(snapshot)
+
+    try:
+        if specs:
+            outcome = engine.run_trials(specs, runs_dir, store.sweep_path(runs_dir, sweep_id).parent,
+                                        max_concurrent=max_concurrent, cpus_per_trial=cpus_per_trial,
+                                        gpus_per_trial=gpus_per_trial, stop_event=stop_event, on_update=record)
+            record(outcome)
+        stopped = stop_event is not None and stop_event.is_set()
+        sweep.update(state="stopped" if stopped else "finished",
+                     message="Stopped; finished trials are kept. Run it again to resume." if stopped else "")
+    except BaseException as error:  # Ctrl-C or a dead cluster: say so on disk, then let it rise
+        sweep.update(state="failed", message=f"The sweep ended early ({type(error).__name__}: {error}).")
+        raise
+    finally:
+        sweep.pop("progress", None)
+        store.save(runs_dir, sweep)
+        if started_here:
+            import ray
+
+            ray.shutdown()
+    return sweep_result(runs_dir, sweep_id)
+
+
+def sweep_result(runs_dir, sweep_id: str) -> dict:
+    """The CLI's JSON: sweep_id, engine, nodes, state, trials and summary (mean and std per grid point)."""
+    sweep = store.load(runs_dir, sweep_id)
+    trials = trial_rows(sweep, store.trial_epoch_metrics(runs_dir, sweep))
+    return {
+        "sweep_id": sweep_id, "engine": "ray", "state": sweep["state"], "message": sweep.get("message", ""),
+        "nodes": len({trial["node"] for trial in trials if trial.get("node")}),
+        "grid": sweep["grid"], "seeds": sweep["seeds"], "trials": trials, "summary": summary_rows(sweep, trials),
+    }

@@ -1,0 +1,92 @@
+"""The sweep folder's only owner: <runs_dir>/sweeps/<sweep_id>/sweep.json.
+
+sweep.json holds what the sweep is (base config, grid, seeds, one entry per trial with its run id)
+and what the driver last saw (state, message, the Ray node of each trial). The trials' results
+live in ordinary run folders, <runs_dir>/<run_id>/, read through gapdemo.runs, so the Runs tab,
+export and classify work on them unchanged.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from gapdemo import runs
+from gapdemo.config import RunConfig
+from gapdemo.sweep.grid import Trial
+
+SWEEPS_FOLDER = "sweeps"
+ACTIVE_STATES = ("running", "stopping")
+
+
+def sweeps_root(runs_dir) -> Path:
+    return Path(runs_dir) / SWEEPS_FOLDER
+
+
+def sweep_path(runs_dir, sweep_id: str) -> Path:
+    return sweeps_root(runs_dir) / sweep_id / "sweep.json"
+
+
+def create_or_resume(runs_dir, sweep_id: str, base: RunConfig, grid: dict, seeds: int,
+                     trials: list[Trial]) -> dict:
+    """The stored sweep with this id (resumed: same run ids), else a new one with fresh run ids."""
+    stored = runs.read_json(sweep_path(runs_dir, sweep_id))
+    if stored.get("trials") and len(stored["trials"]) == len(trials):
+        return stored
+    sweep = {
+        "sweep_id": sweep_id, "created": time.strftime("%Y-%m-%d %H:%M:%S"), "base_config": base.to_dict(),
+        "grid": grid, "seeds": seeds, "state": "running", "message": "", "nodes": {},
+        "trials": [{"index": t.index, "run_id": runs.new_run_id(), "settings": t.settings, "seed": t.seed}
+                   for t in trials],
+    }
+    save(runs_dir, sweep)
+    return sweep
+
+
+def save(runs_dir, sweep: dict) -> None:
+    path = sweep_path(runs_dir, sweep["sweep_id"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    runs.write_json_atomic(path, {**sweep, "process": runs.process_token(),
+                                  "updated": time.strftime("%Y-%m-%d %H:%M:%S")})
+
+
+def load(runs_dir, sweep_id: str) -> dict:
+    """sweep.json with each trial's state read from its run folder; FileNotFoundError if absent."""
+    sweep = runs.read_json(sweep_path(runs_dir, sweep_id))
+    if not sweep:
+        raise FileNotFoundError(f"no sweep {sweep_id!r} in {sweeps_root(runs_dir)}")
+    if sweep.get("state") in ACTIVE_STATES and not runs.writer_is_alive(sweep):
+        sweep["state"] = "interrupted"
+        sweep["message"] = "The process running this sweep ended; run the same command again to resume it."
+    for trial in sweep["trials"]:
+        status = runs.read_status(Path(runs_dir) / trial["run_id"])
+        trial["state"] = status.get("state", "pending")
+        trial["message"] = status.get("message", "")
+        trial["node"] = sweep.get("nodes", {}).get(trial["run_id"])
+    return sweep
+
+
+def trial_epoch_metrics(runs_dir, sweep: dict):
+    """Every trial's metrics.csv rows in one DataFrame, with run_id, seed and settings label added."""
+    import pandas as pd
+
+    from gapdemo.sweep.grid import settings_label
+
+    frames = []
+    for trial in sweep["trials"]:
+        frame = runs.read_epoch_metrics(Path(runs_dir) / trial["run_id"])
+        if len(frame):
+            frames.append(frame.assign(run_id=trial["run_id"], seed=trial["seed"],
+                                       settings=settings_label(trial["settings"])))
+    if not frames:
+        return pd.DataFrame(columns=[*runs.EPOCH_FIELDS, "run_id", "seed", "settings"])
+    return pd.concat(frames, ignore_index=True)
+
+
+def list_sweeps(runs_dir) -> list[dict]:
+    """Every stored sweep (without per-trial reads), newest first."""
+    root = sweeps_root(runs_dir)
+    if not root.is_dir():
+        return []
+    found = [runs.read_json(path / "sweep.json") for path in root.iterdir() if path.is_dir()]
+    return sorted((s for s in found if s.get("sweep_id")), key=lambda s: s.get("created", ""), reverse=True)

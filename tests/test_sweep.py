@@ -1,0 +1,216 @@
+"""Sweeps: the grid, the summary maths, and real Ray clusters of two nodes on this machine."""
+
+import json
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from gapdemo import runs
+from gapdemo.config import tiny_config
+from gapdemo.sweep import store
+from gapdemo.sweep.grid import expand_trials, parse_grid, sweep_id_for, trial_config
+from gapdemo.sweep.summary import epoch_bands, summary_rows, trial_rows
+
+ray = pytest.importorskip("ray")  # a requirement: CI installs it, so this never skips there
+
+
+def test_grid_parses_values_and_names_the_problem():
+    assert parse_grid(["dropout_rate=0.3,0.6", "epochs=1,2"]) == {"dropout_rate": [0.3, 0.6], "epochs": [1, 2]}
+    with pytest.raises(ValueError, match="sweepable settings: dropout_rate"):
+        parse_grid(["colour=red"])
+    with pytest.raises(ValueError, match="int values"):
+        parse_grid(["epochs=1,two"])
+    with pytest.raises(ValueError, match="set twice"):
+        parse_grid(["epochs=1", "epochs=2"])
+
+
+def test_trials_cover_grid_times_seeds_and_apply_their_settings(tmp_path):
+    trials = expand_trials({"dropout_rate": [0.3, 0.6], "epochs": [1, 2]}, seeds=3, first_seed=5)
+    assert len(trials) == 12 and [t.index for t in trials] == list(range(12))
+    assert {t.seed for t in trials} == {5, 6, 7}
+    config = trial_config(tiny_config(), trials[-1], str(tmp_path))
+    assert config.model.dropout_rate == 0.6 and config.train.epochs == 2
+    assert config.data.seed == config.model.seed == config.train.seed == 7
+    assert config.train.runs_dir == str(tmp_path)
+
+
+def test_sweep_id_is_stable_for_the_same_command_and_ignores_the_runs_folder():
+    first, second = tiny_config("a"), tiny_config("b")
+    assert sweep_id_for(first, {"epochs": [1, 2]}, 2) == sweep_id_for(second, {"epochs": [1, 2]}, 2)
+    assert sweep_id_for(first, {"epochs": [1, 2]}, 2) != sweep_id_for(first, {"epochs": [1, 2]}, 3)
+
+
+def test_summary_means_and_sample_spreads_match_numpy():
+    sweep = {"base_config": {"model": {"backends": ["fc", "gap"]}},
+             "trials": [{"run_id": f"r{i}", "settings": {"dropout_rate": rate}, "seed": i % 2, "state": "finished"}
+                        for i, rate in enumerate([0.3, 0.3, 0.6, 0.6])]}
+    train = {"fc": [0.99, 0.97, 0.95, 0.93], "gap": [0.80, 0.82, 0.84, 0.86]}
+    val = {"fc": [0.70, 0.74, 0.76, 0.80], "gap": [0.78, 0.79, 0.80, 0.83]}
+    metrics = pd.DataFrame([
+        {"run_id": f"r{i}", "backend": b, "epoch": epoch, "loss": 0.1, "val_loss": 0.2,
+         "accuracy": train[b][i] - (0.1 if epoch == 1 else 0), "val_accuracy": val[b][i] - (0.1 if epoch == 1 else 0),
+         "seed": i % 2, "settings": f"dropout_rate={[0.3, 0.3, 0.6, 0.6][i]}"}
+        for i in range(4) for b in ("fc", "gap") for epoch in (1, 2)])
+    rows = summary_rows(sweep, trial_rows(sweep, metrics))
+    fc_low = next(r for r in rows if r["backend"] == "fc" and r["settings"] == {"dropout_rate": 0.3})
+    assert fc_low["n"] == 2
+    assert fc_low["val_accuracy_mean"] == pytest.approx(np.mean([0.70, 0.74]))
+    assert fc_low["val_accuracy_std"] == pytest.approx(np.std([0.70, 0.74], ddof=1))
+    assert fc_low["gap_mean"] == pytest.approx(np.mean([0.99 - 0.70, 0.97 - 0.74]))
+    bands = epoch_bands(metrics)
+    band = bands[(bands.settings == "dropout_rate=0.6") & (bands.backend == "gap") & (bands.epoch == 1)].iloc[0]
+    assert band["mean"] == pytest.approx(np.mean([0.70, 0.73])) and band["n"] == 2
+
+
+def test_a_grid_point_with_invalid_settings_is_refused_before_anything_trains(tmp_path):
+    from gapdemo.sweep.run import plan_sweep
+
+    with pytest.raises(ValueError, match="batch_size"):
+        plan_sweep(tiny_config(str(tmp_path)), {"batch_size": [16, 4096]}, 1)
+
+
+def test_an_unreachable_address_fails_within_seconds_with_one_sentence(tmp_path):
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-m", "gapdemo", "sweep", "--image-size", "32", "--train-size", "48", "--batch-size", "16",
+         "--epochs", "1", "--backends", "gap", "--set", "dropout_rate=0.3,0.6", "--seeds", "1",
+         "--address", "127.0.0.1:9", "--runs-dir", str(tmp_path)],
+        capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert "No Ray cluster answers at 127.0.0.1:9" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert time.monotonic() - started < 60  # TensorFlow is never imported on this path
+
+
+def test_sweep_json_from_the_cli_on_a_local_ray(tmp_path):
+    """The issue's command shape at 32 px: four finished trials and a summary with mean and std."""
+    result = subprocess.run(
+        [sys.executable, "-m", "gapdemo", "sweep", "--image-size", "32", "--train-size", "48", "--batch-size", "16",
+         "--epochs", "1", "--backends", "fc,gap", "--set", "dropout_rate=0.3,0.6", "--seeds", "2",
+         "--runs-dir", str(tmp_path), "--json"],
+        capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    output = json.loads(result.stdout.strip().splitlines()[-1])
+    assert output["engine"] == "ray" and output["nodes"] == 1
+    assert len(output["trials"]) == 4 and {t["state"] for t in output["trials"]} == {"finished"}
+    assert {(t["settings"]["dropout_rate"], t["seed"]) for t in output["trials"]} == {
+        (0.3, 0), (0.3, 1), (0.6, 0), (0.6, 1)}
+    for row in output["summary"]:
+        assert {"settings", "backend", "n", "val_accuracy_mean", "val_accuracy_std", "gap_mean", "gap_std"} <= set(row)
+        assert row["n"] == 2
+    assert "Traceback" not in result.stderr
+
+
+# ----- a real Ray cluster: two nodes of one CPU each, on this machine -----
+@pytest.fixture(scope="module")
+def two_node_cluster():
+    from ray.cluster_utils import Cluster
+
+    from gapdemo.sweep import engine
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    cluster.add_node(num_cpus=1)
+    cluster.wait_for_nodes()
+    engine.connect(cluster.address)
+    yield cluster
+    ray.shutdown()
+    cluster.shutdown()
+
+
+def tiny_sweep_config(runs_dir):
+    config = tiny_config(str(runs_dir), ("fc", "gap"))
+    config.train.epochs = 2
+    return config
+
+
+@pytest.mark.slow
+def test_trials_land_on_both_nodes_and_every_result_comes_home(two_node_cluster, tmp_path):
+    from gapdemo.sweep.run import run_sweep
+
+    runs_dir = tmp_path / "runs"
+    result = run_sweep(tiny_sweep_config(runs_dir), {"dropout_rate": [0.3, 0.6]}, 2, max_concurrent=2)
+    assert result["engine"] == "ray" and result["state"] == "finished"
+    assert result["nodes"] == 2
+    assert len(result["trials"]) == 4 and all(t["state"] == "finished" for t in result["trials"])
+    for trial in result["trials"]:
+        run_dir = runs_dir / trial["run_id"]
+        assert sorted(p.name for p in (run_dir / "models").glob("*.keras")) == ["fc.keras", "gap.keras"]
+        assert list(runs.read_epoch_metrics(run_dir).epoch.unique()) == [1, 2]
+        config = runs.read_json(run_dir / "config.json")
+        assert config["sweep"]["sweep_id"] == result["sweep_id"] and config["train"]["runs_dir"] == str(runs_dir)
+        assert set(trial["final"]) == {"fc", "gap"}
+    assert {(r["label"], r["backend"]): r["n"] for r in result["summary"]} == {
+        (f"dropout_rate={rate}", backend): 2 for rate in (0.3, 0.6) for backend in ("fc", "gap")}
+    assert [s.run_id for s in runs.list_runs(runs_dir)]  # the Runs tab lists the trials like any run
+
+    # The same sweep again resumes: a trial that did not finish trains again, finished ones are kept.
+    unfinished = result["trials"][1]["run_id"]
+    kept = {t["run_id"]: (runs_dir / t["run_id"] / "metrics.csv").stat().st_mtime_ns for t in result["trials"]}
+    runs.write_status(runs_dir / unfinished, "running", "", 1, 3.0)  # as if its driver had been killed
+    again = run_sweep(tiny_sweep_config(runs_dir), {"dropout_rate": [0.3, 0.6]}, 2, max_concurrent=2)
+    assert [t["run_id"] for t in again["trials"]] == list(kept)
+    assert all(t["state"] == "finished" for t in again["trials"])
+    retrained = [run_id for run_id, mtime in kept.items()
+                 if (runs_dir / run_id / "metrics.csv").stat().st_mtime_ns != mtime]
+    assert retrained == [unfinished]
+
+
+@pytest.mark.slow
+def test_a_killed_worker_node_loses_no_trial(two_node_cluster, tmp_path):
+    from gapdemo.sweep.run import run_sweep
+
+    cluster = two_node_cluster
+    worker = cluster.add_node(num_cpus=1)  # the node this test kills
+    cluster.wait_for_nodes()
+    worker_id = worker.node_id
+    runs_dir = tmp_path / "runs"
+    config = tiny_sweep_config(runs_dir)
+    config.train.epochs = 3
+    killed = threading.Event()
+
+    def kill_when_a_trial_runs_there(snapshot):
+        if not killed.is_set() and any(entry.get("node") == worker_id and entry.get("state") == "running"
+                                       for entry in snapshot.values()):
+            killed.set()
+            cluster.remove_node(worker, allow_graceful=False)
+
+    result = run_sweep(config, {"dropout_rate": [0.3, 0.6]}, 2, max_concurrent=3,
+                       on_update=kill_when_a_trial_runs_there)
+    assert killed.is_set(), "no trial ever ran on the node to kill"
+    assert result["state"] == "finished"
+    assert all(t["state"] == "finished" for t in result["trials"]), [t["state"] for t in result["trials"]]
+    for trial in result["trials"]:
+        assert list(runs.read_epoch_metrics(runs_dir / trial["run_id"]).epoch.unique()) == [1, 2, 3]
+    assert sum(r["n"] for r in result["summary"]) == 8  # 4 trials x 2 back-ends, none lost
+
+
+@pytest.mark.slow
+def test_stopping_a_sweep_keeps_finished_trials_and_says_how_to_resume(two_node_cluster, tmp_path):
+    from gapdemo.sweep.run import run_sweep
+
+    runs_dir = tmp_path / "runs"
+    config = tiny_sweep_config(runs_dir)
+    config.train.epochs = 2
+    stop = threading.Event()
+
+    def stop_after_first_finished_trial(snapshot):
+        if any(entry.get("state") == "finished" for entry in snapshot.values()):
+            stop.set()
+
+    result = run_sweep(config, {"dropout_rate": [0.3, 0.6]}, 3, max_concurrent=2, stop_event=stop,
+                       on_update=stop_after_first_finished_trial)
+    states = [t["state"] for t in result["trials"]]
+    assert result["state"] == "stopped" and "resume" in result["message"]
+    # trials that had not started stay pending (a resume trains them); none failed, none went on
+    assert "finished" in states and set(states) <= {"finished", "stopped", "pending"}
+    assert states.count("finished") < len(states)
+    sweep = store.load(runs_dir, result["sweep_id"])
+    assert sweep["state"] == "stopped"
+    for trial in result["trials"]:
+        if trial["state"] == "finished":
+            assert (runs_dir / trial["run_id"] / "models" / "gap.keras").exists()
