@@ -10,10 +10,10 @@ import zipfile
 import numpy as np
 import pandas as pd
 import pytest
+from test_charts import make_batch_metrics, make_epoch_metrics
 
 from gapdemo import charts, export
 from gapdemo.config import tiny_config
-from test_charts import make_batch_metrics, make_epoch_metrics
 
 EXTERNAL_SCRIPT = re.compile(r"<script[^>]+src=[\"']https?:", re.IGNORECASE)
 BACKENDS = ("fc", "gap")

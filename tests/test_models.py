@@ -6,8 +6,15 @@ import sys
 import numpy as np
 import pytest
 
-from gapdemo.models import (BACKENDS, build_lockstep_models, build_model, check_backend,
-                            dense_after_flatten_params, feature_layer_name, parameter_table)
+from gapdemo.models import (
+    BACKENDS,
+    build_lockstep_models,
+    build_model,
+    check_backend,
+    dense_after_flatten_params,
+    feature_layer_name,
+    parameter_table,
+)
 
 # Exact counts at 100x100 (head 29,152 of which 28,896 trainable), as in the tutorial.
 EXPECTED_BACKEND_PARAMS_100 = {"fc": 676301, "fc_dropout": 676301, "gap": 65, "gmp": 65, "avgpool_flatten": 1601}
@@ -71,7 +78,7 @@ def test_heads_start_identical_for_one_seed_and_differ_for_another():
     models = build_lockstep_models(list(BACKENDS), 32, seed=3)
     reference = head_weights(models.training_model, "fc")
     for backend in BACKENDS:
-        for a, b in zip(reference, head_weights(models.training_model, backend)):
+        for a, b in zip(reference, head_weights(models.training_model, backend), strict=True):
             np.testing.assert_array_equal(a, b)
     other = head_weights(build_model("gap", 32, seed=4), "gap")
     assert not np.allclose(reference[0], other[0])

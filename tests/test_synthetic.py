@@ -13,7 +13,7 @@ def test_same_seed_gives_same_bytes_and_other_seed_differs():
     first = generate_pets(20, SIZE, seed=3)
     second = generate_pets(20, SIZE, seed=3)
     other = generate_pets(20, SIZE, seed=4)
-    for a, b in zip(first, second):
+    for a, b in zip(first, second, strict=True):
         assert a.tobytes() == b.tobytes()
     assert first[0].tobytes() != other[0].tobytes()
 
@@ -52,7 +52,7 @@ def test_box_encloses_the_drawn_object(monkeypatch):
     monkeypatch.setattr(synthetic, "CLUTTER_SHAPES", (0, 0))
     monkeypatch.setattr(synthetic, "NOISE_SIGMA", 0.0)
     images, _, boxes = generate_pets(12, 64, seed=7)
-    for image, (x0, y0, x1, y1) in zip(images, boxes):
+    for image, (x0, y0, x1, y1) in zip(images, boxes, strict=True):
         rows, columns = np.nonzero(np.any(image != image[0, 0], axis=2))
         assert columns.min() >= np.floor(x0) - 1 and columns.max() <= np.ceil(x1) + 1
         assert rows.min() >= np.floor(y0) - 1 and rows.max() <= np.ceil(y1) + 1
