@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard.common import DEFAULT_PNG_SCALE, PNG_SCALES
+from dashboard.visitor import page_is_served, visitor_id
 from gapdemo.config import (
     MAX_EPOCHS,
     MAX_IMAGE_SIZE,
@@ -123,7 +124,7 @@ def settings_sidebar(runs_dir: str) -> tuple[RunConfig, list[str]]:
         seed = int(st.number_input("Seed", 0, MAX_SEED, DATA_DEFAULTS.seed, key="seed",
                                    help="Same seed: same data, same initial weights, same batch order."))
         config = RunConfig(data=data_settings(seed), model=model_settings(seed), train=train_settings(seed, runs_dir))
-        problems = validate_run_config(config)
+        problems = validate_run_config(config, served=page_is_served())  # served: paths under the data roots
         for problem in problems:
             st.error(problem)
     return config, problems
@@ -133,11 +134,11 @@ def settings_sidebar(runs_dir: str) -> tuple[RunConfig, list[str]]:
 def run_controls(manager, config: RunConfig, problems: list[str]) -> None:
     with st.sidebar:
         start_column, stop_column = st.columns(2)
-        waiting = manager.queued()
-        active = manager.current() or (waiting[0] if waiting else None)
+        # Served to others, a visitor stops only their own runs; a local page has one user.
+        active = manager.job_to_stop(visitor_id(), any_owner=not page_is_served())
         if start_column.button("▶ Start", type="primary", disabled=bool(problems), key="start", width="stretch"):
             try:
-                job = manager.submit(config)
+                job = manager.submit(config, owner=visitor_id(), served=page_is_served())
             except ValueError as error:
                 st.error(str(error))
             else:

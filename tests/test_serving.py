@@ -131,3 +131,90 @@ def test_local_queue_lists_run_ids(local):
     assert not app.exception, app.exception
     assert app.markdown[0].value.startswith("**Run `r1`** — ")
     assert [caption.value for caption in app.caption] == ["Waiting in the queue: `r2`, `r3`"]
+
+
+@pytest.fixture
+def held_training(monkeypatch, tmp_path):
+    """Every run the page starts waits in 'loading data' until the test releases it; a fresh job manager."""
+    import threading
+
+    import streamlit as st
+
+    import gapdemo.data
+
+    gate = threading.Event()
+
+    def held_load_data(config, batch_size, progress=None):
+        gate.wait(120)
+        raise ValueError("released by the test")
+
+    monkeypatch.setattr(gapdemo.data, "load_data", held_load_data)
+    monkeypatch.setenv("GAPDEMO_RUNS_DIR", str(tmp_path / "runs"))
+    st.cache_resource.clear()
+    yield gate
+    gate.set()
+    from dashboard.common import job_manager
+
+    job_manager().stop_all()
+    assert job_manager().wait_idle(60)
+
+
+def open_page():
+    """A new browser session on the page (AppTest), with small settings."""
+    from streamlit.testing.v1 import AppTest
+
+    app = AppTest.from_file("../app.py", default_timeout=120)
+    app.run()
+    app.slider(key="image_size").set_value(32)
+    app.number_input(key="train_size").set_value(48)
+    app.select_slider(key="batch_size").set_value(16)
+    app.run()
+    assert not app.exception and not app.sidebar.error
+    return app
+
+
+def press(app, key):
+    app.button(key=key).click().run()
+    assert not app.exception, app.exception
+    return [error.value for error in app.sidebar.error]
+
+
+def test_queue_limit_holds_across_two_sessions(served, held_training):
+    from dashboard.common import job_manager
+    from gapdemo.job import QUEUE_LIMIT_MESSAGE
+
+    alice, bob = open_page(), open_page()
+    assert press(alice, "start") == []  # runs (held in loading data)
+    assert press(alice, "start") == []  # waits
+    assert press(alice, "start") == [QUEUE_LIMIT_MESSAGE]
+    assert press(bob, "start") == []  # another visitor still gets a place
+    assert press(bob, "start") == [QUEUE_LIMIT_MESSAGE]
+    manager = job_manager()
+    running, alice_waiting, bob_waiting = manager.current(), *manager.queued()
+    assert running.owner == alice_waiting.owner != bob_waiting.owner
+    alice.run()
+    assert [c.value for c in alice.caption if c.value.startswith("Waiting")] == [
+        f"Waiting in the queue: `{alice_waiting.run_id}` (yours), another visitor's run"]
+    bob.run()
+    assert any(m.value.startswith(f"**Run `{running.run_id}`** (another visitor's)") for m in bob.markdown)
+    press(bob, "stop")  # acts on bob's own waiting run, not on alice's running one
+    assert bob_waiting.state == "stopped" and running.state == "running" and alice_waiting.state == "queued"
+    carol = open_page()
+    assert carol.button(key="stop").disabled  # nothing of carol's to stop
+    assert not alice.button(key="stop").disabled
+
+
+def test_served_sidebar_refuses_folders_outside_the_roots(served, held_training, tmp_path, monkeypatch):
+    outside = tmp_path / "photos"
+    outside.mkdir()
+    monkeypatch.setenv("GAPDEMO_DATA_ROOTS", str(tmp_path / "data"))
+    app = open_page()
+    app.selectbox(key="dataset").set_value("folder").run()
+    app.text_input(key="folder_dir").set_value(str(outside)).run()
+    assert [e.value for e in app.sidebar.error] == [f"The folder {outside} does not exist."]
+    assert app.button(key="start").disabled
+    app.text_input(key="folder_dir").set_value(str(tmp_path / "data" / ".." / "photos")).run()
+    assert [e.value for e in app.sidebar.error] == [f"The folder {tmp_path / 'data' / '..' / 'photos'} does not exist."]
+    monkeypatch.setenv("GAPDEMO_DATA_ROOTS", str(tmp_path))
+    app.run()
+    assert not [e.value for e in app.sidebar.error]
