@@ -9,6 +9,7 @@ import streamlit as st
 from dashboard.claims_panel import claims_panel
 from dashboard.classify_panel import classify_panel
 from dashboard.common import job_manager, keep_keras_session, runs_dir
+from dashboard.evaluation_panel import evaluation_panel
 from dashboard.insight_panel import insight_panel
 from dashboard.parameters_panel import parameters_panel
 from dashboard.runs_panel import runs_panel
@@ -31,9 +32,10 @@ def main() -> None:
     manager = job_manager()
     config, problems = settings_sidebar(runs_dir())
     run_controls(manager, config, problems)
-    train_tab, maps_tab, parameters_tab, classify_tab, claims_tab, runs_tab = st.tabs(
+    train_tab, maps_tab, parameters_tab, classify_tab, mistakes_tab, claims_tab, runs_tab = st.tabs(
         [":material/show_chart: Training", ":material/grid_view: Feature maps", ":material/table_chart: Parameters",
-         ":material/pets: Classify a photo", ":material/fact_check: Claims", ":material/history: Runs"])
+         ":material/pets: Classify a photo", ":material/rule: Mistakes", ":material/fact_check: Claims",
+         ":material/history: Runs"])
     with train_tab:
         training_panel(manager)
     with maps_tab:
@@ -42,6 +44,8 @@ def main() -> None:
         parameters_panel(config)
     with classify_tab:
         classify_panel(runs_dir())
+    with mistakes_tab:
+        evaluation_panel(runs_dir())
     with claims_tab:
         claims_panel(runs_dir(), config)
     with runs_tab:

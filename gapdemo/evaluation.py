@@ -194,6 +194,13 @@ class RunEvaluation:
         """{backend: (N,) predicted classes}."""
         return {backend: predicted_classes(values) for backend, values in self.probabilities.items()}
 
+    def answers(self, index: int) -> dict[str, dict]:
+        """What every back-end said about test image index: {backend: {"label", "probability", "correct"}}."""
+        return {backend: {"label": self.class_names[int(values[index] >= 0.5)],
+                          "probability": float(prediction_confidence(values[index:index + 1])[0]),
+                          "correct": bool(int(values[index] >= 0.5) == self.labels[index])}
+                for backend, values in self.probabilities.items()}
+
     def to_dict(self) -> dict:
         """JSON-ready: per back-end the confusion (rows true, columns predicted, class-name order), per-class
         numbers keyed by class name (None where a class has no image), and the mistakes, most confident first."""
@@ -283,3 +290,15 @@ def evaluate_run(run_dir, models: dict | None = None) -> RunEvaluation:
         reports={backend: backend_report(labels, values, class_names) for backend, values in probabilities.items()},
         seconds={"data": loaded - started, "models": ready - loaded, "predict": predicted - ready},
     )
+
+
+def explain_images(model, backend: str, images_uint8) -> tuple[np.ndarray, str]:
+    """Where backend looked for its answer: (uint8 (B, S, S, 3) heat maps over the images, "CAM" | "Grad-CAM")."""
+    from gapdemo.insight import explain, overlay_heatmap
+
+    images = np.asarray(images_uint8)
+    if len(images) == 0:
+        return np.zeros((0, *images.shape[1:]), np.uint8), ""
+    explanation = explain(model, backend, images.astype(np.float32) / 255.0)
+    overlays = np.stack([overlay_heatmap(image, heat_map) for image, heat_map in zip(images, explanation["maps"], strict=True)])
+    return overlays, explanation["method"]

@@ -2,10 +2,13 @@
 consistency of hand-built predictors and Keras models, a tiny trained run end to end, the command's JSON."""
 
 import json
+import shutil
 
 import keras
 import numpy as np
 import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
 
 from gapdemo import evaluation, runs
 from gapdemo.cli import main as cli_main
@@ -177,3 +180,72 @@ def test_command_errors_exit_2_with_one_line(tmp_path, capsys):
     assert cli_main(["evaluate", "early", "--runs-dir", str(tmp_path / "runs")]) == 2
     assert capsys.readouterr().err.strip() == "error: run early (stopped) has no saved models: it ended before its first epoch"
     assert cli_main(["evaluate", "nope", "--runs-dir", str(tmp_path / "runs")]) == 2
+
+
+def panel_page(runs_dir):
+    from dashboard.evaluation_panel import evaluation_panel
+
+    evaluation_panel(runs_dir)
+
+
+def panel(runs_dir) -> AppTest:
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    app = AppTest.from_function(panel_page, args=(str(runs_dir),), default_timeout=180)
+    app.run()
+    assert not app.exception
+    return app
+
+
+def test_panel_shows_confusion_matrices_and_the_gallery(finished_run):
+    app = panel(finished_run.parent)
+    assert not app.get("plotly_chart")  # nothing is evaluated before a run is chosen
+    app.selectbox(key="evaluation_run").select_index(0).run()
+    assert not app.exception and not app.error
+    (chart,) = app.get("plotly_chart")
+    figure = json.loads(chart.proto.spec)
+    assert [trace["type"] for trace in figure["data"]] == ["heatmap", "heatmap"]
+    result = evaluation.evaluate_run(finished_run)
+    for trace, backend in zip(figure["data"], ("fc", "gap"), strict=True):
+        counts = [[int(cell.split("<br>")[0]) for cell in row] for row in trace["text"]]
+        assert counts == result.reports[backend]["confusion"].tolist() and np.sum(counts) == 12
+    fc_mistakes = len(result.reports["fc"]["misclassified"])
+    assert len(app.image) == min(fc_mistakes, 12)
+    if fc_mistakes:
+        assert all("true" in caption.value for caption in app.markdown if caption.value.startswith("**#"))
+    for right in range(len(app.selectbox(key="mistakes_right").options)):
+        for cell in range(3):
+            app.selectbox(key="mistakes_right").select_index(right)
+            app.selectbox(key="mistakes_cell").select_index(cell).run()
+            assert not app.exception and not app.error
+    expected = evaluation.filter_mistakes(result.labels, result.predicted(), "fc", 1, "gap")
+    assert len(app.image) == min(len(expected), 12)
+
+
+def test_panel_explains_what_it_cannot_evaluate(finished_run, tmp_path):
+    assert "No run with saved models" in panel(tmp_path / "empty").info[0].value
+    moved = tmp_path / "runs" / finished_run.name
+    shutil.copytree(finished_run, moved)
+    config = runs.read_json(moved / "config.json")
+    config["data"].update(dataset="folder", data_dir=str(tmp_path / "gone"))
+    runs.write_json_atomic(moved / "config.json", config)
+    app = panel(tmp_path / "runs")
+    app.selectbox(key="evaluation_run").select_index(0).run()
+    assert not app.exception
+    (message,) = [error.value for error in app.error]
+    assert "Cannot evaluate run" in message and "does not exist" in message and "Traceback" not in message
+    runs.write_status(moved, "running")
+    app.run()
+    assert not app.exception and any("still training" in info.value for info in app.info)
+
+
+def test_the_page_has_a_mistakes_tab(finished_run, monkeypatch):
+    monkeypatch.setenv("GAPDEMO_RUNS_DIR", str(finished_run.parent))
+    st.cache_resource.clear()
+    app = AppTest.from_file("../app.py", default_timeout=180)
+    app.run()
+    assert not app.exception
+    assert any("Mistakes" in tab.label for tab in app.tabs)
+    app.selectbox(key="evaluation_run").select_index(0).run()
+    assert not app.exception and not app.error
+    assert any(chart.proto.spec and '"heatmap"' in chart.proto.spec for chart in app.get("plotly_chart"))

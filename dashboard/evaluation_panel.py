@@ -1,0 +1,168 @@
+"""Where each back-end goes wrong: confusion matrices of a finished run and a gallery of its mistakes."""
+
+from __future__ import annotations
+
+import os
+
+import streamlit as st
+
+from dashboard.common import export_buttons
+from gapdemo.models import BACKENDS
+
+GALLERY_SIZE = 12  # mistakes shown at once, most confident first
+GALLERY_COLUMNS = 4
+TILE_WIDTH = 200  # pixels on the page; small test images are scaled up by the browser
+
+
+def _model_signature(run_dir: str) -> tuple:
+    """(name, mtime) of the run's saved models: a cache key that changes if the models do."""
+    models_dir = os.path.join(run_dir, "models")
+    if not os.path.isdir(models_dir):
+        return ()
+    names = sorted(name for name in os.listdir(models_dir) if name.endswith(".keras") and not name.startswith("."))
+    return tuple((name, os.path.getmtime(os.path.join(models_dir, name))) for name in names)
+
+
+# Models and the evaluation stay in memory per run (the test images are in it: no copy per rerun).
+@st.cache_resource(max_entries=2, show_spinner="Loading the run's models…")
+def _cached_models(run_dir: str, signature: tuple) -> dict:
+    from gapdemo.runs import load_models
+
+    return load_models(run_dir)
+
+
+@st.cache_resource(max_entries=2, show_spinner="Evaluating every back-end on the test split…")
+def _cached_evaluation(run_dir: str, signature: tuple):
+    from gapdemo.evaluation import evaluate_run
+
+    return evaluate_run(run_dir, _cached_models(run_dir, signature))
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _cached_overlays(run_dir: str, signature: tuple, backend: str, indices: tuple):
+    from gapdemo.evaluation import explain_images
+
+    evaluation = _cached_evaluation(run_dir, signature)
+    return explain_images(_cached_models(run_dir, signature)[backend], backend, evaluation.images[list(indices)])
+
+
+def _label(backend: str) -> str:
+    return BACKENDS[backend].label if backend in BACKENDS else backend
+
+
+# The run to evaluate, or None (with a message) when none can be.
+def _choose_run(runs_dir: str):
+    from gapdemo.evaluation import check_evaluable
+    from gapdemo.runs import list_runs
+
+    candidates = [summary for summary in list_runs(runs_dir) if _model_signature(str(summary.run_dir))]
+    if not candidates:
+        st.info("No run with saved models yet: train one, then see here where each back-end goes wrong.")
+        return None
+    # No run until one is chosen: evaluating loads TensorFlow, the data and the models, which every
+    # other tab's first draw would otherwise wait for.
+    # Plain strings (AppTest drives them reliably) that stay the same when the run's state changes.
+    by_name = {f"{s.run_id} · {', '.join(s.backends)}": s for s in candidates}
+    chosen = st.selectbox("Run", list(by_name), index=None, key="evaluation_run", placeholder="Choose a run to evaluate")
+    if chosen is None:
+        return None
+    summary = by_name[chosen]
+    try:
+        check_evaluable(summary.run_dir)
+    except ValueError as error:
+        st.info(f"{str(error)[0].upper()}{str(error)[1:]}.")
+        return None
+    if summary.state != "finished":
+        st.warning(f"This run is {summary.state} after {summary.epochs_completed} of {summary.epochs} epochs: "
+                   "these are the models of its last completed epoch.")
+    return summary
+
+
+# Evaluate the run (cached); None with an error message when its models or data cannot be loaded.
+def _evaluate(summary):
+    run_dir = str(summary.run_dir)
+    try:
+        return _cached_evaluation(run_dir, _model_signature(run_dir))
+    except (ValueError, OSError) as error:  # data gone, unreadable model files: say so, no traceback
+        st.error(f"Cannot evaluate run {summary.run_id}: {error}")
+    except Exception as error:  # anything else still reaches the user as one sentence
+        st.error(f"Cannot evaluate run {summary.run_id}: {type(error).__name__}: {error}")
+    return None
+
+
+# The confusion matrices side by side and the per-class numbers under them.
+def _confusion_section(evaluation) -> None:
+    from gapdemo.evaluation_charts import confusion_figure, per_class_frame
+
+    confusions = {backend: report["confusion"] for backend, report in evaluation.reports.items()}
+    figure = confusion_figure(confusions, evaluation.class_names)
+    st.plotly_chart(figure, key="confusion_chart")
+    frame = per_class_frame(evaluation.reports, evaluation.class_names)
+    st.dataframe(frame, hide_index=True, key="per_class_table", column_config={
+        name: st.column_config.NumberColumn(format="%.3f") for name in ("Per-class accuracy (recall)", "Precision")})
+    export_buttons(figure, frame, f"{evaluation.run_id}_confusion", key="export_confusion")
+    st.caption(f"{len(evaluation.labels)} test images, loaded again with the run's data settings, "
+               f"after epoch {evaluation.epochs_completed}. Rows: the true class; columns: the class predicted.")
+
+
+# Which mistakes to show: whose, which cell, and what another back-end said.
+def _gallery_filters(evaluation) -> tuple[str, int | None, str | None]:
+    backend_column, cell_column, other_column = st.columns(3)
+    backends = {_label(backend): backend for backend in evaluation.reports}
+    backend = backends[backend_column.radio("Mistakes of", list(backends), horizontal=True, key="mistakes_backend")]
+    names = evaluation.class_names
+    cells = {"every mistake": None, **{f"true {name} called {names[1 - index]}": index for index, name in enumerate(names)}}
+    true_class = cells[cell_column.selectbox("Cell", list(cells), key="mistakes_cell")]
+    others = {"said anything": None,
+              **{f"{label} got it right": key for label, key in backends.items() if key != backend}}
+    right_backend = others[other_column.selectbox("Another back-end", list(others), key="mistakes_right")]
+    return backend, true_class, right_backend
+
+
+def _tile_caption(evaluation, backend: str, index: int) -> str:
+    answers = evaluation.answers(index)
+    own = answers[backend]
+    lines = [f"**#{index}** · true **{evaluation.class_names[evaluation.labels[index]]}** · "
+             f"{_label(backend)}: {own['label']} {own['probability']:.0%}"]
+    for other, answer in answers.items():
+        if other != backend:
+            mark = "✓" if answer["correct"] else "✗"
+            lines.append(f"{mark} {_label(other)}: {answer['label']} {answer['probability']:.0%}")
+    return "  \n".join(lines)
+
+
+# The gallery: each mistake with its heat map and what the other back-ends said.
+def _gallery(evaluation, run_dir: str) -> None:
+    from gapdemo.evaluation import filter_mistakes, rank_by_confidence
+
+    st.subheader("Misclassified test images")
+    backend, true_class, right_backend = _gallery_filters(evaluation)
+    chosen = filter_mistakes(evaluation.labels, evaluation.predicted(), backend, true_class, right_backend)
+    ranked = rank_by_confidence(chosen, evaluation.probabilities[backend])
+    if len(ranked) == 0:
+        st.info("No test image matches: this back-end makes no such mistake on this run.")
+        return
+    shown = tuple(int(index) for index in ranked[:GALLERY_SIZE])
+    overlays, method = _cached_overlays(run_dir, _model_signature(run_dir), backend, shown)
+    st.caption(f"{len(shown)} of {len(ranked)} matching images, the most confident mistakes first. Heat map: "
+               f"{method} of {_label(backend)} for the class it predicted (red = where it looked most).")
+    for start in range(0, len(shown), GALLERY_COLUMNS):
+        for column, position in zip(st.columns(GALLERY_COLUMNS), range(start, min(start + GALLERY_COLUMNS, len(shown))),
+                                    strict=False):
+            column.image(overlays[position], width=TILE_WIDTH)
+            column.markdown(_tile_caption(evaluation, backend, shown[position]))
+
+
+# The mistakes tab.
+def evaluation_panel(runs_dir: str) -> None:
+    st.caption("Where each back-end goes wrong on the test split of a finished run: the confusion matrices, "
+               "then the misclassified images with where the back-end looked, and what the others said. "
+               "Images that one back-end gets wrong and another right are the most telling.")
+    summary = _choose_run(runs_dir)
+    if summary is None:
+        return
+    evaluation = _evaluate(summary)
+    if evaluation is None:
+        return
+    _confusion_section(evaluation)
+    _gallery(evaluation, str(summary.run_dir))
