@@ -33,6 +33,9 @@ class DataConfig:
     # train_size (up to MAX_SYNTHETIC_TRAIN_SIZE). None = all takes this size's 80%.
     synthetic_size: int = 2500
     seed: int = 0  # drives generation, the folder split and shuffling
+    # Where decoded folder / Cats vs Dogs images are cached (gapdemo.cache); None = $GAPDEMO_CACHE_DIR,
+    # else ~/.cache/gapdemo ($XDG_CACHE_HOME honoured). Never changes what is loaded, only how fast.
+    cache_dir: str | None = None
 
 
 @dataclass

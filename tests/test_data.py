@@ -14,13 +14,23 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
+from gapdemo import cats_vs_dogs as cats_vs_dogs_module
 from gapdemo import data as data_module
+from gapdemo import decode as decode_module
 from gapdemo.cli import main
 from gapdemo.config import MAX_SYNTHETIC_TRAIN_SIZE, DataConfig
 from gapdemo.data import DataError, load_data, make_pipeline, synthetic_split_counts
+from gapdemo.petimages import write_cats_vs_dogs_archive
 
 SIZE = 32
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(autouse=True)
+def private_image_cache(tmp_path, monkeypatch):
+    """Every test caches decoded images in its own folder, never in the user's ~/.cache/gapdemo."""
+    monkeypatch.setenv("GAPDEMO_CACHE_DIR", str(tmp_path / "image-cache"))
+    return tmp_path / "image-cache"
 
 
 def _tiny(**overrides) -> DataConfig:
@@ -30,7 +40,7 @@ def _tiny(**overrides) -> DataConfig:
 
 
 def _all_batches(dataset):
-    images, labels = zip(*dataset.as_numpy_iterator())
+    images, labels = zip(*dataset.as_numpy_iterator(), strict=True)
     return np.concatenate(images), np.concatenate(labels)
 
 
@@ -208,8 +218,8 @@ def test_folder_split_is_seeded(pet_folder):
 def test_folder_decodes_no_more_training_images_than_the_cap(pet_folder, monkeypatch):
     root, _ = pet_folder
     decoded = []
-    original = data_module.decode_image_file
-    monkeypatch.setattr(data_module, "decode_image_file", lambda path, size: decoded.append(path) or original(path, size))
+    original = decode_module.decode_image_file
+    monkeypatch.setattr(decode_module, "decode_image_file", lambda path, size: decoded.append(path) or original(path, size))
     loaded = load_data(_tiny(dataset="folder", data_dir=str(root), train_size=5), 4)
     assert loaded.info.splits["train"] == 5
     evaluation = loaded.info.splits["validation"] + loaded.info.splits["test"]
@@ -253,7 +263,7 @@ def test_folder_errors_for_missing_folder_and_empty_class(tmp_path):
 def test_cats_vs_dogs_end_to_end_with_mocked_tfds(monkeypatch):
     import tensorflow_datasets as tfds
 
-    monkeypatch.setattr(data_module, "_host_reachable", lambda url, timeout_s: True)  # mock_data makes prepare a no-op
+    monkeypatch.setattr(cats_vs_dogs_module, "host_reachable", lambda url, timeout_s: True)  # mock_data: prepare is a no-op
     with tfds.testing.mock_data(num_examples=40):
         loaded = load_data(_tiny(dataset="cats_vs_dogs", train_size=16), batch_size=8)
         train_images, train_labels = _all_batches(loaded.train)
@@ -261,6 +271,78 @@ def test_cats_vs_dogs_end_to_end_with_mocked_tfds(monkeypatch):
     assert train_images.shape == (16, SIZE, SIZE, 3) and set(train_labels.tolist()) <= {0.0, 1.0}
     assert loaded.validation_images.shape == (40, SIZE, SIZE, 3) and loaded.validation_images.dtype == np.uint8
     _assert_element_spec(loaded.test)
+
+
+def _stand_in_archive(tfds_dir, monkeypatch, non_jfif_files=cats_vs_dogs_module.NON_JFIF_FILES, register=True):
+    """A stand-in kagglecatsanddogs_5340.zip in tfds_dir's manual folder, its checksum registered for this test only."""
+    import tensorflow_datasets as tfds
+    from tensorflow_datasets.core.download import checksums
+
+    archive = tfds_dir / "downloads" / "manual" / cats_vs_dogs_module.CATS_VS_DOGS_ARCHIVE
+    write_cats_vs_dogs_archive(archive, photos_per_class=40, seed=0, non_jfif_files=non_jfif_files)
+    if register:  # the real checksum is the original's; TFDS reads the registered one from the builder class
+        found = checksums.compute_url_info(archive)
+        registered = checksums.UrlInfo(size=found.size, checksum=found.checksum, filename=archive.name)
+        monkeypatch.setattr(tfds.builder_cls("cats_vs_dogs"), "url_infos",
+                            {cats_vs_dogs_module.CATS_VS_DOGS_URL: registered})
+    monkeypatch.setattr(cats_vs_dogs_module, "host_reachable", lambda url, timeout_s: False)  # offline
+    return archive
+
+
+@pytest.mark.slow
+def test_cats_vs_dogs_real_builder_prepares_offline_caches_and_trains(tmp_path, monkeypatch, runs_dir):
+    from gapdemo.config import RunConfig, tiny_config
+    from gapdemo.job import TrainingJob
+
+    _stand_in_archive(tmp_path / "tfds", monkeypatch)
+    config = _tiny(dataset="cats_vs_dogs", data_dir=str(tmp_path / "tfds"), train_size=None)
+    loaded = load_data(config, batch_size=16)  # the real download_and_prepare, from the manual folder
+    assert loaded.info.splits == {"train": 64, "validation": 8, "test": 8} and not loaded.info.cache_used
+    assert (tmp_path / "tfds" / "cats_vs_dogs" / "4.0.1" / "dataset_info.json").is_file()
+    again = load_data(config, batch_size=16)
+    assert again.info.cache_used and again.validation_images.tobytes() == loaded.validation_images.tobytes()
+    run = tiny_config(str(runs_dir), ("fc", "gap"))
+    job = TrainingJob(RunConfig(data=config, model=run.model, train=run.train))
+    assert job.run() == "finished", job.snapshot().message
+    assert [row["epoch"] for row in job.snapshot().epoch_metrics] == [1, 1]
+
+    # A prepared copy that lost its record files: one sentence, no traceback.
+    for shard in (tmp_path / "tfds" / "cats_vs_dogs" / "4.0.1").glob("*.tfrecord*"):
+        shard.unlink()
+    with pytest.raises(DataError, match="incomplete or damaged") as error:
+        load_data(config, batch_size=16)
+    assert "delete that folder" in str(error.value) and "\n" not in str(error.value)
+
+
+@pytest.mark.slow
+def test_cats_vs_dogs_archive_with_the_wrong_junk_count_is_explained(tmp_path, monkeypatch):
+    archive = _stand_in_archive(tmp_path / "tfds", monkeypatch, non_jfif_files=12)
+    with pytest.raises(DataError) as error:
+        load_data(_tiny(dataset="cats_vs_dogs", data_dir=str(tmp_path / "tfds")), batch_size=16)
+    message = str(error.value)
+    assert f"{archive} holds 12 files without a JFIF header" in message and "exactly 1,738" in message
+    assert "--dataset folder" in message and "\n" not in message
+
+
+def test_cats_vs_dogs_archive_cut_short_is_explained(tmp_path, monkeypatch):
+    archive = _stand_in_archive(tmp_path / "tfds", monkeypatch, non_jfif_files=0, register=False)
+    with pytest.raises(DataError) as error:  # the original's checksum is registered: ours differs
+        load_data(_tiny(dataset="cats_vs_dogs", data_dir=str(tmp_path / "tfds")), batch_size=16)
+    message = str(error.value)
+    assert f"{archive} is not the original ({archive.stat().st_size:,} bytes where the original has 824,887,076" in message
+    assert "download it again" in message and "\n" not in message
+
+
+def test_cats_vs_dogs_stale_copy_from_another_tfds_is_named(tmp_path, monkeypatch):
+    old_copy = tmp_path / "tfds" / "cats_vs_dogs" / "4.0.0"
+    old_copy.mkdir(parents=True)
+    (old_copy / "dataset_info.json").write_text("{}")
+    monkeypatch.setattr(cats_vs_dogs_module, "host_reachable", lambda url, timeout_s: False)
+    with pytest.raises(DataError) as error:
+        load_data(_tiny(dataset="cats_vs_dogs", data_dir=str(tmp_path / "tfds")), batch_size=16)
+    message = str(error.value)
+    assert "version 4.0.0, prepared by another TFDS" in message and "reads only 4.0.1" in message
+    assert "kagglecatsanddogs_5340.zip" in message and "\n" not in message
 
 
 def _never_download(*args, **kwargs):
@@ -279,7 +361,7 @@ def test_cats_vs_dogs_offline_fails_fast_with_manual_instructions(tmp_path, monk
     monkeypatch.setattr(urllib.request, "urlopen", unreachable)
     monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare", _never_download)
     if network == "hangs":
-        monkeypatch.setattr(data_module, "REACHABILITY_TIMEOUT_S", 0.5)  # the real one is 6 s
+        monkeypatch.setattr(cats_vs_dogs_module, "REACHABILITY_TIMEOUT_S", 0.5)  # the real one is 6 s
     start = time.monotonic()
     with pytest.raises(DataError) as error:
         load_data(_tiny(dataset="cats_vs_dogs", data_dir=str(tmp_path)), 4)
@@ -287,7 +369,7 @@ def test_cats_vs_dogs_offline_fails_fast_with_manual_instructions(tmp_path, monk
     message = str(error.value)
     assert "kagglecatsanddogs_5340.zip" in message and str(tmp_path / "downloads" / "manual") in message
     assert "PetImages" in message and "\n" not in message
-    assert data_module.REACHABILITY_TIMEOUT_S < 15
+    assert cats_vs_dogs_module.REACHABILITY_TIMEOUT_S < 15
 
 
 # --- CLI --------------------------------------------------------------------------------------
@@ -320,7 +402,7 @@ def test_cli_text_output_and_user_errors(pet_folder, tmp_path, monkeypatch, caps
     assert main(["data", "--dataset", "folder", "--data-dir", str(tmp_path / "One")]) == 2
     errors = capsys.readouterr().err.strip().splitlines()
     assert len(errors) == 1 and "exactly two" in errors[0]
-    monkeypatch.setattr(data_module, "_host_reachable", lambda url, timeout_s: False)
+    monkeypatch.setattr(cats_vs_dogs_module, "host_reachable", lambda url, timeout_s: False)
     assert main(["data", "--dataset", "cats_vs_dogs", "--data-dir", str(tmp_path / "tfds")]) == 2
     errors = capsys.readouterr().err.strip().splitlines()
     assert len(errors) == 1 and "kagglecatsanddogs_5340.zip" in errors[0]

@@ -7,15 +7,15 @@ from gapdemo.config import DATASETS, DataConfig
 
 
 def _train_size(text: str):
-    """'all' -> None (no cap), else a positive integer."""
-    if text.lower() == "all":
+    """'all' or 0 -> None (no cap, as for train), else a positive integer."""
+    if text.lower() == "all" or text.strip() == "0":
         return None
     try:
         value = int(text)
     except ValueError:
         value = 0
     if value < 1:
-        raise ValueError(f"train size must be a positive integer or 'all', got {text!r}")
+        raise ValueError(f"train size must be a positive integer, 0 or 'all', got {text!r}")
     return value
 
 
@@ -27,12 +27,21 @@ def register(subparsers):
                         help="folder: PATH/<class>/*; cats_vs_dogs: TFDS data dir (default ~/tensorflow_datasets)")
     parser.add_argument("--image-size", type=int, default=defaults.image_size, help="side in pixels (32-256)")
     parser.add_argument("--train-size", default=str(defaults.train_size),
-                        help="cap on training images, or 'all' (default %(default)s)")
+                        help="cap on training images, or 'all' / 0 (default %(default)s)")
     parser.add_argument("--synthetic-size", type=int, default=defaults.synthetic_size,
                         help="images the synthetic source draws, split 80/10/10 (default %(default)s)")
     parser.add_argument("--seed", type=int, default=defaults.seed, help="generation, split and shuffle seed")
+    add_cache_argument(parser)
+    parser.add_argument("--clear-cache", action="store_true",
+                        help="remove every cached data set from the cache directory, then exit")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(run=run)
+
+
+def add_cache_argument(parser) -> None:
+    parser.add_argument("--cache-dir", default=None,
+                        help="where decoded folder / Cats vs Dogs images are cached "
+                             "(default $GAPDEMO_CACHE_DIR, else ~/.cache/gapdemo)")
 
 
 def _show_progress(message: str, fraction: float) -> None:
@@ -42,11 +51,14 @@ def _show_progress(message: str, fraction: float) -> None:
 
 
 def run(args) -> int:
-    from gapdemo.data import load_data  # late import: pulls in TensorFlow
+    from gapdemo.data import load_splits  # late import: Cats vs Dogs pulls in TensorFlow
 
+    if args.clear_cache:
+        return _clear_cache(args)
     config = DataConfig(dataset=args.dataset, data_dir=args.data_dir, image_size=args.image_size,
-                        train_size=_train_size(args.train_size), synthetic_size=args.synthetic_size, seed=args.seed)
-    info = load_data(config, batch_size=64, progress=_show_progress).info
+                        train_size=_train_size(args.train_size), synthetic_size=args.synthetic_size, seed=args.seed,
+                        cache_dir=args.cache_dir)
+    _, info = load_splits(config, progress=_show_progress)
     if args.json:
         print(json.dumps(info.to_dict()))
         return 0
@@ -62,4 +74,17 @@ def run(args) -> int:
             print(f"  {entry['path']}: {entry['reason']}")
     else:
         print("No files skipped.")
+    if info.cache_note:
+        print(info.cache_note)
+    return 0
+
+
+def _clear_cache(args) -> int:
+    from gapdemo.cache import cache_root, clear_cache
+
+    freed = clear_cache(args.cache_dir)
+    if args.json:
+        print(json.dumps({"cache_dir": str(cache_root(args.cache_dir)), "freed_bytes": freed}))
+    else:
+        print(f"Cleared the image cache in {cache_root(args.cache_dir)}: {freed / 2**20:,.1f} MiB freed.")
     return 0

@@ -8,6 +8,7 @@ import sys
 import threading
 
 from gapdemo.commands import parse_backends
+from gapdemo.commands.data import add_cache_argument
 from gapdemo.config import (
     DATASETS,
     MAX_IMAGE_SIZE,
@@ -29,6 +30,7 @@ def add_data_arguments(parser) -> None:
     parser.add_argument("--train-size", type=int, default=defaults.train_size or 0,
                         help=f"cap on training images (0 = all; synthetic: at most {MAX_SYNTHETIC_TRAIN_SIZE:,})")
     parser.add_argument("--seed", type=int, default=defaults.seed, help="seed for data, weights and batch order")
+    add_cache_argument(parser)
 
 
 def register(subparsers):
@@ -60,7 +62,7 @@ def add_run_arguments(parser) -> None:
 def config_from_args(args) -> RunConfig:
     return RunConfig(
         data=DataConfig(dataset=args.dataset, data_dir=args.data_dir, image_size=args.image_size,
-                        train_size=args.train_size or None, seed=args.seed),
+                        train_size=args.train_size or None, seed=args.seed, cache_dir=args.cache_dir),
         model=ModelConfig(backends=parse_backends(args.backends), dropout_rate=args.dropout,
                           bn_momentum=args.bn_momentum, seed=args.seed),
         train=TrainConfig(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,

@@ -1,0 +1,194 @@
+"""The decoded-image cache: a source's uint8 images and labels per split, as memory-mappable .npy files.
+
+The first load of a folder or of Cats vs Dogs at some settings decodes every image into an entry
+(gapdemo.cache_writer); later loads with the same key open the entry with np.load(mmap_mode="r")
+in about a second, and training reads its batches from the memory map, so the images are never
+held in memory twice. This module knows the entries on disk: where, under which key, how to read
+them, how big they are, and how to clear them.
+
+Layout of the cache root (cache_root()):
+    <label>-<key>/                  one entry: one source at one image size, seed, split and cap
+        meta.json                   format, key, variant, class names, counts, skipped files
+        <split>_images.npy          uint8 (N, S, S, 3) for split in train, validation, test
+        <split>_labels.npy          int64 (N,)
+    .partial-<key>-<pid>-<ticks>/   an entry being written, renamed into place once complete
+
+An entry is written into a .partial- folder and renamed into place once every file is written and
+fsync'd, so a load killed half-way leaves no entry behind. Entries are removed, never rewritten
+in place, so a run reading one through its memory maps keeps its data until it closes them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from gapdemo.runs import process_token
+from gapdemo.splits import SPLITS, DecodedSource, Split
+
+CACHE_FORMAT = 1  # bump when the layout or the decoding changes: older entries then stop matching
+CACHE_DIR_VARIABLE = "GAPDEMO_CACHE_DIR"
+PARTIAL_PREFIX = ".partial-"
+
+
+class CacheError(Exception):
+    """An entry that cannot be used as it is (missing, truncated or inconsistent file)."""
+
+
+@dataclass
+class CacheRequest:
+    """Where a load's entry lives, or root None for a load that is not cached."""
+
+    root: Path | None  # the cache root; None = decode into memory only
+    label: str  # readable start of the entry's folder name, e.g. "folder-PetImages-100px"
+    key: str  # hex digest of everything that decides the decoded images (entry_key)
+    variant: str = ""  # the same source and settings; another key of the same variant is stale
+
+    @property
+    def entry(self) -> Path | None:
+        return None if self.root is None else self.root / f"{self.label}-{self.key}"
+
+
+@dataclass
+class CacheStatus:
+    """What the cache holds for one data choice, for the page and the CLI."""
+
+    root: Path
+    cached: bool  # this choice's entry is complete on disk
+    entry_bytes: int  # size of this choice's entry (0 when not cached)
+    total_bytes: int  # size of every entry under root
+
+
+def cache_root(cache_dir: str | None = None) -> Path:
+    """cache_dir, else $GAPDEMO_CACHE_DIR, else $XDG_CACHE_HOME/gapdemo, else ~/.cache/gapdemo."""
+    chosen = cache_dir or os.environ.get(CACHE_DIR_VARIABLE)
+    if not chosen:
+        chosen = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.join("~", ".cache"), "gapdemo")
+    return Path(os.path.expanduser(chosen))
+
+
+def entry_key(parts: dict) -> str:
+    """A short stable digest of parts (plus the cache format), which name what decides the images."""
+    text = json.dumps({**parts, "cache_format": CACHE_FORMAT}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def entry_label(*words) -> str:
+    """A folder-name-safe label from words: entry_label("folder", "PetImages", "100px")."""
+    return "-".join(re.sub(r"[^A-Za-z0-9._]+", "_", str(word)).strip("_")[:40] or "x" for word in words)
+
+
+def read_entry(entry: Path, key: str) -> DecodedSource:
+    """The entry's splits as read-only memory maps; CacheError when anything does not add up."""
+    try:
+        meta = json.loads((entry / "meta.json").read_text())
+        if meta.get("format") != CACHE_FORMAT or meta.get("key") != key:
+            raise CacheError("written for other settings")
+        splits = {name: _read_split(entry, name, meta) for name in SPLITS}
+    except (OSError, ValueError, KeyError, TypeError) as error:  # missing, truncated or garbled files
+        raise CacheError(str(error).split("\n")[0] or type(error).__name__) from error
+    return DecodedSource(splits=splits, class_names=list(meta["class_names"]), skipped=list(meta["skipped"]),
+                         cache_used=True, cache_note=f"Read the decoded images from the cache in {entry}.")
+
+
+def _read_split(entry: Path, name: str, meta: dict) -> Split:
+    images = np.load(entry / f"{name}_images.npy", mmap_mode="r")  # a short file raises ValueError here
+    labels = np.load(entry / f"{name}_labels.npy", allow_pickle=False)
+    size, count = int(meta["image_size"]), int(meta["counts"][name])
+    if images.dtype != np.uint8 or images.shape != (count, size, size, 3):
+        raise CacheError(f"{name} images are {images.dtype} {images.shape}, expected uint8 ({count}, {size}, {size}, 3)")
+    if labels.shape != (count,) or (count and not 0 <= labels.min() <= labels.max() < len(meta["class_names"])):
+        raise CacheError(f"{name} labels do not match the images")
+    # Contents are not hashed: that would read every byte on every load. A size or shape that
+    # does not add up is what a killed copy or a full disk leaves behind.
+    return Split(images, labels.astype(np.int64))
+
+
+def remove_tree(path: Path) -> None:
+    """rm -rf path, quietly: a cache that cannot be tidied must not stop a load."""
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def list_entries(root: Path) -> list[Path]:
+    """Complete entries under root (folders with a meta.json, not .partial-)."""
+    try:
+        return sorted(path for path in Path(root).iterdir()
+                      if path.is_dir() and not path.name.startswith(".") and (path / "meta.json").is_file())
+    except OSError:
+        return []
+
+
+def remove_abandoned_partials(root: Path) -> None:
+    """Remove .partial- folders whose writing process is gone (killed mid-load)."""
+    for path in Path(root).glob(f"{PARTIAL_PREFIX}*"):
+        pid_and_ticks = path.name.rsplit("-", 2)[-2:]
+        if len(pid_and_ticks) == 2 and pid_and_ticks[0].isdigit():
+            if process_token(int(pid_and_ticks[0])) != ":".join(pid_and_ticks):
+                remove_tree(path)
+
+
+def remove_stale_variants(root: Path, variant: str, keep: Path) -> None:
+    """Remove entries of the same variant as keep (an older state of the same folder, say)."""
+    if not variant:
+        return
+    for entry in list_entries(root):
+        if entry != keep and _read_variant(entry) == variant:
+            remove_tree(entry)
+
+
+def _read_variant(entry: Path) -> str:
+    try:
+        return json.loads((entry / "meta.json").read_text()).get("variant", "")
+    except (OSError, ValueError):
+        return ""
+
+
+def tree_bytes(path: Path) -> int:
+    """Bytes of every file under path (0 when missing)."""
+    total = 0
+    for folder, _, names in os.walk(path):
+        for name in names:
+            try:
+                total += os.lstat(os.path.join(folder, name)).st_size
+            except OSError:
+                pass  # removed while we count
+    return total
+
+
+def request_status(request: CacheRequest, cache_dir: str | None = None) -> CacheStatus:
+    """Whether request's entry is on disk, its size and the size of the whole cache."""
+    root = request.root or cache_root(cache_dir)
+    entry = request.entry
+    cached = entry is not None and (entry / "meta.json").is_file()
+    return CacheStatus(root=root, cached=cached, entry_bytes=tree_bytes(entry) if cached else 0,
+                       total_bytes=cache_bytes(root))
+
+
+def cache_bytes(root: Path) -> int:
+    """Bytes held by the cache under root: its entries and unfinished .partial- folders."""
+    return sum(tree_bytes(path) for path in [*list_entries(root), *Path(root).glob(f"{PARTIAL_PREFIX}*")])
+
+
+def clear_cache(cache_dir: str | None = None) -> int:
+    """Remove every entry (and abandoned .partial- folder) under the cache root; return the bytes freed.
+
+    Only folders the cache wrote are removed, so a cache dir pointed at a folder with other files in
+    it loses nothing else. Runs reading an entry keep their memory maps (the files go once closed).
+    """
+    root = cache_root(cache_dir)
+    freed = 0
+    for entry in list_entries(root):
+        freed += tree_bytes(entry)
+        remove_tree(entry)
+    if root.is_dir():
+        before = cache_bytes(root)
+        remove_abandoned_partials(root)
+        freed += before - cache_bytes(root)
+    return freed

@@ -1,0 +1,237 @@
+"""Writing the decoded-image cache: a load decodes straight into a new entry, or reads the one it finds.
+
+Images go into a .partial- folder's preallocated .npy memory maps (space reserved up front, so a
+full disk fails before decoding, never with a bus error half-way); once every file is written
+and fsync'd, the folder is renamed into place (gapdemo.cache describes the layout). An unwritable
+or full cache directory turns the cache off for that load, which carries on in memory and says so.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from gapdemo.cache import (
+    CACHE_FORMAT,
+    PARTIAL_PREFIX,
+    CacheError,
+    CacheRequest,
+    read_entry,
+    remove_abandoned_partials,
+    remove_stale_variants,
+    remove_tree,
+)
+from gapdemo.runs import process_token
+from gapdemo.splits import SPLITS, DecodedSource, Progress, Split
+
+NPY_HEADER_BYTES = 128  # fixed, so the header can be rewritten in place once the image count is known
+_NPY_MAGIC = b"\x93NUMPY\x01\x00"
+
+
+def load_or_decode(request: CacheRequest, decode, report: Progress) -> DecodedSource:
+    """Open request's entry, or decode into a new one (or into memory when caching is off or fails).
+
+    Args:
+        request: where the entry lives (CacheRequest).
+        decode: decode(writer: EntryWriter) -> (class_names, skipped); fills writer.open_split()'s.
+        report: progress(message, fraction).
+    """
+    damage = ""
+    entry = request.entry
+    if entry is not None and entry.is_dir():
+        try:
+            report("Opening the cached images", 0.5)
+            return read_entry(entry, request.key)
+        except CacheError as error:
+            damage = f"The cached images in {entry} were damaged ({error}), so they were decoded again"
+            remove_tree(entry)
+    writer = EntryWriter(request, damage)
+    try:
+        class_names, skipped = decode(writer)
+        return writer.commit(class_names, skipped)
+    finally:
+        writer.abandon()
+
+
+class EntryWriter:
+    """Collects a load's splits into a .partial- folder, then renames it into place (commit).
+
+    When the cache root cannot be written (read-only, full, not a folder), or caching is off, the
+    splits go to memory instead and the load carries on; note() says why.
+    """
+
+    def __init__(self, request: CacheRequest, damage: str = ""):
+        self.request = request
+        self.damage = damage  # why an existing entry was thrown away ("" when there was none)
+        self.problem = ""  # why the cache could not be written ("" when it could)
+        self.writers: dict[str, SplitWriter] = {}
+        self.partial: Path | None = None
+        self.cache_off = request.root is None
+        self.image_size = 0
+        if request.root is not None:
+            try:
+                request.root.mkdir(parents=True, exist_ok=True)
+                remove_abandoned_partials(request.root)
+                token = (process_token() or str(os.getpid())).replace(":", "-")
+                self.partial = request.root / f"{PARTIAL_PREFIX}{request.key}-{token}"
+                remove_tree(self.partial)
+                self.partial.mkdir()
+            except OSError as error:
+                self.disable(error)
+
+    def disable(self, error: OSError) -> None:
+        """Write to memory from now on and keep no entry, with one sentence saying why."""
+        if not self.cache_off:
+            self.problem = error.strerror or str(error)
+        self.cache_off = True
+        self.abandon()
+
+    def open_split(self, name: str, capacity: int | None, image_size: int) -> SplitWriter:
+        """A writer for split name, for at most capacity images (None = unknown: memory only)."""
+        self.image_size = image_size
+        writer = None
+        if self.partial is not None and capacity:
+            try:
+                writer = SplitWriter(self.partial / f"{name}_images.npy", capacity, image_size)
+            except OSError as error:
+                self.disable(error)
+        self.writers[name] = writer or SplitWriter(None, capacity, image_size)
+        return self.writers[name]
+
+    def commit(self, class_names: list[str], skipped: list[dict]) -> DecodedSource:
+        """Finish every split; rename the entry into place and reopen it read-only when caching."""
+        splits = {name: self.writers[name].finish() for name in SPLITS}
+        if self.partial is not None and all(self.writers[name].on_disk for name in SPLITS):
+            try:
+                entry = self._rename_into_place(class_names, skipped, splits)
+                source = read_entry(entry, self.request.key)  # read-only maps; the writable ones go
+                source.cache_used, source.cache_note = False, self.note(entry)
+                return source
+            except (OSError, CacheError) as error:
+                self.disable(error if isinstance(error, OSError) else OSError(str(error)))
+        elif self.partial is not None:
+            self.abandon()  # a split of unknown size went to memory: no complete entry to keep
+        return DecodedSource(splits=splits, class_names=class_names, skipped=skipped, cache_note=self.note())
+
+    def note(self, entry: Path | None = None) -> str:
+        """One sentence on what this load did with the cache ("" when caching was off from the start)."""
+        if self.problem:
+            text = (f"could not write the image cache in {self.request.root} ({self.problem}); training goes on "
+                    "without it, so the next load decodes the images again.")
+            return f"{self.damage}, but {text}" if self.damage else text[0].upper() + text[1:]
+        if self.damage:
+            return f"{self.damage} and cached afresh."
+        return f"Decoded the images into the cache in {entry}." if entry else ""
+
+    def _rename_into_place(self, class_names, skipped, splits) -> Path:
+        for name, split in splits.items():
+            _write_npy_durably(self.partial / f"{name}_labels.npy", split.labels)
+        meta = {"format": CACHE_FORMAT, "key": self.request.key, "variant": self.request.variant,
+                "image_size": self.image_size, "class_names": list(class_names), "skipped": skipped,
+                "counts": {name: int(len(split.labels)) for name, split in splits.items()}}
+        _write_bytes_durably(self.partial / "meta.json", json.dumps(meta, indent=1).encode())
+        _fsync_directory(self.partial)
+        entry = self.request.entry
+        try:
+            os.rename(self.partial, entry)
+        except OSError:
+            if not (entry / "meta.json").is_file():
+                raise
+            self.abandon()  # another process committed the same entry first: theirs is as good as ours
+        else:
+            _fsync_directory(self.request.root)
+            remove_stale_variants(self.request.root, self.request.variant, keep=entry)
+        self.partial = None
+        return entry
+
+    def abandon(self) -> None:
+        """Remove the .partial- folder; memory maps into it stay valid until dropped (Linux unlinks lazily)."""
+        if self.partial is not None:
+            remove_tree(self.partial)
+            self.partial = None
+
+
+class SplitWriter:
+    """Images of one split, appended in order: into a preallocated .npy memory map, or into memory."""
+
+    def __init__(self, path: Path | None, capacity: int | None, image_size: int):
+        self.shape = (image_size, image_size, 3)
+        self.count = 0
+        self.labels: list[int] = []
+        self.on_disk = path is not None
+        if self.on_disk:
+            self.path = path
+            self.images = _create_npy_memmap(path, capacity, self.shape)  # (capacity, S, S, 3)
+        else:
+            self.images = np.empty((capacity, *self.shape), np.uint8) if capacity else []
+
+    def append(self, image: np.ndarray, label: int) -> None:
+        if isinstance(self.images, list):
+            self.images.append(image)
+        else:
+            if self.count >= len(self.images):
+                raise ValueError(f"more images than the {len(self.images)} this split was sized for")
+            self.images[self.count] = image
+        self.count += 1
+        self.labels.append(int(label))
+
+    def finish(self) -> Split:
+        """The split as written: for a file, its header and length now say count images."""
+        labels = np.asarray(self.labels, np.int64)
+        if isinstance(self.images, list):
+            images = np.stack(self.images) if self.images else np.zeros((0, *self.shape), np.uint8)
+            return Split(images, labels)
+        if not self.on_disk:
+            return Split(self.images[:self.count], labels)
+        self.images.flush()
+        _shrink_npy(self.path, self.count, self.shape)
+        return Split(self.images[:self.count], labels)
+
+
+def _npy_header(shape: tuple) -> bytes:
+    text = repr({"descr": "|u1", "fortran_order": False, "shape": tuple(int(n) for n in shape)})
+    body_length = NPY_HEADER_BYTES - len(_NPY_MAGIC) - 2
+    return _NPY_MAGIC + body_length.to_bytes(2, "little") + text.ljust(body_length - 1).encode() + b"\n"
+
+
+def _create_npy_memmap(path: Path, capacity: int, shape: tuple) -> np.memmap:
+    """A .npy file for capacity images, its space reserved now (ENOSPC here, not a SIGBUS mid-write)."""
+    with open(path, "wb") as handle:
+        handle.write(_npy_header((capacity, *shape)))
+        handle.flush()
+        os.posix_fallocate(handle.fileno(), 0, NPY_HEADER_BYTES + capacity * int(np.prod(shape)))
+    return np.memmap(path, np.uint8, mode="r+", offset=NPY_HEADER_BYTES, shape=(capacity, *shape))
+
+
+def _shrink_npy(path: Path, count: int, shape: tuple) -> None:
+    """Rewrite the header for count images and cut the file there; fsync it."""
+    with open(path, "r+b") as handle:
+        handle.write(_npy_header((count, *shape)))
+        handle.truncate(NPY_HEADER_BYTES + count * int(np.prod(shape)))
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _write_npy_durably(path: Path, array: np.ndarray) -> None:
+    with open(path, "wb") as handle:
+        np.save(handle, array, allow_pickle=False)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _write_bytes_durably(path: Path, data: bytes) -> None:
+    with open(path, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _fsync_directory(path: Path) -> None:
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)

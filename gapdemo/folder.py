@@ -1,0 +1,202 @@
+"""The folder source: PATH/<class>/* images, split 80/10/10 per class, decoded on every core and cached.
+
+The cache key holds the folder's listing (each image file's relative path, size and modification
+time), so adding, removing or changing a file decodes the folder again on the next load.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import hashlib
+import os
+import pathlib
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import UnidentifiedImageError
+
+from gapdemo import decode
+from gapdemo.cache import CacheRequest, cache_root, entry_key, entry_label
+from gapdemo.cache_writer import EntryWriter, load_or_decode
+from gapdemo.config import DataConfig
+from gapdemo.splits import SPLIT_FRACTIONS, SPLITS, DataError, DecodedSource, Progress, cap, split_sizes
+
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp"}
+DECODE_CHUNK = 256  # files handed to the decoding threads at a time (results are used in order)
+PROGRESS_EVERY = 20  # files between two progress reports
+
+
+@dataclass
+class FolderListing:
+    """The class folders and image files of a folder source, as found by one scan."""
+
+    root: pathlib.Path
+    class_names: list[str]  # the two sub-folders, sorted; index = label
+    files: list[list[pathlib.Path]]  # per class, sorted
+    fingerprint: str  # digest of every image file's relative path, size and mtime_ns
+
+
+def load_folder(config: DataConfig, report: Progress) -> DecodedSource:
+    """Scan config.data_dir, then open its cache entry or decode it (see load_or_decode)."""
+    report("Scanning folder", 0.0)
+    listing = scan_folder(config.data_dir)
+    return load_or_decode(cache_request(config, listing),
+                          lambda writer: decode_listing(listing, config, writer, report), report)
+
+
+def cache_request(config: DataConfig, listing: FolderListing) -> CacheRequest:
+    """The cache entry of config on listing: any change of files or settings gives another key."""
+    settings = {"source": "folder", "root": str(listing.root), "image_size": config.image_size,
+                "seed": config.seed, "split_fractions": SPLIT_FRACTIONS, "train_size": config.train_size}
+    return CacheRequest(root=cache_root(config.cache_dir),
+                        label=entry_label("folder", listing.root.name, f"{config.image_size}px"),
+                        key=entry_key({**settings, "files": listing.fingerprint}),
+                        variant=entry_key(settings))
+
+
+def scan_folder(data_dir: str | None) -> FolderListing:
+    """The two class folders (sorted sub-folders) and each one's image files (sorted), with a fingerprint."""
+    if not data_dir:
+        raise DataError("The folder data set needs a folder path; give one with a sub-folder per class, "
+                        "e.g. PetImages/ holding Cat/ and Dog/.")
+    root = pathlib.Path(data_dir).expanduser()
+    if not root.is_dir():
+        raise DataError(f"Folder {root} does not exist; give a folder with one sub-folder per class, "
+                        "e.g. PetImages/ holding Cat/ and Dog/.")
+    class_dirs = sorted((path for path in root.iterdir() if path.is_dir() and not path.name.startswith(".")),
+                        key=lambda path: path.name)
+    if len(class_dirs) != 2:
+        found = ", ".join(path.name for path in class_dirs) or "none"
+        raise DataError(f"Folder {root} must hold exactly two class sub-folders (e.g. Cat/ and Dog/) "
+                        f"but has {len(class_dirs)} ({found}); arrange the images as {root}/<class>/*.jpg.")
+    digest, files = hashlib.sha256(), []
+    for class_dir in class_dirs:
+        found = _image_files(class_dir)  # [(path, size, mtime_ns)] sorted by path
+        if not found:
+            raise DataError(f"Class folder {class_dir} holds no images ({', '.join(sorted(IMAGE_EXTENSIONS))}); "
+                            "add some or remove the folder.")
+        for path, size, mtime_ns in found:
+            digest.update(f"{path.relative_to(root).as_posix()}\t{size}\t{mtime_ns}\n".encode())
+        files.append([path for path, _, _ in found])
+    return FolderListing(root.resolve(), [path.name for path in class_dirs], files, digest.hexdigest())
+
+
+def _image_files(class_dir: pathlib.Path) -> list[tuple[pathlib.Path, int, int]]:
+    """Non-hidden files with an image extension anywhere under class_dir, sorted, with size and mtime_ns."""
+    found = []
+    for folder, sub_folders, names in os.walk(class_dir):
+        sub_folders[:] = [name for name in sub_folders if not name.startswith(".")]  # skip hidden trees
+        for name in names:
+            if name.startswith(".") or os.path.splitext(name)[1].lower() not in IMAGE_EXTENSIONS:
+                continue
+            path = os.path.join(folder, name)
+            try:
+                stat = os.stat(path)
+            except OSError:
+                continue  # removed between listing and stat: not part of this scan
+            if os.path.isfile(path):
+                found.append((pathlib.Path(path), stat.st_size, stat.st_mtime_ns))
+    return sorted(found)
+
+
+def assign_splits(files_per_class, seed: int) -> dict[str, list]:
+    """Stratified, seeded 80/10/10 split into (path, label) lists; train in a seeded mixed order."""
+    rng = np.random.default_rng(seed)
+    assigned = {name: [] for name in SPLITS}
+    for label, files in enumerate(files_per_class):
+        order = rng.permutation(len(files))
+        train_count, validation_count, _ = split_sizes(len(files))
+        bounds = {"train": (0, train_count), "validation": (train_count, train_count + validation_count),
+                  "test": (train_count + validation_count, len(files))}
+        for name, (start, stop) in bounds.items():
+            assigned[name] += [(files[i], label) for i in order[start:stop]]
+    # Mixing the classes before the cap keeps a capped training set balanced.
+    assigned["train"] = [assigned["train"][i] for i in rng.permutation(len(assigned["train"]))]
+    return assigned
+
+
+def decode_listing(listing: FolderListing, config: DataConfig, writer: EntryWriter, report: Progress):
+    """Decode every split into writer on all cores; return (class names, skipped files).
+
+    Raises:
+        DataError when no file could be decoded, or when the folder changed while decoding.
+    """
+    assigned = assign_splits(listing.files, config.seed)
+    limits = {"train": config.train_size, "validation": None, "test": None}
+    planned = sum(cap(len(assigned[name]), limits[name]) for name in SPLITS)
+    progress = _Counter(max(planned, 1), report)
+    skipped = []
+    with concurrent.futures.ThreadPoolExecutor(_worker_count(), thread_name_prefix="gapdemo-decode") as pool:
+        for name in SPLITS:
+            split_writer = writer.open_split(name, cap(len(assigned[name]), limits[name]), config.image_size)
+            for (path, label), outcome in _decode_in_order(pool, assigned[name], config.image_size, limits[name]):
+                if isinstance(outcome, np.ndarray):
+                    split_writer.append(outcome, label)
+                else:
+                    skipped.append({"path": str(path), "reason": outcome})
+                progress.step()
+    decoded = progress.done - len(skipped)
+    if decoded == 0:
+        example = f" (for example {skipped[0]['path']}: {skipped[0]['reason']})" if skipped else ""
+        raise DataError(f"None of the {len(skipped)} image files in {listing.root} could be decoded{example}; "
+                        "replace them with readable JPEG or PNG photos.")
+    _check_unchanged(listing)
+    return listing.class_names, skipped
+
+
+def _check_unchanged(listing: FolderListing) -> None:
+    try:
+        changed = scan_folder(str(listing.root)).fingerprint != listing.fingerprint
+    except DataError:
+        changed = True
+    if changed:
+        raise DataError(f"Folder {listing.root} changed while its images were being decoded (files added, "
+                        "removed or modified); load it again once it is complete.")
+
+
+def _decode_in_order(pool, items, image_size: int, limit: int | None):
+    """Yield (item, uint8 image or skip reason) in items' order, stopping after limit images.
+
+    Hands out only as many files as the limit still needs, so a capped split decodes no file
+    past the cap (beyond the ones that turn out unreadable).
+    """
+    position, decoded = 0, 0
+    while position < len(items) and (limit is None or decoded < limit):
+        wanted = DECODE_CHUNK if limit is None else min(DECODE_CHUNK, limit - decoded)
+        chunk = items[position:position + wanted]
+        position += len(chunk)
+        for item, outcome in zip(chunk, pool.map(lambda item: _decode_or_reason(item[0], image_size), chunk),
+                                 strict=True):
+            decoded += isinstance(outcome, np.ndarray)
+            yield item, outcome
+
+
+def _decode_or_reason(path, image_size: int):
+    """The decoded image, or a short reason it could not be decoded (never raises)."""
+    try:
+        return decode.decode_image_file(path, image_size)
+    except UnidentifiedImageError:
+        return "not an image (unknown or corrupt format)"
+    except FileNotFoundError:
+        return "removed while loading"
+    except Exception as error:  # truncated, bad pixel data, too large...: reported, never fatal
+        return str(error) or type(error).__name__
+
+
+def _worker_count() -> int:
+    try:
+        return max(len(os.sched_getaffinity(0)), 1)  # the cores this process may use
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+class _Counter:
+    """Counts files done and reports progress every PROGRESS_EVERY files and at the end."""
+
+    def __init__(self, total: int, report: Progress):
+        self.total, self.done, self.report = total, 0, report
+
+    def step(self) -> None:
+        self.done += 1
+        if self.done % PROGRESS_EVERY == 0 or self.done == self.total:
+            self.report(f"Decoding images {self.done}/{self.total}", min(self.done / self.total, 1.0))
