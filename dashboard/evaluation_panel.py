@@ -126,8 +126,8 @@ def _tile_caption(evaluation, backend: str, index: int) -> str:
              f"{_label(backend)}: {own['label']} {own['probability']:.0%}"]
     for other, answer in answers.items():
         if other != backend:
-            mark = "✓" if answer["correct"] else "✗"
-            lines.append(f"{mark} {_label(other)}: {answer['label']} {answer['probability']:.0%}")
+            verdict = ":green[right]" if answer["correct"] else ":red[wrong]"
+            lines.append(f"{_label(other)}: {answer['label']} {answer['probability']:.0%} · {verdict}")
     return "  \n".join(lines)
 
 
@@ -143,13 +143,17 @@ def _gallery(evaluation, run_dir: str) -> None:
         st.info("No test image matches: this back-end makes no such mistake on this run.")
         return
     shown = tuple(int(index) for index in ranked[:GALLERY_SIZE])
-    overlays, method = _cached_overlays(run_dir, _model_signature(run_dir), backend, shown)
-    st.caption(f"{len(shown)} of {len(ranked)} matching images, the most confident mistakes first. Heat map: "
-               f"{method} of {_label(backend)} for the class it predicted (red = where it looked most).")
+    tiles, method = _cached_overlays(run_dir, _model_signature(run_dir), backend, shown)
+    heat_maps = st.toggle("Heat maps", value=True, key="mistakes_heat_maps")
+    st.caption(f"{len(shown)} of {len(ranked)} matching images, the most confident mistakes first. "
+               + (f"Heat map: {method} of {_label(backend)} for the class it predicted (red = where it looked most)."
+                  if heat_maps else "Heat maps off: the test images as the models saw them."))
+    if not heat_maps:
+        tiles = evaluation.images[list(shown)]
     for start in range(0, len(shown), GALLERY_COLUMNS):
         for column, position in zip(st.columns(GALLERY_COLUMNS), range(start, min(start + GALLERY_COLUMNS, len(shown))),
                                     strict=False):
-            column.image(overlays[position], width=TILE_WIDTH)
+            column.image(tiles[position], width=TILE_WIDTH)
             column.markdown(_tile_caption(evaluation, backend, shown[position]))
 
 
