@@ -41,22 +41,38 @@ def _result_frame(result: dict) -> pd.DataFrame:
 
 # Per back-end: the photo with its heat map, the label and the method.
 def _overlays(result: dict) -> None:
-    for column, (backend, values) in zip(st.columns(len(result)), result.items()):
+    for column, (backend, values) in zip(st.columns(len(result)), result.items(), strict=True):
         column.image(values["overlay"], caption=f"{BACKENDS[backend].label}: {values['label']} "
                      f"({max(values['p_cat'], values['p_dog']):.0%}) · {values['method']}")
 
 
+# Which run's models classify the photo (by default gapdemo.runs.choose_classifier_run's); says which and why.
+def _run_picker(runs_dir: str, candidates: list):
+    from gapdemo.runs import choose_classifier_run, describe_training_data, read_config
+
+    choice = choose_classifier_run(runs_dir)
+    run_ids = [summary.run_id for summary in candidates]
+    default = run_ids.index(choice[0].run_id) if choice and choice[0].run_id in run_ids else 0
+    summary = st.selectbox("Models of run", candidates, index=default, key="classify_run",
+                           format_func=lambda s: f"{s.run_id} · {s.dataset} · {s.state} · {', '.join(s.backends)}")
+    if choice and summary.run_id == choice[0].run_id:
+        st.caption(choice[1])
+    else:
+        st.caption(f"Using run {summary.run_id}, trained on {describe_training_data(read_config(summary.run_dir))}.")
+    return summary
+
+
 # The classify tab.
 def classify_panel(runs_dir: str) -> None:
-    from gapdemo.runs import read_json
+    from gapdemo.runs import read_config
 
     candidates = _runs_with_models(runs_dir)
     if not candidates:
-        st.info("Train a run first: the models of the newest run are used to classify a photo.")
+        st.info("Train a run first: the newest finished run trained on real photos (else the newest run) "
+                "classifies a photo.")
         return
-    summary = st.selectbox("Models of run", candidates, key="classify_run",
-                           format_func=lambda s: f"{s.run_id} · {s.state} · {', '.join(s.backends)}")
-    config = read_json(summary.run_dir / "config.json")
+    summary = _run_picker(runs_dir, candidates)
+    config = read_config(summary.run_dir)
     if config.get("data", {}).get("dataset") == "synthetic":
         st.info("These models learned from synthetic cartoon pets, so their answers on real photos mean little. "
                 "For real photos, train on Cats vs Dogs or on an image folder (sidebar → Data source).")

@@ -264,6 +264,45 @@ def resolve_run(run_id_or_dir: str | None, runs_dir="runs") -> Path:
     raise FileNotFoundError(f"no run {run_id_or_dir!r} (looked in {runs_dir})")
 
 
+REAL_PHOTO_DATASETS = ("folder", "cats_vs_dogs")  # sources of photographs; synthetic draws cartoons
+
+
+def choose_classifier_run(runs_dir) -> tuple[RunSummary, str] | None:
+    """The run a photo is classified with unless the user picks one, and one sentence saying which and why.
+
+    The newest finished run trained on real photos (a folder or Cats vs Dogs) when there is one: models
+    that only saw synthetic cartoons call a real cat "dog" as readily as "cat". Else the newest run with
+    saved models. None when no run has models.
+    """
+    with_models = [summary for summary in list_runs(runs_dir)
+                   if any(not path.name.startswith(".") for path in (summary.run_dir / "models").glob("*.keras"))]
+    if not with_models:
+        return None
+    real = [summary for summary in with_models
+            if summary.state == "finished" and summary.dataset in REAL_PHOTO_DATASETS]
+    chosen = (real or with_models)[0]
+    trained_on = describe_training_data(read_config(chosen.run_dir))
+    if real:
+        return chosen, f"Using run {chosen.run_id}, the newest finished run trained on real photos ({trained_on})."
+    return chosen, (f"Using run {chosen.run_id}, the newest run with models, trained on {trained_on}: no finished "
+                    "run was trained on real photos (a folder or Cats vs Dogs).")
+
+
+def describe_training_data(config: dict) -> str:
+    """What a run's models learned from, from its config.json: 'the folder /x/PetImages, 18,610 training images'."""
+    data = config.get("data", {})
+    dataset = data.get("dataset", "?")
+    train_count = config.get("dataset_info", {}).get("splits", {}).get("train")
+    count = f", {train_count:,} training images" if isinstance(train_count, int) else ""
+    if dataset == "folder":
+        return f"the folder {data.get('data_dir')}{count}"
+    if dataset == "cats_vs_dogs":
+        return f"Cats vs Dogs{count}"
+    if dataset == "synthetic":
+        return f"synthetic cartoon pets{count}"
+    return f"{dataset}{count}"
+
+
 def load_models(run_dir: Path) -> dict:
     """backend -> keras.Model from models/*.keras, in the run's back-end order."""
     import keras
