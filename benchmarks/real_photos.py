@@ -96,7 +96,7 @@ def child_main(settings: dict) -> None:
     from gapdemo.trainer import Trainer
 
     figures = {"import_seconds": time.perf_counter() - started}
-    events = TimingEvents()
+    events = timing_events()
 
     def timed_loader(data_config, batch_size, progress=None):
         load_started = time.perf_counter()
@@ -127,20 +127,18 @@ def child_main(settings: dict) -> None:
     print("RESULT " + json.dumps(figures))
 
 
-class TimingEvents:
-    """TrainingEvents that remember when the first batch ended and the last training rate."""
+def timing_events():
+    """gapdemo TrainingEvents that remember when the first batch ended and the last training rate."""
+    from gapdemo.events import TrainingEvents
 
-    start, first_batch, rate = 0.0, 0.0, 0.0
+    class TimingEvents(TrainingEvents):
+        start, first_batch, rate = 0.0, 0.0, 0.0
 
-    def __getattr__(self, name):  # every other hook is a no-op, as in gapdemo.events.TrainingEvents
-        return lambda *args, **kwargs: None
+        def on_batch(self, rows, progress) -> None:
+            self.first_batch = self.first_batch or time.perf_counter()
+            self.rate = progress.get("images_per_second") or self.rate
 
-    def should_stop(self) -> bool:
-        return False
-
-    def on_batch(self, rows, progress) -> None:
-        self.first_batch = self.first_batch or time.perf_counter()
-        self.rate = progress.get("images_per_second") or self.rate
+    return TimingEvents()
 
 
 def run_child(settings: dict) -> dict:
