@@ -101,7 +101,7 @@ def blind_model(size=32):
 
 def test_shift_consistency_of_keras_models():
     predictors = {"blind": evaluation.model_predictor(blind_model(), batch_size=16),
-                  "pixel": evaluation.model_predictor(one_pixel_model(), batch_size=16)}
+                  "pixel": evaluation.model_predictor(one_pixel_model(), batch_size=16, compiled=True)}
     consistency = evaluation.shift_consistency(predictors, random_images(), evaluation.CONSISTENCY_SHIFTS)
     assert consistency["blind"] == pytest.approx(np.ones(16))
     assert consistency["pixel"].max() < 1.0

@@ -43,7 +43,7 @@ def consistency_of(models: dict, evaluation) -> dict:
     """{backend: {shift: fraction}} on the run's test split (gapdemo.evaluation.shift_consistency)."""
     from gapdemo.evaluation import CONSISTENCY_SHIFTS, model_predictor, shift_consistency
 
-    predictors = {backend: model_predictor(model) for backend, model in models.items()}
+    predictors = {backend: model_predictor(model, compiled=True) for backend, model in models.items()}
     fractions = shift_consistency(predictors, evaluation.images, CONSISTENCY_SHIFTS)
     return {backend: {str(shift): round(float(value), 6) for shift, value in zip(CONSISTENCY_SHIFTS, values, strict=True)}
             for backend, values in fractions.items()}
