@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from dashboard.cache_widget import cache_widget
 from dashboard.common import DEFAULT_PNG_SCALE, PNG_SCALES
 from dashboard.visitor import page_is_served, visitor_id
 from gapdemo.config import (
@@ -127,6 +128,7 @@ def settings_sidebar(runs_dir: str) -> tuple[RunConfig, list[str]]:
         problems = validate_run_config(config, served=page_is_served())  # served: paths under the data roots
         for problem in problems:
             st.error(problem)
+        cache_widget(config.data, problems)
     return config, problems
 
 

@@ -355,3 +355,51 @@ def test_cache_root_order(monkeypatch, tmp_path):
     monkeypatch.setenv("GAPDEMO_CACHE_DIR", str(tmp_path / "env"))
     assert cache.cache_root() == tmp_path / "env"
     assert cache.cache_root(str(tmp_path / "given")) == tmp_path / "given"
+
+
+# --- the sidebar's cache widget -----------------------------------------------------------------
+
+
+def _cache_widget_page(folder_path, cache_path):
+    from dashboard.cache_widget import cache_widget
+    from gapdemo.config import DataConfig
+
+    cache_widget(DataConfig(dataset="folder", data_dir=folder_path, image_size=32, train_size=None,
+                            cache_dir=cache_path), [])
+
+
+@pytest.fixture
+def bound_to(request):
+    """Run the page as if started with --server.address request.param (AppTest runs in this process)."""
+    from streamlit import config
+
+    previous = config.get_option("server.address")
+    config.set_option("server.address", request.param)
+    yield request.param
+    config.set_option("server.address", previous)
+
+
+@pytest.mark.parametrize("bound_to", ["127.0.0.1"], indirect=True)
+def test_the_sidebar_says_whether_the_choice_is_cached_and_clears_it(pets, cache_dir, bound_to):
+    from streamlit.testing.v1 import AppTest
+
+    page = AppTest.from_function(_cache_widget_page, args=(str(pets.root), str(cache_dir)), default_timeout=60).run()
+    assert not page.exception and "not cached yet" in page.caption[0].value
+    assert page.button(key="clear_cache").disabled  # nothing to clear
+    load_splits(_config(pets.root, image_size=32))
+    page = AppTest.from_function(_cache_widget_page, args=(str(pets.root), str(cache_dir)), default_timeout=60).run()
+    assert "this choice is cached" in page.caption[0].value and str(cache_dir) in page.caption[0].value
+    page.button(key="clear_cache").click().run()
+    assert not page.exception and _entries(cache_dir) == []
+    assert page.session_state["notice"].startswith("Cleared the image cache")
+    assert "not cached yet" in page.caption[0].value
+
+
+@pytest.mark.parametrize("bound_to", ["0.0.0.0"], indirect=True)
+def test_served_to_others_the_widget_shows_no_path_and_no_clear_button(pets, cache_dir, bound_to):
+    from streamlit.testing.v1 import AppTest
+
+    load_splits(_config(pets.root, image_size=32))
+    page = AppTest.from_function(_cache_widget_page, args=(str(pets.root), str(cache_dir)), default_timeout=60).run()
+    assert not page.exception and "this choice is cached" in page.caption[0].value
+    assert str(cache_dir) not in page.caption[0].value and not page.button

@@ -1,0 +1,58 @@
+"""The sidebar's word on the image cache: is the current data choice cached, how big is the cache, Clear cache."""
+
+from __future__ import annotations
+
+import os
+
+import streamlit as st
+
+from dashboard.visitor import page_is_served
+from gapdemo.cache import cache_root
+from gapdemo.config import DataConfig
+
+STATUS_SECONDS = 10  # how long a status is reused: it scans the folder (a stat per file) or opens TFDS
+
+
+@st.cache_data(ttl=STATUS_SECONDS, show_spinner="Checking the image cache…")
+def _cache_status(dataset: str, data_dir: str | None, image_size: int, train_size: int | None, seed: int,
+                  cache_dir: str | None, cache_changed: int):
+    """cache_status for these settings; cache_changed (the cache folder's mtime) renews it when entries come or go."""
+    from gapdemo.data import cache_status
+
+    return cache_status(DataConfig(dataset=dataset, data_dir=data_dir, image_size=image_size,
+                                   train_size=train_size, seed=seed, cache_dir=cache_dir))
+
+
+def _modified_ns(folder) -> int:
+    try:
+        return os.stat(folder).st_mtime_ns  # an entry renamed in or removed changes it
+    except OSError:
+        return 0
+
+
+def _size_text(size: int) -> str:
+    return f"{size / 2**30:,.1f} GB" if size >= 2**30 else f"{size / 2**20:,.0f} MB"
+
+
+# Whether config's decoded images are cached and the cache's size, with a Clear cache button; draws only.
+def cache_widget(config: DataConfig, problems: list[str]) -> None:
+    if config.dataset == "synthetic" or problems:  # synthetic pets are drawn, not cached; a bad choice says why
+        return
+    status = _cache_status(config.dataset, config.data_dir, config.image_size, config.train_size, config.seed,
+                           config.cache_dir, _modified_ns(cache_root(config.cache_dir)))
+    served = page_is_served()  # served to others: no server paths shown, and no visitor clears the cache
+    where = "" if served else f" in {status.root}"
+    if status.cached:
+        st.caption(f"Image cache: this choice is cached ({_size_text(status.entry_bytes)}), so it opens in about "
+                   f"a second; the cache holds {_size_text(status.total_bytes)}{where}.")
+    else:
+        st.caption("Image cache: not cached yet; the first Start decodes every image once, later ones open in "
+                   f"about a second. The cache holds {_size_text(status.total_bytes)}{where}.")
+    if not served and st.button("Clear cache", key="clear_cache", disabled=status.total_bytes == 0,
+                                help="Delete every cached data set; runs in progress keep theirs until they end."):
+        from gapdemo.cache import clear_cache
+
+        freed = clear_cache(config.cache_dir)
+        _cache_status.clear()
+        st.session_state["notice"] = f"Cleared the image cache ({_size_text(freed)} freed)."
+        st.rerun()
