@@ -98,17 +98,48 @@ def append_csv_rows(path: Path, fields, rows) -> None:
 
 
 def save_model_atomic(model, path: Path) -> None:
+    """Save a Keras model through a hidden temp file + os.replace; a failed save (a full disk) leaves
+    the previous file whole and no temp file."""
     path = Path(path)
     temporary = path.with_name(f".{path.stem}.tmp.keras")  # Keras insists on the .keras suffix
-    model.save(temporary)
-    os.replace(temporary, path)
+    try:
+        model.save(temporary)
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+def save_models_atomic(models: dict, models_dir: Path) -> None:
+    """Save {backend: model} as models_dir/<backend>.keras, every back-end or none.
+
+    Each model is first saved whole under a hidden name; only when all are written are they renamed
+    into place (a rename takes no space), so a full disk mid-way leaves every back-end at the same,
+    previous epoch instead of a mix of epochs.
+    """
+    models_dir = Path(models_dir)
+    staged = {backend: models_dir / f".{backend}.staged.keras" for backend in models}
+    try:
+        for backend, model in models.items():
+            save_model_atomic(model, staged[backend])
+    except BaseException:
+        for path in staged.values():
+            path.unlink(missing_ok=True)
+        raise
+    for backend, path in staged.items():
+        os.replace(path, models_dir / f"{backend}.keras")
 
 
 def save_npz_atomic(path: Path, arrays: dict) -> None:
+    """np.savez_compressed through a hidden temp file + os.replace; a failed write leaves no temp file."""
     path = Path(path)
     temporary = path.with_name(f".{path.stem}.tmp.npz")
-    np.savez_compressed(temporary, **arrays)
-    os.replace(temporary, path)
+    try:
+        np.savez_compressed(temporary, **arrays)
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
 
 
 def process_token(pid: int | None = None) -> str | None:

@@ -29,7 +29,7 @@ class StreamingCallback(keras.callbacks.Callback):
     A call trains TrainConfig.steps_per_execution batches; Keras reports the last batch's index.
     """
 
-    def __init__(self, trainer: "Trainer"):
+    def __init__(self, trainer: Trainer):
         super().__init__()
         self.trainer = trainer
         self.epoch_index = 0
@@ -181,15 +181,18 @@ class Trainer:
         return float(logs.get(key, np.nan))
 
     def finish_epoch(self, epoch: int, train_logs: dict, validation: dict) -> None:
-        """Save models, probes and TensorBoard scalars, then publish the epoch (in that order)."""
+        """Save probes, TensorBoard scalars and models, then the metrics, then publish the epoch.
+
+        The models go last but one, all back-ends or none (runs.save_models_atomic): a save that fails
+        (a full disk) leaves every back-end's model of the previous epoch whole, matching metrics.csv.
+        """
         self.set_phase("saving", epoch, self.batches_per_epoch)
         rows = [{"backend": b, "epoch": epoch, "loss": self.logged(train_logs, b, "loss"),
                  "accuracy": self.logged(train_logs, b, "accuracy"), "val_loss": self.logged(validation, b, "loss"),
                  "val_accuracy": self.logged(validation, b, "accuracy")} for b in self.backends]
-        for backend, model in self.models.backend_models.items():
-            runs.save_model_atomic(model, self.run_dir / "models" / f"{backend}.keras")
         self.record_probes(epoch)
         self.write_tensorboard(epoch, rows)
+        runs.save_models_atomic(self.models.backend_models, self.run_dir / "models")
         runs.append_csv_rows(self.run_dir / "metrics.csv", runs.EPOCH_FIELDS, rows)
         self.write_status(epoch)
         self.events.on_epoch(rows, epoch)
@@ -270,13 +273,13 @@ def recalibrate_batch_norm(model, dataset, batch_count: int, forward=None) -> No
         for images, _ in dataset.take(batch_count):
             forward(images)
             seen += 1
-            for total, layer in zip(sums, layers):
+            for total, layer in zip(sums, layers, strict=True):
                 total[0] += np.asarray(layer.moving_mean)
                 total[1] += np.asarray(layer.moving_variance)
     finally:
-        for layer, momentum in zip(layers, momenta):
+        for layer, momentum in zip(layers, momenta, strict=True):
             layer.momentum = momentum
-    for (mean_total, variance_total), layer in zip(sums, layers):
+    for (mean_total, variance_total), layer in zip(sums, layers, strict=True):
         layer.moving_mean.assign(mean_total / max(seen, 1))
         layer.moving_variance.assign(variance_total / max(seen, 1))
 

@@ -1,0 +1,142 @@
+"""A full disk during a run: the run fails with one sentence, and the previous epoch's models stay whole."""
+
+import errno
+import hashlib
+import os
+import shutil
+import subprocess
+
+import keras
+import pytest
+from toy_data import toy_loader
+
+from gapdemo import runs
+from gapdemo.config import tiny_config
+from gapdemo.job import TrainingJob
+from gapdemo.trainer import Trainer
+
+FULL_DISK_SENTENCE = "The disk is full: the run stopped in epoch 2, and the models of epoch 1 are kept."
+
+
+def model_digests(run_dir) -> dict:
+    return {path.name: hashlib.sha256(path.read_bytes()).hexdigest()
+            for path in sorted((run_dir / "models").glob("*.keras")) if not path.name.startswith(".")}
+
+
+def hidden_files(run_dir) -> list:
+    return sorted(str(path.relative_to(run_dir)) for path in run_dir.rglob(".*"))
+
+
+@pytest.fixture
+def after_first_epoch(monkeypatch):
+    """Runs a function once epoch 1 is saved (in the training thread), keeping the models' digests then."""
+    seen = {}
+
+    def install(action):
+        original = Trainer.finish_epoch
+
+        def finish_epoch(trainer, epoch, *args, **kwargs):
+            original(trainer, epoch, *args, **kwargs)
+            if epoch == 1:
+                seen["digests"] = model_digests(trainer.run_dir)
+                action(trainer.run_dir)
+
+        monkeypatch.setattr(Trainer, "finish_epoch", finish_epoch)
+        return seen
+
+    return install
+
+
+def assert_epoch_one_models_kept(job, digests_after_epoch_one):
+    assert job.state == "failed"
+    assert job.snapshot().message == FULL_DISK_SENTENCE
+    assert model_digests(job.run_dir) == digests_after_epoch_one  # no half file in place of a good one
+    assert hidden_files(job.run_dir) == []  # no temp file left behind
+    models = runs.load_models(job.run_dir)
+    assert set(models) == {"fc", "gap"}
+    assert all(model.predict(keras.ops.zeros((1, 32, 32, 3)), verbose=0).shape == (1, 1) for model in models.values())
+    assert sorted(runs.read_epoch_metrics(job.run_dir).epoch.unique()) == [1]
+
+
+def test_model_write_failing_in_epoch_two(runs_dir, monkeypatch, after_first_epoch):
+    """The second back-end's model write runs out of space half-way: neither back-end moves to epoch 2."""
+    saves = []
+    original_save = keras.Model.save
+
+    def save(model, filepath, *args, **kwargs):
+        saves.append(str(filepath))
+        if len(saves) > 2 and len(saves) % 2 == 0:  # epoch 2 on: the second model of each epoch
+            with open(filepath, "wb") as handle:
+                handle.write(b"PK\x03\x04 half a zip")
+            raise OSError(errno.ENOSPC, "No space left on device", str(filepath))
+        return original_save(model, filepath, *args, **kwargs)
+
+    monkeypatch.setattr(keras.Model, "save", save)
+    seen = after_first_epoch(lambda run_dir: None)
+    config = tiny_config(str(runs_dir), ("fc", "gap"))
+    config.train.epochs = 3
+    job = TrainingJob(config, data_loader=toy_loader())
+    assert job.run() == "failed"
+    assert len(saves) == 4  # epoch 1: two models; epoch 2: the first, then the failing second
+    assert_epoch_one_models_kept(job, seen["digests"])
+    assert runs.read_status(job.run_dir)["state"] == "failed"
+    assert runs.read_status(job.run_dir)["epochs_completed"] == 1
+
+
+def test_single_model_save_leaves_the_old_file_and_no_temp(tmp_path, monkeypatch):
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    target = tmp_path / "gap.keras"
+    runs.save_model_atomic(model, target)
+    good = target.read_bytes()
+
+    def failing_save(model, filepath, *args, **kwargs):
+        with open(filepath, "wb") as handle:
+            handle.write(b"half")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(keras.Model, "save", failing_save)
+    with pytest.raises(OSError):
+        runs.save_model_atomic(model, target)
+    assert target.read_bytes() == good and [p.name for p in tmp_path.iterdir()] == ["gap.keras"]
+
+
+@pytest.fixture
+def small_file_system(tmp_path):
+    """A 16 MB tmpfs at tmp_path/disk (root only); skips where mounting is not allowed."""
+    mount_point = tmp_path / "disk"
+    mount_point.mkdir()
+    if shutil.which("mount") is None or os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mount_point)],
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {result.stderr.strip()}")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], check=False)
+
+
+def fill_leaving(free_bytes: int):
+    """After epoch 1, fill the file system so that only about free_bytes remain."""
+
+    def fill(run_dir):
+        stats = os.statvfs(run_dir)
+        to_fill = stats.f_bavail * stats.f_frsize - free_bytes
+        with open(run_dir.parent / "filler.bin", "wb") as handle:
+            handle.write(b"\0" * max(to_fill, 0))
+
+    return fill
+
+
+def test_real_full_disk_on_a_small_file_system(small_file_system, after_first_epoch):
+    """On a real tmpfs: room for epoch 2's metrics, probes and the FC model, not for GAP's as well."""
+    runs_dir = small_file_system / "runs"
+    runs_dir.mkdir()
+    # At 32x32 the FC model takes ~340 KB and GAP's ~175 KB: leave room for the first only.
+    seen = after_first_epoch(fill_leaving(420 * 1024))
+    config = tiny_config(str(runs_dir), ("fc", "gap"))
+    config.train.epochs = 3
+    job = TrainingJob(config, data_loader=toy_loader())
+    assert job.run() == "failed"
+    assert_epoch_one_models_kept(job, seen["digests"])
