@@ -1,13 +1,16 @@
 """Measuring the four claims over several seeds, saved as <runs_dir>/claims-<id>/claims.json.
 
 Per seed, run_claims trains one ordinary lockstep run (any data source) and one unseen-position
-run (synthetic pets, objects left at training, right at test) with TrainingJob, each a normal
-run directory under claims-<id>/runs/, then scores the saved models. Phases are cancellable:
-a stop request ends the current training run after the batches in flight and raises ClaimsStopped.
+run (synthetic pets, objects left at training, right at test). All seeds' runs train as trials on
+the sweep engine (Ray: this machine, or the cluster named by GAPDEMO_RAY_ADDRESS), each a normal
+run directory under claims-<id>/runs/; then the saved models are scored here. Phases are
+cancellable: a stop request ends the training runs after the batches in flight and raises
+ClaimsStopped.
 
 Layout of one claims directory:
     claims.json      the result: parameters, overfitting, localization, translation, verdicts
     runs/<run_id>/   every training run it made (config.json, metrics.csv, models/*.keras, ...)
+    tune/            Ray Tune's own record of the trials
 """
 
 from __future__ import annotations
@@ -21,7 +24,6 @@ from pathlib import Path
 from gapdemo import runs
 from gapdemo.claims import measures, summary
 from gapdemo.config import RunConfig
-from gapdemo.job import TrainingJob
 from gapdemo.validation import validate_run_config
 
 DEFAULT_SEEDS = 3
@@ -57,23 +59,16 @@ class _Plan:
     def show(self, phase: str, message: str, within: float = 0.0) -> None:
         self.progress(message, min((self.done + PHASE_WEIGHTS[phase] * within) / self.total, 1.0))
 
+    def advance(self, weight: float, within: float, message: str) -> None:
+        """Progress through a stretch of `weight` that spans several phases (training on Ray)."""
+        self.progress(message, min((self.done + weight * within) / self.total, 1.0))
+
     def finish(self, phase: str) -> None:
         self.done += PHASE_WEIGHTS[phase]
 
     def check_stop(self) -> None:
         if self.stop_event is not None and self.stop_event.is_set():
             raise ClaimsStopped("stopped by the user")
-
-
-class _KeepingLoader:
-    """A TrainingJob data_loader that keeps what it loaded, so the run's test images can be scored."""
-
-    def __init__(self, loader):
-        self.loader, self.data = loader, None
-
-    def __call__(self, data_config, batch_size, progress=None):
-        self.data = self.loader(data_config, batch_size, progress)
-        return self.data
 
 
 def seed_config(config: RunConfig, index: int, runs_dir: Path) -> RunConfig:
@@ -85,28 +80,67 @@ def seed_config(config: RunConfig, index: int, runs_dir: Path) -> RunConfig:
     return RunConfig.from_dict(values)
 
 
-def _train(config: RunConfig, loader, plan: _Plan, phase: str, title: str) -> Path:
-    """Train one run in a helper thread, reporting epochs; stop it when the user asks."""
-    job = TrainingJob(config, data_loader=loader)
-    thread = threading.Thread(target=job.run, name="gapdemo-claims-training", daemon=True)
-    thread.start()
-    while not job.wait(0.5):
-        if plan.stop_event is not None and plan.stop_event.is_set():
-            job.stop()
-            continue
-        progress = job.snapshot().progress
-        if progress.get("phase") == "loading data":
-            plan.show(phase, f"{title}: loading data")
-        elif "epoch" in progress:
-            batches = max(progress["batches_per_epoch"], 1)
-            within = ((progress["epoch"] - 1) * batches + progress["batch"]) / (progress["epochs"] * batches)
-            plan.show(phase, f"{title}: epoch {progress['epoch']}/{progress['epochs']}", within)
-    thread.join()
-    plan.check_stop()  # only now, so a stopped run has ended before ClaimsStopped leaves
-    if job.state != "finished":
-        raise ClaimsFailed(f"training run {job.run_dir} {job.state}: {job.snapshot().message}")
-    plan.finish(phase)
-    return job.run_dir
+def _training_specs(config: RunConfig, seeds: int, claims_dir: Path) -> list:
+    """Per seed, two trials: the chosen data, and synthetic pets confined to one half (unseen positions)."""
+    from gapdemo.sweep.engine import TrialSpec
+
+    specs = []
+    for index in range(seeds):
+        seeded = seed_config(config, index, claims_dir / "runs")
+        for kind, loader in (("chosen data", None), ("unseen positions", measures.unseen_position_loader)):
+            tags = {"claims": {"id": claims_dir.name, "seed": seeded.data.seed, "kind": kind}}
+            specs.append(TrialSpec(runs.new_run_id(), seeded.to_dict(), tags, loader))
+    return specs
+
+
+def _train_all(config: RunConfig, seeds: int, claims_dir: Path, plan: _Plan) -> list[Path]:
+    """Train every seed's two runs as trials on the sweep engine; their run folders, in spec order."""
+    from gapdemo.sweep import engine
+
+    specs = _training_specs(config, seeds, claims_dir)
+    weight = seeds * (PHASE_WEIGHTS["train"] + PHASE_WEIGHTS["train_unseen"])
+
+    def show(snapshot: dict) -> None:
+        fractions = [_trial_fraction(snapshot.get(spec.run_id, {})) for spec in specs]
+        states = [snapshot.get(spec.run_id, {}).get("state", "waiting") for spec in specs]
+        plan.advance(weight, sum(fractions) / len(specs),
+                     f"training {len(specs)} runs on Ray: {states.count('running')} running, "
+                     f"{states.count('finished')} finished{_epoch_text(snapshot)}")
+
+    plan.report("train", f"starting Ray for {len(specs)} training runs")
+    started_here = engine.connect(engine.resolve_address(None))
+    try:
+        outcome = engine.run_trials(specs, claims_dir / "runs", claims_dir / "tune",
+                                    stop_event=plan.stop_event, on_update=show)
+    finally:
+        if started_here:
+            import ray
+
+            ray.shutdown()
+    plan.check_stop()  # only now, so stopped trials have ended before ClaimsStopped leaves
+    for spec in specs:
+        entry = outcome.get(spec.run_id, {})
+        if entry.get("state") != "finished":
+            raise ClaimsFailed(f"training run {claims_dir / 'runs' / spec.run_id} {entry.get('state', 'lost')}: "
+                               f"{entry.get('message', '')}")
+    plan.done += weight
+    return [claims_dir / "runs" / spec.run_id for spec in specs]
+
+
+def _trial_fraction(entry: dict) -> float:
+    if entry.get("state") in ("finished", "failed", "stopped"):
+        return 1.0
+    progress = entry.get("progress") or {}
+    if "epoch" not in progress:
+        return 0.0
+    batches = max(progress.get("batches_per_epoch", 1), 1)
+    return ((progress["epoch"] - 1) * batches + progress.get("batch", 0)) / (progress["epochs"] * batches)
+
+
+def _epoch_text(snapshot: dict) -> str:
+    epochs = [(e["progress"]["epoch"], e["progress"]["epochs"]) for e in snapshot.values()
+              if "epoch" in (e.get("progress") or {}) and e.get("state") == "running"]
+    return f" (epoch {min(epochs)[0]}/{epochs[0][1]})" if epochs else ""
 
 
 def _evaluation_slice(data):
@@ -132,31 +166,35 @@ def _evaluate_lockstep(run_dir: Path, data, config: RunConfig, shifts: list[int]
     return {"overfitting": overfitting, "localization": localization, "shift_accuracy": shift_curves}
 
 
-def _measure_seed(config: RunConfig, index: int, seeds: int, claims_dir: Path, plan: _Plan, shifts) -> dict:
-    """Everything one seed contributes: step times, a lockstep run and an unseen-position run."""
-    from gapdemo.data import load_data
-
-    seeded = seed_config(config, index, claims_dir / "runs")
-    title = f"seed {index + 1}/{seeds}"
+def _time_steps(config: RunConfig, index: int, seeds: int, plan: _Plan) -> dict:
+    """Seconds per training step of each back-end, timed while nothing else trains."""
+    seed = config.data.seed + index
     step_seconds = {}
     for backend in config.model.backends:
-        plan.report("timing", f"{title}: timing one training step of {backend}")
+        plan.report("timing", f"seed {index + 1}/{seeds}: timing one training step of {backend}")
         step_seconds[backend] = measures.measure_step_seconds(
-            backend, config.data.image_size, config.train.batch_size, seeded.model.seed,
+            backend, config.data.image_size, config.train.batch_size, seed,
             config.model.dropout_rate, config.model.bn_momentum, config.train.learning_rate)
     plan.finish("timing")
-    loader = _KeepingLoader(load_data)
-    run_dir = _train(seeded, loader, plan, "train", f"{title}: training on {config.data.dataset}")
+    return step_seconds
+
+
+def _score_seed(config: RunConfig, index: int, seeds: int, run_dirs: tuple[Path, Path], plan: _Plan,
+                shifts) -> dict:
+    """One seed's measures from its two trained runs: the data are drawn again here, as the trial drew them."""
+    from gapdemo.data import load_data
+
+    seeded = seed_config(config, index, run_dirs[0].parent)
+    title = f"seed {index + 1}/{seeds}"
     plan.report("evaluate", f"{title}: scoring maps and shifted test images")
-    evaluated = _evaluate_lockstep(run_dir, loader.data, seeded, shifts)
+    evaluated = _evaluate_lockstep(run_dirs[0], load_data(seeded.data, seeded.train.batch_size), seeded, shifts)
     plan.finish("evaluate")
-    unseen_loader = _KeepingLoader(measures.unseen_position_loader)
-    unseen_dir = _train(seeded, unseen_loader, plan, "train_unseen", f"{title}: training on left-half objects")
     plan.report("evaluate_unseen", f"{title}: testing on right-half objects")
-    unseen = measures.unseen_position_measures(runs.load_models(unseen_dir), unseen_loader.data)
+    unseen_data = measures.unseen_position_loader(seeded.data, seeded.train.batch_size)
+    unseen = measures.unseen_position_measures(runs.load_models(run_dirs[1]), unseen_data)
     plan.finish("evaluate_unseen")
-    return {"seed": seeded.data.seed, "run_dir": str(run_dir), "unseen_run_dir": str(unseen_dir),
-            "step_seconds": step_seconds, **evaluated, "unseen": unseen}
+    return {"seed": seeded.data.seed, "run_dir": str(run_dirs[0]), "unseen_run_dir": str(run_dirs[1]), **evaluated,
+            "unseen": unseen}
 
 
 def check_arguments(config: RunConfig, seeds: int) -> None:
@@ -209,7 +247,10 @@ def run_claims(config: RunConfig, seeds: int = DEFAULT_SEEDS, progress: Progress
     (claims_dir / "runs").mkdir(parents=True)
     plan = _Plan(seeds, progress, stop_event)
     shifts = measures.usable_shifts(config.data.image_size)
-    per_seed = [_measure_seed(config, index, seeds, claims_dir, plan, shifts) for index in range(seeds)]
+    step_seconds = [_time_steps(config, index, seeds, plan) for index in range(seeds)]
+    run_dirs = _train_all(config, seeds, claims_dir, plan)
+    per_seed = [{**_score_seed(config, index, seeds, (run_dirs[2 * index], run_dirs[2 * index + 1]), plan, shifts),
+                 "step_seconds": step_seconds[index]} for index in range(seeds)]
     result = {"id": claims_dir.name, "claims_dir": str(claims_dir), "created": time.strftime("%Y-%m-%d %H:%M:%S"),
               "seconds": round(time.time() - started, 1), "seeds": seeds, "config": config.to_dict(),
               **summarize(config, per_seed, shifts), "per_seed": per_seed}

@@ -202,6 +202,7 @@ def run_trial(parameters: dict, specs: list[TrialSpec], collector, cpus: float) 
     spec = specs[parameters["trial"]]
     if not ray.get(collector.begin.remote(spec.run_id, ray.get_runtime_context().get_node_id())):
         collector.finish.remote(spec.run_id, "stopped", "Stopped before it started.")
+        tune.report({"state": "stopped", "epochs_completed": 0})  # a trial that reports nothing is announced on stdout
         return
     limit_threads(cpus)
     from gapdemo.job import STOPPED_MESSAGE, readable_error
