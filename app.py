@@ -14,6 +14,7 @@ from dashboard.insight_panel import insight_panel
 from dashboard.parameters_panel import parameters_panel
 from dashboard.runs_panel import runs_panel
 from dashboard.sidebar import run_controls, settings_sidebar
+from dashboard.sweeps_panel import sweeps_panel
 from dashboard.training_panel import training_panel
 
 INTRODUCTION = (
@@ -32,10 +33,10 @@ def main() -> None:
     manager = job_manager()
     config, problems = settings_sidebar(runs_dir())
     run_controls(manager, config, problems)
-    train_tab, maps_tab, parameters_tab, classify_tab, mistakes_tab, claims_tab, runs_tab = st.tabs(
+    train_tab, maps_tab, parameters_tab, classify_tab, mistakes_tab, claims_tab, sweeps_tab, runs_tab = st.tabs(
         [":material/show_chart: Training", ":material/grid_view: Feature maps", ":material/table_chart: Parameters",
          ":material/pets: Classify a photo", ":material/rule: Mistakes", ":material/fact_check: Claims",
-         ":material/history: Runs"])
+         ":material/stacked_line_chart: Sweeps", ":material/history: Runs"])
     with train_tab:
         training_panel(manager)
     with maps_tab:
@@ -48,6 +49,8 @@ def main() -> None:
         evaluation_panel(runs_dir())
     with claims_tab:
         claims_panel(runs_dir(), config)
+    with sweeps_tab:
+        sweeps_panel(runs_dir(), config, problems)
     with runs_tab:
         runs_panel(runs_dir())
 

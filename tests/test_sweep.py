@@ -214,3 +214,67 @@ def test_stopping_a_sweep_keeps_finished_trials_and_says_how_to_resume(two_node_
     for trial in result["trials"]:
         if trial["state"] == "finished":
             assert (runs_dir / trial["run_id"] / "models" / "gap.keras").exists()
+
+
+# ----- the page: a sweep folder with real (tiny) trained runs, and the launcher's child process -----
+@pytest.fixture(scope="module")
+def stored_sweep(tmp_path_factory):
+    """A finished 2 x 2 sweep on disk, its runs trained in this process by the real trainer."""
+    from gapdemo.sweep.grid import Trial
+    from gapdemo.trainer import Trainer
+
+    runs_dir = tmp_path_factory.mktemp("page_sweep") / "runs"
+    base = tiny_sweep_config(runs_dir)
+    grid = {"dropout_rate": [0.3, 0.6]}
+    trials = expand_trials(grid, 2)
+    sweep = store.create_or_resume(runs_dir, sweep_id_for(base, grid, 2), base, grid, 2, trials)
+    for stored in sweep["trials"]:
+        trial = Trial(stored["index"], stored["settings"], stored["seed"])
+        run_dir = runs_dir / stored["run_id"]
+        completed = Trainer(trial_config(base, trial, str(runs_dir)), run_dir).train()
+        runs.write_status(run_dir, "finished", "", completed, 1.0)
+    store.save(runs_dir, {**sweep, "state": "finished"})
+    return runs_dir, sweep["sweep_id"]
+
+
+def test_sweeps_tab_shows_trials_bands_and_summary(stored_sweep, monkeypatch):
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    runs_dir, sweep_id = stored_sweep
+    monkeypatch.setenv("GAPDEMO_RUNS_DIR", str(runs_dir))
+    st.cache_resource.clear()
+    app = AppTest.from_file("../app.py", default_timeout=120)
+    app.run()
+    assert not app.exception
+    shown = " ".join(element.value for element in app.markdown)
+    assert f"Sweep `{sweep_id}`: **finished** · 4/4 trials finished" in shown
+    tables = [element.value for element in app.dataframe]
+    (trials,) = [table for table in tables if "seed" in table.columns]
+    assert len(trials) == 4 and set(trials["state"]) == {"finished"}
+    assert {"fc val acc", "gap val acc"} <= set(trials.columns)
+    (summary,) = [table for table in tables if "val_accuracy_std" in table.columns]
+    assert len(summary) == 4 and set(summary["n"]) == {2}
+    charts = [chart for chart in app.get("plotly_chart") if f"sweep_bands_{sweep_id}" in str(chart.proto)]
+    assert len(charts) == 2  # one per back-end
+    assert not app.button(key="sweep_start").disabled and app.button(key="sweep_stop").disabled
+
+
+def test_the_launcher_runs_the_sweep_command_in_a_child_process(tmp_path):
+    from gapdemo.sweep.launcher import SweepLauncher
+    from gapdemo.sweep.run import sweep_result
+
+    runs_dir = tmp_path / "runs"
+    base = tiny_config(str(runs_dir), ("gap",))
+    launcher = SweepLauncher()
+    sweep_id = launcher.start(base, {"epochs": [1, 2]}, 1)
+    assert sweep_id == sweep_id_for(base, {"epochs": [1, 2]}, 1)
+    with pytest.raises(ValueError, match="already running"):
+        launcher.start(base, {"epochs": [1, 2]}, 1)
+    deadline = time.monotonic() + 300
+    while launcher.is_running() and time.monotonic() < deadline:
+        time.sleep(1)
+    assert not launcher.is_running() and launcher.failure() is None
+    result = sweep_result(runs_dir, sweep_id)
+    assert result["state"] == "finished"
+    assert sorted(t["epochs_completed"] for t in result["trials"]) == [1, 2]

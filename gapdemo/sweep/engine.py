@@ -205,7 +205,8 @@ def run_trial(parameters: dict, specs: list[TrialSpec], collector, cpus: float) 
         tune.report({"state": "stopped", "epochs_completed": 0})  # a trial that reports nothing is announced on stdout
         return
     limit_threads(cpus)
-    from gapdemo.job import STOPPED_MESSAGE, readable_error
+    from gapdemo.failures import readable_error
+    from gapdemo.job import STOPPED_MESSAGE
     from gapdemo.trainer import Trainer
 
     work_dir = Path(tempfile.mkdtemp(prefix="gapdemo-trial-"))
