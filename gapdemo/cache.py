@@ -11,7 +11,7 @@ Layout of the cache root (cache_root()):
         meta.json                   format, key, variant, class names, counts, skipped files
         <split>_images.npy          uint8 (N, S, S, 3) for split in train, validation, test
         <split>_labels.npy          int64 (N,)
-    .partial-<key>-<pid>-<ticks>/   an entry being written, renamed into place once complete
+    .partial-<key>-<pid>@<start>/   an entry being written, renamed into place once complete
 
 An entry is written into a .partial- folder and renamed into place once every file is written and
 fsync'd, so a load killed half-way leaves no entry behind. Entries are removed, never rewritten
@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gapdemo.runs import process_token
+from gapdemo.runs import token_is_alive
 from gapdemo.splits import SPLITS, DecodedSource, Split
 
 CACHE_FORMAT = 1  # bump when the layout or the decoding changes: older entries then stop matching
@@ -128,10 +128,20 @@ def list_entries(root: Path) -> list[Path]:
 def remove_abandoned_partials(root: Path) -> None:
     """Remove .partial- folders whose writing process is gone (killed mid-load)."""
     for path in Path(root).glob(f"{PARTIAL_PREFIX}*"):
-        pid_and_ticks = path.name.rsplit("-", 2)[-2:]
-        if len(pid_and_ticks) == 2 and pid_and_ticks[0].isdigit():
-            if process_token(int(pid_and_ticks[0])) != ":".join(pid_and_ticks):
-                remove_tree(path)
+        token = _writer_token(path.name)
+        if token is not None and not token_is_alive(token):
+            remove_tree(path)
+
+
+def _writer_token(partial_name: str) -> str | None:
+    """The writer's process token from '.partial-<key>-<pid>@<start>' (or '-<pid>-<ticks>', written
+    before psutil); None when the name holds none, so a folder of unknown origin is left alone."""
+    parts = partial_name.rsplit("-", 2)
+    if "@" in parts[-1]:
+        return parts[-1]
+    if len(parts) == 3 and parts[-2].isdigit() and parts[-1].isdigit():
+        return f"{parts[-2]}:{parts[-1]}"
+    return None
 
 
 def remove_stale_variants(root: Path, variant: str, keep: Path) -> None:

@@ -14,7 +14,13 @@ CHROMIUM_ARGS = [
 
 
 def pytest_collection_modifyitems(config, items):
-    """Browser tests skip without Chromium, but fail under GAPDEMO_REQUIRE_BROWSER=1 (CI)."""
+    """Browser tests skip without Chromium, but fail under GAPDEMO_REQUIRE_BROWSER=1 (CI); POSIX tests skip on Windows."""
+    if os.name != "posix":
+        skip_posix = pytest.mark.skip(reason="sends POSIX signals (SIGKILL, SIGTERM) or relies on zombie processes, "
+                                             "which Windows does not have")
+        for item in items:
+            if "posix" in item.keywords:
+                item.add_marker(skip_posix)
     if os.path.exists(CHROMIUM_PATH) or os.environ.get("GAPDEMO_REQUIRE_BROWSER") == "1":
         return
     skip = pytest.mark.skip(reason=f"no Chromium at {CHROMIUM_PATH} (set GAPDEMO_REQUIRE_BROWSER=1 to fail instead)")

@@ -1,0 +1,161 @@
+"""The run folder: live and dead writers on every platform, the history's order, half-written CSV lines."""
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from gapdemo import runs
+from gapdemo.cli import main
+from gapdemo.config import tiny_config
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+# Another process writing a run: its status names itself, then it lives on as a trainer would.
+WRITER = """
+import sys, time
+from pathlib import Path
+from gapdemo import runs
+runs.write_status(Path(sys.argv[1]), "running", epochs_completed=1)
+print("written", flush=True)
+time.sleep(300)
+"""
+
+
+def make_run(runs_dir, run_id, state=None, message="", epochs_completed=0, models=False) -> Path:
+    """A run folder written by hand: config.json, and status.json (this process as its writer) when state is given."""
+    run_dir = Path(runs_dir) / run_id
+    run_dir.mkdir(parents=True)
+    runs.write_json_atomic(run_dir / "config.json", tiny_config(str(runs_dir)).to_dict())
+    if state is not None:
+        runs.write_status(run_dir, state, message, epochs_completed)
+    if models:
+        (run_dir / "models").mkdir()
+        (run_dir / "models" / "gap.keras").write_bytes(b"a model")
+    return run_dir
+
+
+@pytest.fixture
+def writer(runs_dir):
+    """(run folder, process) of a run that another live Python process is writing."""
+    run_dir = make_run(runs_dir, "20260101-000000-aaaa")
+    process = subprocess.Popen([sys.executable, "-c", WRITER, str(run_dir)], cwd=REPO_ROOT,
+                               stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout.readline().strip() == "written"
+        yield run_dir, process
+    finally:
+        process.kill()
+        process.wait(30)
+
+
+def test_a_run_written_by_another_live_process_is_running_until_that_process_dies(writer, runs_dir):
+    run_dir, process = writer
+    assert runs.read_json(run_dir / "status.json")["process"].startswith(f"{process.pid}@")
+    (summary,) = runs.list_runs(runs_dir)
+    assert summary.state == "running" and summary.message == ""
+    process.kill()
+    process.wait(30)
+    (summary,) = runs.list_runs(runs_dir)
+    assert summary.state == "interrupted" and "ended before it finished" in summary.message
+    assert summary.epochs_completed == 1
+
+
+@pytest.mark.posix
+def test_a_killed_writer_not_yet_reaped_is_dead(writer, runs_dir):
+    """A killed child stays a zombie until its parent waits for it; it writes nothing more."""
+    run_dir, process = writer
+    process.kill()
+    deadline = time.monotonic() + 30
+    while psutil.Process(process.pid).status() != psutil.STATUS_ZOMBIE:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert runs.read_status(run_dir)["state"] == "interrupted"
+
+
+def test_a_run_of_this_process_is_running_without_reading_proc(runs_dir, monkeypatch):
+    """macOS and Windows have no /proc: the writer check must not need it."""
+    real_open = open
+
+    def open_without_proc(path, *args, **kwargs):
+        if str(path).startswith("/proc"):
+            raise FileNotFoundError(path)
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(runs, "open", open_without_proc, raising=False)  # runs' own reads only, not psutil's
+    make_run(runs_dir, "20260101-000000-bbbb", "running")
+    assert runs.process_token() is not None
+    assert [summary.state for summary in runs.list_runs(runs_dir)] == ["running"]
+
+
+def test_a_reused_pid_is_caught_by_its_start_time(runs_dir):
+    started = psutil.Process().create_time()
+    pid = os.getpid()
+    assert runs.token_is_alive(f"{pid}@{started:.2f}")
+    assert runs.token_is_alive(f"{pid}@{started + 0.5:.2f}")  # two readings of the same start time
+    assert not runs.token_is_alive(f"{pid}@{started - 600:.2f}")  # the writer started 10 minutes earlier
+    run_dir = make_run(runs_dir, "20260101-000000-cccc", "running")
+    status = runs.read_json(run_dir / "status.json")
+    runs.write_json_atomic(run_dir / "status.json", {**status, "process": f"{pid}@{started - 600:.2f}"})
+    assert runs.read_status(run_dir)["state"] == "interrupted"
+
+
+@pytest.mark.parametrize("token", [None, "", "garbage", "12@", "@12.5", "x@1.0", "-1@5.0", "99999999@1.0", 42])
+def test_malformed_or_missing_tokens_are_dead_writers(token):
+    assert runs.writer_is_alive({"process": token}) is False
+
+
+@pytest.mark.skipif(not os.path.exists(f"/proc/{os.getpid()}/stat"), reason="tokens before psutil came from /proc")
+def test_a_token_written_before_psutil_is_checked_where_proc_exists(monkeypatch, tmp_path):
+    with open(f"/proc/{os.getpid()}/stat") as handle:
+        ticks = handle.read().rsplit(")", 1)[1].split()[19]
+    assert runs.token_is_alive(f"{os.getpid()}:{ticks}")
+    assert not runs.token_is_alive(f"{os.getpid()}:{int(ticks) + 1}")  # a reused pid
+    monkeypatch.setattr(runs, "PROC_ROOT", str(tmp_path / "no-proc"))  # macOS, Windows
+    assert not runs.token_is_alive(f"{os.getpid()}:{ticks}")
+
+
+def test_finished_failed_and_stopped_runs_keep_their_state_whoever_wrote_them(runs_dir):
+    for index, state in enumerate(("finished", "failed", "stopped")):
+        run_dir = make_run(runs_dir, f"20260101-00000{index}-dddd", state, message=f"{state} message")
+        status = runs.read_json(run_dir / "status.json")
+        runs.write_json_atomic(run_dir / "status.json", {**status, "process": "1@1.00"})  # long gone
+    assert sorted(summary.state for summary in runs.list_runs(runs_dir)) == ["failed", "finished", "stopped"]
+
+
+def test_history_lists_the_newest_run_first(runs_dir):
+    for run_id in ("20260102-090000-0001", "20251231-235959-ffff", "20260102-100000-0000", "20260101-120000-abcd"):
+        make_run(runs_dir, run_id, "finished")
+    (runs_dir / "not-a-run").mkdir()  # no config.json: left out
+    assert [summary.run_id for summary in runs.list_runs(runs_dir)] == [
+        "20260102-100000-0000", "20260102-090000-0001", "20260101-120000-abcd", "20251231-235959-ffff"]
+
+
+def test_a_run_without_models_is_never_the_default_run(runs_dir):
+    older = make_run(runs_dir, "20260101-000000-0001", "finished", models=True)
+    make_run(runs_dir, "20260102-000000-0002", "running")  # newer, but no models saved yet
+    assert runs.resolve_run(None, runs_dir) == older
+    newest = make_run(runs_dir, "20260103-000000-0003", "stopped", models=True)
+    assert runs.resolve_run(None, runs_dir) == newest
+    with pytest.raises(FileNotFoundError, match="train one first"):
+        runs.resolve_run(None, runs_dir / "empty")
+
+
+def test_runs_command_explains_failed_and_interrupted_runs(runs_dir, capsys):
+    make_run(runs_dir, "20260101-000000-0001", "failed", message="The folder /x does not exist.")
+    interrupted = make_run(runs_dir, "20260101-000000-0002", "running", epochs_completed=1)
+    status = runs.read_json(interrupted / "status.json")
+    runs.write_json_atomic(interrupted / "status.json", {**status, "process": "1@1.00"})
+    make_run(runs_dir, "20260101-000000-0003", "finished")
+    assert main(["runs", "--runs-dir", str(runs_dir)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines if line.startswith("2026")] == [
+        "20260101-000000-0003", "20260101-000000-0002", "20260101-000000-0001"]
+    failed_line = next(i for i, line in enumerate(lines) if line.startswith("20260101-000000-0001"))
+    assert "failed" in lines[failed_line] and lines[failed_line + 1].strip() == "The folder /x does not exist."
+    interrupted_line = next(i for i, line in enumerate(lines) if line.startswith("20260101-000000-0002"))
+    assert "interrupted" in lines[interrupted_line] and "1/1" in lines[interrupted_line]
+    assert "ended before it finished" in lines[interrupted_line + 1]
