@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import datetime
+import io
 import json
 import os
 import secrets
@@ -272,10 +273,17 @@ def read_batch_metrics(run_dir: Path):
 def _read_csv(path: Path, fields):
     import pandas as pd
 
-    if not path.exists() or path.stat().st_size == 0:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        data = b""
+    # Every row is written with its line break. A process killed mid-append (or a reader that comes
+    # while a row is being written) leaves a last line without one, which may even parse, with a
+    # wrong number ("0.75" cut to "0."): keep only what ends with a line break.
+    data = data[:data.rfind(b"\n") + 1]
+    frame = pd.read_csv(io.BytesIO(data), on_bad_lines="skip") if data.strip() else None
+    if frame is None or not set(fields) <= set(frame.columns):  # nothing yet, or only part of the header
         return pd.DataFrame(columns=list(fields))
-    # A process killed mid-append can leave a half-written last line: skip it, keep the rest.
-    frame = pd.read_csv(path, on_bad_lines="skip")
     return frame.dropna().reset_index(drop=True)
 
 

@@ -144,6 +144,33 @@ def test_a_run_without_models_is_never_the_default_run(runs_dir):
         runs.resolve_run(None, runs_dir / "empty")
 
 
+def write_metrics(run_dir, epochs):
+    rows = [{"backend": backend, "epoch": epoch, "loss": 0.5, "accuracy": 0.75, "val_loss": 0.61,
+             "val_accuracy": 0.7} for epoch in range(1, epochs + 1) for backend in ("fc", "gap")]
+    runs.append_csv_rows(run_dir / "metrics.csv", runs.EPOCH_FIELDS, rows)
+    return (run_dir / "metrics.csv").read_bytes()
+
+
+def test_every_cut_of_a_half_written_last_line_reads_as_the_complete_rows(tmp_path):
+    """A kill mid-append stops anywhere in the last row: the reader keeps exactly the rows before it."""
+    data = write_metrics(tmp_path, 2)
+    last_line = data.rstrip(b"\r\n").rfind(b"\n") + 1
+    for cut in range(last_line, len(data)):  # from nothing of the last row to all of it but the line break
+        (tmp_path / "metrics.csv").write_bytes(data[:cut])
+        frame = runs.read_epoch_metrics(tmp_path)
+        assert len(frame) == 3, data[last_line:cut]
+        assert frame.val_accuracy.tolist() == [0.7] * 3 and frame.val_accuracy.dtype.kind == "f"
+    (tmp_path / "metrics.csv").write_bytes(data)
+    assert len(runs.read_epoch_metrics(tmp_path)) == 4
+
+
+@pytest.mark.parametrize("content", [b"", b"backend,epo", b"backend,epoch,loss,accuracy,val_loss,val_accuracy\r\n"])
+def test_a_csv_killed_before_its_first_row_is_empty_with_its_columns(tmp_path, content):
+    (tmp_path / "metrics.csv").write_bytes(content)
+    frame = runs.read_epoch_metrics(tmp_path)
+    assert frame.empty and list(frame.columns) == list(runs.EPOCH_FIELDS)
+
+
 def test_runs_command_explains_failed_and_interrupted_runs(runs_dir, capsys):
     make_run(runs_dir, "20260101-000000-0001", "failed", message="The folder /x does not exist.")
     interrupted = make_run(runs_dir, "20260101-000000-0002", "running", epochs_completed=1)
