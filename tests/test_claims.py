@@ -54,6 +54,44 @@ def test_command_writes_every_claim_with_spread_and_verdicts(claims_result):
         assert claim_figure(result, claim).data and not claim_frame(result, claim).empty
 
 
+def test_translation_has_shift_consistency_per_backend_with_spread(claims_result):
+    _, result = claims_result
+    consistency = result["translation"]["consistency"]
+    assert set(consistency) == {"fc", "gap"} and list(consistency["gap"]) == [str(shift) for shift in range(1, 17)]
+    for by_shift in consistency.values():
+        assert all(values["count"] == 2 and 0.0 <= values["min"] <= values["mean"] <= values["max"] <= 1.0
+                   for values in by_shift.values())
+    assert result["translation"]["backends"]["gap"]["consistency_stride_gain"]["count"] == 2
+    assert "share of predictions unchanged by a 1 px shift" in result["verdicts"]["translation"]
+    figure = claim_figure(result, "translation")
+    drawn = [trace for trace in figure.data if (trace.meta or {}).get("measure") == "consistency"]
+    assert len(drawn) == 4 and {trace.xaxis for trace in drawn} == {"x3"}  # line + band per back-end
+    frame = claim_frame(result, "translation")
+    assert (frame.test == "consistency, shift 8 px").sum() == 2 and "consistency_mean" in frame
+
+
+def consistency_curve(bump):
+    """A steady decline from 0.99 at 1 px, plus bump at 8 px."""
+    return [0.99 - 0.005 * (shift - 1) + (bump if shift == 8 else 0.0) for shift in range(1, 17)]
+
+
+@pytest.mark.parametrize("bumps, words", [
+    ((0.02, 0.03), "higher in every seed for GAP: the period-8 pattern"),
+    ((0.02, -0.01), "not higher in every seed, so no clear period-8 pattern"),
+    ((0.02,), "1 seed, so no spread was measured"),
+])
+def test_consistency_verdict_reads_the_stride_bump_from_the_numbers(bumps, words):
+    per_seed = [{"gap": consistency_curve(bump), "fc": consistency_curve(0.0)} for bump in bumps]
+    shift_per_seed = [{"gap": [0.9, 0.8], "fc": [0.9, 0.7]} for _ in bumps]
+    translation = summary.summarize_translation([0, 8], shift_per_seed, [{} for _ in bumps], per_seed)
+    assert translation["backends"]["gap"]["consistency_stride_gain"]["mean"] == pytest.approx(np.mean(bumps))
+    assert translation["backends"]["fc"]["consistency_stride_gain"]["mean"] == pytest.approx(0.0, abs=1e-12)
+    assert translation["consistency"]["gap"]["16"]["mean"] == pytest.approx(0.915)
+    sentence = summary.translation_verdict(translation, ("gap", "fc"))
+    assert words in sentence and "share of predictions unchanged by a 1 px shift is 99.0%" in sentence
+    assert "After 16 px: 91.5% vs 91.5%" in sentence
+
+
 def test_command_refuses_bad_arguments_with_one_line(tmp_path):
     finished = subprocess.run([sys.executable, "-m", "gapdemo", "claims", "--seeds", "0", "--runs-dir", str(tmp_path)],
                               capture_output=True, text=True, timeout=120)

@@ -111,11 +111,31 @@ def localization_figure(result: dict) -> go.Figure:
     return _style(figure, "localization", title, result)
 
 
+def _consistency_traces(figure: go.Figure, consistency: dict, column: int) -> None:
+    """Share of predictions unchanged vs shift (1-16 px), dotted lines at every full stride (8 px)."""
+    from gapdemo.claims.summary import HEAD_STRIDE
+
+    for backend, by_shift in consistency.items():
+        shifts = [int(shift) for shift in by_shift]
+        for trace in _band_traces(shifts, list(by_shift.values()), backend, backend_label(backend)):
+            trace.showlegend = False  # the accuracy panel's legend already names the back-ends
+            trace.meta = {**trace.meta, "measure": "consistency"}
+            figure.add_trace(trace, row=1, col=column)
+    largest = max((int(shift) for by_shift in consistency.values() for shift in by_shift), default=0)
+    for stride in range(HEAD_STRIDE, largest + 1, HEAD_STRIDE):
+        figure.add_vline(x=stride, line={"dash": "dot", "color": "#999999", "width": 1}, row=1, col=column)
+    figure.update_xaxes(title_text=f"shift (pixels; dotted: every {HEAD_STRIDE} px, the head's stride)",
+                        dtick=2, row=1, col=column)
+    figure.update_yaxes(tickformat=".0%", title_text="predictions unchanged", row=1, col=column)
+
+
 def translation_figure(result: dict) -> go.Figure:
-    """Accuracy vs shift (left) and seen vs unseen object positions (right), per back-end."""
+    """Accuracy vs shift, seen vs unseen object positions and, when measured, shift consistency, per back-end."""
     translation = result["translation"]
-    figure = make_subplots(rows=1, cols=2, subplot_titles=(
-        "Test accuracy, images shifted left/right", "Trained on left-half objects"))
+    titles = ["Test accuracy, images shifted left/right", "Trained on left-half objects"]
+    if "consistency" in translation:
+        titles.append("Shift consistency: same answer after the shift")
+    figure = make_subplots(rows=1, cols=len(titles), subplot_titles=titles)
     for backend, values in translation["backends"].items():
         shifts = [row["shift"] for row in values["shift_accuracy"]]
         for trace in _band_traces(shifts, [row["accuracy"] for row in values["shift_accuracy"]], backend,
@@ -131,7 +151,10 @@ def translation_figure(result: dict) -> go.Figure:
     figure.add_hline(**chance, annotation_text="chance", annotation_position="bottom right", row=1, col=1)
     figure.add_hline(**chance, row=1, col=2)
     figure.update_xaxes(title_text="shift (pixels)", row=1, col=1)
-    figure.update_yaxes(tickformat=".0%", range=[0, 1.05], title_text="test accuracy")
+    for column in (1, 2):
+        figure.update_yaxes(tickformat=".0%", range=[0, 1.05], title_text="test accuracy", row=1, col=column)
+    if "consistency" in translation:
+        _consistency_traces(figure, translation["consistency"], column=3)
     figure.update_layout(barmode="group")
     return _style(figure, "translation", "robustness to translation", result)
 
@@ -170,4 +193,6 @@ def claim_frame(result: dict, claim: str) -> pd.DataFrame:
                      for row in values["shift_accuracy"]]
             rows += [{**base, "test": name, **_spread_columns("accuracy", values["unseen"][key])}
                      for name, key in (("left half (held out)", "left_accuracy"), ("right half (unseen)", "right_accuracy"))]
+            rows += [{**base, "test": f"consistency, shift {shift} px", **_spread_columns("consistency", values)}
+                     for shift, values in section.get("consistency", {}).get(backend, {}).items()]
     return pd.DataFrame(rows)

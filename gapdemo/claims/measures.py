@@ -182,6 +182,19 @@ def shift_accuracy(predict: Predict, images_uint8, labels, shifts) -> list[float
     return curve
 
 
+def consistency_measures(models: dict, images_uint8) -> dict[str, list[float]]:
+    """{backend: share of predictions unchanged by each shift of gapdemo.evaluation.CONSISTENCY_SHIFTS}.
+
+    Shift consistency as gapdemo.evaluation defines it (Zhang 2019): the image against itself moved
+    1-16 px left or right, borders reflected like shift_accuracy's.
+    """
+    from gapdemo.evaluation import CONSISTENCY_SHIFTS, model_predictor, shift_consistency
+
+    predictors = {backend: model_predictor(model, compiled=True) for backend, model in models.items()}
+    fractions = shift_consistency(predictors, images_uint8, CONSISTENCY_SHIFTS)
+    return {backend: [float(value) for value in values] for backend, values in fractions.items()}
+
+
 # --- claim 4b: unseen positions ----------------------------------------------------------------
 
 

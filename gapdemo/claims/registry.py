@@ -39,8 +39,11 @@ CLAIMS: dict[str, Claim] = {claim.key: claim for claim in (
           "the box's share of the image (dashed line)."),
     Claim("translation", 4, "More robust to translation",
           "Left: test accuracy when every test image is moved left or right by 0–24 pixels (borders "
-          "reflected). Right: trained on synthetic pets whose objects all sit in the left half, then "
-          "tested on held-out left-half objects and on right-half objects it never saw there."),
+          "reflected). Middle: trained on synthetic pets whose objects all sit in the left half, then "
+          "tested on held-out left-half objects and on right-half objects it never saw there. Right: shift "
+          "consistency (Zhang 2019), the share of test images whose predicted class stays the same when the "
+          "image moves 1–16 pixels left or right; a network that pools in steps of 8 pixels may hold its "
+          "answers better at 8 and 16 than in between."),
 )}
 
 

@@ -29,7 +29,7 @@ from gapdemo.validation import validate_run_config
 DEFAULT_SEEDS = 3
 MAX_SEEDS = 10
 # Relative cost of each phase, for the progress fraction: training dominates.
-PHASE_WEIGHTS = {"timing": 0.3, "train": 4.0, "evaluate": 0.6, "train_unseen": 4.0, "evaluate_unseen": 0.2}
+PHASE_WEIGHTS = {"timing": 0.3, "train": 4.0, "evaluate": 1.5, "train_unseen": 4.0, "evaluate_unseen": 0.2}
 
 Progress = Callable[[str, float], None]
 
@@ -163,7 +163,8 @@ def _evaluate_lockstep(run_dir: Path, data, config: RunConfig, shifts: list[int]
     shift_curves = {b: measures.shift_accuracy(measures.model_predictor(m), images, labels, shifts)
                     for b, m in models.items()}
     overfitting = measures.overfitting_measures(runs.read_epoch_metrics(run_dir))
-    return {"overfitting": overfitting, "localization": localization, "shift_accuracy": shift_curves}
+    return {"overfitting": overfitting, "localization": localization, "shift_accuracy": shift_curves,
+            "consistency": measures.consistency_measures(models, images)}
 
 
 def _time_steps(config: RunConfig, index: int, seeds: int, plan: _Plan) -> dict:
@@ -186,7 +187,7 @@ def _score_seed(config: RunConfig, index: int, seeds: int, run_dirs: tuple[Path,
 
     seeded = seed_config(config, index, run_dirs[0].parent)
     title = f"seed {index + 1}/{seeds}"
-    plan.report("evaluate", f"{title}: scoring maps and shifted test images")
+    plan.report("evaluate", f"{title}: scoring maps, shifted test images and shift consistency")
     evaluated = _evaluate_lockstep(run_dirs[0], load_data(seeded.data, seeded.train.batch_size), seeded, shifts)
     plan.finish("evaluate")
     plan.report("evaluate_unseen", f"{title}: testing on right-half objects")
@@ -221,7 +222,8 @@ def summarize(config: RunConfig, per_seed: list[dict], shifts: list[int]) -> dic
         "overfitting": summary.summarize_overfitting([seed["overfitting"] for seed in per_seed]),
         "localization": summary.summarize_localization([seed["localization"] for seed in per_seed]),
         "translation": summary.summarize_translation(shifts, [seed["shift_accuracy"] for seed in per_seed],
-                                                     [seed["unseen"] for seed in per_seed]),
+                                                     [seed["unseen"] for seed in per_seed],
+                                                     [seed["consistency"] for seed in per_seed]),
     }
     result["verdicts"] = summary.verdicts(result)
     return result

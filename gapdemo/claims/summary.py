@@ -12,7 +12,9 @@ import math
 import numpy as np
 
 from gapdemo.claims.registry import CLAIMS
-from gapdemo.models import BACKENDS
+from gapdemo.models import BACKENDS, HEAD_FILTERS
+
+HEAD_STRIDE = 2 ** len(HEAD_FILTERS)  # each conv block ends in a 2x2 max pool: 8 px per feature-map cell
 
 
 def spread(values) -> dict:
@@ -126,8 +128,37 @@ def summarize_localization(per_seed: list[dict]) -> dict:
             "backends": backends}
 
 
-def summarize_translation(shifts: list[int], shift_per_seed: list[dict], unseen_per_seed: list[dict]) -> dict:
-    """Accuracy per shift, the drop at the largest shift, and the unseen-position drop, per back-end."""
+def stride_gain(consistency_by_shift: dict[int, float], stride: int = HEAD_STRIDE) -> float | None:
+    """Consistency at one full stride minus the mean of its two neighbours (stride - 1, stride + 1).
+
+    The neighbours' mean cancels a steady decline with the shift, so what is left is the
+    stride's own bump: > 0 when moving by a whole feature-map cell flips fewer predictions.
+    None when a neighbour was not measured.
+    """
+    if not {stride - 1, stride, stride + 1} <= set(consistency_by_shift):
+        return None
+    return consistency_by_shift[stride] - (consistency_by_shift[stride - 1] + consistency_by_shift[stride + 1]) / 2
+
+
+def summarize_consistency(consistency_per_seed: list[dict]) -> tuple[dict, dict]:
+    """({backend: {shift (str): spread}}, {backend: spread of stride_gain}) from per-seed curves.
+
+    Each seed gives {backend: [fraction per shift of gapdemo.evaluation.CONSISTENCY_SHIFTS]}.
+    """
+    from gapdemo.evaluation import CONSISTENCY_SHIFTS
+
+    curves, gains = {}, {}
+    for backend in consistency_per_seed[0]:
+        per_seed = [dict(zip(CONSISTENCY_SHIFTS, seed[backend], strict=True)) for seed in consistency_per_seed]
+        curves[backend] = {str(shift): spread([values[shift] for values in per_seed]) for shift in CONSISTENCY_SHIFTS}
+        gains[backend] = spread([stride_gain(values) for values in per_seed])
+    return curves, gains
+
+
+def summarize_translation(shifts: list[int], shift_per_seed: list[dict], unseen_per_seed: list[dict],
+                          consistency_per_seed: list[dict] | None = None) -> dict:
+    """Accuracy per shift, the drop at the largest shift, the unseen-position drop and, when measured,
+    shift consistency (per back-end: shift -> spread of the share of predictions unchanged)."""
     backends = {}
     for backend in shift_per_seed[0]:
         curves = [seed[backend] for seed in shift_per_seed]
@@ -139,7 +170,12 @@ def summarize_translation(shifts: list[int], shift_per_seed: list[dict], unseen_
             "unseen": {name: spread([values[name] for values in unseen])
                        for name in ("left_accuracy", "right_accuracy", "drop")},
         }
-    return {"shifts": list(shifts), "backends": backends}
+    translation = {"shifts": list(shifts), "backends": backends}
+    if consistency_per_seed:
+        translation["consistency"], gains = summarize_consistency(consistency_per_seed)
+        for backend, gain in gains.items():
+            backends[backend]["consistency_stride_gain"] = gain
+    return translation
 
 
 # --- verdicts ----------------------------------------------------------------------------------
@@ -207,11 +243,40 @@ def translation_verdict(translation: dict, pair) -> str:
     shifted += (f" Shifted by {largest} px, {_label(pair[0])} still scores "
                 f"{_points(first['shift_accuracy'][-1]['accuracy']['mean'])}% vs {_label(pair[1])}'s "
                 f"{_points(second['shift_accuracy'][-1]['accuracy']['mean'])}%.")
-    if first["unseen"]["drop"]["count"] == 0:
-        return shifted
-    unseen = comparison_sentence("accuracy loss on right-half objects after training on left-half ones", pair,
-                                 first["unseen"]["drop"], second["unseen"]["drop"])
-    return f"{shifted} {unseen}"
+    if first["unseen"]["drop"]["count"] > 0:
+        shifted += " " + comparison_sentence("accuracy loss on right-half objects after training on left-half ones",
+                                             pair, first["unseen"]["drop"], second["unseen"]["drop"])
+    if "consistency" in translation:
+        shifted += " " + consistency_verdict(translation, pair)
+    return shifted
+
+
+def _stride_pattern(translation: dict, pair) -> str:
+    """Whether consistency rises at one full stride, in words, from the stride gains' spreads."""
+    gains = [translation["backends"][b]["consistency_stride_gain"] for b in pair]
+    if min(gain["count"] for gain in gains) < 2:
+        return "1 seed, so no spread was measured"
+    higher = [_label(b) for b, gain in zip(pair, gains, strict=True) if gain["min"] > 0]
+    if not higher:
+        return f"not higher in every seed, so no clear period-{HEAD_STRIDE} pattern"
+    return (f"higher in every seed for {' and '.join(higher)}: the period-{HEAD_STRIDE} pattern of a network "
+            f"whose pooling steps by {HEAD_STRIDE} px")
+
+
+def consistency_verdict(translation: dict, pair) -> str:
+    """Shift consistency at 1 px and at the largest shift, and whether it rises at one full stride."""
+    (pooling, dense), consistency = pair, translation["consistency"]
+    largest = str(max(int(shift) for shift in consistency[pooling]))
+    sentence = comparison_sentence("share of predictions unchanged by a 1 px shift", pair, consistency[pooling]["1"],
+                                   consistency[dense]["1"], unit="%")
+    sentence += (f" After {largest} px: {_points(consistency[pooling][largest]['mean'])}% vs "
+                 f"{_points(consistency[dense][largest]['mean'])}%.")
+    gains = [translation["backends"][b]["consistency_stride_gain"] for b in pair]
+    if any(gain["mean"] is None for gain in gains):
+        return sentence
+    return sentence + (f" At {HEAD_STRIDE} px, one full stride of the head, consistency is {gains[0]['mean'] * 100:+.1f} "
+                       f"points for {_label(pooling)} and {gains[1]['mean'] * 100:+.1f} for {_label(dense)} against the "
+                       f"mean of {HEAD_STRIDE - 1} and {HEAD_STRIDE + 1} px — {_stride_pattern(translation, pair)}.")
 
 
 VERDICTS = {"parameters": parameters_verdict, "overfitting": overfitting_verdict,
