@@ -73,7 +73,9 @@ def _choose_run(runs_dir: str):
         st.info(f"{str(error)[0].upper()}{str(error)[1:]}.")
         return None
     if summary.state != "finished":
-        st.warning(f"This run is {summary.state} after {summary.epochs_completed} of {summary.epochs} epochs: "
+        ended = {"stopped": "was stopped", "interrupted": "was interrupted", "failed": "failed"}.get(summary.state,
+                                                                                                    summary.state)
+        st.warning(f"This run {ended} after {summary.epochs_completed} of {summary.epochs} epochs: "
                    "these are the models of its last completed epoch.")
     return summary
 

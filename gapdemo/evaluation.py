@@ -23,7 +23,9 @@ import numpy as np
 
 CONSISTENCY_SHIFTS = tuple(range(1, 17))  # pixels: two periods of the head's total stride (8)
 EVALUATION_BATCH = 250  # images per call into a model: the whole synthetic test split in one call
-EVALUABLE_STATES = ("finished", "stopped", "interrupted")  # states whose saved models no longer change
+# States whose saved models no longer change: a run that stopped, died or failed after an epoch keeps
+# that epoch's models, which are worth a look too.
+EVALUABLE_STATES = ("finished", "stopped", "interrupted", "failed")
 
 # uint8 images (B, S, S, 3) -> P(class 1) (B,)
 Predict = Callable[[np.ndarray], np.ndarray]
@@ -190,7 +192,7 @@ class RunEvaluation:
     """A run's back-ends on its test split, with the images so a page can show the mistakes."""
 
     run_id: str
-    state: str  # the run's state when evaluated (finished, stopped or interrupted)
+    state: str  # the run's state when evaluated: one of EVALUABLE_STATES
     epochs_completed: int
     class_names: list[str]  # index = label
     images: np.ndarray  # uint8 (N, S, S, 3), the test split in the data source's order
@@ -250,7 +252,7 @@ def check_evaluable(run_dir) -> dict:
     status = read_status(run_dir)
     state = status.get("state", "unknown")
     if state not in EVALUABLE_STATES:
-        detail = "is still training" if state in ("queued", "running", "stopping") else f"is {state}"
+        detail = "is still training" if state in ("queued", "running", "stopping") else "has no readable status.json"
         raise ValueError(f"run {run_dir.name} {detail}; evaluate a finished run (or one stopped after an epoch)")
     if not any(not path.name.startswith(".") for path in (run_dir / "models").glob("*.keras")):
         raise ValueError(f"run {run_dir.name} ({state}) has no saved models: it ended before its first epoch")
@@ -266,8 +268,11 @@ def load_test_split(run_dir):
     config = read_json(Path(run_dir) / "config.json")
     if "data" not in config:
         raise ValueError(f"run {Path(run_dir).name} has no readable config.json")
-    batch_size = int(config.get("train", {}).get("batch_size", 64))
-    data = load_data(DataConfig(**config["data"]), batch_size)
+    try:
+        data_config = DataConfig(**config["data"])
+    except TypeError as error:  # a config.json written by another version of gapdemo
+        raise ValueError(f"run {Path(run_dir).name}'s data settings do not fit this version of gapdemo ({error})") from None
+    data = load_data(data_config, int(config.get("train", {}).get("batch_size", 64)))
     return data.test_images, data.test_labels.astype(np.int64), list(data.info.class_names)
 
 

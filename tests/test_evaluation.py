@@ -148,6 +148,19 @@ def test_runs_still_training_or_without_models_are_refused(finished_run, tmp_pat
     runs.write_status(running, "stopped")
     with pytest.raises(ValueError, match="has no saved models"):
         evaluation.check_evaluable(running)
+    (running / "status.json").unlink()
+    with pytest.raises(ValueError, match="has no readable status.json"):
+        evaluation.check_evaluable(running)
+
+
+def test_data_settings_of_another_version_are_refused_in_a_sentence(finished_run, tmp_path):
+    copied = tmp_path / finished_run.name
+    shutil.copytree(finished_run, copied)
+    config = runs.read_json(copied / "config.json")
+    config["data"]["pixels_per_inch"] = 72
+    runs.write_json_atomic(copied / "config.json", config)
+    with pytest.raises(ValueError, match="data settings do not fit this version of gapdemo"):
+        evaluation.evaluate_run(copied)
 
 
 def test_command_json_shape(finished_run, capsys):
