@@ -12,7 +12,8 @@ Each reports:
   peak memory            RssAnon sampled every 20 ms: what the process owns; the cache's memory-mapped
                          file pages (resident, but the kernel can drop them) and all file pages on their own lines
 Targets: peak RssAnon <= 2.5 GiB at 100 px and <= 4 GiB at 200 px.
-Usage: python benchmarks/real_photos.py [--quick] [--sizes 100,200] [--files-per-class 12500] [--epochs 1] [--results PATH]
+Usage: python benchmarks/real_photos.py [--quick] [--sizes 100,200] [--files-per-class 12500] [--epochs 1]
+       [--batch-size 64] [--results PATH]
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--sizes", default="100,200", help="comma-separated image sizes")
     parser.add_argument("--files-per-class", type=int, default=12_500, help="files per class, junk included")
     parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--batch-size", type=int, default=64, help="training batch (activations grow with it)")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)  # JSON settings of one measured process
 
 
@@ -114,7 +116,7 @@ def child_main(settings: dict) -> None:
 
     config = RunConfig(data=DataConfig(dataset="folder", data_dir=settings["folder"], image_size=settings["size"],
                                        train_size=None, cache_dir=settings["cache_dir"]))
-    config.train.epochs = settings["epochs"]
+    config.train.epochs, config.train.batch_size = settings["epochs"], settings["batch_size"]
     with tempfile.TemporaryDirectory(prefix="gapdemo-real-photos-") as runs_dir:
         config.train.runs_dir = runs_dir
         events.start = time.perf_counter()
@@ -176,7 +178,8 @@ def measure(args, folder: Path, scratch: Path) -> dict:
         try:
             for phase in ("cold", "cached"):
                 print(f"real photos: {size}x{size} {phase} (load average {common.load_average()}) ...", flush=True)
-                settings = {"folder": str(folder), "size": size, "epochs": args.epochs, "cache_dir": cache_dir}
+                settings = {"folder": str(folder), "size": size, "epochs": args.epochs, "cache_dir": cache_dir,
+                            "batch_size": args.batch_size}
                 results[size, phase] = run_child(settings)
                 if results[size, phase]["cache_used"] != (phase == "cached"):
                     raise RuntimeError(f"{phase} run at {size} px: cache_used is {results[size, phase]['cache_used']}")
@@ -221,7 +224,7 @@ def main(argv=None) -> None:
     notes = [
         f"Folder: {files:,} files ({', '.join(f'{kind} {count:,}' for kind, count in sorted(facts['kinds'].items()))}"
         f"; {facts['total_bytes'] / 2**20:,.0f} MiB) plus a Thumbs.db per class; {first['skipped']} files skipped as "
-        f"unreadable; splits {first['splits']}. Three back-ends (fc, fc_dropout, gap), batch 64, every file, "
+        f"unreadable; splits {first['splits']}. Three back-ends (fc, fc_dropout, gap), batch {args.batch_size}, every file, "
         f"{args.epochs} epoch(s); {os.cpu_count()} cores decoding.",
         "Cold: an empty cache, so load_data scans, decodes on every core and writes the cache. Cached: a fresh "
         "process opens the cache's memory maps (the files may still be in the page cache from the cold run, "
