@@ -45,6 +45,9 @@ def cache_widget(config: DataConfig, problems: list[str]) -> None:
     if status.cached:
         st.caption(f"Image cache: this choice is cached ({_size_text(status.entry_bytes)}), so it opens in about "
                    f"a second; the cache holds {_size_text(status.total_bytes)}{where}.")
+    elif not status.writable:
+        st.caption(f"Image cache: its folder{where} cannot be written, so every Start decodes the images again; "
+                   "set GAPDEMO_CACHE_DIR to a writable folder.")
     else:
         st.caption("Image cache: not cached yet; the first Start decodes every image once, later ones open in "
                    f"about a second. The cache holds {_size_text(status.total_bytes)}{where}.")

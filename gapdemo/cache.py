@@ -64,6 +64,7 @@ class CacheStatus:
     cached: bool  # this choice's entry is complete on disk
     entry_bytes: int  # size of this choice's entry (0 when not cached)
     total_bytes: int  # size of every entry under root
+    writable: bool = True  # False when root (or the folder it would be made in) cannot be written
 
 
 def cache_root(cache_dir: str | None = None) -> Path:
@@ -178,7 +179,15 @@ def request_status(request: CacheRequest, cache_dir: str | None = None) -> Cache
     entry = request.entry
     cached = entry is not None and (entry / "meta.json").is_file()
     return CacheStatus(root=root, cached=cached, entry_bytes=tree_bytes(entry) if cached else 0,
-                       total_bytes=cache_bytes(root))
+                       total_bytes=cache_bytes(root), writable=is_writable(root))
+
+
+def is_writable(root: Path) -> bool:
+    """Whether root, or the nearest folder above it that exists, accepts new files (a read-only mount does not)."""
+    folder = Path(root)
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    return folder.is_dir() and os.access(folder, os.W_OK | os.X_OK)
 
 
 def cache_bytes(root: Path) -> int:

@@ -402,3 +402,28 @@ def test_served_to_others_the_widget_shows_no_path_and_no_clear_button(pets, cac
     page = AppTest.from_function(_cache_widget_page, args=(str(pets.root), str(cache_dir)), default_timeout=60).run()
     assert not page.exception and "this choice is cached" in page.caption[0].value
     assert str(cache_dir) not in page.caption[0].value and not page.button
+
+
+@pytest.mark.parametrize("bound_to", ["127.0.0.1"], indirect=True)
+def test_the_sidebar_says_when_the_cache_folder_cannot_be_written(pets, tmp_path, bound_to):
+    from streamlit.testing.v1 import AppTest
+
+    not_a_folder = tmp_path / "a-file"
+    not_a_folder.write_text("no cache can live under a file")
+    status = cache_status(_config(pets.root, cache_dir=str(not_a_folder / "cache")))
+    assert not status.writable and not status.cached
+    page = AppTest.from_function(_cache_widget_page, args=(str(pets.root), str(not_a_folder / "cache")),
+                                 default_timeout=60).run()
+    assert not page.exception and "cannot be written, so every Start decodes the images again" in page.caption[0].value
+
+
+@pytest.mark.slow
+def test_train_says_it_trains_without_a_writable_cache(pets, tmp_path, capsys):
+    not_a_folder = tmp_path / "a-file"
+    not_a_folder.write_text("no cache can live under a file")
+    arguments = ["train", "--dataset", "folder", "--data-dir", str(pets.root), "--image-size", "32", "--train-size", "0",
+                 "--epochs", "1", "--batch-size", "16", "--backends", "gap", "--runs-dir", str(tmp_path / "runs"),
+                 "--cache-dir", str(not_a_folder / "cache")]
+    assert main(arguments) == 0
+    errors = capsys.readouterr().err
+    assert f"Could not write the image cache in {not_a_folder / 'cache'}" in errors and "Traceback" not in errors

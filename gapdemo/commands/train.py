@@ -105,10 +105,13 @@ def final_metrics(epoch_rows: list[dict]) -> dict:
 
 def print_progress_until_done(job, width: int = 30) -> None:
     """One progress bar per epoch on stderr; an epoch's bar ends with its validation accuracy."""
-    shown_rows = 0
+    shown_rows, cache_note_shown = 0, False
     while not job.wait(0.5):
         snapshot = job.snapshot()
         progress = snapshot.progress
+        if snapshot.dataset_info.get("cache_note") and not cache_note_shown:  # where the images came from
+            sys.stderr.write(f"\n{snapshot.dataset_info['cache_note']}\n")
+            cache_note_shown = True
         if progress.get("phase") == "loading data":
             sys.stderr.write(f"\rloading data: {progress.get('message', '')[:60]:<60}")
         elif "epoch" in progress:
