@@ -258,7 +258,8 @@ def run_trials(specs: list[TrialSpec], runs_dir, experiment_dir, *, max_concurre
     tuner = tune.Tuner(
         tune.with_resources(trainable, {"cpu": cpus_per_trial, "gpu": gpus_per_trial}),
         param_space={"trial": tune.grid_search(list(range(len(specs))))},
-        tune_config=tune.TuneConfig(max_concurrent_trials=max_concurrent),
+        # reuse_actors: a trial's process already imported TensorFlow; the next trial skips that (~4 s)
+        tune_config=tune.TuneConfig(max_concurrent_trials=max_concurrent, reuse_actors=True),
         run_config=tune.RunConfig(name="tune", storage_path=str(Path(experiment_dir).resolve()), verbose=0,
                                   failure_config=tune.FailureConfig(max_failures=MAX_TRIAL_RETRIES)),
     )

@@ -1,0 +1,107 @@
+"""A sweep on Ray vs the same trials one after another in one process, side by side.
+
+Small convolutions scale badly across threads: one two-thread process trains slower than two
+one-thread processes side by side. A sweep runs its trials as one-CPU Ray trials, two at a time on
+two cores, so it should beat training the same runs in turn, Ray's start-up included.
+
+  in turn   TrainingJob.run() for each trial's config, in this process, TensorFlow's default threads
+  sweep     gapdemo.sweep.run.run_sweep: a local Ray started on demand, one CPU per trial
+
+Targets: sweep wall time <= 0.87 x in turn; Ray start-up to the first running trial < 10 s.
+Usage: python benchmarks/sweep.py [--quick] [--results PATH]
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+
+import common
+
+KEY, TITLE = "sweep", "8. Sweeps on Ray vs the same trials in turn"
+RATIO_TARGET = 0.87
+STARTUP_TARGET_S = 10.0
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--image-size", type=int, default=64)
+    parser.add_argument("--train-size", type=int, default=2000)
+    parser.add_argument("--epochs", type=int, default=3)
+
+
+def sizes(args) -> dict:
+    if args.quick:
+        return {"image_size": 32, "train_size": 48, "batch_size": 16, "epochs": 1, "backends": ("gap",)}
+    return {"image_size": args.image_size, "train_size": args.train_size, "batch_size": 64,
+            "epochs": args.epochs, "backends": ("fc", "fc_dropout", "gap")}
+
+
+def base_config(size: dict, runs_dir: str):
+    from gapdemo.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+
+    return RunConfig(data=DataConfig(image_size=size["image_size"], train_size=size["train_size"]),
+                     model=ModelConfig(backends=size["backends"]),
+                     train=TrainConfig(epochs=size["epochs"], batch_size=size["batch_size"], runs_dir=runs_dir))
+
+
+GRID = {"dropout_rate": [0.3, 0.6]}
+SEEDS = 2  # 2 grid points x 2 seeds = 4 trials
+
+
+def train_in_turn(size: dict) -> float:
+    from gapdemo.job import TrainingJob
+    from gapdemo.sweep.grid import expand_trials, trial_config
+
+    with tempfile.TemporaryDirectory() as runs_dir:
+        base = base_config(size, runs_dir)
+        start = time.perf_counter()
+        for trial in expand_trials(GRID, SEEDS):
+            job = TrainingJob(trial_config(base, trial, runs_dir))
+            if job.run() != "finished":
+                raise RuntimeError(f"trial failed: {job.snapshot().message}")
+        return time.perf_counter() - start
+
+
+def train_as_sweep(size: dict) -> tuple[float, float, int]:
+    """(wall seconds, seconds from the call to the first running trial, trials finished)."""
+    from gapdemo.sweep.run import run_sweep
+
+    first_running = []
+    with tempfile.TemporaryDirectory() as runs_dir:
+        start = time.perf_counter()
+
+        def note_first_running(snapshot: dict) -> None:
+            if not first_running and any(entry.get("state") == "running" for entry in snapshot.values()):
+                first_running.append(time.perf_counter() - start)
+
+        result = run_sweep(base_config(size, runs_dir), GRID, SEEDS, max_concurrent=2, cpus_per_trial=1,
+                           on_update=note_first_running)
+        wall = time.perf_counter() - start
+    finished = sum(trial["state"] == "finished" for trial in result["trials"])
+    return wall, (first_running or [float("nan")])[0], finished
+
+
+def main(argv=None) -> None:
+    args = common.parse_args(__doc__.splitlines()[0], add_arguments, argv)
+    size = sizes(args)
+    load_before = common.load_average()
+    in_turn = train_in_turn(size)
+    sweep_wall, startup, finished = train_as_sweep(size)
+    ratio = sweep_wall / in_turn
+    rows = [
+        ["4 trials in turn, one process", f"{in_turn:.1f}", "1.00", ""],
+        ["4 trials as a sweep on Ray (2 at a time, 1 CPU each)", f"{sweep_wall:.1f}", f"{ratio:.2f}",
+         f"target <= {RATIO_TARGET}: {common.verdict(ratio, RATIO_TARGET)}"],
+        ["Ray start-up to the first running trial", f"{startup:.1f}", "",
+         f"target < {STARTUP_TARGET_S:.0f} s: {common.verdict(startup, STARTUP_TARGET_S)}"],
+    ]
+    table = common.format_table(["candidate", "wall s", "ratio", "verdict"], rows)
+    notes = [f"Trials: {size['image_size']} px, {size['train_size']} training images, {size['epochs']} epochs, "
+             f"back-ends {', '.join(size['backends'])}; grid dropout_rate 0.3, 0.6 x {SEEDS} seeds; "
+             f"{finished}/4 trials finished in the sweep. The sweep's time includes starting Ray, each trial's "
+             "process importing TensorFlow, and sending every epoch's folder home."]
+    common.report(args, KEY, TITLE, table, notes, load_before)
+
+
+if __name__ == "__main__":
+    main()
