@@ -186,8 +186,11 @@ class SplitWriter:
             return Split(images, labels)
         if not self.on_disk:
             return Split(self.images[:self.count], labels)
-        self.images.flush()
-        _shrink_npy(self.path, self.count, self.shape)
+        try:
+            self.images.flush()
+            _shrink_npy(self.path, self.count, self.shape)
+        except OSError:  # the .partial- folder went (the cache was turned off later): keep the images mapped
+            self.on_disk = False
         return Split(self.images[:self.count], labels)
 
 

@@ -221,6 +221,24 @@ def test_a_full_disk_still_loads_and_leaves_no_partial_folder(pets, cache_dir, m
     assert sum(len(labels) for _, labels in loaded.train.as_numpy_iterator()) == loaded.info.splits["train"]
 
 
+def test_a_disk_filling_up_between_splits_still_loads(pets, cache_dir, monkeypatch):
+    calls = []
+    original = cache_writer._create_npy_memmap
+
+    def full_after_train(path, capacity, shape):
+        calls.append(path)
+        if len(calls) > 1:  # train got its space, validation does not
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return original(path, capacity, shape)
+
+    monkeypatch.setattr(cache_writer, "_create_npy_memmap", full_after_train)
+    first, info = load_splits(_config(pets.root))
+    assert "No space left on device" in info.cache_note and _entries(cache_dir) == []
+    monkeypatch.setattr(cache_writer, "_create_npy_memmap", original)
+    again, _ = load_splits(_config(pets.root, cache_dir=str(cache_dir / "other")))
+    _assert_same_splits(first, again)
+
+
 # --- decoding -----------------------------------------------------------------------------------
 
 
