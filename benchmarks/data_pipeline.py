@@ -52,7 +52,7 @@ def make_folder(root: pathlib.Path, count: int, jpeg_sizes, seed: int = 0) -> in
     for group, side in enumerate(jpeg_sizes):
         group_count = count // len(jpeg_sizes) + (group < count % len(jpeg_sizes))
         images, labels, _ = generate_pets(group_count, side, seed + group)
-        for image, label in zip(images, labels):
+        for image, label in zip(images, labels, strict=True):
             width = int(side * rng.uniform(0.75, 1.0))
             Image.fromarray(image[:, :width]).save(root / CLASS_NAMES[label] / f"{written:04d}.jpg", quality=90)
             written += 1

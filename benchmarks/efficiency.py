@@ -76,7 +76,6 @@ def training_flops_per_image(model) -> float:
 
 def matmul_peak_gflops(size: int = 2048, seconds: float = 2.0) -> dict:
     """Best float32 size x size matmul GFLOP/s: TensorFlow (its thread pools), numpy, and TF per CPU second."""
-    import numpy as np
     import tensorflow as tf
 
     a = tf.random.uniform((size, size), dtype=tf.float32)

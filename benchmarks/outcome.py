@@ -67,7 +67,7 @@ def summarize(per_seed: list[dict]) -> dict:
     for backend in backends:
         train = [seed[backend]["accuracy"] for seed in per_seed]
         val = [seed[backend]["val_accuracy"] for seed in per_seed]
-        summary[backend] = {"train": train, "val": val, "gap": [t - v for t, v in zip(train, val)]}
+        summary[backend] = {"train": train, "val": val, "gap": [t - v for t, v in zip(train, val, strict=True)]}
     return summary
 
 

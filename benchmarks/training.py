@@ -97,8 +97,8 @@ def make_candidates(config, data, clock: EngineClock) -> dict:
 
     import keras
 
-    from gapdemo.models import build_lockstep_models, build_model
     from gapdemo.job import TrainingJob
+    from gapdemo.models import build_lockstep_models, build_model
 
     backends, epochs = list(config.model.backends), config.train.epochs
     model_options = {"image_size": config.data.image_size, "seed": config.model.seed,
@@ -162,7 +162,7 @@ def warm_up(config, data) -> None:
 
 
 def paired_ratios(numerator: list, denominator: list) -> list[float]:
-    return [a / b for a, b in zip(numerator, denominator)]
+    return [a / b for a, b in zip(numerator, denominator, strict=True)]
 
 
 LABELS = {"engine": "engine (TrainingJob, as shipped)",

@@ -276,7 +276,7 @@ def pointing_game(maps, boxes, image_size: int) -> np.ndarray:
     """
     maps, boxes = _check_boxes(maps, boxes)
     scores = np.zeros(maps.shape[0])
-    for index, (single_map, (x0, y0, x1, y1)) in enumerate(zip(maps, boxes)):
+    for index, (single_map, (x0, y0, x1, y1)) in enumerate(zip(maps, boxes, strict=True)):
         if np.ptp(single_map) <= 1e-12:
             continue
         row, column = np.unravel_index(np.argmax(single_map), single_map.shape)

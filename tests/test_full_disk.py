@@ -8,12 +8,12 @@ import subprocess
 
 import keras
 import pytest
-from toy_data import toy_loader
 
 from gapdemo import runs
 from gapdemo.config import tiny_config
 from gapdemo.job import TrainingJob
 from gapdemo.trainer import Trainer
+from toy_data import toy_loader
 
 FULL_DISK_SENTENCE = "The disk is full: the run stopped in epoch 2, and the models of epoch 1 are kept."
 

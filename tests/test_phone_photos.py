@@ -11,11 +11,11 @@ import pytest
 import streamlit as st
 from PIL import Image, features
 from streamlit.testing.v1 import AppTest
-from toy_data import toy_loader
 
 from gapdemo.config import tiny_config
 from gapdemo.images import DISPLAY_NAMES, UPLOAD_EXTENSIONS, ImageError, load_image
 from gapdemo.job import TrainingJob
+from toy_data import toy_loader
 
 AVIF_READABLE = "avif" in features.modules and features.check_module("avif")
 
