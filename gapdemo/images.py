@@ -13,6 +13,8 @@ import numpy as np
 import pillow_heif
 from PIL import Image, ImageOps, features
 
+from gapdemo.decode import resize_bilinear
+
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024  # keep in step with .streamlit/config.toml maxUploadSize (20 MB)
 MAX_PIXELS = 40_000_000  # decompression-bomb cap: ~160 MB as RGBA while decoding
 # HEIC is what an iPhone takes photos in; pillow_heif (a requirement) gives Pillow its plugin.
@@ -145,19 +147,17 @@ def load_image(data: bytes, max_bytes: int = MAX_UPLOAD_BYTES, max_pixels: int =
 
 
 def prepare_for_model(image_uint8: np.ndarray, image_size: int) -> np.ndarray:
-    """uint8 (H, W, 3) -> float32 (1, S, S, 3) in [0, 1], resized like the training pipeline.
+    """uint8 (H, W, 3) -> float32 (1, S, S, 3) in [0, 1], exactly as the models saw their training images.
 
-    Uses tf.image.resize (bilinear, half-pixel centres, no antialiasing) so a user's image reaches
-    the model exactly as the training images did; non-square images are stretched, as in training.
+    Every source stores its training images as uint8 resized to S x S (bilinear, half-pixel centres,
+    no antialiasing, then rounded: gapdemo.decode.resize_bilinear, which equals tf.image.resize + round
+    bit for bit), and the pipeline divides them by 255 in float32. The same two steps here give a
+    user's image the same numbers; non-square images are stretched, as in training.
     """
-    import tensorflow as tf  # deferred: decoding alone should not pay TensorFlow's import time
-
     image = np.asarray(image_uint8)
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise ValueError(f"expected a uint8 (H, W, 3) image, got {image.dtype} {image.shape}")
     if not isinstance(image_size, int) or image_size < 1:
         raise ValueError(f"image size must be a positive integer, got {image_size!r}")
-    # Resizing is linear, so resize-then-scale equals scale-then-resize (to ~1e-7); resizing the
-    # uint8 tensor avoids a float copy of a whole 12-megapixel photo.
-    resized = tf.image.resize(image[np.newaxis], (image_size, image_size), method="bilinear")  # float32
-    return np.clip(resized.numpy() / 255.0, 0.0, 1.0).astype(np.float32)  # (1, S, S, 3)
+    resized = resize_bilinear(image, image_size)  # uint8 (S, S, 3); reads only the rows it needs
+    return (resized.astype(np.float32) / np.float32(255.0))[np.newaxis]  # (1, S, S, 3)

@@ -64,24 +64,35 @@ def test_runs_lists_the_run(trained_run):
     assert summary["run_id"] in text and "finished" in text
 
 
+def photo_pixels():
+    return (np.random.default_rng(0).random((60, 80, 3)) * 255).astype("uint8")
+
+
 def photo_bytes(fmt="PNG"):
-    image = Image.fromarray((np.random.default_rng(0).random((60, 80, 3)) * 255).astype("uint8"))
     buffer = io.BytesIO()
-    image.save(buffer, format=fmt)
+    Image.fromarray(photo_pixels()).save(buffer, format=fmt)
     return buffer.getvalue()
 
 
-def test_classify_json(trained_run, tmp_path):
+def test_classify_json_gives_each_saved_models_answer(trained_run, tmp_path):
+    from gapdemo.decode import resize_bilinear
+
     runs_dir, summary = trained_run
     photo = tmp_path / "pet.png"
-    photo.write_bytes(photo_bytes())
+    photo.write_bytes(photo_bytes())  # PNG: lossless, so the command decodes photo_pixels() exactly
     result = gapdemo("classify", str(photo), "--runs-dir", str(runs_dir), "--json")
     assert result.returncode == 0, result.stderr[-2000:]
     answer = json.loads(result.stdout)
-    assert answer["run_id"] == summary["run_id"]
-    for values in answer["backends"].values():
-        assert values["p_cat"] + values["p_dog"] == pytest.approx(1.0, abs=1e-5)
-        assert values["label"] == ("dog" if values["p_dog"] >= 0.5 else "cat")
+    assert answer["run_id"] == summary["run_id"] and answer["dataset"] == "synthetic"
+    assert answer["choice"].startswith(f"Using run {summary['run_id']}, the newest run with models")
+    models = runs.load_models(summary["run_dir"])
+    seen = resize_bilinear(photo_pixels(), 32)[np.newaxis].astype(np.float32) / 255.0  # as training fed the models
+    assert list(answer["backends"]) == list(models) == ["fc", "gap"]
+    for backend, values in answer["backends"].items():
+        p_dog = float(models[backend](seen, training=False).numpy()[0, 0])
+        assert values["p_dog"] == pytest.approx(p_dog, abs=2e-6), backend  # the JSON keeps 6 decimals
+        assert values["p_cat"] == pytest.approx(1.0 - p_dog, abs=2e-6), backend
+        assert values["label"] == ("dog" if p_dog >= 0.5 else "cat")
 
 
 @pytest.mark.parametrize("content, run_arg", [(b"", None), (b"not an image", None), (None, "no-such-run")])

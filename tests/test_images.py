@@ -113,15 +113,21 @@ def test_animated_gif_gives_its_first_frame():
     assert image.shape == (8, 8, 3) and tuple(image[4, 4]) == (255, 0, 0)
 
 
-def test_prepare_for_model_matches_tf_resize():
+@pytest.mark.parametrize("height, width", [(30, 50), (300, 450), (33, 32), (7, 90)])
+def test_prepare_for_model_gives_the_numbers_training_fed_the_models(height, width):
+    """The training contract, not the resize call: a source's uint8 images, resized and rounded, then the
+    pipeline's float32 / 255. An upload must reach the models as those same numbers."""
     import tensorflow as tf
 
-    image = np.random.default_rng(0).integers(0, 256, (30, 50, 3), dtype=np.uint8)
+    from gapdemo.pipeline import make_pipeline
+
+    image = np.random.default_rng(height).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    stored = tf.image.resize(image, (32, 32), method="bilinear")  # what the TFDS source stores ...
+    stored = tf.cast(tf.clip_by_value(tf.round(stored), 0, 255), tf.uint8).numpy()  # ... as uint8
+    (fed, _), = make_pipeline(stored[np.newaxis], [1], batch_size=1, shuffle=False, seed=0).as_numpy_iterator()
     batch = prepare_for_model(image, 32)
-    expected = tf.image.resize(image[None].astype(np.float32) / 255.0, (32, 32), method="bilinear").numpy()
     assert batch.shape == (1, 32, 32, 3) and batch.dtype == np.float32
-    assert 0.0 <= batch.min() and batch.max() <= 1.0
-    np.testing.assert_allclose(batch, expected, atol=1e-6)
+    np.testing.assert_array_equal(batch, fed)
 
 
 @pytest.mark.parametrize("bad_image", [np.zeros((8, 8), np.uint8), np.zeros((8, 8, 3), np.float32)])

@@ -132,7 +132,7 @@ def toy_fc_model():
     for _ in range(120):  # ~5 s on 2 cores; enough for the BN moving statistics to settle
         labels = rng.integers(0, 2, 32)
         corners = rng.integers(0, TOY_SIZE - 8, (32, 2))
-        batch = np.stack([draw_shape(label, left, top) for label, (left, top) in zip(labels, corners)])
+        batch = np.stack([draw_shape(label, left, top) for label, (left, top) in zip(labels, corners, strict=True)])
         model.train_on_batch(batch, labels.astype(np.float32)[:, None])
     return model
 
@@ -159,7 +159,7 @@ def test_shift_moves_a_bright_pixel_by_exactly_dx_dy():
     for dx, dy in [(3, 0), (-2, 0), (0, 2), (-4, -3), (0, 0)]:
         shifted = insight.shift_images(images, dx, dy)
         assert shifted.shape == images.shape
-        assert list(zip(*np.nonzero(shifted[0, ..., 0]))) == [(4 + dy, 5 + dx)]
+        assert list(zip(*np.nonzero(shifted[0, ..., 0]), strict=True)) == [(4 + dy, 5 + dx)]
 
 
 def test_shift_reflects_at_the_border():
@@ -226,14 +226,22 @@ def test_overlay_heatmap_blends_a_colour_map_over_the_image():
         insight.overlay_heatmap(image, heat, alpha=1.5)
 
 
-def test_classify_image_gives_probabilities_labels_maps_and_overlays():
+def test_classify_image_gives_each_models_own_answer_on_the_prepared_photo():
+    from gapdemo.decode import resize_bilinear
+
     models = {backend: build_model(backend, IMAGE_SIZE) for backend in ("fc", "fc_dropout", "gap")}
+    models["fc"].get_layer(classifier_layer_name("fc")).bias.assign([-4.0])  # sure it is a cat
+    models["gap"].get_layer(classifier_layer_name("gap")).bias.assign([4.0])  # sure it is a dog
     photo = np.random.default_rng(2).integers(0, 256, (300, 450, 3), dtype=np.uint8)
     results = insight.classify_image(models, photo, IMAGE_SIZE)
-    assert set(results) == set(models)
+    assert list(results) == list(models)
+    seen = resize_bilinear(photo, IMAGE_SIZE)[np.newaxis].astype(np.float32) / 255.0  # as training fed it
     for backend, result in results.items():
-        assert result["p_cat"] + result["p_dog"] == pytest.approx(1.0)
-        assert result["label"] == ("dog" if result["p_dog"] >= 0.5 else "cat")
+        p_dog = float(models[backend](seen, training=False).numpy()[0, 0])  # the whole model, not a branch of it
+        assert result["p_dog"] == pytest.approx(p_dog, abs=1e-6), backend
+        assert result["p_cat"] == pytest.approx(1.0 - p_dog, abs=1e-6), backend
         assert result["method"] == ("CAM" if backend == "gap" else "Grad-CAM")
         assert result["map"].shape == (2, 2)
         assert result["overlay"].shape == (149, 224, 3) and result["overlay"].dtype == np.uint8
+    assert (results["fc"]["label"], results["gap"]["label"]) == ("cat", "dog")
+    assert results["fc"]["p_cat"] > 0.9 and results["gap"]["p_dog"] > 0.9
