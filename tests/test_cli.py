@@ -116,6 +116,23 @@ def test_export_csv_and_html(trained_run, tmp_path):
     assert any(path.endswith(".html") for path in written) and any(path.endswith(".csv") for path in written)
 
 
+def test_export_without_a_run_takes_the_newest_run_with_models(trained_run, tmp_path):
+    import shutil
+
+    runs_dir, summary = trained_run
+    runs_copy = tmp_path / "runs"
+    shutil.copytree(summary["run_dir"], runs_copy / summary["run_id"])
+    newer = runs_copy / "29990101-000000-0000"  # newer, but it saved no models
+    newer.mkdir()
+    shutil.copy(runs_copy / summary["run_id"] / "config.json", newer / "config.json")
+    result = gapdemo("export", "--runs-dir", str(runs_copy), "--to", str(tmp_path / "out"), "--formats", "csv")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert f"run {summary['run_id']}, the newest run with saved models" in result.stdout
+    assert (tmp_path / "out" / "metrics.csv").read_bytes() == (runs_copy / summary["run_id"] / "metrics.csv").read_bytes()
+    empty = gapdemo("export", "--runs-dir", str(tmp_path / "nothing"), "--to", str(tmp_path / "o2"))
+    assert empty.returncode == 2 and "train one first" in empty.stderr and "Traceback" not in empty.stderr
+
+
 def test_export_errors_exit_2(trained_run, tmp_path):
     runs_dir, summary = trained_run
     blocker = tmp_path / "a_file"

@@ -6,7 +6,8 @@ from gapdemo.config import TrainConfig
 
 def register(subparsers):
     parser = subparsers.add_parser("export", help="write a run's charts (HTML, PNG) and metrics (CSV) to a folder")
-    parser.add_argument("run_id", metavar="RUN_ID_OR_DIR", help="run id or run directory")
+    parser.add_argument("run_id", metavar="RUN_ID_OR_DIR", nargs="?", default=None,
+                        help="run id or run directory (default: the newest run with saved models)")
     parser.add_argument("--runs-dir", default=TrainConfig().runs_dir)
     parser.add_argument("--to", required=True, dest="target", help="folder to write into (created if needed)")
     parser.add_argument("--formats", default="html,png,csv", help="comma-separated: html, png, csv")
@@ -24,6 +25,8 @@ def run(args) -> int:
     if unknown or not formats:
         raise CommandError(f"unknown format(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(EXPORT_FORMATS)}")
     run_dir = resolve_run(args.run_id, args.runs_dir)
+    if args.run_id is None:
+        print(f"note: exporting run {run_dir.name}, the newest run with saved models")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", RuntimeWarning)
         written = export_run(run_dir, args.target, formats)
