@@ -55,6 +55,40 @@ def test_train_and_params_defaults_are_the_config_defaults():
     assert params.image_size == RunConfig().data.image_size and params.backends == ",".join(BACKENDS)
 
 
+def test_train_flags_reach_the_run_config():
+    from gapdemo.cli import build_parser
+    from gapdemo.commands.train import config_from_args
+    from gapdemo.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+
+    arguments = ["train", "--dataset", "folder", "--data-dir", "/photos", "--image-size", "64", "--train-size", "500",
+                 "--seed", "7", "--cache-dir", "/cache", "--backends", "gap,fc", "--epochs", "3", "--dropout", "0.3",
+                 "--bn-momentum", "0.95", "--no-bn-recalibration", "--batch-size", "16", "--steps-per-execution", "8",
+                 "--learning-rate", "0.003", "--runs-dir", "/elsewhere"]
+    expected = RunConfig(  # every value differs from its default, so a flag that is dropped shows
+        data=DataConfig(dataset="folder", data_dir="/photos", image_size=64, train_size=500, seed=7, cache_dir="/cache"),
+        model=ModelConfig(backends=("gap", "fc"), dropout_rate=0.3, bn_momentum=0.95, seed=7),
+        train=TrainConfig(epochs=3, batch_size=16, learning_rate=0.003, seed=7, runs_dir="/elsewhere",
+                          recalibrate_bn=False, steps_per_execution=8))
+    assert config_from_args(build_parser().parse_args(arguments)) == expected
+    defaults = RunConfig()
+    unchanged = [(part, name) for part in ("data", "model", "train") for name, value in vars(getattr(expected, part)).items()
+               if value == getattr(getattr(defaults, part), name)]
+    assert unchanged == [("data", "synthetic_size"), ("train", "recalibration_batches")]  # no flag for these two
+    assert config_from_args(build_parser().parse_args(["train", "--train-size", "0"])).data.train_size is None
+
+
+def test_the_train_command_saves_the_config_its_flags_make(trained_run):
+    from gapdemo.cli import build_parser
+    from gapdemo.commands.train import config_from_args
+    from gapdemo.config import RunConfig
+
+    runs_dir, summary = trained_run
+    stored = runs.read_config(summary["run_dir"])
+    assert stored.pop("dataset_info")["splits"]["train"] == 48
+    flags = build_parser().parse_args(["train", *TINY, "--epochs", "2", "--runs-dir", str(runs_dir), "--json"])
+    assert RunConfig.from_dict(stored) == config_from_args(flags)
+
+
 def test_runs_lists_the_run(trained_run):
     runs_dir, summary = trained_run
     listing = json.loads(gapdemo("runs", "--runs-dir", str(runs_dir), "--json").stdout)
@@ -170,7 +204,7 @@ def test_sigkill_mid_run_leaves_an_interrupted_run(tmp_path):
     try:
         run_dir = wait_for_epochs(runs_dir, 2 * 2)
     finally:
-        process.send_signal(signal.SIGKILL)
+        process.kill()  # SIGKILL; TerminateProcess on Windows: no chance to write anything more
         process.wait(30)
     (summary,) = runs.list_runs(runs_dir)
     assert summary.state == "interrupted" and "ended before it finished" in summary.message
@@ -181,6 +215,7 @@ def test_sigkill_mid_run_leaves_an_interrupted_run(tmp_path):
     assert models["gap"](np.zeros((1, 32, 32, 3), "float32")).shape == (1, 1)
 
 
+@pytest.mark.posix
 def test_sigterm_stops_cleanly(tmp_path):
     runs_dir = tmp_path / "runs"
     process = subprocess.Popen([sys.executable, "-m", "gapdemo", "train", *TINY, "--epochs", "200", "--json",
