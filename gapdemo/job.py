@@ -94,7 +94,8 @@ class _JobEvents(TrainingEvents):
 class TrainingJob:
     """One run: load data, build the lockstep model, train, publish, save every epoch."""
 
-    def __init__(self, config: RunConfig, data_loader=None, owner: str | None = None, served: bool = False):
+    def __init__(self, config: RunConfig, data_loader=None, owner: str | None = None, served: bool = False,
+                 engine_baseline: bool = False):
         problems = validate_run_config(config, served=served)
         if problems:
             raise ValueError(" ".join(problems))
@@ -103,6 +104,7 @@ class TrainingJob:
         self.run_id = runs.new_run_id()
         self.run_dir = Path(config.train.runs_dir) / self.run_id
         self.data_loader = data_loader  # None: gapdemo.data.load_data
+        self.engine_baseline = engine_baseline  # benchmarks only: gapdemo.trainer.Trainer's option of that name
         self._lock = threading.Lock()
         self._stop_event = threading.Event()
         self._done_event = threading.Event()
@@ -183,7 +185,8 @@ class TrainingJob:
         try:
             from gapdemo.trainer import Trainer  # TensorFlow loads here, not at import time
 
-            trainer = Trainer(self.config, self.run_dir, _JobEvents(self), data_loader=self.data_loader)
+            trainer = Trainer(self.config, self.run_dir, _JobEvents(self), data_loader=self.data_loader,
+                              engine_baseline=self.engine_baseline)
             epochs_completed = trainer.train()
             final_state, message = ("stopped", STOPPED_MESSAGE) if self.stop_requested else ("finished", "")
         except StopRequested:

@@ -5,6 +5,12 @@ Trainer knows no job, queue or page: it reports through a gapdemo.events.Trainin
 run folder through gapdemo.runs. One ``fit`` call per epoch followed by our own ``evaluate``: a
 stop request ends ``fit`` after the call into TensorFlow in flight (TrainConfig.steps_per_execution
 batches) and the loop then skips validation, so stopping never waits for a full pass.
+
+Every epoch makes three tf.data iterators (training, batch-norm recalibration, validation). With
+tf.data's autotuning on, deleting one waits for the tuner's thread to wake up: 0.8-1.4 s of idle
+cores after every fit and evaluate at the defaults, about a fifth of a run. The trainer turns the
+autotuning off on the pipelines it is given (fixed parallelism, ample for images already decoded in
+memory), so the next phase starts within milliseconds (benchmarks/RESULTS.md, section 1-2).
 """
 
 from __future__ import annotations
@@ -54,8 +60,12 @@ class Trainer:
         data_loader: (DataConfig, batch_size, progress) -> LoadedData; None = gapdemo.data.load_data.
     """
 
-    def __init__(self, config: RunConfig, run_dir: Path, events: TrainingEvents | None = None, data_loader=None):
+    def __init__(self, config: RunConfig, run_dir: Path, events: TrainingEvents | None = None, data_loader=None,
+                 engine_baseline: bool = False):
         self.config = config
+        # True: the engine as it was before the idle gaps were removed (tf.data autotuning on), kept
+        # only so the benchmarks can measure both side by side.
+        self.engine_baseline = engine_baseline
         self.run_dir = Path(run_dir)
         self.events = events or TrainingEvents()
         self.data_loader = data_loader
@@ -76,7 +86,7 @@ class Trainer:
             self.config.model.bn_momentum, self.config.model.dropout_rate,
         )
         self.models = models
-        train_ds, val_ds = self.per_backend_labels(data.train), self.per_backend_labels(data.validation)
+        train_ds, val_ds = (self.input_pipeline(dataset) for dataset in (data.train, data.validation))
         compile_lockstep_model(models.training_model, self.backends, self.config.train.learning_rate,
                                train_ds.element_spec, steps_per_execution=self.config.train.steps_per_execution)
         self.batches_per_epoch = max(1, int(data.train.cardinality().numpy()))
@@ -138,10 +148,12 @@ class Trainer:
         if self.events.should_stop():
             raise StopRequested()
 
-    def per_backend_labels(self, dataset):
+    def input_pipeline(self, dataset):
+        """dataset with one label per back-end output, and tf.data's autotuning off (see the module's docstring)."""
         backends = self.backends
         # labels (batch,) -> {backend: (batch, 1)}: one loss per back-end, shapes matching outputs
-        return dataset.map(lambda images, labels: (images, {b: tf.expand_dims(labels, -1) for b in backends}))
+        dataset = dataset.map(lambda images, labels: (images, {b: tf.expand_dims(labels, -1) for b in backends}))
+        return dataset if self.engine_baseline else without_autotuning(dataset)
 
     def set_phase(self, phase: str, epoch: int, batch: int) -> None:
         self.events.on_progress(self.progress(phase, epoch, batch))
@@ -222,6 +234,18 @@ class Trainer:
                 for name in ("loss", "accuracy", "val_loss", "val_accuracy"):
                     tf.summary.scalar(name, row[name])
             self.writers[backend].flush()
+
+
+def without_autotuning(dataset):
+    """dataset with tf.data's autotuning off: AUTOTUNE parallelism and buffers take fixed sizes.
+
+    Deleting an autotuned iterator waits for the tuner's thread, up to a second or more; a fixed
+    pipeline ends at once. Its map runs as many calls in parallel as the machine has cores, plenty
+    for batches gathered from decoded uint8 arrays (thousands of images/s against ~100 trained).
+    """
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return dataset.with_options(options)
 
 
 def compile_lockstep_model(model, backends, learning_rate: float, element_spec=None, **compile_options) -> None:

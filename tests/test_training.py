@@ -10,7 +10,7 @@ from gapdemo.config import tiny_config
 from gapdemo.events import TrainingEvents
 from gapdemo.job import JobManager, TrainingJob
 from gapdemo.models import BACKENDS
-from toy_data import toy_loader
+from toy_data import toy_arrays, toy_loader
 
 
 def tiny(runs_dir, backends=("fc", "gap"), epochs=1, train_size=64):
@@ -316,3 +316,48 @@ def test_trainer_needs_only_config_run_dir_and_events(runs_dir):
     assert not any(call[0] == "epoch" and call[1] > 1 for call in events.calls)
     assert list(runs.read_epoch_metrics(run_dir).epoch.unique()) == [1]
     assert runs.read_json(run_dir / "status.json")["epochs_completed"] == 1
+
+
+def pipeline_loader(train_count, validation_count):
+    """toy_loader's data through the real pipeline (gapdemo.pipeline: parallel map and prefetch)."""
+    from gapdemo.pipeline import make_pipeline
+
+    def load(data_config, batch_size, progress=None):
+        data = toy_loader(train_count, validation_count)(data_config, batch_size, progress)
+        images, labels = toy_arrays(train_count, data_config.image_size, seed=data_config.seed)
+        data.train = make_pipeline(images, labels, batch_size, True, data_config.seed)
+        data.validation = make_pipeline(data.validation_images, data.validation_labels, batch_size, False, 0)
+        return data
+
+    return load
+
+
+def test_no_fit_or_evaluate_of_the_engine_idles_after_its_last_batch(runs_dir, monkeypatch):
+    """Deleting an autotuned tf.data iterator waited up to seconds after every fit and evaluate; not any more."""
+    tails = []  # (method, seconds from its last batch to its return)
+
+    class Clock(keras.callbacks.Callback):
+        last_batch_end = None
+
+        def on_train_batch_end(self, batch, logs=None):
+            time.sleep(0.03)  # slow batches: long enough for tf.data's tuner to settle into long sleeps
+            self.last_batch_end = time.perf_counter()
+
+        def on_test_batch_end(self, batch, logs=None):
+            self.last_batch_end = time.perf_counter()
+
+    def timed(method):
+        def wrapper(self, *args, callbacks=None, **kwargs):
+            clock = Clock()
+            result = method(self, *args, callbacks=[*(callbacks or []), clock], **kwargs)
+            if clock.last_batch_end is not None:
+                tails.append((method.__name__, time.perf_counter() - clock.last_batch_end))
+            return result
+        return wrapper
+
+    monkeypatch.setattr(keras.Model, "fit", timed(keras.Model.fit))
+    monkeypatch.setattr(keras.Model, "evaluate", timed(keras.Model.evaluate))
+    job = TrainingJob(tiny(runs_dir, ("gap",), epochs=3, train_size=480), data_loader=pipeline_loader(480, 64))
+    assert job.run() == "finished", job.snapshot().message
+    assert [name for name, _ in tails] == ["fit", "evaluate"] * 3
+    assert max(seconds for _, seconds in tails) < 0.25, tails
