@@ -7,10 +7,10 @@ import dataclasses
 import streamlit as st
 
 from dashboard.common import export_buttons
+from gapdemo.config import DEFAULT_SEEDS, MAX_SEEDS
 from gapdemo.sweep.grid import SWEEPABLE, parse_assignment
 
 POLL_SECONDS = 2.0
-MAX_SEEDS = 10
 # What the value box starts with for each setting: two values around the default that differ visibly.
 EXAMPLE_VALUES = {"dropout_rate": "0.3, 0.6", "image_size": "64, 100", "train_size": "500, 2000",
                   "bn_momentum": "0.9, 0.99", "learning_rate": "0.0003, 0.001", "batch_size": "32, 64",
@@ -44,7 +44,7 @@ def sweep_controls(launcher, config, problems: list[str]) -> None:
     running = launcher.is_running()
     grid, grid_problems = grid_inputs(running)
     seeds_column, concurrent_column = st.columns(2)
-    seeds = int(seeds_column.number_input("Seeds per grid point", 1, MAX_SEEDS, 2, key="sweep_seeds", disabled=running))
+    seeds = int(seeds_column.number_input("Seeds per grid point", 1, MAX_SEEDS, DEFAULT_SEEDS, key="sweep_seeds", disabled=running))
     concurrent = int(concurrent_column.number_input(
         "Trials at once (0 = as CPUs allow)", 0, 64, 0, key="sweep_concurrent", disabled=running,
         help="Each trial takes one CPU; on 2 cores two one-thread trials beat one two-thread run."))

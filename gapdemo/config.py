@@ -19,6 +19,8 @@ MAX_SYNTHETIC_TRAIN_SIZE = 20_000
 MAX_TRAIN_SIZE = 100_000  # most training images the sidebar offers (more than Cats vs Dogs has)
 MAX_EPOCHS = 50  # the sidebar's longest run; the CLI takes any positive number
 MAX_SEED = 1_000_000  # seeds offered by the sidebar: 0 to this
+DEFAULT_SEEDS = 3  # independent repeats of a claims measurement or of each sweep grid point
+MAX_SEEDS = 10  # more repeats than this rarely change a verdict and cost hours on a CPU
 
 
 @dataclass

@@ -6,7 +6,7 @@ reads config.py's image-size bounds: config stays a leaf that everything may imp
 
 from __future__ import annotations
 
-from gapdemo.config import DATASETS, RunConfig, validate_image_size
+from gapdemo.config import DATASETS, MAX_SYNTHETIC_TRAIN_SIZE, RunConfig, validate_image_size
 from gapdemo.data_roots import DEFAULT_TFDS_DIR, allowed_roots, is_readable_folder
 from gapdemo.models import BACKENDS
 
@@ -28,6 +28,9 @@ def validate_run_config(config: RunConfig, served: bool = False) -> list[str]:
     if config.data.dataset not in DATASETS:
         problems.append(f"Unknown data set {config.data.dataset!r}; choose one of {', '.join(DATASETS)}.")
     problems += validate_data_paths(config, served)
+    if config.data.dataset == "synthetic" and (config.data.train_size or 0) > MAX_SYNTHETIC_TRAIN_SIZE:
+        problems.append(f"The synthetic data set draws at most {MAX_SYNTHETIC_TRAIN_SIZE:,} training images "
+                        f"(all held in memory); ask for fewer than {config.data.train_size:,}.")
     if not config.model.backends:
         problems.append("Choose at least one back-end.")
     unknown = [key for key in config.model.backends if key not in BACKENDS]

@@ -199,14 +199,13 @@ def consistency_measures(models: dict, images_uint8) -> dict[str, list[float]]:
 
 
 def unseen_position_counts(data_config: DataConfig) -> dict[str, int]:
-    """Images per split: training as the synthetic source would give, 10% held out on each side."""
-    held_out = max(round(data_config.synthetic_size * 0.1), 1)
-    train = data_config.synthetic_size - 2 * held_out
-    if data_config.train_size is not None:
-        train = min(train, data_config.train_size)
-    if train < 2:
-        raise ValueError(f"the unseen-position test needs at least 2 training images, got {train}")
-    return {"train": train, "validation": held_out, "test": held_out}
+    """Images per split: as many as the synthetic source draws for data_config (gapdemo.data's split)."""
+    from gapdemo.data import synthetic_split_counts
+
+    counts = synthetic_split_counts(data_config)
+    if counts["train"] < 2:
+        raise ValueError(f"the unseen-position test needs at least 2 training images, got {counts['train']}")
+    return counts
 
 
 def unseen_position_splits(data_config: DataConfig) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:

@@ -23,11 +23,9 @@ from pathlib import Path
 
 from gapdemo import runs
 from gapdemo.claims import measures, summary
-from gapdemo.config import RunConfig
+from gapdemo.config import DEFAULT_SEEDS, MAX_SEEDS, RunConfig
 from gapdemo.validation import validate_run_config
 
-DEFAULT_SEEDS = 3
-MAX_SEEDS = 10
 # Relative cost of each phase, for the progress fraction: training dominates.
 PHASE_WEIGHTS = {"timing": 0.3, "train": 4.0, "evaluate": 1.5, "train_unseen": 4.0, "evaluate_unseen": 0.2}
 

@@ -8,7 +8,7 @@ import sys
 import threading
 
 from gapdemo.commands import parse_backends
-from gapdemo.config import DATASETS, DataConfig, ModelConfig, RunConfig, TrainConfig
+from gapdemo.config import DATASETS, DEFAULT_SEEDS, MAX_SEEDS, DataConfig, ModelConfig, RunConfig, TrainConfig
 
 
 def register(subparsers):
@@ -25,7 +25,7 @@ def register(subparsers):
                         help="images the synthetic source draws, split 80/10/10")
     parser.add_argument("--batch-size", type=int, default=defaults.train.batch_size)
     parser.add_argument("--seed", type=int, default=0, help="first seed; seed i uses seed + i")
-    parser.add_argument("--seeds", type=int, default=3, help="independent repeats (1-10)")
+    parser.add_argument("--seeds", type=int, default=DEFAULT_SEEDS, help=f"independent repeats (1-{MAX_SEEDS})")
     parser.add_argument("--runs-dir", default=defaults.train.runs_dir, help="claims-<id>/ is written here")
     parser.add_argument("--json", action="store_true", help="print the result as one JSON object on the last line")
     parser.set_defaults(run=run)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from gapdemo.commands import CommandError
 from gapdemo.commands.train import add_run_arguments, config_from_args
-from gapdemo.config import RunConfig
+from gapdemo.config import DEFAULT_SEEDS, RunConfig
 
 
 def register(subparsers):
@@ -19,7 +19,7 @@ def register(subparsers):
     parser.add_argument("--set", dest="assignments", action="append", default=[], metavar="NAME=V1,V2",
                         help="a setting to sweep and its values (repeatable); NAME is one of: "
                              "dropout_rate, image_size, train_size, bn_momentum, learning_rate, batch_size, epochs")
-    parser.add_argument("--seeds", type=int, default=2, help="seeds per grid point (seed, seed + 1, ...)")
+    parser.add_argument("--seeds", type=int, default=DEFAULT_SEEDS, help="seeds per grid point (seed, seed + 1, ...)")
     parser.add_argument("--address", default=None,
                         help="Ray cluster to join (host:port); default $GAPDEMO_RAY_ADDRESS, else a local Ray")
     parser.add_argument("--max-concurrent", type=int, default=None, help="trials at once (default: as CPUs allow)")

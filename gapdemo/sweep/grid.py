@@ -11,7 +11,7 @@ import itertools
 import json
 from dataclasses import dataclass
 
-from gapdemo.config import RunConfig
+from gapdemo.config import MAX_SEEDS, RunConfig
 
 # setting name -> (RunConfig section, field, parser): what --set NAME=... may name
 SWEEPABLE = {
@@ -68,8 +68,8 @@ def parse_grid(assignments: list[str]) -> dict[str, list]:
 
 def expand_trials(grid: dict[str, list], seeds: int, first_seed: int = 0) -> list[Trial]:
     """Every grid point x every seed, grid points outermost (seed i uses first_seed + i)."""
-    if seeds < 1:
-        raise ValueError("a sweep needs at least one seed")
+    if not 1 <= seeds <= MAX_SEEDS:
+        raise ValueError(f"a sweep takes 1 to {MAX_SEEDS} seeds per grid point, got {seeds}")
     points = [dict(zip(grid, values, strict=True)) for values in itertools.product(*grid.values())] if grid else [{}]
     trials = [Trial(index, point, first_seed + seed)
               for index, (point, seed) in enumerate((p, s) for p in points for s in range(seeds))]
