@@ -1,3 +1,4 @@
+import threading
 import time
 
 import keras
@@ -142,17 +143,28 @@ def test_failing_data_source_fails_job_with_its_message(runs_dir):
     assert job.snapshot().message == "The folder /nowhere does not exist."
 
 
-def test_queue_runs_jobs_one_after_another(runs_dir):
-    manager = JobManager()
-    first = manager.submit(tiny(runs_dir, ("gap",), epochs=2), data_loader=toy_loader(128))
-    second = manager.submit(tiny(runs_dir, ("gap",)), data_loader=toy_loader())
-    assert wait_for(lambda: first.state == "running", 60)
-    assert second.state == "queued" and manager.queued() == [second]
-    assert manager.wait_idle(180)
-    assert first.state == second.state == "finished"
-    assert second.snapshot().elapsed_seconds > 0
-    first_end = runs.read_json(first.run_dir / "status.json")["updated"]
-    assert first_end <= runs.read_json(second.run_dir / "status.json")["updated"]
+def test_queue_runs_jobs_one_at_a_time_in_the_order_they_came(runs_dir):
+    """Four jobs: when each starts, every earlier one has finished and every later one still waits."""
+    manager, jobs, starts = JobManager(), [], []  # starts: (job index, every job's state at that moment)
+    all_submitted = threading.Event()
+
+    def loader(index):
+        def load(data_config, batch_size, progress=None):
+            all_submitted.wait(60)  # the first job starts at once: let the others queue up behind it
+            starts.append((index, [job.state for job in jobs]))
+            return toy_loader(32, 16)(data_config, batch_size, progress)
+        return load
+
+    for index in range(4):  # one waiting run per owner: four visitors
+        jobs.append(manager.submit(tiny(runs_dir, ("gap",), train_size=32), data_loader=loader(index),
+                                   owner=f"visitor-{index}"))
+    all_submitted.set()
+    assert manager.wait_idle(300)
+    assert [index for index, _ in starts] == [0, 1, 2, 3]
+    for index, states in starts:
+        assert states == ["finished"] * index + ["running"] + ["queued"] * (3 - index), (index, states)
+    assert [job.state for job in jobs] == ["finished"] * 4 and manager.queued() == []
+    assert all(job.snapshot().elapsed_seconds > 0 for job in jobs)
 
 
 def test_stopping_a_queued_job_never_runs_it(runs_dir):
