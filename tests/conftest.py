@@ -2,10 +2,13 @@
 
 import os
 import shutil
+import tempfile
 
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Decoded-image caches of the tests' folders go to a temporary folder, never the user's ~/.cache/gapdemo.
+os.environ.setdefault("GAPDEMO_CACHE_DIR", tempfile.mkdtemp(prefix="gapdemo-test-cache-"))
 CHROMIUM_PATH = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--disable-background-networking",

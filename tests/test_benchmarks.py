@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-SCRIPTS = ["data_pipeline", "training", "efficiency", "memory", "outcome", "sweep"]
+SCRIPTS = ["data_pipeline", "training", "efficiency", "memory", "outcome", "sweep", "real_photos"]
 
 
 def run_quick(script: str, results: Path, timeout_s: int = 240) -> subprocess.CompletedProcess:
