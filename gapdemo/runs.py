@@ -4,7 +4,11 @@ Layout of one run directory:
     config.json          RunConfig.to_dict() plus the data set's info
     status.json          state, message, epochs completed, the run's elapsed seconds, the writing process
     metrics.csv          backend, epoch, loss, accuracy, val_loss, val_accuracy (appended per epoch)
-    batch_metrics.csv    backend, epoch, batch, step, loss, accuracy (appended per batch)
+    batch_metrics.csv    backend, epoch, batch, step, loss, accuracy (appended per call into TensorFlow):
+                         the raw values of the call's own batch (the mean of its batches when a call
+                         trains several), not Keras' running mean since the epoch began; step = epoch
+                         index + fraction of the epoch done. Runs written before 2026-11-27 hold the
+                         running means there.
     models/<b>.keras     each back-end, saved after every epoch
     probes/images.npz    the probe images and labels; probes/epoch_NNN.npz per epoch
     tensorboard/<b>/     scalars per epoch (tensorboard --logdir runs)

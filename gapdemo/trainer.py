@@ -24,15 +24,17 @@ import tensorflow as tf
 
 from gapdemo import runs
 from gapdemo.config import RunConfig
+from gapdemo.curves import BatchValues
 from gapdemo.events import StopRequested, TrainingEvents
 from gapdemo.insight import class_activation_maps, feature_averages
 from gapdemo.models import BACKENDS, build_lockstep_models, classifier_layer_name
 
 
 class StreamingCallback(keras.callbacks.Callback):
-    """Publishes running loss/accuracy per back-end after every call into TensorFlow and stops there.
+    """Publishes each call's own loss/accuracy per back-end after every call into TensorFlow and stops there.
 
-    A call trains TrainConfig.steps_per_execution batches; Keras reports the last batch's index.
+    A call trains TrainConfig.steps_per_execution batches; Keras reports the last batch's index and
+    the running means since the epoch began, which Trainer.record_batch turns into the call's values.
     """
 
     def __init__(self, trainer: Trainer):
@@ -74,6 +76,8 @@ class Trainer:
         self.batches_per_epoch = 1
         self.images_per_second = 0.0
         self.rate_origin = (-1, 0, 0.0)  # (epoch index, batches done, time.time()) after its first call
+        self.train_images = None  # images per epoch, when the data say (the last batch may be smaller)
+        self.batch_values, self.values_epoch = BatchValues(), -1
         self.writers = {}
 
     def train(self) -> int:
@@ -90,6 +94,7 @@ class Trainer:
         compile_lockstep_model(models.training_model, self.backends, self.config.train.learning_rate,
                                train_ds.element_spec, steps_per_execution=self.config.train.steps_per_execution)
         self.batches_per_epoch = max(1, int(data.train.cardinality().numpy()))
+        self.train_images = getattr(data.info, "splits", {}).get("train")
         self.probe_images, self.probe_labels = pick_probes(data.validation_images, data.validation_labels)
         self.record_probes(0)
         try:
@@ -181,16 +186,41 @@ class Trainer:
             self.images_per_second = (done - self.rate_origin[1]) * self.config.train.batch_size / (
                 now - self.rate_origin[2])
         step = epoch_index + done / self.batches_per_epoch
+        if self.values_epoch != epoch_index:  # every epoch's fit starts Keras' means afresh
+            self.batch_values, self.values_epoch = BatchValues(), epoch_index
+        values = self.batch_values.update(*self.running_means(logs, done))
         rows = [{"backend": b, "epoch": epoch_index + 1, "batch": done, "step": round(step, 5),
-                 "loss": self.logged(logs, b, "loss"), "accuracy": self.logged(logs, b, "accuracy")}
+                 "loss": values.get(self.metric_key(b, "loss"), np.nan),
+                 "accuracy": values.get(self.metric_key(b, "accuracy"), np.nan)}
                 for b in self.backends]
         runs.append_csv_rows(self.run_dir / "batch_metrics.csv", runs.BATCH_FIELDS, rows)
         self.events.on_batch(rows, self.progress("training", epoch_index + 1, done))
 
-    def logged(self, logs: dict, backend: str, name: str) -> float:
+    def metric_key(self, backend: str, name: str) -> str:
         """Keras names metrics '<output>_<name>', except for a model with a single output."""
-        key = name if len(self.backends) == 1 else f"{backend}_{name}"
-        return float(logs.get(key, np.nan))
+        return name if len(self.backends) == 1 else f"{backend}_{name}"
+
+    def logged(self, logs: dict, backend: str, name: str) -> float:
+        return float(logs.get(self.metric_key(backend, name), np.nan))
+
+    def running_means(self, logs: dict, batches_done: int) -> tuple[dict, dict]:
+        """Keras' means since the epoch began, and how many items each averages, for BatchValues.
+
+        Accuracies, and a single output's loss, are means over images. A multi-output model's
+        per-output losses are means over batches: Keras weights each by its static batch size,
+        which the pipelines leave unknown (the last batch may be smaller).
+        """
+        images = batches_done * self.config.train.batch_size
+        if self.train_images:
+            images = min(images, self.train_images)
+        means, counts = {}, {}
+        for backend in self.backends:
+            for name in ("loss", "accuracy"):
+                key = self.metric_key(backend, name)
+                if key in logs:
+                    means[key] = float(logs[key])
+                    counts[key] = batches_done if name == "loss" and len(self.backends) > 1 else images
+        return means, counts
 
     def finish_epoch(self, epoch: int, train_logs: dict, validation: dict) -> None:
         """Save probes, TensorBoard scalars and models, then the metrics, then publish the epoch.

@@ -11,7 +11,7 @@ from gapdemo.config import tiny_config
 from gapdemo.events import TrainingEvents
 from gapdemo.job import JobManager, TrainingJob
 from gapdemo.models import BACKENDS
-from toy_data import toy_arrays, toy_loader
+from toy_data import toy_arrays, toy_loader, toy_pipeline
 
 
 def tiny(runs_dir, backends=("fc", "gap"), epochs=1, train_size=64):
@@ -373,3 +373,39 @@ def test_no_fit_or_evaluate_of_the_engine_idles_after_its_last_batch(runs_dir, m
     assert job.run() == "finished", job.snapshot().message
     assert [name for name, _ in tails] == ["fit", "evaluate"] * 3
     assert max(seconds for _, seconds in tails) < 0.25, tails
+
+
+@pytest.mark.parametrize("backends", [("fc", "gap"), ("gap",)])
+def test_batch_rows_hold_each_batchs_own_loss_and_accuracy(runs_dir, backends):
+    """Not Keras' running mean since the epoch began: with a zero learning rate the weights never
+    change, so every row must equal the model's loss and accuracy on that very batch."""
+    from gapdemo.trainer import Trainer
+
+    config = tiny(runs_dir, backends, epochs=2, train_size=40)  # batches of 16, 16 and 8
+    config.train.learning_rate = 0.0
+    config.train.recalibrate_bn = False
+    run_dir = runs_dir / "own"
+
+    def unshuffled(data_config, batch_size, progress=None):
+        data = toy_loader(40, 16)(data_config, batch_size, progress)
+        images, labels = toy_arrays(40, data_config.image_size, seed=data_config.seed)
+        data.train = toy_pipeline(images, labels, batch_size, shuffle=False)
+        return data
+
+    Trainer(config, run_dir, data_loader=unshuffled).train()
+    images, labels = toy_arrays(40, 32, seed=0)
+    models = runs.load_models(run_dir)
+    rows = runs.read_batch_metrics(run_dir)
+    for backend in backends:
+        recorded = rows[rows.backend == backend].sort_values(["epoch", "batch"])
+        assert list(recorded.batch) == [1, 2, 3] * 2
+        expected = []
+        for start in (0, 16, 32):  # BN normalises with the batch's own statistics in training mode
+            batch = images[start:start + 16].astype("float32") / 255.0
+            truth = labels[start:start + 16].astype("float32")[:, None]
+            predicted = models[backend](batch, training=True)
+            expected.append((float(keras.losses.binary_crossentropy(truth, predicted).numpy().mean()),
+                             float(keras.metrics.binary_accuracy(truth, predicted).numpy().mean())))
+        expected = np.array(expected * 2)
+        np.testing.assert_allclose(recorded.loss, expected[:, 0], rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(recorded.accuracy, expected[:, 1], atol=1e-6)

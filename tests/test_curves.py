@@ -1,0 +1,87 @@
+import numpy as np
+import pytest
+
+from gapdemo.curves import MAX_POINTS, BatchValues, CurveHistory, downsample_indices, smooth_ema
+
+
+def running_means(values, weights):
+    """What Keras reports after each batch: the weighted mean since the epoch began."""
+    values, weights = np.asarray(values, float), np.asarray(weights, float)
+    return np.cumsum(values * weights) / np.cumsum(weights), np.cumsum(weights)
+
+
+@pytest.mark.parametrize("weights", [[1, 1, 1, 1, 1], [64, 64, 64, 64, 16]])
+def test_batch_values_undo_the_running_mean(weights):
+    own = [0.9, 0.2, 0.7, 0.4, 0.1]
+    means, counts = running_means(own, weights)
+    values = BatchValues()
+    recovered = [values.update({"loss": mean}, {"loss": count})["loss"] for mean, count in zip(means, counts, strict=True)]
+    np.testing.assert_allclose(recovered, own, rtol=1e-12)
+
+
+def test_batch_values_of_a_call_of_several_batches_are_their_mean_and_restart_each_epoch():
+    own = [0.8, 0.6, 0.4, 0.2, 1.0, 0.0]
+    means, counts = running_means(own, [1] * 6)
+    values = BatchValues()
+    calls = [values.update({"accuracy": means[k]}, {"accuracy": counts[k]})["accuracy"] for k in (1, 3, 5)]
+    np.testing.assert_allclose(calls, [0.7, 0.3, 0.5])  # two batches per call
+    values.start_epoch()
+    assert values.update({"accuracy": 0.25}, {"accuracy": 1})["accuracy"] == 0.25
+
+
+def test_smoothing_zero_returns_the_raw_values():
+    raw = np.array([0.5, 0.1, np.nan, 0.9, 0.3])
+    np.testing.assert_array_equal(smooth_ema(raw, 0.0), raw)
+
+
+def test_smoothing_is_tensorboards_debiased_moving_average():
+    smoothed = smooth_ema([1.0, 0.0, np.nan, 0.0], 0.6)
+    # TensorBoard: last = last * w + (1 - w) * v, shown divided by 1 - w ** (finite points so far)
+    assert smoothed[0] == pytest.approx(1.0)  # the first point is not pulled towards 0
+    assert smoothed[1] == pytest.approx(0.6 * 0.4 / (1 - 0.36))
+    assert np.isnan(smoothed[2])
+    assert smoothed[3] == pytest.approx(0.36 * 0.4 / (1 - 0.216))
+    with pytest.raises(ValueError, match="smoothing"):
+        smooth_ema([1.0], 1.0)
+
+
+def test_downsampling_keeps_first_last_and_each_windows_extremes():
+    rng = np.random.default_rng(0)
+    values = rng.normal(size=5_000)
+    values[1234], values[4321] = 50.0, -50.0  # spikes that even spacing would drop
+    indices = downsample_indices(values, 100)
+    assert len(indices) <= 100 and indices[0] == 0 and indices[-1] == len(values) - 1
+    assert np.all(np.diff(indices) > 0)
+    assert {1234, 4321} <= set(indices.tolist())
+    edges = np.linspace(0, len(values) - 2, (100 - 2) // 2 + 1).astype(int)
+    for start, stop in zip(edges[:-1], edges[1:], strict=True):
+        window = values[1 + start:1 + stop]
+        assert 1 + start + int(np.argmin(window)) in indices and 1 + start + int(np.argmax(window)) in indices
+
+
+def test_a_ten_thousand_batch_history_yields_at_most_the_bound():
+    values = np.sin(np.arange(10_000) / 50.0)
+    assert len(downsample_indices(values)) <= MAX_POINTS
+    assert len(downsample_indices(values, 7)) <= 7
+    np.testing.assert_array_equal(downsample_indices(values[:10], 600), np.arange(10))
+    with pytest.raises(ValueError, match="max_points"):
+        downsample_indices(values, 3)
+
+
+def test_downsampling_survives_non_finite_values():
+    values = np.full(1_000, np.nan)
+    values[500] = 1.0
+    indices = downsample_indices(values, 20)
+    assert len(indices) <= 20 and 500 in indices and indices[0] == 0 and indices[-1] == 999
+
+
+def test_curve_history_appends_only_new_rows_per_backend():
+    history = CurveHistory("run")
+    row = lambda backend, step, loss: {"backend": backend, "epoch": 1, "batch": 1, "step": step,  # noqa: E731
+                                       "loss": loss, "accuracy": 0.5}
+    history.extend([row("fc", 0.5, 0.7), row("gap", 0.5, 0.6)], version=3)
+    history.extend([row("fc", 1.0, 0.5), row("gap", 1.0, 0.4)], version=5)
+    series = history.series()
+    assert list(series) == ["fc", "gap"] and history.rows_read == 4 and history.version == 5
+    np.testing.assert_array_equal(series["fc"]["step"], [0.5, 1.0])
+    np.testing.assert_array_equal(series["gap"]["loss"], [0.6, 0.4])
