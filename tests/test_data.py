@@ -208,11 +208,69 @@ def test_truncated_files_are_refused_even_when_pil_is_told_to_allow_them(pet_fol
     assert ImageFile.LOAD_TRUNCATED_IMAGES is True
 
 
-def test_folder_split_is_seeded(pet_folder):
-    root, _ = pet_folder
-    first, again, other = (load_data(_tiny(dataset="folder", data_dir=str(root), seed=seed), 4) for seed in (1, 1, 2))
-    assert first.test_images.tobytes() == again.test_images.tobytes()
-    assert first.test_images.tobytes() != other.test_images.tobytes()
+def _numbered_folder(root, counts):
+    """root/<class>/<n>.png, each image a flat grey whose level is its number (unique across classes)."""
+    number = 0
+    for class_name, count in counts.items():
+        (root / class_name).mkdir(parents=True)
+        for _ in range(count):
+            Image.new("RGB", (12, 9), (number, number, number)).save(root / class_name / f"{number}.png")
+            number += 1
+    return root
+
+
+def _numbers(split):
+    """The number of each image in a split (see _numbered_folder), in the split's order."""
+    return split.images[:, 0, 0, 0].astype(int).tolist()
+
+
+def _folder_splits(root, seed=0, train_size=None, cache_dir=None):
+    source, _ = data_module.load_splits(_tiny(dataset="folder", data_dir=str(root), seed=seed, train_size=train_size,
+                                              cache_dir=cache_dir))
+    return source.splits
+
+
+def test_folder_splits_are_disjoint_and_80_10_10_within_each_class(tmp_path):
+    splits = _folder_splits(_numbered_folder(tmp_path / "pets", {"Cat": 30, "Dog": 50}))  # Cat 0-29, Dog 30-79
+    numbers = {name: _numbers(split) for name, split in splits.items()}
+    assert sorted(numbers["train"] + numbers["validation"] + numbers["test"]) == list(range(80))  # each image once
+    for name, split in splits.items():
+        assert [int(label) for label in split.labels] == [int(number >= 30) for number in numbers[name]]
+    per_class = {name: np.bincount(split.labels, minlength=2).tolist() for name, split in splits.items()}
+    assert per_class == {"train": [24, 40], "validation": [3, 5], "test": [3, 5]}
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_a_capped_folder_training_set_stays_balanced(tmp_path, seed):
+    """Classes are mixed before the cap: the first 20 of 64 training images are not all cats."""
+    splits = _folder_splits(_numbered_folder(tmp_path / "pets", {"Cat": 40, "Dog": 40}), seed=seed, train_size=20)
+    cats, dogs = np.bincount(splits["train"].labels, minlength=2)
+    assert cats + dogs == 20 and 5 <= cats <= 15, (cats, dogs)
+    assert np.bincount(splits["validation"].labels).tolist() == [4, 4]  # the cap leaves them alone
+    assert not set(_numbers(splits["train"])) & set(_numbers(splits["validation"]) + _numbers(splits["test"]))
+
+
+def test_the_same_seed_gives_the_same_folder_splits(tmp_path):
+    root = _numbered_folder(tmp_path / "pets", {"Cat": 20, "Dog": 20})
+    # Separate caches: a second load from the first one's cache would be equal whatever the seed did.
+    first, again, other = (_folder_splits(root, seed, cache_dir=str(tmp_path / f"cache-{index}"))
+                           for index, seed in enumerate((1, 1, 2)))
+    for name in ("train", "validation", "test"):
+        assert _numbers(first[name]) == _numbers(again[name]), name
+    assert sorted(_numbers(first["validation"])) != sorted(_numbers(other["validation"]))
+    assert sorted(_numbers(first["train"])) != sorted(_numbers(other["train"]))
+
+
+def test_the_same_seed_gives_the_same_synthetic_splits_and_no_image_is_in_two():
+    first, _ = data_module.load_splits(_tiny(seed=3))
+    again, _ = data_module.load_splits(_tiny(seed=3))
+    other, _ = data_module.load_splits(_tiny(seed=4))
+    for name in ("train", "validation", "test"):
+        assert first.splits[name].images.tobytes() == again.splits[name].images.tobytes(), name
+        assert first.splits[name].images.tobytes() != other.splits[name].images.tobytes(), name
+    seen = {name: {image.tobytes() for image in first.splits[name].images} for name in first.splits}
+    assert not seen["train"] & seen["validation"] and not seen["train"] & seen["test"]
+    assert not seen["validation"] & seen["test"]
 
 
 def test_folder_decodes_no_more_training_images_than_the_cap(pet_folder, monkeypatch):
@@ -228,10 +286,23 @@ def test_folder_decodes_no_more_training_images_than_the_cap(pet_folder, monkeyp
 
 
 def test_decode_converts_modes_to_rgb_with_bilinear_resize(tmp_path):
+    """A grey pattern that tells the resize methods apart, checked against TensorFlow's bilinear resize."""
+    rows, columns = np.mgrid[0:45, 0:70]
+    grey = ((rows * 7 + columns * 3) % 256).astype(np.uint8)  # (45, 70): diagonal stripes
+    grey[10:20, 5:40] = 255
     path = tmp_path / "grey.png"
-    Image.new("L", (64, 64), 77).save(path)
+    Image.fromarray(grey, "L").save(path)
     image = data_module.decode_image_file(path, SIZE)
-    assert image.shape == (SIZE, SIZE, 3) and image.dtype == np.uint8 and np.all(image == 77)
+    assert image.shape == (SIZE, SIZE, 3) and image.dtype == np.uint8
+    assert np.array_equal(image[..., 0], image[..., 1]) and np.array_equal(image[..., 1], image[..., 2])
+
+    def resized(method, antialias=False):
+        result = tf.image.resize(grey[:, :, None], (SIZE, SIZE), method=method, antialias=antialias)
+        return tf.cast(tf.clip_by_value(tf.round(result), 0, 255), tf.uint8).numpy()[:, :, 0]
+
+    np.testing.assert_array_equal(image[..., 0], resized("bilinear"))
+    for other in (resized("nearest"), resized("bilinear", antialias=True), resized("area"), resized("bicubic")):
+        assert not np.array_equal(other, resized("bilinear"))  # the pattern would catch another method
 
 
 @pytest.mark.parametrize("classes, expected", [(["Cat"], "1 (Cat)"), (["Cat", "Dog", "Fox"], "3 (Cat, Dog, Fox)"),
@@ -260,16 +331,51 @@ def test_folder_errors_for_missing_folder_and_empty_class(tmp_path):
 # --- TFDS cats_vs_dogs ------------------------------------------------------------------------
 
 
+def _numbered_tfds(count):
+    """An as_dataset_fn for tfds.testing.mock_data: `count` examples, each a flat grey whose level is its
+    index, sliced by TFDS's own ReadInstruction ('train[80%:90%]' -> examples 160-179 of 200)."""
+    from types import SimpleNamespace
+
+    import tensorflow_datasets as tfds
+
+    def as_dataset(self, split, decoders=None, read_config=None, shuffle_files=False, **kwargs):
+        (instruction,) = tfds.core.ReadInstruction.from_spec(str(split)).to_absolute(
+            {"train": SimpleNamespace(num_examples=count)})
+        indices = list(range(count))[instruction.from_:instruction.to]
+        examples = ({"image": np.full((40, 50, 3), index, np.uint8), "image/filename": f"{index}.jpg",
+                     "label": index % 2} for index in indices)
+        return tf.data.Dataset.from_generator(lambda: examples, output_signature={
+            "image": tf.TensorSpec((None, None, 3), tf.uint8), "image/filename": tf.TensorSpec((), tf.string),
+            "label": tf.TensorSpec((), tf.int64)})
+
+    return as_dataset
+
+
+@pytest.mark.parametrize("train_size", [None, 16])
+def test_cats_vs_dogs_slices_are_disjoint_80_10_10(monkeypatch, train_size):
+    import tensorflow_datasets as tfds
+
+    monkeypatch.setattr(cats_vs_dogs_module, "host_reachable", lambda url, timeout_s: True)
+    with tfds.testing.mock_data(as_dataset_fn=_numbered_tfds(200)):
+        source, info = data_module.load_splits(_tiny(dataset="cats_vs_dogs", train_size=train_size))
+    numbers = {name: _numbers(split) for name, split in source.splits.items()}
+    assert numbers["validation"] == list(range(160, 180)) and numbers["test"] == list(range(180, 200))
+    assert numbers["train"] == list(range(160))[:train_size]  # the cap takes the slice's first images
+    assert info.splits == {"train": train_size or 160, "validation": 20, "test": 20}
+    for name, split in source.splits.items():
+        assert split.labels.tolist() == [number % 2 for number in numbers[name]]
+
+
 def test_cats_vs_dogs_end_to_end_with_mocked_tfds(monkeypatch):
     import tensorflow_datasets as tfds
 
     monkeypatch.setattr(cats_vs_dogs_module, "host_reachable", lambda url, timeout_s: True)  # mock_data: prepare is a no-op
-    with tfds.testing.mock_data(num_examples=40):
+    with tfds.testing.mock_data(as_dataset_fn=_numbered_tfds(200)):
         loaded = load_data(_tiny(dataset="cats_vs_dogs", train_size=16), batch_size=8)
         train_images, train_labels = _all_batches(loaded.train)
-    assert loaded.info.class_names == ["cat", "dog"] and loaded.info.splits == {"train": 16, "validation": 40, "test": 40}
-    assert train_images.shape == (16, SIZE, SIZE, 3) and set(train_labels.tolist()) <= {0.0, 1.0}
-    assert loaded.validation_images.shape == (40, SIZE, SIZE, 3) and loaded.validation_images.dtype == np.uint8
+    assert loaded.info.class_names == ["cat", "dog"] and loaded.info.splits == {"train": 16, "validation": 20, "test": 20}
+    assert train_images.shape == (16, SIZE, SIZE, 3) and sorted(train_labels.tolist()) == [0.0] * 8 + [1.0] * 8
+    assert loaded.validation_images.shape == (20, SIZE, SIZE, 3) and loaded.validation_images.dtype == np.uint8
     _assert_element_spec(loaded.test)
 
 
