@@ -104,13 +104,32 @@ def run_time_caption(seconds: float | None) -> str:
     return f"Run time {format_seconds(seconds)} — the back-ends train together, in lockstep."
 
 
-# Accuracy and loss side by side: training solid (per batch), validation dashed (per epoch).
-def curves_pair(epochs, batches, run_id: str, key: str, with_exports: bool = True) -> None:
+SMOOTHING_HELP = ("TensorBoard's smoothing: an exponential moving average over the per-batch values, whose raw "
+                  "values stay faint behind. 0 draws the raw values alone; each batch's value is its own loss or "
+                  "accuracy, not a running mean since the epoch began.")
+
+
+# The smoothing slider over a pair of curves; returns TensorBoard's weight (0 = the raw values).
+def smoothing_control(key: str) -> float:
+    from gapdemo.curves import DEFAULT_SMOOTHING
+
+    return float(st.slider("Smoothing", 0.0, 0.95, value=DEFAULT_SMOOTHING, step=0.05, key=f"{key}_smoothing",
+                           help=SMOOTHING_HELP))
+
+
+# Accuracy and loss side by side: training solid (per batch, smoothed), validation dashed (per epoch).
+def curves_pair(epochs, batches, run_id: str, key: str, with_exports: bool = True, build_figure=None) -> None:
+    """build_figure(metric, smoothing) -> figure; default: charts.curves_figure of epochs and batches."""
     from gapdemo.charts import curves_figure
+
+    smoothing = smoothing_control(key)
+    if build_figure is None:
+        def build_figure(metric, weight):
+            return curves_figure(epochs, batches, metric=metric, smoothing=weight)
 
     for column, metric in zip(st.columns(2), ("accuracy", "loss"), strict=True):
         with column:
-            figure = curves_figure(epochs, batches, metric=metric)
+            figure = build_figure(metric, smoothing)
             st.plotly_chart(figure, key=f"{key}_{metric}")
             if with_exports:
                 export_buttons(figure, epochs, f"{run_id}_{metric}", key=f"export_{key}_{metric}")

@@ -17,13 +17,26 @@ CAPTION = (
 )
 
 
+NO_BATCH_ROWS = 2**62  # a snapshot's batch_start past every row: this tab draws none of them
+
+
+# The three probe figures of one back-end after one epoch: built once, however many polls and tabs
+# show them (probes change once per epoch; rebuilding them every poll took the cores from training).
+@st.cache_resource(max_entries=12, show_spinner=False)
+def probe_figures(source: str, epoch: int, backend: str, _probe):
+    from gapdemo.charts import cam_grid_figure, class_means_figure, feature_averages_figure
+
+    cams = cam_grid_figure(_probe) if _probe.get("cams") is not None else None
+    return feature_averages_figure(_probe, backend), class_means_figure(_probe, backend), cams
+
+
 def _probes_source(manager, runs_dir: str):
     """(epoch, {backend: probes}, title) from the live job, else from the newest run on disk."""
     from gapdemo.runs import list_runs, load_probes
 
     job = manager.latest()
     if job is not None:
-        snapshot = job.snapshot()
+        snapshot = job.snapshot(batch_start=NO_BATCH_ROWS)
         if snapshot.probes:
             return snapshot.probes_epoch, snapshot.probes, f"run `{snapshot.run_id}`"
     for summary in list_runs(runs_dir):
@@ -41,8 +54,6 @@ def _averages_frame(probes_for_backend) -> pd.DataFrame:
 
 
 def _draw(manager, runs_dir: str) -> None:
-    from gapdemo.charts import cam_grid_figure, class_means_figure, feature_averages_figure
-
     epoch, probes, title = _probes_source(manager, runs_dir)
     if not probes:
         st.info("Feature-map averages appear here once a run has started.")
@@ -51,21 +62,21 @@ def _draw(manager, runs_dir: str) -> None:
     backend = st.radio("Back-end", list(probes), format_func=lambda key: BACKENDS[key].label, horizontal=True,
                        key="insight_backend")
     probe = probes[backend]
+    averages_figure, means_figure, cams_figure = probe_figures(title, epoch, backend, probe)
     left, right = st.columns(2)
     with left:
-        figure = feature_averages_figure(probe, backend)
+        figure = averages_figure
         st.plotly_chart(figure, key="feature_averages")
         export_buttons(figure, _averages_frame(probe), f"feature_averages_{backend}", key="export_averages")
     with right:
-        figure = class_means_figure(probe, backend)
+        figure = means_figure
         st.plotly_chart(figure, key="class_means")
         export_buttons(figure, _averages_frame(probe).groupby("label").mean(), f"class_means_{backend}",
                        key="export_means")
-    if probe.get("cams") is not None:
+    if cams_figure is not None:
         st.markdown("**Class activation maps** (dense weights × feature maps) of the probe images")
-        figure = cam_grid_figure(probe)
-        st.plotly_chart(figure, key="cam_grid")
-        export_buttons(figure, None, f"cams_{backend}", key="export_cams")
+        st.plotly_chart(cams_figure, key="cam_grid")
+        export_buttons(cams_figure, None, f"cams_{backend}", key="export_cams")
     else:
         st.caption(f"{BACKENDS[backend].label} has no exact class activation map: its classifier does not act "
                    "on one average per feature map. Pick GAP or GMP to see them.")

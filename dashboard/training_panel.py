@@ -7,10 +7,11 @@ import streamlit as st
 
 from dashboard.common import curves_pair, export_buttons, format_seconds, results_column_config, run_time_caption
 from dashboard.visitor import queue_caption, run_owner_note
-from gapdemo.runs import BATCH_FIELDS, EPOCH_FIELDS
+from gapdemo.runs import EPOCH_FIELDS
 
-# New points arrive once per call into TensorFlow (a few seconds at the defaults); polling faster
-# would only redraw the same charts, taking the GIL from the training thread each time.
+# New points arrive once per call into TensorFlow (under a second at the defaults). A poll with
+# nothing new re-sends the same cached figures (Streamlit then sends their hash, not their points);
+# polling faster would still take the GIL from the training thread more often.
 POLL_SECONDS = 2.0
 STATE_TEXT = {
     "queued": ":gray[queued]", "running": ":blue[training]", "stopping": ":orange[stopping after this batch]",
@@ -21,10 +22,6 @@ STATE_TEXT = {
 
 def epoch_frame(rows) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=list(EPOCH_FIELDS))
-
-
-def batch_frame(rows) -> pd.DataFrame:
-    return pd.DataFrame(rows, columns=list(BATCH_FIELDS))
 
 
 # State line, progress bar with epoch/batch, images/s and ETA, and the queue.
@@ -53,13 +50,34 @@ def status_panel(snapshot, queued_jobs) -> None:
         st.caption(queue_caption(queued_jobs))
 
 
+# One growing copy of each run's per-batch curves per server process, shared by every tab watching it.
+@st.cache_resource(max_entries=4, show_spinner=False)
+def curve_history(run_id: str):
+    from gapdemo.curves import CurveHistory
+
+    return CurveHistory(run_id)
+
+
+# A live figure, built once per new rows and smoothing whichever tab asks first; at most
+# gapdemo.curves.MAX_POINTS points per line however long the run (the CSVs keep every batch).
+@st.cache_resource(max_entries=16, show_spinner=False)
+def live_figure(run_id: str, rows_read: int, epoch_rows: int, metric: str, smoothing: float, _history, _epochs):
+    from gapdemo.charts import curves_figure
+
+    return curves_figure(_epochs, _history.series(), metric=metric, smoothing=smoothing)
+
+
 # Live accuracy and loss; exports once the run is done (HTML/PNG are made on click).
-def curves_panel(snapshot, with_exports: bool) -> None:
-    epochs, batches = epoch_frame(snapshot.epoch_metrics), batch_frame(snapshot.batch_metrics)
-    if batches.empty:
+def curves_panel(snapshot, history, with_exports: bool) -> None:
+    if not history.rows_read:
         st.caption("Curves appear after the first batch.")
         return
-    curves_pair(epochs, batches, snapshot.run_id, key="live", with_exports=with_exports)
+    epochs = epoch_frame(snapshot.epoch_metrics)
+
+    def build_figure(metric, smoothing):
+        return live_figure(snapshot.run_id, history.rows_read, len(epochs), metric, smoothing, history, epochs)
+
+    curves_pair(epochs, None, snapshot.run_id, key="live", with_exports=with_exports, build_figure=build_figure)
 
 
 # Best and final validation accuracy and the train-validation gap per back-end; the run's time once.
@@ -94,10 +112,11 @@ def _results_figure(results):
 
 def _live_view(manager, polling: bool) -> None:
     job = manager.latest()
-    snapshot = job.snapshot()
+    history = curve_history(job.run_id)
+    snapshot = history.read(job.snapshot)  # only the batch rows this server has not read yet
     status_panel(snapshot, manager.queued())
     done = job.is_done()
-    curves_panel(snapshot, with_exports=done)
+    curves_panel(snapshot, history, with_exports=done)
     if done:
         results_panel(snapshot)
     if polling and done:

@@ -13,6 +13,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from gapdemo.config import CLASS_NAMES
+from gapdemo.curves import DEFAULT_SMOOTHING, MAX_POINTS, batch_series, downsample_indices, smooth_ema
 from gapdemo.models import check_backend
 from gapdemo.runs import BATCH_FIELDS, EPOCH_FIELDS
 
@@ -48,30 +49,32 @@ def _backends_in(*frames) -> list[str]:
     return seen
 
 
-def downsample_indices(count: int, max_points: int) -> np.ndarray:
-    """At most max_points evenly spread indices into range(count), first and last included."""
-    if max_points < 2:
-        raise ValueError(f"max_points must be at least 2, got {max_points}")
-    if count <= max_points:
-        return np.arange(count)
-    return np.unique(np.linspace(0, count - 1, max_points).round().astype(int))
+def _line(x_values, y_values, backend, split, max_points, **style) -> go.Scatter:
+    """A training line of at most max_points (first, last and each window's extremes kept)."""
+    chosen = downsample_indices(y_values, max_points)
+    # a line needs two points: the first batch alone would draw nothing
+    mode = "lines" if len(chosen) > 1 else "lines+markers"
+    return go.Scatter(x=x_values[chosen], y=y_values[chosen], mode=mode, legendgroup=backend,
+                      meta={"backend": backend, "split": split}, **style)
 
 
-def _train_trace(backend, epoch_rows, batch_rows, metric, max_points) -> go.Scatter:
-    if batch_rows is not None and len(batch_rows):
-        rows = batch_rows.sort_values("step")
-        rows = rows.iloc[downsample_indices(len(rows), max_points)]
-        # a line needs two points: the first batch alone would draw nothing
-        x_values, mode = rows["step"], "lines" if len(rows) > 1 else "lines+markers"
-    else:
+def _train_traces(backend, epoch_rows, series, metric, max_points, smoothing) -> list[go.Scatter]:
+    """The smoothed per-batch line (solid), with the raw values faint behind it; epoch points without batches."""
+    color, label = backend_color(backend), backend_label(backend)
+    hover = f"{label} train<br>epoch %{{x:.2f}}<br>{metric} %{{y:.3f}}<extra></extra>"
+    if series is None or not len(series["step"]):
         rows = epoch_rows.sort_values("epoch")
-        x_values, mode = rows["epoch"], "lines+markers"
-    return go.Scatter(
-        x=x_values.to_numpy(float), y=rows[metric].to_numpy(float), mode=mode,
-        name=backend_label(backend), legendgroup=backend, meta={"backend": backend, "split": "train"},
-        line={"color": backend_color(backend), "dash": "solid", "width": 2},
-        hovertemplate=f"{backend_label(backend)} train<br>epoch %{{x:.2f}}<br>{metric} %{{y:.3f}}<extra></extra>",
-    )
+        return [go.Scatter(x=rows["epoch"].to_numpy(float), y=rows[metric].to_numpy(float), mode="lines+markers",
+                           name=label, legendgroup=backend, meta={"backend": backend, "split": "train"},
+                           line={"color": color, "dash": "solid", "width": 2}, hovertemplate=hover)]
+    steps, raw = series["step"], series[metric]
+    main = _line(steps, smooth_ema(raw, smoothing), backend, "train", max_points, name=label,
+                 line={"color": color, "dash": "solid", "width": 2}, hovertemplate=hover)
+    if smoothing == 0:
+        return [main]
+    faint = _line(steps, raw, backend, "train_raw", max_points, name=f"{label} (raw)", showlegend=False,
+                  opacity=0.25, line={"color": color, "dash": "solid", "width": 1}, hoverinfo="skip")
+    return [faint, main]
 
 
 def _validation_trace(backend, epoch_rows, metric) -> go.Scatter:
@@ -85,33 +88,43 @@ def _validation_trace(backend, epoch_rows, metric) -> go.Scatter:
     )
 
 
-def curves_figure(epoch_metrics: pd.DataFrame, batch_metrics: pd.DataFrame | None = None,
-                  metric: str = "accuracy", max_points: int = 600) -> go.Figure:
+def curves_figure(epoch_metrics: pd.DataFrame, batch_metrics: pd.DataFrame | dict | None = None,
+                  metric: str = "accuracy", max_points: int = MAX_POINTS,
+                  smoothing: float = DEFAULT_SMOOTHING) -> go.Figure:
     """Training (solid) and validation (dashed, markers at epochs) curves, one colour per back-end.
 
     Args:
         epoch_metrics: backend, epoch, loss, accuracy, val_loss, val_accuracy (one row per epoch).
-        batch_metrics: backend, epoch, batch, step, loss, accuracy; when given, the training line
-            follows the batches (step = fractional epoch), at most max_points per back-end.
+        batch_metrics: per-batch values as rows (backend, epoch, batch, step, loss, accuracy) or as
+            batch_series() / curves.CurveHistory.series() arrays; when given, the training line
+            follows the batches (step = fractional epoch), smoothed, with the raw values faint behind.
         metric: "accuracy" or "loss".
+        max_points: the most points of any line: long runs are downsampled, keeping extremes.
+        smoothing: TensorBoard's smoothing weight, 0 (raw values, no faint copy) to below 1.
     """
     if metric not in ("accuracy", "loss"):
         raise ValueError(f"metric must be 'accuracy' or 'loss', got {metric!r}")
     _check_columns(epoch_metrics, EPOCH_FIELDS, "epoch metrics")
-    if batch_metrics is not None:
+    if isinstance(batch_metrics, pd.DataFrame):
         _check_columns(batch_metrics, BATCH_FIELDS, "batch metrics")
-    downsample_indices(0, max_points)  # validates max_points
-    figure = go.Figure()
-    for backend in _backends_in(epoch_metrics, batch_metrics):
+        batch_metrics = batch_series(batch_metrics)
+    series = batch_metrics or {}
+    downsample_indices([], max_points)  # validates max_points
+    smooth_ema([], smoothing)  # validates smoothing
+    backends = _backends_in(epoch_metrics) + [backend for backend in series if backend not in set(epoch_metrics["backend"])]
+    train, validation = [], []
+    for backend in backends:
         epoch_rows = epoch_metrics[epoch_metrics["backend"] == backend]
-        batch_rows = None if batch_metrics is None else batch_metrics[batch_metrics["backend"] == backend]
-        figure.add_trace(_train_trace(backend, epoch_rows, batch_rows, metric, max_points))
+        train += _train_traces(backend, epoch_rows, series.get(backend), metric, max_points, smoothing)
         if len(epoch_rows):
-            figure.add_trace(_validation_trace(backend, epoch_rows, metric))
+            validation.append(_validation_trace(backend, epoch_rows, metric))
+    # faint raw lines first, so every smoothed and validation line is drawn over them
+    figure = go.Figure(sorted(train, key=lambda trace: trace.meta["split"] != "train_raw") + validation)
+    smoothed = f", smoothed {smoothing:g}; raw values faint" if series and smoothing else ""
     figure.update_layout(
-        title=f"{metric.capitalize()}: training (solid) and validation (dashed)",
+        title=f"{metric.capitalize()}: training (solid{smoothed}) and validation (dashed)",
         xaxis_title="epoch", yaxis_title=metric, legend_title="back-end", hovermode="closest",
-        template="plotly_white",
+        template="plotly_white", uirevision="curves",  # a redraw keeps the reader's zoom
     )
     if metric == "accuracy":
         figure.update_yaxes(tickformat=".1%")  # whole percents repeat when the range is a few points wide

@@ -13,6 +13,7 @@ import numpy as np
 
 DEFAULT_SMOOTHING = 0.6  # TensorBoard's default weight for its scalar smoothing slider
 MAX_POINTS = 600  # points per line sent to the browser, however long the run
+SERIES_FIELDS = ("step", "loss", "accuracy")  # what a per-batch series holds, per back-end
 
 
 class BatchValues:
@@ -51,21 +52,31 @@ def smooth_ema(values, weight: float = DEFAULT_SMOOTHING) -> np.ndarray:
         raise ValueError(f"smoothing must be at least 0 and below 1, got {weight}")
     if weight == 0.0 or values.size == 0:
         return values.copy()
-    smoothed, last, steps = np.empty_like(values), 0.0, 0
-    for index, value in enumerate(values.tolist()):
-        if not np.isfinite(value):
-            smoothed[index] = value
-            continue
-        last, steps = last * weight + (1.0 - weight) * value, steps + 1
-        smoothed[index] = last / (1.0 - weight ** steps)  # the debias: early points are not pulled to 0
+    finite = np.isfinite(values)
+    smoothed = values.copy()
+    smoothed[finite] = _debiased_ema(values[finite], weight)
     return smoothed
+
+
+def _debiased_ema(values: np.ndarray, weight: float) -> np.ndarray:
+    """last_j = w * last_(j-1) + (1 - w) * v_j from last = 0, divided by 1 - w ** (j + 1), in numpy.
+
+    last_j = sum over i <= j of w^(j-i) * (1 - w) * v_i, summed by doubling: after each pass every
+    entry holds twice as many terms, until the next ones would weigh less than 1e-18.
+    """
+    sums, shift, factor = (1.0 - weight) * values, 1, weight
+    while shift < values.size and factor > 1e-18:
+        sums[shift:] = sums[shift:] + factor * sums[:-shift]  # the right side is read before it is written
+        shift, factor = shift * 2, factor * factor
+    return sums / (1.0 - weight ** np.arange(1, values.size + 1))  # the debias: early points not pulled to 0
 
 
 def downsample_indices(values, max_points: int = MAX_POINTS) -> np.ndarray:
     """At most max_points sorted indices into values: the first, the last, and each window's extremes.
 
-    The points between the first and the last are cut into (max_points - 2) // 2 windows of equal
-    length; each keeps its lowest and its highest value, so a spike survives however long the run.
+    The points between the first and the last are cut into at most (max_points - 2) // 2 windows of
+    equal length (the last may be shorter); each keeps its lowest and its highest finite value, so a
+    spike survives however long the run.
     """
     values = np.asarray(values, dtype=float)
     if max_points < 4:
@@ -73,18 +84,25 @@ def downsample_indices(values, max_points: int = MAX_POINTS) -> np.ndarray:
     count = values.size
     if count <= max_points:
         return np.arange(count)
-    inner = np.where(np.isfinite(values[1:-1]), values[1:-1], np.nan)
-    edges = np.linspace(0, inner.size, (max_points - 2) // 2 + 1).astype(int)
-    chosen = [0, count - 1]
-    for start, stop in zip(edges[:-1], edges[1:], strict=True):
-        window = inner[start:stop]
-        if window.size == 0:
-            continue
-        if np.all(np.isnan(window)):
-            chosen.append(start + 1)
-            continue
-        chosen += [start + 1 + int(np.nanargmin(window)), start + 1 + int(np.nanargmax(window))]
-    return np.unique(chosen)
+    inner = values[1:-1]
+    length = -(-inner.size // ((max_points - 2) // 2))  # points per window, rounded up
+    grid = np.full((-(-inner.size // length), length), np.nan)  # (windows, length), padded with NaN
+    grid.flat[:inner.size] = inner
+    finite = np.isfinite(grid)
+    lowest = np.where(finite, grid, np.inf).argmin(axis=1)  # a window without finite values keeps its first
+    highest = np.where(finite, grid, -np.inf).argmax(axis=1)
+    starts = 1 + length * np.arange(grid.shape[0])
+    return np.unique(np.concatenate([[0, count - 1], starts + lowest, starts + highest]))
+
+
+def batch_series(batch_rows) -> dict[str, dict[str, np.ndarray]]:
+    """backend -> {"step", "loss", "accuracy"} arrays in step order, from a DataFrame of batch rows
+    (gapdemo.runs.BATCH_FIELDS); back-ends in order of first appearance."""
+    series = {}
+    for backend in batch_rows["backend"].drop_duplicates():
+        rows = batch_rows[batch_rows["backend"] == backend].sort_values("step")
+        series[backend] = {name: rows[name].to_numpy(float) for name in SERIES_FIELDS}
+    return series
 
 
 class CurveHistory:
@@ -100,15 +118,26 @@ class CurveHistory:
         self._lock = threading.Lock()
         self._columns: dict[str, dict[str, list[float]]] = {}  # backend -> step/loss/accuracy lists
 
+    def read(self, snapshot_from):
+        """Take the rows not read yet from snapshot_from(batch_start) (gapdemo.job.TrainingJob.snapshot)
+        and return that snapshot; one caller at a time, so two tabs never append the same rows."""
+        with self._lock:
+            snapshot = snapshot_from(self.rows_read)
+            self._extend(snapshot.batch_metrics, snapshot.version)
+            return snapshot
+
     def extend(self, rows: list[dict], version: int) -> None:
         """Append batch rows (gapdemo.runs.BATCH_FIELDS) that follow the ones already read."""
         with self._lock:
-            for row in rows:
-                columns = self._columns.setdefault(row["backend"], {"step": [], "loss": [], "accuracy": []})
-                for name, values in columns.items():
-                    values.append(float(row[name]))
-            self.rows_read += len(rows)
-            self.version = max(self.version, version)
+            self._extend(rows, version)
+
+    def _extend(self, rows: list[dict], version: int) -> None:
+        for row in rows:
+            columns = self._columns.setdefault(row["backend"], {name: [] for name in SERIES_FIELDS})
+            for name, values in columns.items():
+                values.append(float(row[name]))
+        self.rows_read += len(rows)
+        self.version = max(self.version, version)
 
     def series(self) -> dict[str, dict[str, np.ndarray]]:
         """backend -> {"step", "loss", "accuracy"} arrays, back-ends in order of first appearance."""

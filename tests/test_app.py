@@ -228,3 +228,36 @@ def test_status_explains_the_wait_before_the_first_batch():
     assert not app_test.exception
     text = run_status(app_test)
     assert "Compiling the training step" in text and "images/s" not in text
+
+
+def test_live_curves_are_smoothed_on_request_and_built_once_per_new_data(app, monkeypatch):
+    import json
+
+    from gapdemo import charts
+
+    set_tiny_settings(app, epochs=1)
+    app.button(key="start").click().run()
+    assert "finished" in wait_until(app, ["finished", "failed"])
+    app.run()
+    assert app.slider(key="live_smoothing").value == 0.6
+
+    def live_splits():
+        specs = [json.loads(chart.proto.spec) for chart in app.get("plotly_chart")]
+        return [[trace["meta"]["split"] for trace in spec["data"]] for spec in specs
+                if spec["layout"].get("uirevision") == "curves"]
+
+    assert all("train_raw" in splits for splits in live_splits()[:2])  # the live pair comes first
+    live_builds = []
+    original = charts.curves_figure
+
+    def counting(epochs, batches=None, *args, **kwargs):
+        live_builds.append(isinstance(batches, dict))
+        return original(epochs, batches, *args, **kwargs)
+
+    monkeypatch.setattr(charts, "curves_figure", counting)
+    app.run()
+    app.run()
+    assert not any(live_builds)  # nothing new arrived: the cached live figures are sent again
+    app.slider(key="live_smoothing").set_value(0.0).run()
+    assert sum(live_builds) == 2  # accuracy and loss, once each
+    assert all("train_raw" not in splits for splits in live_splits()[:2])

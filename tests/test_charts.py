@@ -80,7 +80,7 @@ def test_unknown_backend_raises_value_error_naming_the_valid_ones(describe):
 def test_curves_have_one_solid_train_and_one_dashed_validation_trace_per_backend(metric):
     figure = charts.curves_figure(make_epoch_metrics(), make_batch_metrics(), metric=metric, max_points=100)
     traces = traces_by_split(figure)
-    assert len(figure.data) == 2 * len(BACKENDS)
+    assert len(figure.data) == 3 * len(BACKENDS)  # raw (faint), smoothed, validation
     for backend in BACKENDS:
         train, validation = traces[(backend, "train")], traces[(backend, "validation")]
         assert train.line.color == validation.line.color == charts.backend_color(backend)
@@ -93,6 +93,36 @@ def test_curves_have_one_solid_train_and_one_dashed_validation_trace_per_backend
         assert train.x[0] == pytest.approx(1 / BATCHES_PER_EPOCH) and train.x[-1] == pytest.approx(EPOCHS)
         assert np.all(np.diff(train.x) > 0)
     assert figure.layout.xaxis.title.text == "epoch"
+
+
+def test_raw_batch_values_are_faint_behind_the_smoothed_line():
+    batches = make_batch_metrics(backends=("fc", "gap"), epochs=1, batches=50)
+    batches["loss"] = np.tile([1.0, 0.0], 50)  # a noisy series: smoothing pulls it towards its mean
+    figure = charts.curves_figure(make_epoch_metrics(("fc", "gap"), epochs=1), batches, metric="loss", smoothing=0.6)
+    splits = [trace.meta["split"] for trace in figure.data]
+    assert splits.index("train") > max(i for i, split in enumerate(splits) if split == "train_raw")
+    raw, smoothed = (traces_by_split(figure)[("gap", split)] for split in ("train_raw", "train"))
+    assert raw.opacity < 0.5 and raw.showlegend is False and raw.line.color == smoothed.line.color
+    assert list(raw.y) == [1.0, 0.0] * 25
+    assert np.ptp(smoothed.y[10:]) < 0.5 < np.ptp(raw.y)
+    assert "smoothed 0.6" in figure.layout.title.text
+
+
+def test_smoothing_zero_draws_the_raw_values_once():
+    batches = make_batch_metrics(backends=("fc",), epochs=2, batches=20)
+    figure = charts.curves_figure(make_epoch_metrics(("fc",), epochs=2), batches, smoothing=0.0)
+    assert sorted(trace.meta["split"] for trace in figure.data) == ["train", "validation"]
+    np.testing.assert_array_equal(traces_by_split(figure)[("fc", "train")].y, batches["accuracy"].to_numpy())
+
+
+def test_curves_take_series_arrays_as_well_as_rows():
+    from gapdemo.curves import batch_series
+
+    batches = make_batch_metrics(backends=("fc", "gap"), epochs=2, batches=30)
+    epochs = make_epoch_metrics(("fc", "gap"), epochs=2)
+    from_rows = charts.curves_figure(epochs, batches, metric="loss")
+    from_series = charts.curves_figure(epochs, batch_series(batches), metric="loss")
+    assert from_rows.to_json() == from_series.to_json()
 
 
 def test_curves_without_batches_use_epoch_points():
@@ -125,14 +155,8 @@ def test_curves_reject_bad_arguments():
         charts.curves_figure(make_epoch_metrics().drop(columns="val_accuracy"))
     with pytest.raises(ValueError, match="max_points"):
         charts.curves_figure(make_epoch_metrics(), max_points=1)
-
-
-@pytest.mark.parametrize("count,max_points", [(0, 5), (3, 5), (1000, 7), (601, 600)])
-def test_downsample_indices_keep_first_and_last(count, max_points):
-    indices = charts.downsample_indices(count, max_points)
-    assert len(indices) == min(count, max_points) and len(set(indices)) == len(indices)
-    if count:
-        assert indices[0] == 0 and indices[-1] == count - 1
+    with pytest.raises(ValueError, match="smoothing"):
+        charts.curves_figure(make_epoch_metrics(), smoothing=1.0)
 
 
 def test_overlay_runs_colours_by_backend_and_dashes_by_run():

@@ -45,6 +45,18 @@ def test_smoothing_is_tensorboards_debiased_moving_average():
         smooth_ema([1.0], 1.0)
 
 
+@pytest.mark.parametrize("weight", [0.3, 0.6, 0.95])
+def test_smoothing_matches_a_plain_loop_on_long_noisy_series(weight):
+    values = np.random.default_rng(1).normal(size=5_000)
+    values[[10, 2_000, 4_999]] = np.nan
+    expected, last, steps = values.copy(), 0.0, 0
+    for index, value in enumerate(values):
+        if np.isfinite(value):
+            last, steps = last * weight + (1 - weight) * value, steps + 1
+            expected[index] = last / (1 - weight ** steps)
+    np.testing.assert_allclose(smooth_ema(values, weight), expected, rtol=1e-9, atol=1e-12)
+
+
 def test_downsampling_keeps_first_last_and_each_windows_extremes():
     rng = np.random.default_rng(0)
     values = rng.normal(size=5_000)
@@ -53,10 +65,10 @@ def test_downsampling_keeps_first_last_and_each_windows_extremes():
     assert len(indices) <= 100 and indices[0] == 0 and indices[-1] == len(values) - 1
     assert np.all(np.diff(indices) > 0)
     assert {1234, 4321} <= set(indices.tolist())
-    edges = np.linspace(0, len(values) - 2, (100 - 2) // 2 + 1).astype(int)
-    for start, stop in zip(edges[:-1], edges[1:], strict=True):
-        window = values[1 + start:1 + stop]
-        assert 1 + start + int(np.argmin(window)) in indices and 1 + start + int(np.argmax(window)) in indices
+    length = -(-(len(values) - 2) // ((100 - 2) // 2))  # windows of equal length between first and last
+    for start in range(1, len(values) - 1, length):
+        window = values[start:min(start + length, len(values) - 1)]
+        assert start + int(np.argmin(window)) in indices and start + int(np.argmax(window)) in indices
 
 
 def test_a_ten_thousand_batch_history_yields_at_most_the_bound():
