@@ -80,14 +80,25 @@ def test_png_has_requested_size_and_the_second_one_is_fast():
 
 
 @pytest.mark.browser
-def test_png_from_several_threads_shares_one_browser():
+def test_png_from_several_threads_shares_one_browser(monkeypatch):
     from concurrent.futures import ThreadPoolExecutor
 
+    export._EXPORT_BROWSER.close()  # an earlier test's browser must not hide a start
+    opened = []  # one entry per Chromium started, by any ExportBrowser
+    original_open = export.ExportBrowser._open_kaleido
+
+    async def counting_open(self, path):
+        browser = await original_open(self, path)
+        opened.append(browser)
+        return browser
+
+    monkeypatch.setattr(export.ExportBrowser, "_open_kaleido", counting_open)
     figure = charts.curves_figure(make_epoch_metrics(("gap",)))
     with ThreadPoolExecutor(3) as pool:
         images = list(pool.map(lambda width: export.figure_to_png(figure, scale=1, width=width, height=100),
-                               (200, 210, 220)))
-    assert [png_size(image) for image in images] == [(200, 100), (210, 100), (220, 100)]
+                               (200, 210, 220, 230)))
+    assert [png_size(image) for image in images] == [(200, 100), (210, 100), (220, 100), (230, 100)]
+    assert len(opened) == 1  # one browser served all four
 
 
 def test_png_rejects_bad_sizes():
