@@ -278,3 +278,35 @@ def test_the_launcher_runs_the_sweep_command_in_a_child_process(tmp_path):
     result = sweep_result(runs_dir, sweep_id)
     assert result["state"] == "finished"
     assert sorted(t["epochs_completed"] for t in result["trials"]) == [1, 2]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(sys.platform == "win32", reason="needs POSIX SIGKILL")
+def test_a_killed_driver_is_resumed_by_the_same_command(tmp_path):
+    """SIGKILL the sweep command once a trial finished; the same command again keeps that trial."""
+    import os
+    import signal
+
+    command = [sys.executable, "-m", "gapdemo", "sweep", "--image-size", "32", "--train-size", "48",
+               "--batch-size", "16", "--epochs", "1", "--backends", "gap", "--set", "epochs=1,2", "--seeds", "2",
+               "--max-concurrent", "1", "--runs-dir", str(tmp_path)]
+    driver = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    finished_first = None
+    deadline = time.monotonic() + 300
+    while finished_first is None and time.monotonic() < deadline and driver.poll() is None:
+        time.sleep(0.5)
+        for sweep in store.list_sweeps(tmp_path):
+            done = [t for t in store.load(tmp_path, sweep["sweep_id"])["trials"] if t["state"] == "finished"]
+            finished_first = done[0]["run_id"] if done else None
+    assert finished_first is not None and driver.poll() is None, "no trial finished while the driver ran"
+    os.kill(driver.pid, signal.SIGKILL)
+    driver.wait(30)
+    (sweep,) = store.list_sweeps(tmp_path)
+    assert store.load(tmp_path, sweep["sweep_id"])["state"] == "interrupted"
+    kept = (tmp_path / finished_first / "metrics.csv").stat().st_mtime_ns
+    again = subprocess.run([*command, "--json"], capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-2000:]
+    result = json.loads(again.stdout.strip().splitlines()[-1])
+    assert result["sweep_id"] == sweep["sweep_id"] and {t["state"] for t in result["trials"]} == {"finished"}
+    assert (tmp_path / finished_first / "metrics.csv").stat().st_mtime_ns == kept  # not trained again
+    assert f"trial {finished_first}" not in again.stderr
