@@ -21,17 +21,31 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
+def add_verbose_argument(parser) -> None:
+    """--verbose, before or after the sub-command (SUPPRESS: a sub-command's default never hides the other)."""
+    parser.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS,
+                        help="show TensorFlow's own log lines (start-up notes, CUDA probing); "
+                             "GAPDEMO_TF_LOGS=1 does the same")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m gapdemo", description=__doc__.splitlines()[0])
+    add_verbose_argument(parser)
     subparsers = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for name in COMMANDS:
         importlib.import_module(f"gapdemo.commands.{name}").register(subparsers)
+    for command_parser in subparsers.choices.values():
+        add_verbose_argument(command_parser)
     return parser
 
 
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if getattr(args, "verbose", False):
+        from gapdemo.quiet import allow_tensorflow_logs
+
+        allow_tensorflow_logs()  # commands import TensorFlow later, when they run
     try:
         return int(args.run(args) or 0)
     except (CommandError, ValueError, FileNotFoundError) as error:
