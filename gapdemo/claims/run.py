@@ -136,9 +136,14 @@ def _trial_fraction(entry: dict) -> float:
 
 
 def _epoch_text(snapshot: dict) -> str:
-    epochs = [(e["progress"]["epoch"], e["progress"]["epochs"]) for e in snapshot.values()
-              if "epoch" in (e.get("progress") or {}) and e.get("state") == "running"]
-    return f" (epoch {min(epochs)[0]}/{epochs[0][1]})" if epochs else ""
+    """' (epoch 3/10, 180 images/s)': the slowest running trial's epoch and all running trials' rate."""
+    running = [e["progress"] for e in snapshot.values()
+               if "epoch" in (e.get("progress") or {}) and e.get("state") == "running"]
+    if not running:
+        return ""
+    rate = sum(progress.get("images_per_second") or 0.0 for progress in running)
+    epoch, epochs = min((progress["epoch"], progress["epochs"]) for progress in running)
+    return f" (epoch {epoch}/{epochs}" + (f", {rate:.0f} images/s)" if rate else ")")
 
 
 def _evaluation_slice(data):

@@ -40,15 +40,22 @@ def config_from_args(args) -> RunConfig:
     )
 
 
-def _progress_printer():
-    """progress(message, fraction) that prints a line to stderr whenever the message changes."""
-    last = {"message": None}
+class _ProgressBar:
+    """progress(message, fraction) as one stderr line rewritten in place: a bar, the step, the time left."""
 
-    def progress(message: str, fraction: float) -> None:
-        if message != last["message"]:
-            last["message"] = message
-            print(f"[{fraction:4.0%}] {message}", file=sys.stderr, flush=True)
-    return progress
+    def __init__(self):
+        from gapdemo.commands.progress import ProgressLine, TimeLeft
+
+        self.line, self.time_left = ProgressLine(), TimeLeft()
+
+    def __call__(self, message: str, fraction: float) -> None:
+        from gapdemo.commands.progress import bar, format_time_left
+
+        left = format_time_left(self.time_left.seconds(fraction))  # before the message: a narrow terminal cuts its end
+        self.line.show(f"{bar(fraction, 20)} {fraction:4.0%}" + (f" · {left}" if left else "") + f" · {message}")
+
+    def end(self) -> None:
+        self.line.end()
 
 
 def run(args) -> int:
@@ -58,14 +65,17 @@ def run(args) -> int:
     stop_event = threading.Event()
     for signal_number in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signal_number, lambda *_: stop_event.set())
+    progress = _ProgressBar()
     try:
-        result = run_claims(config, args.seeds, progress=_progress_printer(), stop_event=stop_event)
+        result = run_claims(config, args.seeds, progress=progress, stop_event=stop_event)
     except ClaimsStopped:
         print("stopped: no claims were saved", file=sys.stderr)
         return 130
     except ClaimsFailed as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    finally:
+        progress.end()
     if args.json:
         keys = ("id", "claims_dir", "seeds", *CLAIMS, "verdicts")
         print(json.dumps({key: result[key] for key in keys}))

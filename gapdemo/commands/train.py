@@ -103,30 +103,37 @@ def final_metrics(epoch_rows: list[dict]) -> dict:
     return final
 
 
+NO_BATCH_ROWS = 2**62  # a snapshot's batch_start past every row: the progress bar needs none of them
+
+
 def print_progress_until_done(job, width: int = 30) -> None:
-    """One progress bar per epoch on stderr; an epoch's bar ends with its validation accuracy."""
-    shown_rows, cache_note_shown = 0, False
+    """One progress bar per epoch on stderr (epoch, images/s, time left); each epoch ends with its accuracies."""
+    from gapdemo.commands.progress import ProgressLine, bar, format_time_left
+
+    line, shown_rows, cache_note_shown = ProgressLine(), 0, False
     while not job.wait(0.5):
-        snapshot = job.snapshot()
+        snapshot = job.snapshot(batch_start=NO_BATCH_ROWS)
+        shown_rows = print_finished_epochs(snapshot.epoch_metrics, shown_rows, line)  # above the next bar
         progress = snapshot.progress
         if snapshot.dataset_info.get("cache_note") and not cache_note_shown:  # where the images came from
-            sys.stderr.write(f"\n{snapshot.dataset_info['cache_note']}\n")
+            line.end()
+            sys.stderr.write(f"{snapshot.dataset_info['cache_note']}\n")
             cache_note_shown = True
         if progress.get("phase") == "loading data":
-            sys.stderr.write(f"\rloading data: {progress.get('message', '')[:60]:<60}")
+            line.show(f"loading data: {progress.get('message', '')[:60]}")
+        elif progress.get("phase") == "compiling":
+            line.show(f"epoch 1/{progress['epochs']} {bar(0.0, width)} compiling the training step")
         elif "epoch" in progress:
             done = progress["batch"] / max(progress["batches_per_epoch"], 1)
-            bar = "#" * int(done * width)
-            eta = f"{progress['eta_seconds']:.0f}s left" if progress.get("eta_seconds") else ""
-            sys.stderr.write(f"\repoch {progress['epoch']}/{progress['epochs']} [{bar:<{width}}] "
-                             f"{progress['images_per_second']:.0f} img/s {eta}   ")
-        shown_rows = print_finished_epochs(snapshot.epoch_metrics, shown_rows)
-    print_finished_epochs(job.snapshot().epoch_metrics, shown_rows)
-    sys.stderr.write("\n")
+            line.show(f"epoch {progress['epoch']}/{progress['epochs']} {bar(done, width)} "
+                      f"{progress['images_per_second']:.0f} img/s {format_time_left(progress.get('eta_seconds'))}")
+    print_finished_epochs(job.snapshot(batch_start=NO_BATCH_ROWS).epoch_metrics, shown_rows, line)
+    line.end()
 
 
-def print_finished_epochs(rows: list[dict], shown_rows: int) -> int:
+def print_finished_epochs(rows: list[dict], shown_rows: int, line) -> int:
     for row in rows[shown_rows:]:
-        sys.stderr.write(f"\n  epoch {row['epoch']} {row['backend']}: acc {row['accuracy']:.3f} "
-                         f"val_acc {row['val_accuracy']:.3f}")
+        line.end()
+        sys.stderr.write(f"  epoch {row['epoch']} {row['backend']}: acc {row['accuracy']:.3f} "
+                         f"val_acc {row['val_accuracy']:.3f}\n")
     return len(rows)
