@@ -20,6 +20,10 @@ def validate_run_config(config: RunConfig, served: bool = False) -> list[str]:
             data roots (gapdemo.data_roots); False (the CLI, a loopback-bound page) restricts them only
             when GAPDEMO_DATA_ROOTS is set.
     """
+    return [*data_problems(config, served), *model_problems(config), *training_problems(config)]
+
+
+def data_problems(config: RunConfig, served: bool = False) -> list[str]:
     problems = []
     try:
         validate_image_size(config.data.image_size)
@@ -31,6 +35,11 @@ def validate_run_config(config: RunConfig, served: bool = False) -> list[str]:
     if config.data.dataset == "synthetic" and (config.data.train_size or 0) > MAX_SYNTHETIC_TRAIN_SIZE:
         problems.append(f"The synthetic data set draws at most {MAX_SYNTHETIC_TRAIN_SIZE:,} training images "
                         f"(all held in memory); ask for fewer than {config.data.train_size:,}.")
+    return problems
+
+
+def model_problems(config: RunConfig) -> list[str]:
+    problems = []
     if not config.model.backends:
         problems.append("Choose at least one back-end.")
     unknown = [key for key in config.model.backends if key not in BACKENDS]
@@ -42,6 +51,11 @@ def validate_run_config(config: RunConfig, served: bool = False) -> list[str]:
         problems.append("Dropout rate must be at least 0 and below 1.")
     if not 0.0 < config.model.bn_momentum < 1.0:
         problems.append("Batch-norm momentum must be between 0 and 1.")
+    return problems
+
+
+def training_problems(config: RunConfig) -> list[str]:
+    problems = []
     if config.train.epochs < 1:
         problems.append("Train for at least one epoch.")
     if config.train.batch_size < 1:

@@ -26,13 +26,13 @@ from pathlib import Path
 from gapdemo import runs
 from gapdemo.config import RunConfig
 from gapdemo.events import StopRequested, TrainingEvents
+from gapdemo.sweep.collector import TERMINAL_STATES, TrialCollector
 
 RAY_ADDRESS_VARIABLE = "GAPDEMO_RAY_ADDRESS"
 MAX_TRIAL_RETRIES = 3  # a trial whose worker (or node) died is started again this many times
 STOP_POLL_SECONDS = 1.0  # how often a trial asks whether the sweep was stopped
 PROGRESS_EVERY_SECONDS = 2.0
 CONNECT_TIMEOUT_SECONDS = 5.0
-TERMINAL_STATES = ("finished", "stopped", "failed")
 
 
 class EngineError(RuntimeError):
@@ -94,50 +94,6 @@ def node_count() -> int:
     import ray
 
     return sum(1 for node in ray.nodes() if node.get("Alive"))
-
-
-# ----- the collector, on the driver's node -----
-class TrialCollector:
-    """Receives trial folders and progress; its process stands in as the writer of running runs."""
-
-    def __init__(self, runs_dir: str):
-        self.runs_dir = Path(runs_dir)
-        self.stop = False
-        self.trials = {}  # run_id -> {"state", "message", "node", "progress", "attempts"}
-
-    def begin(self, run_id: str, node_id: str) -> bool:
-        """A worker starts run_id; False when the sweep was stopped (the worker should not train)."""
-        entry = self.trials.setdefault(run_id, {"attempts": 0})
-        entry.update(state="running", message="", node=node_id, progress={})
-        entry["attempts"] += 1
-        if not self.stop:
-            runs.clear_run_folder(self.runs_dir / run_id)  # a retried trial starts clean
-        return not self.stop
-
-    def receive(self, run_id: str, files: dict, tags: dict) -> None:
-        run_dir = self.runs_dir / run_id
-        runs.unpack_run_folder(run_dir, files)
-        config = runs.read_json(run_dir / "config.json")
-        config.setdefault("train", {})["runs_dir"] = str(self.runs_dir)  # not the worker's temporary folder
-        runs.write_json_atomic(run_dir / "config.json", {**config, **tags})
-        status = runs.read_json(run_dir / "status.json")
-        if status.get("state") not in TERMINAL_STATES:  # the worker's pid means nothing on this node
-            runs.write_json_atomic(run_dir / "status.json", {**status, "process": runs.process_token()})
-
-    def report(self, run_id: str, progress: dict) -> None:
-        self.trials.setdefault(run_id, {"attempts": 0})["progress"] = progress
-
-    def finish(self, run_id: str, state: str, message: str) -> None:
-        self.trials.setdefault(run_id, {"attempts": 0}).update(state=state, message=message)
-
-    def request_stop(self) -> None:
-        self.stop = True
-
-    def stop_requested(self) -> bool:
-        return self.stop
-
-    def snapshot(self) -> dict:
-        return {run_id: dict(entry) for run_id, entry in self.trials.items()}
 
 
 # ----- one trial, in a Ray worker -----
@@ -235,7 +191,7 @@ def start_collector(runs_dir):
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     here = ray.get_runtime_context().get_node_id()
-    remote_class = ray.remote(num_cpus=0, max_restarts=0)(TrialCollector)
+    remote_class = ray.remote(num_cpus=0, max_restarts=0)(TrialCollector)  # no CPU: trials get them all
     strategy = NodeAffinitySchedulingStrategy(node_id=here, soft=False)
     return remote_class.options(scheduling_strategy=strategy).remote(str(Path(runs_dir).resolve()))
 

@@ -1,0 +1,58 @@
+"""The collector: a Ray actor on the driver's node that writes the trials' run folders there.
+
+Workers send each finished epoch's run folder (gapdemo.runs.pack_run_folder) and their progress;
+the collector writes the files into <runs_dir>/<run_id>/ on its own node, so nothing depends on a
+shared file system, and stands in as the writer of a running trial's status (a worker's pid means
+nothing on this node). Its stop flag is how a sweep stops: workers poll it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from gapdemo import runs
+
+TERMINAL_STATES = ("finished", "stopped", "failed")
+
+
+class TrialCollector:
+    """Receives trial folders and progress; its process stands in as the writer of running runs."""
+
+    def __init__(self, runs_dir: str):
+        self.runs_dir = Path(runs_dir)
+        self.stop = False
+        self.trials = {}  # run_id -> {"state", "message", "node", "progress", "attempts"}
+
+    def begin(self, run_id: str, node_id: str) -> bool:
+        """A worker starts run_id; False when the sweep was stopped (the worker should not train)."""
+        entry = self.trials.setdefault(run_id, {"attempts": 0})
+        entry.update(state="running", message="", node=node_id, progress={})
+        entry["attempts"] += 1
+        if not self.stop:
+            runs.clear_run_folder(self.runs_dir / run_id)  # a retried trial starts clean
+        return not self.stop
+
+    def receive(self, run_id: str, files: dict, tags: dict) -> None:
+        run_dir = self.runs_dir / run_id
+        runs.unpack_run_folder(run_dir, files)
+        config = runs.read_json(run_dir / "config.json")
+        config.setdefault("train", {})["runs_dir"] = str(self.runs_dir)  # not the worker's temporary folder
+        runs.write_json_atomic(run_dir / "config.json", {**config, **tags})
+        status = runs.read_json(run_dir / "status.json")
+        if status.get("state") not in TERMINAL_STATES:  # the worker's pid means nothing on this node
+            runs.write_json_atomic(run_dir / "status.json", {**status, "process": runs.process_token()})
+
+    def report(self, run_id: str, progress: dict) -> None:
+        self.trials.setdefault(run_id, {"attempts": 0})["progress"] = progress
+
+    def finish(self, run_id: str, state: str, message: str) -> None:
+        self.trials.setdefault(run_id, {"attempts": 0}).update(state=state, message=message)
+
+    def request_stop(self) -> None:
+        self.stop = True
+
+    def stop_requested(self) -> bool:
+        return self.stop
+
+    def snapshot(self) -> dict:
+        return {run_id: dict(entry) for run_id, entry in self.trials.items()}
