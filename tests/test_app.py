@@ -1,6 +1,10 @@
-"""The dashboard's logic through Streamlit's AppTest: defaults, parameters, a tiny run, stop, errors, upload."""
+"""The dashboard's logic through Streamlit's AppTest: defaults, parameters, a tiny run, stop, errors, upload, downloads,
+sessions and the queue, the Runs tab's messages."""
 
 import io
+import json
+import re
+import threading
 import time
 
 import numpy as np
@@ -139,15 +143,56 @@ def test_tiny_run_finishes_with_results_and_downloads(app, download_data):
     run_time_captions = [caption.value for caption in app.caption if caption.value.startswith("Run time ")]
     results_tables = [frame for frame in app.dataframe if "Best val accuracy" in frame.value.columns]
     assert len(run_time_captions) == len(results_tables) >= 1  # the training and the runs tab, one each
-    buttons = app.get("download_button")
-    labels = [button.proto.label for button in buttons]
-    assert labels.count("⬇ HTML") >= 4 and labels.count("⬇ CSV") >= 4
-    for button in buttons:
+    check_downloads(app, download_data, job_manager_of_page().latest().run_dir)
+
+
+def job_manager_of_page():
+    from dashboard.common import job_manager
+
+    return job_manager()
+
+
+def downloads(app, download_data) -> dict[str, bytes]:
+    """{download button key: the bytes a click hands the browser}; PNGs (Chromium) are left out: test_export."""
+    found = {}
+    for button in app.get("download_button"):
+        key = button.proto.id.rsplit("-", 1)[-1]  # AppTest keeps a keyed element's key at the end of its id
         source = download_data[button.proto.url or button.proto.deferred_file_id]
-        data = source() if callable(source) and "PNG" not in button.proto.label else source
-        if callable(data):
-            continue  # PNG: rendered by Chromium, covered in test_export
-        assert len(data) > 100, button.proto.label
+        if not key.endswith("_png"):
+            found[key] = source() if callable(source) else source
+    return found
+
+
+def check_downloads(app, download_data, run_dir):
+    """Each download holds what its button promises: this run's numbers, a whole chart, the whole run."""
+    import zipfile
+
+    import pandas as pd
+
+    from gapdemo import runs
+
+    files = downloads(app, download_data)
+    for key in ("live_accuracy", "live_loss", "history_accuracy", "history_loss"):
+        epochs = pd.read_csv(io.BytesIO(files[f"export_{key}_csv"]))
+        pd.testing.assert_frame_equal(epochs, runs.read_epoch_metrics(run_dir), check_dtype=False)
+    results = pd.read_csv(io.BytesIO(files["export_results_csv"])).set_index("key")
+    best = runs.read_epoch_metrics(run_dir).groupby("backend")["val_accuracy"].max()
+    assert list(results.index) == ["fc", "fc_dropout", "gap"]
+    assert results["Best val accuracy"].to_dict() == pytest.approx(best.to_dict())
+    parameters = pd.read_csv(io.BytesIO(files["export_parameters_csv"])).set_index("key")
+    assert parameters.loc["gap", "Back-end params"] == 65  # the sidebar's 32 px: a 2x2 map, 64 weights + bias
+    html = {key: data.decode("utf-8") for key, data in files.items() if key.endswith("_html")}
+    assert {"export_live_accuracy_html", "export_results_html", "export_history_loss_html"} <= set(html)
+    for key, page in html.items():
+        assert "<html>" in page[:200].lower() and page.rstrip().endswith("</html>") and "Plotly.newPlot" in page, key
+        assert len(page) > 1_000_000, key  # plotly.js inlined: it opens offline
+    for key in ("export_live_accuracy_html", "export_history_loss_html"):  # a trace per back-end and split
+        assert all(re.search(rf'"name":\s*"{name}', html[key]) for name in ("FC", "FC \\+ dropout", "GAP")), key
+    assert re.search(r'"x":\s*\["FC",\s*"FC \+ dropout",\s*"GAP"\]', html["export_results_html"])
+    with zipfile.ZipFile(io.BytesIO(files["export_run_zip"])) as bundle:
+        assert bundle.read("metrics.csv") == (run_dir / "metrics.csv").read_bytes()
+        assert bundle.read("config.json") == (run_dir / "config.json").read_bytes()
+        assert {"models/fc.keras", "models/gap.keras", "MANIFEST.txt"} <= set(bundle.namelist())
 
 
 def test_stop_keeps_finished_epochs(app):
@@ -186,9 +231,22 @@ def test_classify_an_uploaded_photo(app):
     assert any("synthetic cartoon pets" in info.value for info in app.info)
     app.file_uploader(key="photo").set_value(("pet.png", photo(), "image/png")).run()
     assert not app.exception and not app.error
-    assert len(app.get("plotly_chart")) >= 3
+    (chart,) = [chart for chart in app.get("plotly_chart") if chart.proto.id.endswith("-classification_chart")]
+    bars = {trace["name"]: trace for trace in json.loads(chart.proto.spec)["data"]}
+    assert list(bars) == ["P(cat)", "P(dog)"]
+    from gapdemo import runs
+    from gapdemo.images import load_image, prepare_for_model
+
+    models = runs.load_models(job_manager_of_page().latest().run_dir)
+    seen = prepare_for_model(load_image(photo()), 32)
+    p_dog = {backend: float(model(seen, training=False).numpy()[0, 0]) for backend, model in models.items()}
+    assert bars["P(dog)"]["y"] == pytest.approx([p_dog[b] for b in ("fc", "fc_dropout", "gap")], abs=1e-5)
+    assert bars["P(cat)"]["y"] == pytest.approx([1 - p_dog[b] for b in ("fc", "fc_dropout", "gap")], abs=1e-5)
+    labels = ["dog" if p_dog[b] >= 0.5 else "cat" for b in ("fc", "fc_dropout", "gap")]
+    assert bars["P(dog)"]["x"] == [f"{name}<br>→ {label}" for name, label in zip(
+        ("FC", "FC + dropout", "GAP"), labels, strict=True)]
     captions = [caption for image in app.image for caption in image.captions]
-    assert len(captions) == 3 and all(("cat" in c or "dog" in c) for c in captions)
+    assert [caption.split(":")[1].split()[0] for caption in captions] == labels
     app.file_uploader(key="photo").set_value(("broken.jpg", b"\xff\xd8\xff not really", "image/jpeg")).run()
     assert not app.exception
     assert [e.value for e in app.error] and "Traceback" not in app.error[0].value
@@ -261,3 +319,132 @@ def test_live_curves_are_smoothed_on_request_and_built_once_per_new_data(app, mo
     app.slider(key="live_smoothing").set_value(0.0).run()
     assert sum(live_builds) == 2  # accuracy and loss, once each
     assert all("train_raw" not in splits for splits in live_splits()[:2])
+
+
+@pytest.fixture
+def held_local_page(tmp_path, monkeypatch):
+    """A page bound to 127.0.0.1 (one user: Stop acts on any run) whose runs wait in 'loading data' until
+    released one at a time; yields (the seed of each run as it starts loading, the release)."""
+    from streamlit import config
+
+    import gapdemo.data
+
+    started, release = [], threading.Semaphore(0)
+
+    def held_load_data(data_config, batch_size, progress=None):
+        started.append(data_config.seed)
+        release.acquire(timeout=120)
+        raise ValueError("released by the test")
+
+    monkeypatch.setattr(gapdemo.data, "load_data", held_load_data)
+    monkeypatch.setenv("GAPDEMO_RUNS_DIR", str(tmp_path / "runs"))
+    previous = config.get_option("server.address")
+    config.set_option("server.address", "127.0.0.1")
+    st.cache_resource.clear()  # a fresh job manager
+    yield started, release
+    for _ in range(10):
+        release.release()
+    manager = job_manager_of_page()
+    manager.stop_all()
+    assert manager.wait_idle(60)
+    config.set_option("server.address", previous)
+
+
+def open_session(seed: int) -> AppTest:
+    """A new browser session (a new tab, or a refresh) on the page, its runs marked by their seed."""
+    session = AppTest.from_file(APP, default_timeout=120)
+    session.run()
+    session.number_input(key="seed").set_value(seed).run()
+    assert not session.exception and not session.sidebar.error
+    return session
+
+
+def press(session: AppTest, key: str) -> list[str]:
+    """Click a sidebar button; the toasts the page then shows."""
+    session.button(key=key).click().run()
+    assert not session.exception, session.exception
+    return [toast.value for toast in session.toast]
+
+
+def until(condition, timeout=60):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def shown_run(session: AppTest) -> str:
+    session.run()
+    assert not session.exception, session.exception
+    return run_status(session)
+
+
+def queue_line(session: AppTest) -> list[str]:
+    return [caption.value for caption in session.caption if caption.value.startswith("Waiting in the queue")]
+
+
+def test_sessions_share_one_queue_that_runs_in_order_and_stop_acts_on_the_running_run(held_local_page):
+    started, release = held_local_page
+    alice = open_session(seed=1)
+    [toast] = press(alice, "start")
+    manager = job_manager_of_page()
+    first = manager.jobs()[0]
+    assert toast == f"Run {first.run_id} started."
+    until(lambda: started == [1])
+    alice.number_input(key="seed").set_value(2).run()
+    assert press(alice, "start") == [f"Run {manager.jobs()[0].run_id} queued behind 1 other run(s)."]
+    bob = open_session(seed=3)  # a second tab: it sees alice's running run, and may queue behind it
+    assert shown_run(bob).startswith(f"**Run `{first.run_id}`** — :blue[training]")
+    assert press(bob, "start") == [f"Run {manager.jobs()[0].run_id} queued behind 2 other run(s)."]
+    third, second = manager.jobs()[:2]
+    refreshed = open_session(seed=1)  # alice reloads the page: a new session, the same runs
+    assert shown_run(refreshed).startswith(f"**Run `{first.run_id}`** — :blue[training]")
+    assert queue_line(refreshed) == [f"Waiting in the queue: `{second.run_id}`, `{third.run_id}`"]
+
+    press(bob, "stop")  # on a local page Stop acts on the running run, whoever started it
+    assert (first.state, second.state, third.state) == ("stopping", "queued", "queued")
+    release.release()  # the first run ends; the queue's head starts, in the order the runs came
+    until(lambda: started == [1, 2])
+    assert shown_run(bob).startswith(f"**Run `{second.run_id}`**")
+    assert queue_line(bob) == [f"Waiting in the queue: `{third.run_id}`"]
+    assert first.is_done() and first.state != "finished"
+    release.release()
+    until(lambda: started == [1, 2, 3])
+    assert shown_run(alice).startswith(f"**Run `{third.run_id}`**") and queue_line(alice) == []
+    release.release()
+    assert manager.wait_idle(60)
+    assert alice.run().button(key="stop").disabled
+
+
+def runs_tab_page(runs_dir):
+    from dashboard.runs_panel import runs_panel
+
+    runs_panel(runs_dir)
+
+
+def test_runs_tab_explains_failed_and_interrupted_runs(runs_dir):
+    from gapdemo import runs
+    from gapdemo.config import tiny_config
+
+    def make(run_id, state, message=""):
+        run_dir = runs_dir / run_id
+        run_dir.mkdir()
+        runs.write_json_atomic(run_dir / "config.json", tiny_config(str(runs_dir)).to_dict())
+        runs.write_status(run_dir, state, message)
+        status = runs.read_json(run_dir / "status.json")
+        runs.write_json_atomic(run_dir / "status.json", {**status, "process": "1@1.00"})  # a writer long gone
+
+    make("20260101-000000-0001", "failed", "The folder /photos does not exist.")
+    make("20260101-000000-0002", "running")  # its process died mid-run
+    make("20260101-000000-0003", "finished")
+    page = AppTest.from_function(runs_tab_page, args=(str(runs_dir),), default_timeout=60).run()
+    assert not page.exception
+    table = page.dataframe[0].value
+    assert list(table["run"]) == ["20260101-000000-0003", "20260101-000000-0002", "20260101-000000-0001"]
+    assert list(table["state"]) == ["finished", "interrupted", "failed"]
+    assert not page.error and not page.warning  # the newest, finished, is shown first
+    page.selectbox(key="view_run").select_index(1).run()
+    assert [w.value for w in page.warning] == [
+        "The process training this run ended before it finished; completed epochs are kept."]
+    page.selectbox(key="view_run").select_index(2).run()
+    assert [e.value for e in page.error] == ["This run failed: The folder /photos does not exist."]
