@@ -97,11 +97,15 @@ def results_column_config(frame) -> dict:
             if "accuracy" in name or "gap" in name}
 
 
-def run_time_caption(seconds: float | None) -> str:
-    """The run's time as one figure: the back-ends share it, so the results table has no time column."""
+def run_time_caption(seconds: float | None, precision: str | None = None) -> str:
+    """The run's time as one figure (the back-ends share it, so the results table has no time column),
+    and the arithmetic it trained in (runs from before the setting trained in float32)."""
+    from gapdemo.precision import PRECISION_LABELS
+
+    arithmetic = f" Trained in {PRECISION_LABELS.get(precision or 'float32', precision)}."
     if seconds is None:
-        return "Run time not recorded."
-    return f"Run time {format_seconds(seconds)} — the back-ends train together, in lockstep."
+        return "Run time not recorded." + arithmetic
+    return f"Run time {format_seconds(seconds)} — the back-ends train together, in lockstep." + arithmetic
 
 
 SMOOTHING_HELP = ("TensorBoard's smoothing: an exponential moving average over the per-batch values, whose raw "

@@ -21,7 +21,7 @@ def _runs_frame(summaries) -> pd.DataFrame:
 def _run_view(summary) -> None:
     from gapdemo.charts import results_dataframe
     from gapdemo.export import run_zip
-    from gapdemo.runs import read_batch_metrics, read_elapsed_seconds, read_epoch_metrics, read_status
+    from gapdemo.runs import read_batch_metrics, read_config, read_elapsed_seconds, read_epoch_metrics, read_status
 
     if summary.state == "failed":
         st.error(f"This run failed: {summary.message}")
@@ -35,7 +35,8 @@ def _run_view(summary) -> None:
     if not epochs.empty:
         results = results_dataframe(epochs)
         st.dataframe(results, column_config=results_column_config(results), key="history_results")
-        st.caption(run_time_caption(read_elapsed_seconds(read_status(summary.run_dir))))
+        precision = read_config(summary.run_dir).get("train", {}).get("precision")
+        st.caption(run_time_caption(read_elapsed_seconds(read_status(summary.run_dir)), precision))
     st.download_button("⬇ Whole run (zip: config, metrics, probes, models, charts)",
                        data=lambda: run_zip(summary.run_dir), file_name=f"{summary.run_id}.zip",
                        mime="application/zip", key="export_run_zip", on_click="ignore")

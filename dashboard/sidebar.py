@@ -20,6 +20,7 @@ from gapdemo.config import (
     TrainConfig,
 )
 from gapdemo.models import BACKENDS
+from gapdemo.precision import PRECISION_LABELS, PRECISIONS, bfloat16_support
 from gapdemo.validation import validate_run_config
 
 # Every default comes from the config dataclasses; the choices below are the sidebar's own steps,
@@ -51,6 +52,12 @@ RECALIBRATION_HELP = (
     f"Averages batch norm's statistics over {TRAIN_DEFAULTS.recalibration_batches} training batches at the "
     "current weights before validating, so even a run of a few dozen steps is validated fairly. Costs "
     f"{TRAIN_DEFAULTS.recalibration_batches} forward passes per epoch."
+)
+
+PRECISION_HELP = (
+    "Mixed bfloat16 computes the layers in bfloat16 and keeps the weights, losses and probabilities in float32: "
+    "faster where the processor has bfloat16 instructions (1.2x measured on two cores), at bfloat16's 3 "
+    "significant digits inside the layers. Saved models compute in float32 either way."
 )
 
 TRAIN_SIZE_HELP = (
@@ -112,10 +119,23 @@ def train_settings(seed: int, runs_dir: str) -> TrainConfig:
             value=TRAIN_DEFAULTS.steps_per_execution, key="steps_per_execution", help=STEPS_PER_EXECUTION_HELP)
         recalibrate_bn = st.checkbox("Recalibrate batch-norm statistics before each validation",
                                      value=TRAIN_DEFAULTS.recalibrate_bn, key="recalibrate_bn", help=RECALIBRATION_HELP)
+        precision = precision_setting()
         st.select_slider("PNG export scale", PNG_SCALES, value=DEFAULT_PNG_SCALE, key="png_scale")
     return TrainConfig(epochs=int(epochs), batch_size=int(batch_size), learning_rate=float(learning_rate),
                        seed=seed, runs_dir=runs_dir, recalibrate_bn=recalibrate_bn,
-                       steps_per_execution=int(steps_per_execution))
+                       steps_per_execution=int(steps_per_execution), precision=precision)
+
+
+# float32 or mixed bfloat16; offered only where the processor computes in bfloat16, and says why not.
+def precision_setting() -> str:
+    supported, sentence = bfloat16_support()
+    choices = PRECISIONS if supported else (TRAIN_DEFAULTS.precision,)
+    precision = st.radio("Arithmetic precision", choices, index=choices.index(TRAIN_DEFAULTS.precision),
+                         format_func=PRECISION_LABELS.get, horizontal=True, key="precision",
+                         help=PRECISION_HELP, disabled=not supported)
+    if not supported:
+        st.caption(sentence)
+    return precision
 
 
 # The whole sidebar; returns the RunConfig and its problems (empty when it may start).

@@ -90,7 +90,7 @@ def results_panel(snapshot) -> None:
     results = results_dataframe(epochs)
     st.subheader("Results")
     st.caption("Train − val gap: final training accuracy minus final validation accuracy (overfitting).")
-    st.caption(run_time_caption(snapshot.elapsed_seconds))
+    st.caption(run_time_caption(snapshot.elapsed_seconds, snapshot.config.train.precision))
     st.dataframe(results, column_config=results_column_config(results), key="results_table")
     export_buttons(_results_figure(results), results, f"{snapshot.run_id}_results", key="export_results")
 

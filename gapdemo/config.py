@@ -73,6 +73,10 @@ class TrainConfig:
     # two cores 1, 4 and 8 trained equally fast (benchmarks/RESULTS.md, section 3), so the default
     # keeps every batch live.
     steps_per_execution: int = 1
+    # Arithmetic: "float32", or "mixed_bfloat16" (bfloat16 compute, float32 variables and sigmoid
+    # outputs) where the processor has bfloat16 instructions: 1.21x faster on two cores
+    # (benchmarks/RESULTS.md, section 3). gapdemo.precision checks the processor.
+    precision: str = "float32"
 
 
 @dataclass

@@ -76,7 +76,8 @@ def _classifier(features, backend: str, seed: int):
     from keras import layers
 
     return layers.Dense(
-        1, activation="sigmoid", kernel_initializer=_seeded(seed, 99), name=classifier_layer_name(backend)
+        1, activation="sigmoid", kernel_initializer=_seeded(seed, 99), name=classifier_layer_name(backend),
+        dtype="float32",  # under mixed bfloat16 too: probabilities and losses keep float32's precision
     )(features)
 
 
@@ -163,7 +164,8 @@ def add_backend(inputs, backend: str, seed: int = 0, bn_momentum: float = 0.9, d
         raise ValueError(f"dropout rate must be in [0, 1), got {dropout_rate}")
     feature_maps = build_head(inputs, backend, seed, bn_momentum)
     logits_or_probability = spec.builder(feature_maps, backend, seed, bn_momentum, dropout_rate)
-    probability = layers.Identity(name=backend)(logits_or_probability)  # (batch, 1) = P(dog)
+    # (batch, 1) = P(dog); float32 under mixed precision too, as its classifier (the loss reads it)
+    probability = layers.Identity(name=backend, dtype="float32")(logits_or_probability)
     return feature_maps, probability
 
 

@@ -28,6 +28,7 @@ from gapdemo.curves import BatchValues
 from gapdemo.events import StopRequested, TrainingEvents
 from gapdemo.insight import class_activation_maps, feature_averages
 from gapdemo.models import BACKENDS, build_lockstep_models, classifier_layer_name
+from gapdemo.precision import dtype_policy
 
 
 class StreamingCallback(keras.callbacks.Callback):
@@ -85,17 +86,18 @@ class Trainer:
         self.prepare_run_dir()
         data = self.load_data()
         self.check_stop()
-        models = build_lockstep_models(
-            self.backends, self.config.data.image_size, self.config.model.seed,
-            self.config.model.bn_momentum, self.config.model.dropout_rate,
-        )
+        models = self.build_models(self.config.train.precision)
         self.models = models
+        # Saved models and probes compute in float32 whatever the run trained in, so every reader of
+        # a run folder gets float32 outputs; under mixed precision a float32 twin takes the weights.
+        self.export_models = models if self.config.train.precision == "float32" else self.build_models("float32")
         train_ds, val_ds = (self.input_pipeline(dataset) for dataset in (data.train, data.validation))
         compile_lockstep_model(models.training_model, self.backends, self.config.train.learning_rate,
                                train_ds.element_spec, steps_per_execution=self.config.train.steps_per_execution)
         self.batches_per_epoch = max(1, int(data.train.cardinality().numpy()))
         self.train_images = getattr(data.info, "splits", {}).get("train")
         self.probe_images, self.probe_labels = pick_probes(data.validation_images, data.validation_labels)
+        self.sync_export_models()
         self.record_probes(0)
         try:
             return self.run_epochs(models, train_ds, val_ds)
@@ -125,6 +127,16 @@ class Trainer:
             self.finish_epoch(epoch + 1, {k: v[-1] for k, v in history.history.items()}, validation)
             completed = epoch + 1
         return completed
+
+    def build_models(self, precision: str):
+        with dtype_policy(precision):
+            return build_lockstep_models(self.backends, self.config.data.image_size, self.config.model.seed,
+                                         self.config.model.bn_momentum, self.config.model.dropout_rate)
+
+    def sync_export_models(self) -> None:
+        """Copy the trained weights into the float32 models that are saved and probed (mixed precision only)."""
+        if self.export_models is not self.models:
+            self.export_models.training_model.set_weights(self.models.training_model.get_weights())
 
     def prepare_run_dir(self) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -232,22 +244,24 @@ class Trainer:
         rows = [{"backend": b, "epoch": epoch, "loss": self.logged(train_logs, b, "loss"),
                  "accuracy": self.logged(train_logs, b, "accuracy"), "val_loss": self.logged(validation, b, "loss"),
                  "val_accuracy": self.logged(validation, b, "accuracy")} for b in self.backends]
+        self.sync_export_models()
         self.record_probes(epoch)
         self.write_tensorboard(epoch, rows)
-        runs.save_models_atomic(self.models.backend_models, self.run_dir / "models")
+        runs.save_models_atomic(self.export_models.backend_models, self.run_dir / "models")
         runs.append_csv_rows(self.run_dir / "metrics.csv", runs.EPOCH_FIELDS, rows)
         self.write_status(epoch)
         self.events.on_epoch(rows, epoch)
 
     def record_probes(self, epoch: int) -> None:
-        outputs = self.models.probe_model(self.probe_images.astype("float32") / 255.0, training=False)
+        models = self.export_models
+        outputs = models.probe_model(self.probe_images.astype("float32") / 255.0, training=False)
         probes = {}
         for backend in self.backends:
             feature_maps = np.asarray(outputs[backend])  # (probes, s, s, 64)
             probe = {"images": self.probe_images, "labels": self.probe_labels,
                      "feature_averages": feature_averages(feature_maps), "dense_weights": None, "cams": None}
             if BACKENDS[backend].uses_cam:
-                dense = self.models.training_model.get_layer(classifier_layer_name(backend))
+                dense = models.training_model.get_layer(classifier_layer_name(backend))
                 kernel, bias = (np.asarray(w) for w in dense.weights)
                 probe["dense_weights"] = kernel[:, 0]
                 probe["cams"] = class_activation_maps(feature_maps, kernel, bias)

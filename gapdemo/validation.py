@@ -9,6 +9,7 @@ from __future__ import annotations
 from gapdemo.config import DATASETS, MAX_SYNTHETIC_TRAIN_SIZE, RunConfig, validate_image_size
 from gapdemo.data_roots import DEFAULT_TFDS_DIR, allowed_roots, is_readable_folder
 from gapdemo.models import BACKENDS
+from gapdemo.precision import precision_problems
 
 
 def validate_run_config(config: RunConfig, served: bool = False) -> list[str]:
@@ -64,6 +65,7 @@ def training_problems(config: RunConfig) -> list[str]:
         problems.append("Batches per TensorFlow call must be from 1 to 64.")
     if not 0.0 < config.train.learning_rate <= 1.0:
         problems.append("Learning rate must be above 0 and at most 1.")
+    problems += precision_problems(config.train.precision)
     if config.data.train_size is not None and config.data.train_size < 2:
         problems.append("Use at least 2 training images.")
     if config.data.train_size is not None and config.data.train_size < config.train.batch_size:

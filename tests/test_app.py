@@ -298,6 +298,7 @@ def test_live_curves_are_smoothed_on_request_and_built_once_per_new_data(app, mo
     assert "finished" in wait_until(app, ["finished", "failed"])
     app.run()
     assert app.slider(key="live_smoothing").value == 0.6
+    assert any(caption.value.endswith("Trained in float32.") for caption in app.caption)
 
     def live_splits():
         specs = [json.loads(chart.proto.spec) for chart in app.get("plotly_chart")]
@@ -448,3 +449,15 @@ def test_runs_tab_explains_failed_and_interrupted_runs(runs_dir):
         "The process training this run ended before it finished; completed epochs are kept."]
     page.selectbox(key="view_run").select_index(2).run()
     assert [e.value for e in page.error] == ["This run failed: The folder /photos does not exist."]
+
+
+def test_precision_is_offered_where_the_processor_has_bfloat16(app):
+    from gapdemo.precision import bfloat16_support
+
+    supported, sentence = bfloat16_support()
+    radio = app.radio(key="precision")
+    assert radio.value == "float32"
+    if supported:
+        assert list(radio.options) == ["float32", "mixed bfloat16"] and not radio.disabled
+    else:
+        assert radio.disabled and any(sentence in caption.value for caption in app.sidebar.caption)

@@ -63,12 +63,12 @@ def test_train_flags_reach_the_run_config():
     arguments = ["train", "--dataset", "folder", "--data-dir", "/photos", "--image-size", "64", "--train-size", "500",
                  "--seed", "7", "--cache-dir", "/cache", "--backends", "gap,fc", "--epochs", "3", "--dropout", "0.3",
                  "--bn-momentum", "0.95", "--no-bn-recalibration", "--batch-size", "16", "--steps-per-execution", "8",
-                 "--learning-rate", "0.003", "--runs-dir", "/elsewhere"]
+                 "--learning-rate", "0.003", "--precision", "mixed_bfloat16", "--runs-dir", "/elsewhere"]
     expected = RunConfig(  # every value differs from its default, so a flag that is dropped shows
         data=DataConfig(dataset="folder", data_dir="/photos", image_size=64, train_size=500, seed=7, cache_dir="/cache"),
         model=ModelConfig(backends=("gap", "fc"), dropout_rate=0.3, bn_momentum=0.95, seed=7),
         train=TrainConfig(epochs=3, batch_size=16, learning_rate=0.003, seed=7, runs_dir="/elsewhere",
-                          recalibrate_bn=False, steps_per_execution=8))
+                          recalibrate_bn=False, steps_per_execution=8, precision="mixed_bfloat16"))
     assert config_from_args(build_parser().parse_args(arguments)) == expected
     defaults = RunConfig()
     unchanged = [(part, name) for part in ("data", "model", "train") for name, value in vars(getattr(expected, part)).items()

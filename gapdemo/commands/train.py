@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import signal
 import sys
@@ -19,6 +20,7 @@ from gapdemo.config import (
     RunConfig,
     TrainConfig,
 )
+from gapdemo.precision import PRECISION_LABELS, PRECISIONS, bfloat16_support
 
 
 def add_data_arguments(parser) -> None:
@@ -36,6 +38,8 @@ def add_data_arguments(parser) -> None:
 def register(subparsers):
     parser = subparsers.add_parser("train", help="train back-ends side by side")
     add_run_arguments(parser)
+    # benchmarks only (benchmarks/cli_run.py): the engine before the idle gaps between epochs were removed
+    parser.add_argument("--engine-baseline", action="store_true", help=argparse.SUPPRESS)
     parser.set_defaults(run=run)
 
 
@@ -55,6 +59,8 @@ def add_run_arguments(parser) -> None:
     parser.add_argument("--steps-per-execution", type=int, default=train_defaults.steps_per_execution,
                         help="batches per call into TensorFlow (progress and stop act once per call)")
     parser.add_argument("--learning-rate", type=float, default=train_defaults.learning_rate)
+    parser.add_argument("--precision", choices=PRECISIONS, default=train_defaults.precision,
+                        help=f"arithmetic of the layers. {bfloat16_support()[1]}")
     parser.add_argument("--runs-dir", default=train_defaults.runs_dir)
     parser.add_argument("--json", action="store_true", help="print the final result as one JSON object")
 
@@ -67,14 +73,14 @@ def config_from_args(args) -> RunConfig:
                           bn_momentum=args.bn_momentum, seed=args.seed),
         train=TrainConfig(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
                           seed=args.seed, runs_dir=args.runs_dir, recalibrate_bn=not args.no_bn_recalibration,
-                          steps_per_execution=args.steps_per_execution),
+                          steps_per_execution=args.steps_per_execution, precision=args.precision),
     )
 
 
 def run(args) -> int:
     from gapdemo.job import TrainingJob
 
-    job = TrainingJob(config_from_args(args))
+    job = TrainingJob(config_from_args(args), engine_baseline=args.engine_baseline)
     thread = threading.Thread(target=job.run, name="gapdemo-training", daemon=True)
     for signal_number in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signal_number, lambda *_: job.stop())
@@ -85,12 +91,14 @@ def run(args) -> int:
     if snapshot.state == "failed":
         print(f"error: {snapshot.message}", file=sys.stderr)
     final = final_metrics(snapshot.epoch_metrics)
+    precision = snapshot.config.train.precision
     if args.json:
         print(json.dumps({"run_id": job.run_id, "run_dir": str(job.run_dir), "status": snapshot.state,
+                          "precision": precision,
                           "epochs_completed": max((r["epoch"] for r in snapshot.epoch_metrics), default=0),
                           "backends": final}))
     else:
-        print(f"run {job.run_id}: {snapshot.state} ({job.run_dir})")
+        print(f"run {job.run_id}: {snapshot.state} ({job.run_dir}), {PRECISION_LABELS[precision]}")
         for backend, values in final.items():
             print(f"  {backend:<16} train acc {values['accuracy']:.3f}  val acc {values['val_accuracy']:.3f}")
     return 1 if snapshot.state == "failed" else 0

@@ -1,0 +1,55 @@
+"""Mixed bfloat16 as an option: where the processor has it, computed in bfloat16, saved and probed in float32."""
+
+import keras
+import numpy as np
+import pytest
+
+from gapdemo import runs
+from gapdemo.config import tiny_config
+from gapdemo.precision import bfloat16_support, precision_problems, processor_flags
+from toy_data import toy_loader
+
+HAS_BFLOAT16 = bfloat16_support()[0]
+
+
+def test_processor_flags_are_read_from_cpuinfo(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx512f avx512_bf16\n\nprocessor\t: 1\n")
+    assert {"avx512_bf16", "sse2"} <= processor_flags(cpuinfo)
+    assert processor_flags(tmp_path / "missing") == set()
+
+
+def test_support_and_its_absence_are_said_in_one_sentence():
+    supported, sentence = bfloat16_support({"amx_bf16", "avx2"})
+    assert supported and "amx_bf16" in sentence
+    supported, sentence = bfloat16_support({"avx2"})
+    assert not supported and "no bfloat16 instructions" in sentence and "slower than float32" in sentence
+    assert precision_problems("mixed_bfloat16", {"avx2"}) == [sentence.replace("; float32 is used.", ": choose float32.")]
+    assert precision_problems("mixed_bfloat16", {"avx512_bf16"}) == []
+    assert precision_problems("float32", set()) == []
+    assert "choose one of float32, mixed_bfloat16" in precision_problems("float16")[0]
+
+
+@pytest.mark.skipif(not HAS_BFLOAT16, reason="this processor has no bfloat16 instructions")
+def test_a_mixed_bfloat16_run_computes_in_bfloat16_and_saves_float32_models(runs_dir):
+    from gapdemo.trainer import Trainer
+
+    config = tiny_config(str(runs_dir), ("fc", "gap"))
+    config.train.precision = "mixed_bfloat16"
+    config.train.epochs = 2
+    trainer = Trainer(config, runs_dir / "bf16", data_loader=toy_loader(64))
+    assert trainer.train() == 2
+    assert keras.config.dtype_policy().name == "float32"  # the thread's policy is restored
+    conv = trainer.models.training_model.get_layer("gap_conv1")
+    assert conv.compute_dtype == "bfloat16" and conv.kernel.dtype == "float32"
+    batch = np.random.default_rng(0).random((4, 32, 32, 3)).astype("float32")
+    trained = trainer.models.training_model(batch, training=False)
+    assert {keras.backend.standardize_dtype(output.dtype) for output in trained.values()} == {"float32"}  # sigmoids
+    saved = runs.load_models(runs_dir / "bf16")
+    for backend, model in saved.items():
+        assert {layer.compute_dtype for layer in model.layers if layer.weights} == {"float32"}
+        np.testing.assert_allclose(model(batch, training=False), trained[backend], atol=0.05)
+    assert runs.read_config(runs_dir / "bf16")["train"]["precision"] == "mixed_bfloat16"
+    _, probes = runs.load_probes(runs_dir / "bf16")
+    for name in ("feature_averages", "cams"):  # probed by the float32 twin, as any reader would
+        assert probes["gap"][name].dtype in (np.float32, np.float64)
