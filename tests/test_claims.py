@@ -149,9 +149,77 @@ def spread_of(low, high):
     return summary.spread([low, high])
 
 
+def known_result() -> dict:
+    """Two seeds' measures, made up so that every verdict has one sentence to give (see the next test)."""
+    def overfitting(gap_final, gap_slope, fc_final, fc_slope):
+        return {backend: {"epochs": [1, 2], "gap": [0.1, final], "final_gap": final, "final_val_accuracy": 0.8,
+                          "val_loss_slope": slope}
+                for backend, final, slope in (("gap", gap_final, gap_slope), ("fc", fc_final, fc_slope))}
+
+    def localization(gap_hits, gap_energy, fc_hits, fc_energy):
+        return {"available": True, "baseline": 0.25, "backends": {
+            "gap": {"method": "CAM", "pointing_game": gap_hits, "energy_in_box": gap_energy},
+            "fc": {"method": "Grad-CAM", "pointing_game": fc_hits, "energy_in_box": fc_energy}}}
+
+    def unseen(gap_drop, fc_drop):
+        return {backend: {"left_accuracy": 0.9, "right_accuracy": 0.9 - drop, "drop": drop}
+                for backend, drop in (("gap", gap_drop), ("fc", fc_drop))}
+
+    table = {"gap": {"backend_params": 65, "total_params": 29217}, "fc": {"backend_params": 37325, "total_params": 66477}}
+    result = {
+        "parameters": summary.summarize_parameters(table, {"gap": [0.010, 0.012], "fc": [0.020, 0.024]}, 32, 16),
+        "overfitting": summary.summarize_overfitting([overfitting(0.02, -0.01, 0.15, 0.03),
+                                                      overfitting(0.04, -0.03, 0.17, 0.05)]),
+        "localization": summary.summarize_localization([localization(0.5, 0.4, 0.3, 0.2),
+                                                        localization(0.7, 0.5, 0.55, 0.3)]),
+        "translation": summary.summarize_translation(
+            [0, 8, 24], [{"gap": [0.9, 0.85, 0.8], "fc": [0.9, 0.7, 0.6]},
+                         {"gap": [0.92, 0.88, 0.78], "fc": [0.88, 0.75, 0.62]}],
+            [unseen(0.10, 0.40), unseen(0.12, 0.38)]),
+    }
+    result["verdicts"] = summary.verdicts(result)
+    return result
+
+
+# Written out by hand from known_result's numbers, not with the code's own formatting.
+KNOWN_VERDICTS = {
+    "parameters": "FC's back-end has 574× the parameters of GAP's (37,325 vs 65) at 32×32; one training step on a "
+                  "16-image batch takes 11.0 ms for GAP vs 22.0 ms for FC (median of repeats; 2 seeds; the ranges "
+                  "do not overlap).",
+    "overfitting": "GAP's final train–validation accuracy gap is 3.0 points (range 2.0 to 4.0) vs FC's 16.0 points "
+                   "(range 15.0 to 17.0) — 2 seeds; the ranges do not overlap. Over the last half of training "
+                   "validation loss changes by -0.020 per epoch for GAP and +0.040 for FC (rising = overfitting).",
+    "localization": "GAP's CAM peaks inside the object box for 60.0% of test images (range 50.0 to 70.0) vs 42.5% "
+                    "(range 30.0 to 55.0) for FC's Grad-CAM — within the spread over 2 seeds, so not a clear "
+                    "difference. Share of map energy inside the box: 45.0% vs 25.0%; a uniform map scores 25.0% "
+                    "on both.",
+    "translation": "GAP's accuracy loss when test images move 24 px is 12.0 points (range 10.0 to 14.0) vs FC's 28.0 "
+                   "points (range 26.0 to 30.0) — 2 seeds; the ranges do not overlap. Shifted by 24 px, GAP still "
+                   "scores 79.0% vs FC's 61.0%. GAP's accuracy loss on right-half objects after training on "
+                   "left-half ones is 11.0 points (range 10.0 to 12.0) vs FC's 39.0 points (range 38.0 to 40.0) — "
+                   "2 seeds; the ranges do not overlap.",
+}
+
+
+@pytest.mark.parametrize("claim", list(CLAIMS))
+def test_each_verdict_sentence_from_known_measures(claim):
+    assert known_result()["verdicts"][claim] == KNOWN_VERDICTS[claim]
+
+
+def test_verdicts_without_a_pair_or_without_boxes_say_why():
+    result = known_result()
+    result["localization"] = summary.summarize_localization([{"available": False, "reason": "no boxes here"}])
+    result["parameters"]["pair"] = None  # e.g. only pooling back-ends were trained
+    sentences = summary.verdicts(result)
+    assert sentences["localization"] == "Not measured: no boxes here"
+    assert [sentences[claim] for claim in ("parameters", "overfitting", "translation")] == [
+        "Train a global-pooling and a fully connected back-end to compare them."] * 3
+
+
 @pytest.mark.parametrize("gap_values, fc_values, overlapping", [
     ((0.02, 0.05), (0.12, 0.18), False),
     ((0.02, 0.13), (0.12, 0.18), True),
+    ((0.02, 0.12), (0.12, 0.18), True),  # ranges that share one value overlap
     ((0.12, 0.18), (0.02, 0.05), False),
 ])
 def test_verdict_says_within_the_spread_only_when_ranges_overlap(gap_values, fc_values, overlapping):
@@ -160,8 +228,8 @@ def test_verdict_says_within_the_spread_only_when_ranges_overlap(gap_values, fc_
         "fc": {"final_gap": spread_of(*fc_values), "val_loss_slope": summary.spread([0.05, 0.07])},
     }}
     sentence = summary.overfitting_verdict(overfitting, ("gap", "fc"))
-    assert ("within the spread" in sentence) == overlapping
-    assert sentence.startswith(f"GAP's final train–validation accuracy gap is {np.mean(gap_values) * 100:.1f} points")
+    assert ("within the spread over 2 seeds, so not a clear difference" in sentence) == overlapping
+    assert ("2 seeds; the ranges do not overlap" in sentence) == (not overlapping)
 
 
 def test_one_seed_claims_no_spread():
@@ -177,12 +245,35 @@ def test_spread_and_val_loss_slope():
     assert val_loss_slope([1], [0.5]) is None
 
 
-def test_runner_stops_between_phases(tmp_path):
-    runner = ClaimsRunner()
+def test_runner_stops_between_phases(tmp_path, monkeypatch):
+    """Stop while the last step is timed: the timing phase finishes, training never starts, nothing is saved."""
+    from gapdemo.claims import measures
+    from gapdemo.sweep import engine
+
+    runner, timed = ClaimsRunner(), []
+    original = measures.measure_step_seconds
+
+    def timing_then_stop(backend, *args, **kwargs):
+        seconds = original(backend, *args, **kwargs)
+        timed.append(backend)
+        if backend == "gap":  # the timing phase's last step: stop now, before the training phase
+            runner.stop()
+        return seconds
+
+    def no_training(*args, **kwargs):
+        connected.append(args)
+        raise RuntimeError("the training phase began after the stop")
+
+    connected = []
+    monkeypatch.setattr(measures, "measure_step_seconds", timing_then_stop)
+    monkeypatch.setattr(engine, "connect", no_training)
     assert runner.start(tiny_config(str(tmp_path)), seeds=1)
     assert not runner.start(tiny_config(str(tmp_path)), seeds=1)  # one job at a time
-    runner.stop()
-    assert runner.wait(120) and runner.status()["state"] == "stopped"
+    assert runner.wait(120)
+    assert timed == ["fc", "gap"]  # the phase in flight finished ...
+    (claims_dir,) = tmp_path.glob("claims-*")
+    assert connected == [] and list((claims_dir / "runs").iterdir()) == []  # ... and the next one never began
+    assert runner.status()["state"] == "stopped" and "nothing was saved" in runner.status()["message"]
     assert latest_claims(tmp_path) is None
 
 
