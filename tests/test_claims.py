@@ -1,9 +1,12 @@
 """The four claims: the command end to end, each measurement on hand-made inputs, verdicts, the panel."""
 
 import json
+import re
+import signal
 import subprocess
 import sys
 import threading
+import time
 
 import numpy as np
 import pandas as pd
@@ -306,6 +309,85 @@ def test_claims_tab_shows_the_newest_result(claims_result, monkeypatch):
     shown = " ".join(element.value for element in app.markdown)
     assert all(result["verdicts"][claim] in shown for claim in CLAIMS)
     assert not app.button(key="claims_start").disabled
+
+
+def test_a_failed_training_run_ends_the_claims_tab_with_its_message(tmp_path, monkeypatch):
+    """The engine's outcome for the chosen data's run is a failure (the command test below fails one for real)."""
+    from gapdemo.claims import measures
+    from gapdemo.sweep import engine
+
+    def one_failed_trial(specs, runs_dir, experiment_dir, **options):
+        return {spec.run_id: {"state": "finished", "message": ""} if spec.data_loader else
+                {"state": "failed", "message": "None of the 4 image files in /photos could be decoded."}
+                for spec in specs}
+
+    monkeypatch.setattr(measures, "measure_step_seconds", lambda *args, **kwargs: 0.01)
+    monkeypatch.setattr(engine, "connect", lambda address=None, num_cpus=None: False)  # no Ray
+    monkeypatch.setattr(engine, "run_trials", one_failed_trial)
+    monkeypatch.setenv("GAPDEMO_RUNS_DIR", str(tmp_path))
+    st.cache_resource.clear()
+    app = AppTest.from_file(APP, default_timeout=120)
+    app.run()
+    app.button(key="claims_start").click().run()
+    deadline = time.monotonic() + 60
+    while not app.error and time.monotonic() < deadline:
+        time.sleep(0.2)
+        app.run()
+    assert not app.exception
+    (claims_dir,) = tmp_path.glob("claims-*")
+    (message,) = [error.value for error in app.error]
+    assert re.fullmatch(rf"The claims job failed: training run {re.escape(str(claims_dir))}/runs/\S+ failed: None of "
+                        r"the 4 image files in /photos could be decoded\.", message), message
+    assert not app.button(key="claims_start").disabled and latest_claims(tmp_path) is None
+
+
+def junk_folder(root):
+    """Two class folders whose files are all unreadable: a folder run fails while loading its data."""
+    for name in ("Cat", "Dog"):
+        (root / name).mkdir(parents=True)
+        for index in range(2):
+            (root / name / f"{index}.jpg").write_bytes(b"not a JPEG at all")
+    return root
+
+
+def test_a_failed_training_run_ends_the_command_with_exit_1(tmp_path):
+    folder = junk_folder(tmp_path / "photos")
+    command = [sys.executable, "-m", "gapdemo", "claims", *TINY, "--dataset", "folder", "--data-dir", str(folder),
+               "--seeds", "1", "--runs-dir", str(tmp_path / "runs"), "--json"]
+    finished = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert finished.returncode == 1, finished.stderr[-2000:]
+    last = finished.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"error: training run {tmp_path / 'runs'}") and " failed: None of the 4 image files" in last
+    assert finished.stdout.strip() == "" and "Traceback" not in finished.stderr
+    assert latest_claims(tmp_path / "runs") is None
+
+
+@pytest.mark.posix
+def test_a_stopped_claims_command_exits_130_and_saves_nothing(tmp_path):
+    command = [sys.executable, "-m", "gapdemo", "claims", *TINY, "--seeds", "1", "--runs-dir", str(tmp_path), "--json"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    seen = bytearray()
+
+    def read_stderr():
+        for chunk in iter(lambda: process.stderr.read1(4096), b""):
+            seen.extend(chunk)
+
+    reader = threading.Thread(target=read_stderr, daemon=True)
+    reader.start()
+    try:
+        deadline = time.monotonic() + 120
+        while b"timing one training step" not in seen:  # the progress line, rewritten in place
+            assert time.monotonic() < deadline and process.poll() is None, bytes(seen)[-2000:]
+            time.sleep(0.1)
+        process.send_signal(signal.SIGTERM)  # what Ctrl-C (SIGINT) does too
+        stdout = process.stdout.read()
+        assert process.wait(120) == 130
+    finally:
+        process.kill()
+        process.wait()
+    reader.join(10)
+    assert bytes(seen).decode().splitlines()[-1] == "stopped: no claims were saved" and stdout == b""
+    assert latest_claims(tmp_path) is None
 
 
 def test_claims_tab_without_results(tmp_path, monkeypatch):

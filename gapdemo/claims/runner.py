@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-from gapdemo.claims.run import DEFAULT_SEEDS, ClaimsStopped, check_arguments, run_claims
+from gapdemo.claims.run import DEFAULT_SEEDS, ClaimsFailed, ClaimsStopped, check_arguments, run_claims
 from gapdemo.config import RunConfig
 
 
@@ -72,6 +72,8 @@ class ClaimsRunner:
             result = run_claims(config, seeds, progress=self._progress, stop_event=stop_event)
         except ClaimsStopped:
             self._update(state="stopped", message="Stopped; nothing was saved for this claims job.")
+        except ClaimsFailed as error:  # a training run failed: its sentence names the run and says why
+            self._update(state="failed", message=str(error))
         except Exception as error:  # a failed job ends this job only, never the server
             self._update(state="failed", message=f"{type(error).__name__}: {error}")
         else:

@@ -69,9 +69,11 @@ def run(args) -> int:
     try:
         result = run_claims(config, args.seeds, progress=progress, stop_event=stop_event)
     except ClaimsStopped:
+        progress.end()  # the message on a line of its own, not after the progress bar
         print("stopped: no claims were saved", file=sys.stderr)
         return 130
     except ClaimsFailed as error:
+        progress.end()
         print(f"error: {error}", file=sys.stderr)
         return 1
     finally:
