@@ -77,8 +77,8 @@ def export_buttons(figure, frame, name: str, key: str) -> None:
                                    mime="image/png", key=f"{key}_png", on_click="ignore")
     else:
         png_column.caption(hint)
-    if frame is not None:
-        csv_column.download_button("⬇ CSV", data=dataframe_to_csv(frame), file_name=f"{name}.csv",
+    if frame is not None:  # made on click too: the Feature maps tab redraws these buttons every poll
+        csv_column.download_button("⬇ CSV", data=lambda: dataframe_to_csv(frame), file_name=f"{name}.csv",
                                    mime="text/csv", key=f"{key}_csv", on_click="ignore")
 
 

@@ -7,6 +7,8 @@ their CSV files alone.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
@@ -49,27 +51,28 @@ def _backends_in(*frames) -> list[str]:
     return seen
 
 
-def _line(x_values, y_values, backend, split, max_points, **style) -> go.Scatter:
+def _line(x_values, y_values, backend, split, max_points, **style) -> dict:
     """A training line of at most max_points (first, last and each window's extremes kept)."""
     chosen = downsample_indices(y_values, max_points)
     # a line needs two points: the first batch alone would draw nothing
     mode = "lines" if len(chosen) > 1 else "lines+markers"
-    return go.Scatter(x=x_values[chosen], y=y_values[chosen], mode=mode, legendgroup=backend,
-                      meta={"backend": backend, "split": split}, **style)
+    return {"type": "scatter", "x": x_values[chosen], "y": y_values[chosen], "mode": mode, "legendgroup": backend,
+            "meta": {"backend": backend, "split": split}, **style}
 
 
-def _train_traces(backend, epoch_rows, series, metric, max_points, smoothing) -> list[go.Scatter]:
+def _train_traces(backend, epoch_rows, series, metric, max_points, smoothing) -> list[dict]:
     """The smoothed per-batch line (solid), with the raw values faint behind it; epoch points without batches."""
     color, label = backend_color(backend), backend_label(backend)
     hover = f"{label} train<br>epoch %{{x:.2f}}<br>{metric} %{{y:.3f}}<extra></extra>"
+    line = {"color": color, "dash": "solid", "width": 2}
     if series is None or not len(series["step"]):
         rows = epoch_rows.sort_values("epoch")
-        return [go.Scatter(x=rows["epoch"].to_numpy(float), y=rows[metric].to_numpy(float), mode="lines+markers",
-                           name=label, legendgroup=backend, meta={"backend": backend, "split": "train"},
-                           line={"color": color, "dash": "solid", "width": 2}, hovertemplate=hover)]
+        return [{"type": "scatter", "x": rows["epoch"].to_numpy(float), "y": rows[metric].to_numpy(float),
+                 "mode": "lines+markers", "name": label, "legendgroup": backend,
+                 "meta": {"backend": backend, "split": "train"}, "line": line, "hovertemplate": hover}]
     steps, raw = series["step"], series[metric]
-    main = _line(steps, smooth_ema(raw, smoothing), backend, "train", max_points, name=label,
-                 line={"color": color, "dash": "solid", "width": 2}, hovertemplate=hover)
+    main = _line(steps, smooth_ema(raw, smoothing), backend, "train", max_points, name=label, line=line,
+                 hovertemplate=hover)
     if smoothing == 0:
         return [main]
     faint = _line(steps, raw, backend, "train_raw", max_points, name=f"{label} (raw)", showlegend=False,
@@ -77,15 +80,23 @@ def _train_traces(backend, epoch_rows, series, metric, max_points, smoothing) ->
     return [faint, main]
 
 
-def _validation_trace(backend, epoch_rows, metric) -> go.Scatter:
+def _validation_trace(backend, epoch_rows, metric) -> dict:
     rows = epoch_rows.sort_values("epoch")
-    return go.Scatter(
-        x=rows["epoch"].to_numpy(float), y=rows[f"val_{metric}"].to_numpy(float), mode="lines+markers",
-        name=f"{backend_label(backend)} (validation)", legendgroup=backend, showlegend=False,
-        meta={"backend": backend, "split": "validation"},
-        line={"color": backend_color(backend), "dash": "dash", "width": 2}, marker={"size": 7},
-        hovertemplate=f"{backend_label(backend)} validation<br>epoch %{{x}}<br>{metric} %{{y:.3f}}<extra></extra>",
-    )
+    return {
+        "type": "scatter", "x": rows["epoch"].to_numpy(float), "y": rows[f"val_{metric}"].to_numpy(float),
+        "mode": "lines+markers", "name": f"{backend_label(backend)} (validation)", "legendgroup": backend,
+        "showlegend": False, "meta": {"backend": backend, "split": "validation"},
+        "line": {"color": backend_color(backend), "dash": "dash", "width": 2}, "marker": {"size": 7},
+        "hovertemplate": f"{backend_label(backend)} validation<br>epoch %{{x}}<br>{metric} %{{y:.3f}}<extra></extra>",
+    }
+
+
+@functools.cache
+def _plotly_white() -> dict:
+    """The plotly_white template as plain data, resolved once (resolving it took most of a figure's build)."""
+    import plotly.io as pio
+
+    return pio.templates["plotly_white"].to_plotly_json()
 
 
 def curves_figure(epoch_metrics: pd.DataFrame, batch_metrics: pd.DataFrame | dict | None = None,
@@ -101,6 +112,9 @@ def curves_figure(epoch_metrics: pd.DataFrame, batch_metrics: pd.DataFrame | dic
         metric: "accuracy" or "loss".
         max_points: the most points of any line: long runs are downsampled, keeping extremes.
         smoothing: TensorBoard's smoothing weight, 0 (raw values, no faint copy) to below 1.
+
+    The live page rebuilds this every poll that brings new batches, so the figure is assembled from
+    plain data without Plotly's per-property validation (tests check its structure).
     """
     if metric not in ("accuracy", "loss"):
         raise ValueError(f"metric must be 'accuracy' or 'loss', got {metric!r}")
@@ -118,17 +132,18 @@ def curves_figure(epoch_metrics: pd.DataFrame, batch_metrics: pd.DataFrame | dic
         train += _train_traces(backend, epoch_rows, series.get(backend), metric, max_points, smoothing)
         if len(epoch_rows):
             validation.append(_validation_trace(backend, epoch_rows, metric))
-    # faint raw lines first, so every smoothed and validation line is drawn over them
-    figure = go.Figure(sorted(train, key=lambda trace: trace.meta["split"] != "train_raw") + validation)
     smoothed = f", smoothed {smoothing:g}; raw values faint" if series and smoothing else ""
-    figure.update_layout(
-        title=f"{metric.capitalize()}: training (solid{smoothed}) and validation (dashed)",
-        xaxis_title="epoch", yaxis_title=metric, legend_title="back-end", hovermode="closest",
-        template="plotly_white", uirevision="curves",  # a redraw keeps the reader's zoom
-    )
+    layout = {
+        "title": {"text": f"{metric.capitalize()}: training (solid{smoothed}) and validation (dashed)"},
+        "xaxis": {"title": {"text": "epoch"}}, "yaxis": {"title": {"text": metric}},
+        "legend": {"title": {"text": "back-end"}}, "hovermode": "closest", "template": _plotly_white(),
+        "uirevision": "curves",  # a redraw keeps the reader's zoom
+    }
     if metric == "accuracy":
-        figure.update_yaxes(tickformat=".1%")  # whole percents repeat when the range is a few points wide
-    return figure
+        layout["yaxis"]["tickformat"] = ".1%"  # whole percents repeat when the range is a few points wide
+    # faint raw lines first, so every smoothed and validation line is drawn over them
+    traces = sorted(train, key=lambda trace: trace["meta"]["split"] != "train_raw") + validation
+    return go.Figure({"data": traces, "layout": layout}, _validate=False)
 
 
 def overlay_runs_figure(runs: dict[str, pd.DataFrame], metric: str = "val_accuracy") -> go.Figure:
