@@ -12,7 +12,7 @@ import time
 import common
 
 # cheapest first; the outcome (minutes per seed) last so a cut-short session still has the rest
-BENCHMARKS = ("data_pipeline", "training", "efficiency", "memory", "app_latency", "sweep", "real_photos", "outcome")
+BENCHMARKS = ("data_pipeline", "training", "cli_run", "efficiency", "memory", "app_latency", "sweep", "real_photos", "outcome")
 
 
 def add_arguments(parser) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-SCRIPTS = ["data_pipeline", "training", "efficiency", "memory", "outcome", "sweep", "real_photos"]
+SCRIPTS = ["data_pipeline", "training", "cli_run", "efficiency", "memory", "outcome", "sweep", "real_photos"]
 
 
 def run_quick(script: str, results: Path, timeout_s: int = 240) -> subprocess.CompletedProcess:
@@ -39,7 +39,8 @@ def test_benchmark_runs_quick(script, tmp_path):
 @pytest.mark.browser
 def test_app_latency_runs_quick(tmp_path):
     results = tmp_path / "RESULTS.md"
-    check_output(run_quick("app_latency", results), results, "app_latency")
+    # a fresh server's first point, then three tiny watched runs, a CLI run and a second Start
+    check_output(run_quick("app_latency", results, timeout_s=600), results, "app_latency")
 
 
 def test_sections_are_replaced_not_duplicated(tmp_path):
