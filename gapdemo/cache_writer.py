@@ -233,6 +233,10 @@ def _write_bytes_durably(path: Path, data: bytes) -> None:
 
 
 def _fsync_directory(path: Path) -> None:
+    """Make the names in path (a rename, a new file) durable. Windows cannot open a folder as a file,
+    and NTFS journals its folder entries itself, so there is nothing to do there."""
+    if os.name == "nt":
+        return
     descriptor = os.open(path, os.O_RDONLY)
     try:
         os.fsync(descriptor)

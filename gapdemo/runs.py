@@ -48,8 +48,28 @@ def new_run_id() -> str:
     return datetime.datetime.now().strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
 
 
+# Windows refuses to replace a file that another process holds open (the page reading status.json,
+# the Classify tab loading a model); such a reader lets go within milliseconds, so there the writer
+# tries again for up to a second. Elsewhere a file is replaced under its readers, and a refusal
+# (a read-only folder) is final.
+REPLACE_ATTEMPTS = 20 if os.name == "nt" else 1
+REPLACE_PAUSE_S = 0.05
+
+
+def replace_file(source: Path, target: Path) -> None:
+    """os.replace(source, target), retried while the target is held open (Windows; see REPLACE_ATTEMPTS)."""
+    for attempt in range(1, REPLACE_ATTEMPTS + 1):
+        try:
+            os.replace(source, target)
+            return
+        except PermissionError:
+            if attempt == REPLACE_ATTEMPTS:
+                raise
+            time.sleep(REPLACE_PAUSE_S)
+
+
 def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Write data to path through a hidden temp file + os.replace; a failed write leaves no temp file."""
+    """Write data to path through a hidden temp file + replace_file; a failed write leaves no temp file."""
     path = Path(path)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
@@ -57,7 +77,7 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(temporary, path)
+        replace_file(temporary, path)
     except OSError:
         temporary.unlink(missing_ok=True)
         raise
@@ -87,7 +107,7 @@ def append_log(run_dir: Path, text: str) -> None:
     """Append text (a traceback, say) to the run's log.txt, creating the run folder if needed."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    with open(run_dir / "log.txt", "a") as handle:
+    with open(run_dir / "log.txt", "a", encoding="utf-8") as handle:
         handle.write(text)
 
 
@@ -95,7 +115,7 @@ def append_csv_rows(path: Path, fields, rows) -> None:
     """Append rows (dicts) to a CSV, writing the header when the file is new."""
     path = Path(path)
     is_new = not path.exists() or path.stat().st_size == 0
-    with open(path, "a", newline="") as handle:
+    with open(path, "a", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(fields), extrasaction="ignore")
         if is_new:
             writer.writeheader()
@@ -110,7 +130,7 @@ def save_model_atomic(model, path: Path) -> None:
     temporary = path.with_name(f".{path.stem}.tmp.keras")  # Keras insists on the .keras suffix
     try:
         model.save(temporary)
-        os.replace(temporary, path)
+        replace_file(temporary, path)
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
@@ -133,7 +153,7 @@ def save_models_atomic(models: dict, models_dir: Path) -> None:
             path.unlink(missing_ok=True)
         raise
     for backend, path in staged.items():
-        os.replace(path, models_dir / f"{backend}.keras")
+        replace_file(path, models_dir / f"{backend}.keras")
 
 
 def save_npz_atomic(path: Path, arrays: dict) -> None:
@@ -142,7 +162,7 @@ def save_npz_atomic(path: Path, arrays: dict) -> None:
     temporary = path.with_name(f".{path.stem}.tmp.npz")
     try:
         np.savez_compressed(temporary, **arrays)
-        os.replace(temporary, path)
+        replace_file(temporary, path)
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
@@ -230,7 +250,7 @@ class RunSummary:
 
 def read_json(path: Path) -> dict:
     try:
-        return json.loads(Path(path).read_text())
+        return json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
 

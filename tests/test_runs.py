@@ -186,3 +186,61 @@ def test_runs_command_explains_failed_and_interrupted_runs(runs_dir, capsys):
     interrupted_line = next(i for i, line in enumerate(lines) if line.startswith("20260101-000000-0002"))
     assert "interrupted" in lines[interrupted_line] and "1/1" in lines[interrupted_line]
     assert "ended before it finished" in lines[interrupted_line + 1]
+
+
+def test_a_replace_refused_while_a_reader_holds_the_file_is_tried_again(tmp_path, monkeypatch):
+    """Windows refuses os.replace onto a file another process holds open; the writer waits for the reader."""
+    monkeypatch.setattr(runs, "REPLACE_ATTEMPTS", 20)  # as on Windows
+    monkeypatch.setattr(runs, "REPLACE_PAUSE_S", 0.001)
+    real_replace, refusals = os.replace, []
+
+    def held_open(times):
+        def replace(source, target):
+            if len(refusals) < times:
+                refusals.append(target)
+                raise PermissionError(13, "The process cannot access the file: it is being used by another process")
+            return real_replace(source, target)
+        return replace
+
+    monkeypatch.setattr(os, "replace", held_open(2))
+    runs.write_json_atomic(tmp_path / "status.json", {"state": "running"})
+    assert runs.read_json(tmp_path / "status.json") == {"state": "running"} and len(refusals) == 2
+    refusals.clear()
+    monkeypatch.setattr(os, "replace", held_open(100))  # a reader that never lets go
+    with pytest.raises(PermissionError):
+        runs.write_json_atomic(tmp_path / "status.json", {"state": "finished"})
+    assert len(refusals) == 20 and runs.read_json(tmp_path / "status.json") == {"state": "running"}
+    assert [path.name for path in tmp_path.iterdir()] == ["status.json"]  # no temp file left behind
+
+
+@pytest.mark.skipif(os.name == "nt", reason="Windows cannot replace a file that is open; see the test above")
+def test_a_file_open_for_reading_is_replaced_under_its_reader(tmp_path):
+    runs.write_json_atomic(tmp_path / "status.json", {"state": "running"})
+    with open(tmp_path / "status.json", encoding="utf-8") as reader:
+        runs.write_json_atomic(tmp_path / "status.json", {"state": "finished"})
+        assert '"running"' in reader.read()  # the reader keeps the file it opened
+    assert runs.read_json(tmp_path / "status.json") == {"state": "finished"}
+    assert runs.REPLACE_ATTEMPTS == 1  # here a refusal is final: no second of retries
+
+
+LOCALE_WRITER = """
+import sys
+from pathlib import Path
+from gapdemo import runs
+run_dir = Path(sys.argv[1])
+runs.append_log(run_dir, "Folder /photos/K\\u00e4tzchen \\u2014 \\u732b not found\\n")
+runs.append_csv_rows(run_dir / "metrics.csv", ["backend", "note"], [{"backend": "gap", "note": "\\u732b"}])
+runs.write_json_atomic(run_dir / "status.json", {"message": "\\u732b"})
+print(runs.read_json(run_dir / "status.json")["message"] == "\\u732b")
+"""
+
+
+@pytest.mark.skipif(os.name == "nt", reason="sets POSIX's C locale; Windows' code pages are the case it stands for")
+def test_run_files_are_utf8_whatever_the_locale(tmp_path):
+    """Under an ASCII locale (as under a Windows code page) a cat's name in a path must still be written."""
+    environment = {**os.environ, "LC_ALL": "C", "PYTHONCOERCECLOCALE": "0", "PYTHONUTF8": "0"}
+    done = subprocess.run([sys.executable, "-c", LOCALE_WRITER, str(tmp_path)], cwd=REPO_ROOT, env=environment,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.strip() == "True", done.stderr[-2000:]
+    assert (tmp_path / "log.txt").read_bytes() == "Folder /photos/Kätzchen — 猫 not found\n".encode()
+    assert (tmp_path / "metrics.csv").read_bytes() == "backend,note\r\ngap,猫\r\n".encode()
