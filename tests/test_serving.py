@@ -1,5 +1,6 @@
 """Serving safely: the shipped configuration listens on loopback only."""
 
+import ipaddress
 import os
 import socket
 import subprocess
@@ -11,7 +12,6 @@ from pathlib import Path
 import pytest
 
 PROJECT = Path(__file__).resolve().parents[1]
-TCP_LISTEN = "0A"  # the state column of /proc/net/tcp for a listening socket
 
 
 def free_port() -> int:
@@ -20,27 +20,21 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def listening_addresses(port: int) -> set[str]:
-    """Local addresses (hex, as the kernel lists them) of every socket listening on port."""
+def listening_addresses(pid: int, port: int) -> set[str]:
+    """Local IP addresses on which process pid (or a child of it) listens on port: psutil, on every platform."""
+    import psutil
+
     addresses = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        if not os.path.exists(table):
-            continue
-        with open(table) as handle:
-            for line in handle.readlines()[1:]:
-                local, state = line.split()[1], line.split()[3]
-                address, port_hex = local.split(":")
-                if state == TCP_LISTEN and int(port_hex, 16) == port:
-                    addresses.add(address)
+    for process in (psutil.Process(pid), *psutil.Process(pid).children(recursive=True)):
+        connections = getattr(process, "net_connections", None) or process.connections  # psutil < 6: connections
+        addresses |= {connection.laddr.ip for connection in connections(kind="tcp")
+                      if connection.status == psutil.CONN_LISTEN and connection.laddr.port == port}
     return addresses
 
 
-def is_loopback_hex(address: str) -> bool:
-    if len(address) == 8:  # IPv4, little-endian: 0100007F is 127.0.0.1
-        return bytes.fromhex(address)[::-1][0] == 127
-    ipv6 = bytes.fromhex(address)
-    words = b"".join(ipv6[i:i + 4][::-1] for i in range(0, 16, 4))  # the kernel prints 32-bit words in host order
-    return words == bytes(15) + b"\x01" or (words[:12] == bytes(10) + b"\xff\xff" and words[12] == 127)
+def is_loopback(address: str) -> bool:
+    ip = ipaddress.ip_address(address.split("%")[0])  # an IPv6 address may carry %<interface>
+    return (ip.ipv4_mapped or ip).is_loopback if ip.version == 6 else ip.is_loopback  # ::ffff:127.0.0.1 too
 
 
 @pytest.fixture
@@ -74,9 +68,9 @@ def served_page(tmp_path):
 
 def test_streamlit_run_listens_on_loopback_only(served_page):
     port, process = served_page
-    addresses = listening_addresses(port)
+    addresses = listening_addresses(process.pid, port)
     assert addresses, "nothing listens on the port"
-    assert all(is_loopback_hex(address) for address in addresses), addresses
+    assert all(is_loopback(address) for address in addresses), addresses
     process.terminate()
     output = process.communicate(timeout=20)[0]
     assert "Network URL" not in output and "External URL" not in output
