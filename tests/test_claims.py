@@ -81,6 +81,7 @@ def consistency_curve(bump):
 @pytest.mark.parametrize("bumps, words", [
     ((0.02, 0.03), "higher in every seed for GAP: the period-8 pattern"),
     ((0.02, -0.01), "not higher in every seed, so no clear period-8 pattern"),
+    ((0.004, 0.006), "higher in every seed for GAP but by less than 1 point, so at most a faint period-8 pattern"),
     ((0.02,), "1 seed, so no spread was measured"),
 ])
 def test_consistency_verdict_reads_the_stride_bump_from_the_numbers(bumps, words):
