@@ -15,6 +15,7 @@ import atexit
 import io
 import os
 import shutil
+import sys
 import threading
 import warnings
 import zipfile
@@ -24,9 +25,14 @@ import plotly.graph_objects as go
 
 from gapdemo import charts, runs
 
-CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser")
+CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser",  # Debian, Ubuntu
+                       "/Applications/Google Chrome.app/Contents/MacOS/Google Chrome",  # macOS
+                       "/Applications/Chromium.app/Contents/MacOS/Chromium")
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
-PNG_HINT = "PNG export needs Chromium: apt-get install chromium"
+# Windows installs Chrome under Program Files (or the user's AppData), off the PATH.
+WINDOWS_CHROME = (("PROGRAMFILES", "PROGRAMFILES(X86)", "LOCALAPPDATA"), ("Google", "Chrome", "Application", "chrome.exe"))
+PNG_HINT = ("PNG export needs Chromium: apt-get install chromium" if sys.platform.startswith("linux") else
+            "PNG export needs Chrome or Chromium: install one, or set GAPDEMO_CHROMIUM to its path")
 START_TIMEOUT_S = 60  # first start on a cold, busy 2-core machine
 RENDER_TIMEOUT_S = 60
 # Added to choreographer's flags (which already include --headless, --no-sandbox for root,
@@ -36,8 +42,11 @@ OFFLINE_FLAGS = ("--disable-background-networking", "--disable-quic", "--no-ping
 
 
 def find_chromium() -> str | None:
-    """Path of the browser PNG export uses: $GAPDEMO_CHROMIUM, $BROWSER_PATH, /usr/bin/chromium, PATH."""
+    """Path of the browser PNG export uses: $GAPDEMO_CHROMIUM, $BROWSER_PATH, the usual places on Linux,
+    macOS and Windows, then PATH."""
     candidates = [os.environ.get("GAPDEMO_CHROMIUM"), os.environ.get("BROWSER_PATH"), *CHROMIUM_CANDIDATES]
+    variables, below = WINDOWS_CHROME
+    candidates += [os.path.join(os.environ[name], *below) for name in variables if os.environ.get(name)]
     candidates += [shutil.which(name) for name in CHROMIUM_NAMES]
     for candidate in candidates:
         if candidate and os.path.isfile(candidate) and os.access(candidate, os.X_OK):

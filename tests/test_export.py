@@ -4,6 +4,7 @@ import io
 import json
 import re
 import struct
+import sys
 import time
 import zipfile
 
@@ -112,12 +113,29 @@ def test_png_rejects_bad_sizes():
 def test_without_a_browser_png_is_unavailable_but_html_and_csv_export(run_dir, tmp_path, monkeypatch):
     monkeypatch.setattr(export, "find_chromium", lambda: None)
     available, hint = export.png_export_available()
-    assert not available and hint == "PNG export needs Chromium: apt-get install chromium"
-    with pytest.warns(RuntimeWarning, match="apt-get install chromium"):
+    assert not available and hint == export.PNG_HINT
+    if sys.platform.startswith("linux"):
+        assert hint == "PNG export needs Chromium: apt-get install chromium"
+    with pytest.warns(RuntimeWarning, match=re.escape(export.PNG_HINT)):
         written = export.export_run(run_dir, tmp_path / "out", include_parameters=False)
     assert {path.suffix for path in written} == {".html", ".csv"}
     names = zipfile.ZipFile(io.BytesIO(export.run_zip(run_dir, include_parameters=False))).namelist()
     assert not any(name.endswith(".png") for name in names)
+
+
+@pytest.mark.parametrize("variable", ["PROGRAMFILES", "LOCALAPPDATA"])
+def test_chrome_is_found_where_windows_installs_it(tmp_path, monkeypatch, variable):
+    chrome = tmp_path / "Google" / "Chrome" / "Application" / "chrome.exe"
+    chrome.parent.mkdir(parents=True)
+    chrome.write_bytes(b"")
+    chrome.chmod(0o755)
+    for name in ("GAPDEMO_CHROMIUM", "BROWSER_PATH", "PROGRAMFILES", "PROGRAMFILES(X86)", "LOCALAPPDATA"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(export, "CHROMIUM_CANDIDATES", ())  # as on Windows: none of the Linux or macOS places
+    monkeypatch.setattr(export.shutil, "which", lambda name: None)  # and not on the PATH
+    assert export.find_chromium() is None
+    monkeypatch.setenv(variable, str(tmp_path))
+    assert export.find_chromium() == str(chrome)
 
 
 def read_manifest(bundle: zipfile.ZipFile) -> list[str]:
