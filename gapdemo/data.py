@@ -122,6 +122,21 @@ def _synthetic_source(config: DataConfig, report: Progress) -> DecodedSource:
     return DecodedSource(splits=splits, class_names=class_names, skipped=skipped)
 
 
+def load_test_split(config: DataConfig) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Only the test split: (images uint8 (N, S, S, 3), labels int64 (N,), class names).
+
+    The synthetic source draws just these images (each split has its own seeds, so they are the
+    ones a run was tested on); the others decode or open their cache as load_splits does.
+    """
+    if config.dataset == "synthetic":
+        validate_image_size(config.image_size)
+        splits, class_names, _ = _load_synthetic(config, ignore_progress, names=("test",))
+    else:
+        source, _ = load_splits(config)
+        splits, class_names = source.splits, source.class_names
+    return splits["test"].images, np.asarray(splits["test"].labels).astype(np.int64), list(class_names)
+
+
 def loaded_data_from_arrays(arrays: dict, config: DataConfig, batch_size: int, class_names=CLASS_NAMES,
                             dataset: str | None = None, skipped: list[dict] | None = None) -> LoadedData:
     """The LoadedData contract for images already decoded, so a special-purpose source matches load_data's.
@@ -219,10 +234,12 @@ def synthetic_split_counts(config: DataConfig) -> dict[str, int]:
     return {"train": cap(train_count, train_size), "validation": validation_count, "test": test_count}
 
 
-def _load_synthetic(config: DataConfig, report: Progress):
+def _load_synthetic(config: DataConfig, report: Progress, names=SPLITS):
     counts = synthetic_split_counts(config)
-    total, done, splits = sum(counts.values()), 0, {}
+    total, done, splits = sum(counts[name] for name in names), 0, {}
     for split_index, name in enumerate(SPLITS):
+        if name not in names:
+            continue
         parts = []
         # Each split draws from its own seeds, so capping train never changes validation or test.
         for chunk_index, start in enumerate(range(0, counts[name], SYNTHETIC_CHUNK)):

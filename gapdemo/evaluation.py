@@ -262,7 +262,7 @@ def check_evaluable(run_dir) -> dict:
 def load_test_split(run_dir):
     """The run's test split, loaded again from its saved data settings: (images, labels, class_names)."""
     from gapdemo.config import DataConfig
-    from gapdemo.data import load_data
+    from gapdemo.data import load_test_split as load_test_images
     from gapdemo.runs import read_json
 
     config = read_json(Path(run_dir) / "config.json")
@@ -272,8 +272,7 @@ def load_test_split(run_dir):
         data_config = DataConfig(**config["data"])
     except TypeError as error:  # a config.json written by another version of gapdemo
         raise ValueError(f"run {Path(run_dir).name}'s data settings do not fit this version of gapdemo ({error})") from None
-    data = load_data(data_config, int(config.get("train", {}).get("batch_size", 64)))
-    return data.test_images, data.test_labels.astype(np.int64), list(data.info.class_names)
+    return load_test_images(data_config)
 
 
 def evaluate_run(run_dir, models: dict | None = None) -> RunEvaluation:

@@ -262,3 +262,15 @@ def test_the_page_has_a_mistakes_tab(finished_run, monkeypatch):
     app.selectbox(key="evaluation_run").select_index(0).run()
     assert not app.exception and not app.error
     assert any(chart.proto.spec and '"heatmap"' in chart.proto.spec for chart in app.get("plotly_chart"))
+
+
+def test_the_test_split_alone_is_the_one_the_run_was_tested_on():
+    """Evaluation draws only the synthetic test split; it must equal the full load's test split."""
+    from gapdemo.config import DataConfig
+    from gapdemo.data import load_data, load_test_split
+
+    config = DataConfig(image_size=32, train_size=48, synthetic_size=80, seed=3)
+    images, labels, class_names = load_test_split(config)
+    full = load_data(config, batch_size=16)
+    assert np.array_equal(images, full.test_images) and np.array_equal(labels, full.test_labels)
+    assert class_names == list(full.info.class_names) and len(images) == full.info.splits["test"]
