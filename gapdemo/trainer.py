@@ -23,6 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from gapdemo import runs
+from gapdemo.batchnorm import recalibrate_batch_norm, training_forward
 from gapdemo.config import RunConfig
 from gapdemo.curves import BatchValues
 from gapdemo.events import StopRequested, TrainingEvents
@@ -84,16 +85,13 @@ class Trainer:
     def train(self) -> int:
         """Train all epochs (or until stopped); return the number of completed epochs."""
         self.prepare_run_dir()
+        # The data load first, then the model: building it in a second thread meanwhile, and tracing its
+        # steps on a batch of zeros there, was tried and made the first batch twice as late on two
+        # cores, both threads being mostly Python and fighting over the GIL.
         data = self.load_data()
         self.check_stop()
-        models = self.build_models(self.config.train.precision)
-        self.models = models
-        # Saved models and probes compute in float32 whatever the run trained in, so every reader of
-        # a run folder gets float32 outputs; under mixed precision a float32 twin takes the weights.
-        self.export_models = models if self.config.train.precision == "float32" else self.build_models("float32")
         train_ds, val_ds = (self.input_pipeline(dataset) for dataset in (data.train, data.validation))
-        compile_lockstep_model(models.training_model, self.backends, self.config.train.learning_rate,
-                               train_ds.element_spec, steps_per_execution=self.config.train.steps_per_execution)
+        models = self.prepare_models(train_ds.element_spec)
         self.batches_per_epoch = max(1, int(data.train.cardinality().numpy()))
         self.train_images = getattr(data.info, "splits", {}).get("train")
         self.probe_images, self.probe_labels = pick_probes(data.validation_images, data.validation_labels)
@@ -105,9 +103,20 @@ class Trainer:
             for writer in self.writers.values():
                 writer.close()
 
+    def prepare_models(self, element_spec):
+        """Build and compile the lockstep model (and, under mixed precision, its float32 twin)."""
+        models = self.build_models(self.config.train.precision)
+        self.models = models
+        # Saved models and probes compute in float32 whatever the run trained in, so every reader of
+        # a run folder gets float32 outputs; under mixed precision a float32 twin takes the weights.
+        self.export_models = models if self.config.train.precision == "float32" else self.build_models("float32")
+        compile_lockstep_model(models.training_model, self.backends, self.config.train.learning_rate,
+                               element_spec, steps_per_execution=self.config.train.steps_per_execution)
+        self.recalibration_forward = training_forward(models.training_model)  # traced once, reused every epoch
+        return models
+
     def run_epochs(self, models, train_ds, val_ds) -> int:
         callback = StreamingCallback(self)
-        recalibration_forward = training_forward(models.training_model)  # traced once, reused every epoch
         completed = 0
         for epoch in range(self.config.train.epochs):
             callback.epoch_index = epoch
@@ -120,7 +129,7 @@ class Trainer:
             self.set_phase("validating", epoch + 1, self.batches_per_epoch)
             if self.config.train.recalibrate_bn:
                 recalibrate_batch_norm(models.training_model, train_ds, self.config.train.recalibration_batches,
-                                       recalibration_forward)
+                                       self.recalibration_forward)
             validation = models.training_model.evaluate(val_ds, verbose=0, return_dict=True, callbacks=[callback])
             if self.events.should_stop():
                 break
@@ -306,50 +315,6 @@ def compile_lockstep_model(model, backends, learning_rate: float, element_spec=N
                   metrics={b: ["accuracy"] for b in backends}, **compile_options)
     if element_spec is not None and hasattr(model, "_symbolic_build"):  # what Keras runs under a strategy
         model._symbolic_build(data_batch=element_spec)
-
-
-def training_forward(model):
-    """model's forward pass in training mode as one tf.function, to pass to recalibrate_batch_norm.
-
-    Build it once per model: tracing the three heads' forward pass takes seconds, which a fresh
-    function every epoch paid every epoch.
-    """
-    # (None, size, size, 3): any batch size, so the smaller last batch does not trace it again
-    signature = [tf.TensorSpec((None, *model.inputs[0].shape[1:]), model.inputs[0].dtype)]
-    return tf.function(lambda images: model(images, training=True), input_signature=signature)
-
-
-def recalibrate_batch_norm(model, dataset, batch_count: int, forward=None) -> None:
-    """Set every BN layer's moving mean/variance to the average batch statistics of batch_count batches.
-
-    With momentum 0, a forward pass in training mode leaves each layer's batch statistics in its
-    moving variables (training mode normalises with batch statistics, so the old values do not
-    matter); averaging them over several batches gives population statistics for the current weights.
-    forward: training_forward(model), reused across calls; momentum is read when it is traced, and
-    it is 0 whenever this function calls it, so any (re)trace bakes in 0.
-    """
-    layers = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
-    if not layers or batch_count < 1:
-        return
-    momenta = [layer.momentum for layer in layers]
-    sums = [[np.zeros(layer.moving_mean.shape), np.zeros(layer.moving_variance.shape)] for layer in layers]
-    forward = forward or training_forward(model)
-    seen = 0
-    try:
-        for layer in layers:
-            layer.momentum = 0.0  # read when the forward pass is traced, below
-        for images, _ in dataset.take(batch_count):
-            forward(images)
-            seen += 1
-            for total, layer in zip(sums, layers, strict=True):
-                total[0] += np.asarray(layer.moving_mean)
-                total[1] += np.asarray(layer.moving_variance)
-    finally:
-        for layer, momentum in zip(layers, momenta, strict=True):
-            layer.momentum = momentum
-    for (mean_total, variance_total), layer in zip(sums, layers, strict=True):
-        layer.moving_mean.assign(mean_total / max(seen, 1))
-        layer.moving_variance.assign(variance_total / max(seen, 1))
 
 
 def pick_probes(images: np.ndarray, labels: np.ndarray, per_class: int = 4):
