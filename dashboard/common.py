@@ -117,8 +117,9 @@ SMOOTHING_HELP = ("TensorBoard's smoothing: an exponential moving average over t
 def smoothing_control(key: str) -> float:
     from gapdemo.curves import DEFAULT_SMOOTHING
 
-    return float(st.slider("Smoothing", 0.0, 0.95, value=DEFAULT_SMOOTHING, step=0.05, key=f"{key}_smoothing",
-                           help=SMOOTHING_HELP))
+    column, _ = st.columns([1, 2])  # a third of the page: the curves are what matters
+    return float(column.slider("Smoothing", 0.0, 0.95, value=DEFAULT_SMOOTHING, step=0.05, key=f"{key}_smoothing",
+                               help=SMOOTHING_HELP))
 
 
 # Accuracy and loss side by side: training solid (per batch, smoothed), validation dashed (per epoch).

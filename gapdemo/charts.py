@@ -132,9 +132,10 @@ def curves_figure(epoch_metrics: pd.DataFrame, batch_metrics: pd.DataFrame | dic
         train += _train_traces(backend, epoch_rows, series.get(backend), metric, max_points, smoothing)
         if len(epoch_rows):
             validation.append(_validation_trace(backend, epoch_rows, metric))
-    smoothed = f", smoothed {smoothing:g}; raw values faint" if series and smoothing else ""
+    # short enough for half a page: the live page shows accuracy and loss side by side
+    training = f"training smoothed {smoothing:g} (raw faint)" if series and smoothing else "training (solid)"
     layout = {
-        "title": {"text": f"{metric.capitalize()}: training (solid{smoothed}) and validation (dashed)"},
+        "title": {"text": f"{metric.capitalize()}: {training}, validation (dashed)"},
         "xaxis": {"title": {"text": "epoch"}}, "yaxis": {"title": {"text": metric}},
         "legend": {"title": {"text": "back-end"}}, "hovermode": "closest", "template": _plotly_white(),
         "uirevision": "curves",  # a redraw keeps the reader's zoom

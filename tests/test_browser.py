@@ -76,6 +76,16 @@ VALIDATION_POINTS_JS = """() => {
 }"""
 
 
+RAW_TRACES_JS = """() => {
+  const plot = document.querySelectorAll('.js-plotly-plot')[0];
+  const faint = {};
+  for (const trace of plot._fullData || []) {
+    if (trace.meta && trace.meta.split === 'train_raw') faint[trace.meta.backend] = trace.opacity;
+  }
+  return faint;
+}"""
+
+
 def test_tiny_run_from_the_page(streamlit_server, page, artifacts_dir):
     page.goto(streamlit_server)
     page.get_by_text("Run settings").wait_for(timeout=60_000)
@@ -95,6 +105,10 @@ def test_tiny_run_from_the_page(streamlit_server, page, artifacts_dir):
     page.wait_for_timeout(2000)
     counts = page.evaluate(VALIDATION_POINTS_JS)
     assert counts == {"fc": 2, "fc_dropout": 2, "gap": 2}
+    # per-batch values smoothed (TensorBoard's slider above the curves), the raw ones faint behind
+    assert page.get_by_role("slider", name="Smoothing").first.is_visible()
+    faint = page.evaluate(RAW_TRACES_JS)
+    assert sorted(faint) == ["fc", "fc_dropout", "gap"] and all(opacity < 0.5 for opacity in faint.values())
     assert page.get_by_text("Results").count() >= 1
     assert page.get_by_text("Traceback").count() == 0
     page.screenshot(path=os.path.join(artifacts_dir, "dashboard_after_run.png"), full_page=True)
