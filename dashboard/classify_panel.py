@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import pandas as pd
 import streamlit as st
 
@@ -16,9 +14,9 @@ UPLOAD_TYPES = UPLOAD_EXTENSIONS  # HEIC (iPhone) and AVIF too: gapdemo.images d
 
 def _model_signature(run_dir) -> tuple:
     """Changes whenever a running job saves a new epoch, so its newest models get loaded."""
-    models_dir = os.path.join(run_dir, "models")
-    names = sorted(name for name in os.listdir(models_dir) if name.endswith(".keras") and not name.startswith("."))
-    return tuple((name, os.path.getmtime(os.path.join(models_dir, name))) for name in names)
+    from gapdemo.runs import models_signature
+
+    return models_signature(run_dir)
 
 
 @st.cache_resource(max_entries=3, show_spinner="Loading the run's models…")
@@ -31,7 +29,7 @@ def _cached_models(run_dir: str, signature: tuple) -> dict:
 def _runs_with_models(runs_dir: str) -> list:
     from gapdemo.runs import list_runs
 
-    return [s for s in list_runs(runs_dir) if os.path.isdir(s.run_dir / "models") and _model_signature(s.run_dir)]
+    return [s for s in list_runs(runs_dir) if _model_signature(s.run_dir)]
 
 
 def _result_frame(result: dict) -> pd.DataFrame:

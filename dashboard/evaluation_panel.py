@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import streamlit as st
 
 from dashboard.common import export_buttons
@@ -16,11 +14,9 @@ TILE_WIDTH = 200  # pixels on the page; small test images are scaled up by the b
 
 def _model_signature(run_dir: str) -> tuple:
     """(name, mtime) of the run's saved models: a cache key that changes if the models do."""
-    models_dir = os.path.join(run_dir, "models")
-    if not os.path.isdir(models_dir):
-        return ()
-    names = sorted(name for name in os.listdir(models_dir) if name.endswith(".keras") and not name.startswith("."))
-    return tuple((name, os.path.getmtime(os.path.join(models_dir, name))) for name in names)
+    from gapdemo.runs import models_signature
+
+    return models_signature(run_dir)
 
 
 # Models and the evaluation stay in memory per run (the test images are in it: no copy per rerun).

@@ -246,7 +246,7 @@ def _report_dict(report: dict, labels, probabilities, class_names) -> dict:
 
 def check_evaluable(run_dir) -> dict:
     """The run's status when it can be evaluated; ValueError saying why not (still training, no models)."""
-    from gapdemo.runs import read_status
+    from gapdemo.runs import has_models, read_status
 
     run_dir = Path(run_dir)
     status = read_status(run_dir)
@@ -254,7 +254,7 @@ def check_evaluable(run_dir) -> dict:
     if state not in EVALUABLE_STATES:
         detail = "is still training" if state in ("queued", "running", "stopping") else "has no readable status.json"
         raise ValueError(f"run {run_dir.name} {detail}; evaluate a finished run (or one stopped after an epoch)")
-    if not any(not path.name.startswith(".") for path in (run_dir / "models").glob("*.keras")):
+    if not has_models(run_dir):
         raise ValueError(f"run {run_dir.name} ({state}) has no saved models: it ended before its first epoch")
     return status
 
@@ -263,9 +263,9 @@ def load_test_split(run_dir):
     """The run's test split, loaded again from its saved data settings: (images, labels, class_names)."""
     from gapdemo.config import DataConfig
     from gapdemo.data import load_test_split as load_test_images
-    from gapdemo.runs import read_json
+    from gapdemo.runs import read_config
 
-    config = read_json(Path(run_dir) / "config.json")
+    config = read_config(run_dir)
     if "data" not in config:
         raise ValueError(f"run {Path(run_dir).name} has no readable config.json")
     try:

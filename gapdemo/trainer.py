@@ -149,8 +149,8 @@ class Trainer:
 
     def prepare_run_dir(self) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        (self.run_dir / "models").mkdir(exist_ok=True)
-        runs.write_json_atomic(self.run_dir / "config.json", self.config.to_dict())
+        runs.models_dir(self.run_dir).mkdir(exist_ok=True)
+        runs.write_config(self.run_dir, self.config.to_dict())
         self.write_status(0)
 
     def write_status(self, epochs_completed: int) -> None:
@@ -167,7 +167,7 @@ class Trainer:
         data = loader(self.config.data, self.config.train.batch_size, progress)
         info = data.info.to_dict()
         self.events.on_dataset(info)
-        runs.write_json_atomic(self.run_dir / "config.json", {**self.config.to_dict(), "dataset_info": info})
+        runs.write_config(self.run_dir, {**self.config.to_dict(), "dataset_info": info})
         return data
 
     def check_stop(self) -> None:
@@ -214,7 +214,7 @@ class Trainer:
                  "loss": values.get(self.metric_key(b, "loss"), np.nan),
                  "accuracy": values.get(self.metric_key(b, "accuracy"), np.nan)}
                 for b in self.backends]
-        runs.append_csv_rows(self.run_dir / "batch_metrics.csv", runs.BATCH_FIELDS, rows)
+        runs.append_batch_rows(self.run_dir, rows)
         self.events.on_batch(rows, self.progress("training", epoch_index + 1, done))
 
     def metric_key(self, backend: str, name: str) -> str:
@@ -256,8 +256,8 @@ class Trainer:
         self.sync_export_models()
         self.record_probes(epoch)
         self.write_tensorboard(epoch, rows)
-        runs.save_models_atomic(self.export_models.backend_models, self.run_dir / "models")
-        runs.append_csv_rows(self.run_dir / "metrics.csv", runs.EPOCH_FIELDS, rows)
+        runs.save_models_atomic(self.export_models.backend_models, runs.models_dir(self.run_dir))
+        runs.append_epoch_rows(self.run_dir, rows)
         self.write_status(epoch)
         self.events.on_epoch(rows, epoch)
 

@@ -85,7 +85,7 @@ def test_a_run_of_this_process_is_running_without_reading_proc(runs_dir, monkeyp
             raise FileNotFoundError(path)
         return real_open(path, *args, **kwargs)
 
-    monkeypatch.setattr(runs, "open", open_without_proc, raising=False)  # runs' own reads only, not psutil's
+    monkeypatch.setattr(runs.liveness, "open", open_without_proc, raising=False)  # runs' own reads only, not psutil's
     make_run(runs_dir, "20260101-000000-bbbb", "running")
     assert runs.process_token() is not None
     assert [summary.state for summary in runs.list_runs(runs_dir)] == ["running"]
@@ -114,7 +114,7 @@ def test_a_token_written_before_psutil_is_checked_where_proc_exists(monkeypatch,
         ticks = handle.read().rsplit(")", 1)[1].split()[19]
     assert runs.token_is_alive(f"{os.getpid()}:{ticks}")
     assert not runs.token_is_alive(f"{os.getpid()}:{int(ticks) + 1}")  # a reused pid
-    monkeypatch.setattr(runs, "PROC_ROOT", str(tmp_path / "no-proc"))  # macOS, Windows
+    monkeypatch.setattr(runs.liveness, "PROC_ROOT", str(tmp_path / "no-proc"))  # macOS, Windows
     assert not runs.token_is_alive(f"{os.getpid()}:{ticks}")
 
 
@@ -190,8 +190,8 @@ def test_runs_command_explains_failed_and_interrupted_runs(runs_dir, capsys):
 
 def test_a_replace_refused_while_a_reader_holds_the_file_is_tried_again(tmp_path, monkeypatch):
     """Windows refuses os.replace onto a file another process holds open; the writer waits for the reader."""
-    monkeypatch.setattr(runs, "REPLACE_ATTEMPTS", 20)  # as on Windows
-    monkeypatch.setattr(runs, "REPLACE_PAUSE_S", 0.001)
+    monkeypatch.setattr(runs.files, "REPLACE_ATTEMPTS", 20)  # as on Windows
+    monkeypatch.setattr(runs.files, "REPLACE_PAUSE_S", 0.001)
     real_replace, refusals = os.replace, []
 
     def held_open(times):

@@ -35,12 +35,9 @@ class TrialCollector:
     def receive(self, run_id: str, files: dict, tags: dict) -> None:
         run_dir = self.runs_dir / run_id
         runs.unpack_run_folder(run_dir, files)
-        config = runs.read_json(run_dir / "config.json")
-        config.setdefault("train", {})["runs_dir"] = str(self.runs_dir)  # not the worker's temporary folder
-        runs.write_json_atomic(run_dir / "config.json", {**config, **tags})
-        status = runs.read_json(run_dir / "status.json")
-        if status.get("state") not in TERMINAL_STATES:  # the worker's pid means nothing on this node
-            runs.write_json_atomic(run_dir / "status.json", {**status, "process": runs.process_token()})
+        train = {**runs.read_config(run_dir).get("train", {}), "runs_dir": str(self.runs_dir)}  # not the worker's
+        runs.update_config(run_dir, {"train": train, **tags})
+        runs.adopt_status(run_dir)  # the worker's pid means nothing on this node
 
     def report(self, run_id: str, progress: dict) -> None:
         self.trials.setdefault(run_id, {"attempts": 0})["progress"] = progress

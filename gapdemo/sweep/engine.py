@@ -258,6 +258,6 @@ def _mark_lost_trials(specs: list[TrialSpec], outcome: dict, runs_dir) -> None:
         entry["message"] = f"The worker running this trial died {entry['attempts']} time(s); it was not finished."
         run_dir = Path(runs_dir) / spec.run_id
         if run_dir.exists():
-            status = runs.read_json(run_dir / "status.json")
+            status = runs.read_stored_status(run_dir)
             runs.write_status(run_dir, "failed", entry["message"], status.get("epochs_completed", 0),
                               status.get("elapsed_seconds", 0.0))

@@ -1,0 +1,153 @@
+"""A run on disk: runs/<run_id>/ with config, status, metrics, models, probes and TensorBoard logs.
+
+Layout of one run directory:
+    config.json          RunConfig.to_dict() plus the data set's info
+    status.json          state, message, epochs completed, the run's elapsed seconds, the writing process
+    metrics.csv          backend, epoch, loss, accuracy, val_loss, val_accuracy (appended per epoch)
+    batch_metrics.csv    backend, epoch, batch, step, loss, accuracy (appended per call into TensorFlow):
+                         the raw values of the call's own batch (the mean of its batches when a call
+                         trains several), not Keras' running mean since the epoch began; step = epoch
+                         index + fraction of the epoch done. Runs written before 2026-11-27 hold the
+                         running means there.
+    models/<b>.keras     each back-end, saved after every epoch
+    probes/images.npz    the probe images and labels; probes/epoch_NNN.npz per epoch
+    tensorboard/<b>/     scalars per epoch (tensorboard --logdir runs)
+    log.txt              what went wrong, with the traceback, when a run failed
+
+Every whole-file write goes through a temp file + os.replace, and CSV rows are appended and
+flushed as they happen, so a killed process loses at most the step in flight.
+"""
+
+from gapdemo.runs.artifacts import (
+    clear_run_folder,
+    load_models,
+    load_probes,
+    models_signature,
+    pack_run_folder,
+    save_model_atomic,
+    save_models_atomic,
+    save_npz_atomic,
+    save_probes,
+    unpack_run_folder,
+)
+from gapdemo.runs.files import (
+    ACTIVE_STATES,
+    BATCH_FIELDS,
+    BATCH_METRICS_FILE,
+    CONFIG_FILE,
+    EPOCH_FIELDS,
+    EPOCH_METRICS_FILE,
+    LOG_FILE,
+    METRIC_FILES,
+    MODELS_FOLDER,
+    PROBE_KEYS,
+    REPLACE_ATTEMPTS,
+    REPLACE_PAUSE_S,
+    RUN_FILE_PATTERNS,
+    RUN_FILES,
+    STATUS_FILE,
+    adopt_status,
+    append_batch_rows,
+    append_csv_rows,
+    append_epoch_rows,
+    append_log,
+    has_models,
+    is_run_folder,
+    list_run_files,
+    models_dir,
+    new_run_id,
+    read_batch_metrics,
+    read_config,
+    read_elapsed_seconds,
+    read_epoch_metrics,
+    read_json,
+    read_run_files,
+    read_status,
+    read_stored_status,
+    replace_file,
+    update_config,
+    write_bytes_atomic,
+    write_config,
+    write_json_atomic,
+    write_status,
+)
+from gapdemo.runs.history import (
+    REAL_PHOTO_DATASETS,
+    RunSummary,
+    choose_classifier_run,
+    describe_training_data,
+    list_runs,
+    resolve_run,
+    summarize_run,
+)
+from gapdemo.runs.liveness import (
+    PROC_ROOT,
+    START_TIME_TOLERANCE_S,
+    process_token,
+    token_is_alive,
+    writer_is_alive,
+)
+
+__all__ = [
+    "CONFIG_FILE",
+    "STATUS_FILE",
+    "LOG_FILE",
+    "EPOCH_METRICS_FILE",
+    "BATCH_METRICS_FILE",
+    "MODELS_FOLDER",
+    "write_config",
+    "update_config",
+    "read_stored_status",
+    "adopt_status",
+    "append_epoch_rows",
+    "append_batch_rows",
+    "models_dir",
+    "has_models",
+    "is_run_folder",
+    "ACTIVE_STATES",
+    "BATCH_FIELDS",
+    "EPOCH_FIELDS",
+    "METRIC_FILES",
+    "PROBE_KEYS",
+    "PROC_ROOT",
+    "REAL_PHOTO_DATASETS",
+    "REPLACE_ATTEMPTS",
+    "REPLACE_PAUSE_S",
+    "RUN_FILES",
+    "RUN_FILE_PATTERNS",
+    "RunSummary",
+    "START_TIME_TOLERANCE_S",
+    "append_csv_rows",
+    "append_log",
+    "choose_classifier_run",
+    "clear_run_folder",
+    "describe_training_data",
+    "list_run_files",
+    "list_runs",
+    "load_models",
+    "load_probes",
+    "models_signature",
+    "new_run_id",
+    "pack_run_folder",
+    "process_token",
+    "read_batch_metrics",
+    "read_config",
+    "read_elapsed_seconds",
+    "read_epoch_metrics",
+    "read_json",
+    "read_run_files",
+    "read_status",
+    "replace_file",
+    "resolve_run",
+    "save_model_atomic",
+    "save_models_atomic",
+    "save_npz_atomic",
+    "save_probes",
+    "summarize_run",
+    "token_is_alive",
+    "unpack_run_folder",
+    "write_bytes_atomic",
+    "write_json_atomic",
+    "write_status",
+    "writer_is_alive",
+]

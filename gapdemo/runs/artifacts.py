@@ -1,0 +1,119 @@
+"""Models, probes and whole run folders: saved atomically, loaded back, sent to another machine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from gapdemo.runs.files import PROBE_KEYS, models_dir, read_config, replace_file, write_bytes_atomic
+
+
+def save_model_atomic(model, path: Path) -> None:
+    """Save a Keras model through a hidden temp file + os.replace; a failed save (a full disk) leaves
+    the previous file whole and no temp file."""
+    path = Path(path)
+    temporary = path.with_name(f".{path.stem}.tmp.keras")  # Keras insists on the .keras suffix
+    try:
+        model.save(temporary)
+        replace_file(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+def save_models_atomic(models: dict, models_dir: Path) -> None:
+    """Save {backend: model} as models_dir/<backend>.keras, every back-end or none.
+
+    Each model is first saved whole under a hidden name; only when all are written are they renamed
+    into place (a rename takes no space), so a full disk mid-way leaves every back-end at the same,
+    previous epoch instead of a mix of epochs.
+    """
+    models_dir = Path(models_dir)
+    staged = {backend: models_dir / f".{backend}.staged.keras" for backend in models}
+    try:
+        for backend, model in models.items():
+            save_model_atomic(model, staged[backend])
+    except BaseException:
+        for path in staged.values():
+            path.unlink(missing_ok=True)
+        raise
+    for backend, path in staged.items():
+        replace_file(path, models_dir / f"{backend}.keras")
+
+def save_npz_atomic(path: Path, arrays: dict) -> None:
+    """np.savez_compressed through a hidden temp file + os.replace; a failed write leaves no temp file."""
+    path = Path(path)
+    temporary = path.with_name(f".{path.stem}.tmp.npz")
+    try:
+        np.savez_compressed(temporary, **arrays)
+        replace_file(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+def models_signature(run_dir: Path) -> tuple:
+    """((name, mtime), ...) of the run's saved models: changes whenever a new epoch's models land."""
+    return tuple((path.name, path.stat().st_mtime) for path in sorted(models_dir(run_dir).glob("*.keras"))
+                 if not path.name.startswith("."))
+
+
+def load_models(run_dir: Path) -> dict:
+    """backend -> keras.Model from models/*.keras, in the run's back-end order."""
+    import keras
+
+    run_dir = Path(run_dir)
+    order = read_config(run_dir).get("model", {}).get("backends", [])
+    paths = {path.stem: path for path in models_dir(run_dir).glob("*.keras") if not path.name.startswith(".")}
+    if not paths:
+        raise FileNotFoundError(f"run {run_dir.name} has no saved models yet")
+    ordered = [b for b in order if b in paths] + sorted(set(paths) - set(order))
+    return {backend: keras.models.load_model(paths[backend], compile=False) for backend in ordered}
+
+def load_probes(run_dir: Path, epoch: int | None = None) -> tuple[int, dict]:
+    """(epoch, {backend: probe dict}) for the given or the latest stored epoch; (-1, {}) if none."""
+    probe_dir = Path(run_dir) / "probes"
+    files = sorted(probe_dir.glob("epoch_*.npz"))
+    if epoch is not None:
+        files = [path for path in files if path.stem == f"epoch_{epoch:03d}"]
+    if not files or not (probe_dir / "images.npz").exists():
+        return -1, {}
+    with np.load(probe_dir / "images.npz") as stored:
+        images, labels = stored["images"], stored["labels"]
+    with np.load(files[-1]) as stored:
+        arrays = {key: stored[key] for key in stored.files}
+    backends = sorted({key.split("__")[0] for key in arrays})
+    probes = {b: {"images": images, "labels": labels,
+                  **{k: arrays.get(f"{b}__{k}") for k in PROBE_KEYS}} for b in backends}
+    return int(files[-1].stem.split("_")[1]), probes
+
+def save_probes(run_dir: Path, epoch: int, probes: dict) -> None:
+    """Store one epoch's probes; the shared images and labels are written once."""
+    probe_dir = Path(run_dir) / "probes"
+    probe_dir.mkdir(exist_ok=True)
+    first = next(iter(probes.values()))
+    if not (probe_dir / "images.npz").exists():
+        save_npz_atomic(probe_dir / "images.npz", {"images": first["images"], "labels": first["labels"]})
+    arrays = {f"{b}__{k}": values[k] for b, values in probes.items() for k in PROBE_KEYS if values.get(k) is not None}
+    save_npz_atomic(probe_dir / f"epoch_{epoch:03d}.npz", arrays)
+
+def pack_run_folder(run_dir: Path) -> dict[str, bytes]:
+    """Every file of a run folder as {relative path: bytes}, to send to another machine (temp files left out)."""
+    run_dir = Path(run_dir)
+    return {path.relative_to(run_dir).as_posix(): path.read_bytes()
+            for path in sorted(run_dir.rglob("*")) if path.is_file() and not path.name.startswith(".")}
+
+def unpack_run_folder(run_dir: Path, files: dict[str, bytes]) -> None:
+    """Write pack_run_folder's files into run_dir, each atomically; paths may not leave run_dir."""
+    run_dir = Path(run_dir).resolve()
+    for relative, data in files.items():
+        target = (run_dir / relative).resolve()
+        if run_dir not in target.parents:
+            raise ValueError(f"refusing to write {relative!r} outside the run folder")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        write_bytes_atomic(target, data)
+
+def clear_run_folder(run_dir: Path) -> None:
+    """Remove a run folder that is about to be written again from scratch (a retried sweep trial)."""
+    import shutil
+
+    shutil.rmtree(Path(run_dir), ignore_errors=True)

@@ -1,0 +1,219 @@
+"""The run folder's files: names, fields, atomic writers, appenders and readers (see gapdemo.runs)."""
+
+from __future__ import annotations
+
+import csv
+import datetime
+import io
+import json
+import os
+import secrets
+import time
+from pathlib import Path
+
+from gapdemo.runs.liveness import process_token, writer_is_alive
+
+# What a copy of a run (a zip bundle) takes from the folder when present; tensorboard/ stays out:
+# it duplicates metrics.csv and grows with every epoch.
+CONFIG_FILE, STATUS_FILE, LOG_FILE = "config.json", "status.json", "log.txt"
+EPOCH_METRICS_FILE, BATCH_METRICS_FILE = "metrics.csv", "batch_metrics.csv"
+MODELS_FOLDER = "models"
+RUN_FILES = (CONFIG_FILE, STATUS_FILE, EPOCH_METRICS_FILE, BATCH_METRICS_FILE, LOG_FILE)
+
+RUN_FILE_PATTERNS = ("probes/*.npz", "models/*.keras")
+
+METRIC_FILES = (EPOCH_METRICS_FILE, BATCH_METRICS_FILE)
+
+EPOCH_FIELDS = ("backend", "epoch", "loss", "accuracy", "val_loss", "val_accuracy")
+
+BATCH_FIELDS = ("backend", "epoch", "batch", "step", "loss", "accuracy")
+
+ACTIVE_STATES = ("queued", "running", "stopping")
+
+PROBE_KEYS = ("feature_averages", "dense_weights", "cams")
+
+def new_run_id() -> str:
+    return datetime.datetime.now().strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
+
+# Windows refuses to replace a file that another process holds open (the page reading status.json,
+# the Classify tab loading a model); such a reader lets go within milliseconds, so there the writer
+# tries again for up to a second. Elsewhere a file is replaced under its readers, and a refusal
+# (a read-only folder) is final.
+REPLACE_ATTEMPTS = 20 if os.name == "nt" else 1
+
+REPLACE_PAUSE_S = 0.05
+
+def replace_file(source: Path, target: Path) -> None:
+    """os.replace(source, target), retried while the target is held open (Windows; see REPLACE_ATTEMPTS)."""
+    for attempt in range(1, REPLACE_ATTEMPTS + 1):
+        try:
+            os.replace(source, target)
+            return
+        except PermissionError:
+            if attempt == REPLACE_ATTEMPTS:
+                raise
+            time.sleep(REPLACE_PAUSE_S)
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Write data to path through a hidden temp file + replace_file; a failed write leaves no temp file."""
+    path = Path(path)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(temporary, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        replace_file(temporary, path)
+    except OSError:
+        temporary.unlink(missing_ok=True)
+        raise
+
+def write_json_atomic(path: Path, values: dict) -> None:
+    write_bytes_atomic(path, json.dumps(values, indent=2, default=str).encode())
+
+def write_status(run_dir: Path, state: str, message: str = "", epochs_completed: int = 0,
+                 elapsed_seconds: float = 0.0) -> None:
+    """Write status.json atomically.
+
+    elapsed_seconds is one run-level figure: every back-end trains in the same lockstep model, so
+    a per-back-end time would repeat the same number.
+    """
+    run_dir = Path(run_dir)
+    write_json_atomic(run_dir / STATUS_FILE, {
+        "state": state, "message": message, "epochs_completed": int(epochs_completed),
+        "elapsed_seconds": round(float(elapsed_seconds), 2),
+        "process": process_token(), "updated": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "created": run_dir.name[:15],
+    })
+
+def append_log(run_dir: Path, text: str) -> None:
+    """Append text (a traceback, say) to the run's log.txt, creating the run folder if needed."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with open(run_dir / LOG_FILE, "a", encoding="utf-8") as handle:
+        handle.write(text)
+
+def append_csv_rows(path: Path, fields, rows) -> None:
+    """Append rows (dicts) to a CSV, writing the header when the file is new."""
+    path = Path(path)
+    is_new = not path.exists() or path.stat().st_size == 0
+    with open(path, "a", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(fields), extrasaction="ignore")
+        if is_new:
+            writer.writeheader()
+        writer.writerows(rows)
+        handle.flush()
+
+def read_json(path: Path) -> dict:
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+def read_config(run_dir: Path) -> dict:
+    """config.json as a dict (RunConfig.to_dict() plus dataset_info); {} when missing or unreadable."""
+    return read_json(Path(run_dir) / CONFIG_FILE)
+
+def read_status(run_dir: Path) -> dict:
+    """status.json, with a dead writer's active state turned into 'interrupted'."""
+    status = read_json(Path(run_dir) / STATUS_FILE)
+    if status.get("state") in ACTIVE_STATES and not writer_is_alive(status):
+        status["state"] = "interrupted"
+        status["message"] = status.get("message") or (
+            "The process training this run ended before it finished; completed epochs are kept."
+        )
+    return status
+
+def read_elapsed_seconds(status: dict) -> float | None:
+    """The run's training time from a status dict; None when it was never recorded.
+
+    Runs written before elapsed_seconds stored a "durations" dict with the same lockstep time
+    for every back-end, so any one of its values is the run's time.
+    """
+    if "elapsed_seconds" in status:
+        return float(status["elapsed_seconds"])
+    durations = status.get("durations")
+    if isinstance(durations, dict) and durations:
+        return float(next(iter(durations.values())))
+    return None
+
+def read_epoch_metrics(run_dir: Path):
+    """metrics.csv as a DataFrame (empty with the right columns when missing)."""
+    return _read_csv(Path(run_dir) / EPOCH_METRICS_FILE, EPOCH_FIELDS)
+
+def read_batch_metrics(run_dir: Path):
+    return _read_csv(Path(run_dir) / BATCH_METRICS_FILE, BATCH_FIELDS)
+
+def _read_csv(path: Path, fields):
+    import pandas as pd
+
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        data = b""
+    # Every row is written with its line break. A process killed mid-append (or a reader that comes
+    # while a row is being written) leaves a last line without one, which may even parse, with a
+    # wrong number ("0.75" cut to "0."): keep only what ends with a line break.
+    data = data[:data.rfind(b"\n") + 1]
+    frame = pd.read_csv(io.BytesIO(data), on_bad_lines="skip") if data.strip() else None
+    if frame is None or not set(fields) <= set(frame.columns):  # nothing yet, or only part of the header
+        return pd.DataFrame(columns=list(fields))
+    return frame.dropna().reset_index(drop=True)
+
+def list_run_files(run_dir: Path) -> list[str]:
+    """Paths, relative to run_dir, of the run's files worth copying (RUN_FILES, RUN_FILE_PATTERNS)."""
+    run_dir = Path(run_dir)
+    names = [name for name in RUN_FILES if (run_dir / name).is_file()]
+    for pattern in RUN_FILE_PATTERNS:  # skip the hidden temp files of atomic writes in flight
+        names += sorted(str(p.relative_to(run_dir)) for p in run_dir.glob(pattern) if not p.name.startswith("."))
+    return names
+
+def read_run_files(run_dir: Path, names=None) -> dict[str, bytes]:
+    """{relative path: bytes} of names (default: list_run_files); names that are not files are skipped."""
+    run_dir = Path(run_dir)
+    names = list_run_files(run_dir) if names is None else names
+    return {name: (run_dir / name).read_bytes() for name in names if (run_dir / name).is_file()}
+
+
+def write_config(run_dir: Path, values: dict) -> None:
+    """config.json: RunConfig.to_dict(), plus dataset_info and any tags (a sweep's, a claims job's)."""
+    write_json_atomic(Path(run_dir) / CONFIG_FILE, values)
+
+
+def update_config(run_dir: Path, changes: dict) -> None:
+    """Merge changes into config.json's top level."""
+    write_config(run_dir, {**read_config(run_dir), **changes})
+
+
+def read_stored_status(run_dir: Path) -> dict:
+    """status.json exactly as written (read_status turns a dead writer's active state into 'interrupted')."""
+    return read_json(Path(run_dir) / STATUS_FILE)
+
+
+def adopt_status(run_dir: Path) -> None:
+    """Name this process as the writer of a run that is still active (its files arrive from elsewhere)."""
+    status = read_stored_status(run_dir)
+    if status.get("state") in ACTIVE_STATES:
+        write_json_atomic(Path(run_dir) / STATUS_FILE, {**status, "process": process_token()})
+
+
+def append_epoch_rows(run_dir: Path, rows) -> None:
+    append_csv_rows(Path(run_dir) / EPOCH_METRICS_FILE, EPOCH_FIELDS, rows)
+
+
+def append_batch_rows(run_dir: Path, rows) -> None:
+    append_csv_rows(Path(run_dir) / BATCH_METRICS_FILE, BATCH_FIELDS, rows)
+
+
+def models_dir(run_dir: Path) -> Path:
+    """Where a run's models/<backend>.keras live."""
+    return Path(run_dir) / MODELS_FOLDER
+
+
+def has_models(run_dir: Path) -> bool:
+    """True when the run saved at least one model (hidden temporary files do not count)."""
+    return any(not path.name.startswith(".") for path in models_dir(run_dir).glob("*.keras"))
+
+
+def is_run_folder(path: Path) -> bool:
+    return (Path(path) / CONFIG_FILE).is_file()

@@ -1,0 +1,104 @@
+"""The runs under a folder: one summary each, newest first, and which run a command should use."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gapdemo.runs.files import has_models, is_run_folder, read_config, read_epoch_metrics, read_status
+
+
+@dataclass
+class RunSummary:
+    """One row of the run listing."""
+
+    run_id: str
+    run_dir: Path
+    state: str  # a training.JobState value; 'interrupted' when the writer died mid-run
+    message: str
+    dataset: str
+    backends: list[str]
+    epochs_completed: int
+    epochs: int
+    best_val_accuracy: dict[str, float] = field(default_factory=dict)
+    created: str = ""
+
+    def to_dict(self) -> dict:
+        values = dict(self.__dict__)
+        values["run_dir"] = str(self.run_dir)
+        return values
+
+def summarize_run(run_dir: Path) -> RunSummary | None:
+    run_dir = Path(run_dir)
+    config = read_config(run_dir)
+    if not config:
+        return None
+    status = read_status(run_dir)
+    metrics = read_epoch_metrics(run_dir)
+    best = {}
+    if len(metrics):
+        best = {b: float(v) for b, v in metrics.groupby("backend")["val_accuracy"].max().items()}
+    return RunSummary(
+        run_id=run_dir.name, run_dir=run_dir, state=status.get("state", "unknown"),
+        message=status.get("message", ""), dataset=config.get("data", {}).get("dataset", "?"),
+        backends=list(config.get("model", {}).get("backends", [])),
+        epochs_completed=int(status.get("epochs_completed", 0)),
+        epochs=int(config.get("train", {}).get("epochs", 0)), best_val_accuracy=best,
+        created=status.get("created", ""),
+    )
+
+def list_runs(runs_dir) -> list[RunSummary]:
+    """Every run under runs_dir, newest first."""
+    runs_dir = Path(runs_dir)
+    if not runs_dir.is_dir():
+        return []
+    summaries = [summarize_run(path) for path in runs_dir.iterdir() if path.is_dir()]
+    return sorted((s for s in summaries if s), key=lambda s: s.run_id, reverse=True)
+
+def resolve_run(run_id_or_dir: str | None, runs_dir="runs") -> Path:
+    """A run id under runs_dir, or a path to a run directory; None -> the newest run with models."""
+    if run_id_or_dir is None:
+        for summary in list_runs(runs_dir):
+            if has_models(summary.run_dir):
+                return summary.run_dir
+        raise FileNotFoundError(f"no run with saved models in {runs_dir}; train one first")
+    for candidate in (Path(run_id_or_dir), Path(runs_dir) / str(run_id_or_dir)):
+        if is_run_folder(candidate):
+            return candidate
+    raise FileNotFoundError(f"no run {run_id_or_dir!r} (looked in {runs_dir})")
+
+REAL_PHOTO_DATASETS = ("folder", "cats_vs_dogs")  # sources of photographs; synthetic draws cartoons
+
+def choose_classifier_run(runs_dir) -> tuple[RunSummary, str] | None:
+    """The run a photo is classified with unless the user picks one, and one sentence saying which and why.
+
+    The newest finished run trained on real photos (a folder or Cats vs Dogs) when there is one: models
+    that only saw synthetic cartoons call a real cat "dog" as readily as "cat". Else the newest run with
+    saved models. None when no run has models.
+    """
+    with_models = [summary for summary in list_runs(runs_dir)
+                   if has_models(summary.run_dir)]
+    if not with_models:
+        return None
+    real = [summary for summary in with_models
+            if summary.state == "finished" and summary.dataset in REAL_PHOTO_DATASETS]
+    chosen = (real or with_models)[0]
+    trained_on = describe_training_data(read_config(chosen.run_dir))
+    if real:
+        return chosen, f"Using run {chosen.run_id}, the newest finished run trained on real photos ({trained_on})."
+    return chosen, (f"Using run {chosen.run_id}, the newest run with models, trained on {trained_on}: no finished "
+                    "run was trained on real photos (a folder or Cats vs Dogs).")
+
+def describe_training_data(config: dict) -> str:
+    """What a run's models learned from, from its config.json: 'the folder /x/PetImages, 18,610 training images'."""
+    data = config.get("data", {})
+    dataset = data.get("dataset", "?")
+    train_count = config.get("dataset_info", {}).get("splits", {}).get("train")
+    count = f", {train_count:,} training images" if isinstance(train_count, int) else ""
+    if dataset == "folder":
+        return f"the folder {data.get('data_dir')}{count}"
+    if dataset == "cats_vs_dogs":
+        return f"Cats vs Dogs{count}"
+    if dataset == "synthetic":
+        return f"synthetic cartoon pets{count}"
+    return f"{dataset}{count}"

@@ -1,0 +1,125 @@
+"""The house rules, read from the source: no import cycles, no streamlit in gapdemo/, no private reads,
+and one owner of the run folder's file names (gapdemo/runs/)."""
+
+import ast
+import pathlib
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+RUN_FOLDER_FILES = ("config.json", "status.json", "metrics.csv", "batch_metrics.csv", "log.txt")
+
+
+def source_files() -> list[pathlib.Path]:
+    return sorted([*ROOT.glob("gapdemo/**/*.py"), *ROOT.glob("dashboard/**/*.py"), ROOT / "app.py"])
+
+
+def module_name(path: pathlib.Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imported_names(path: pathlib.Path, module: str) -> set[str]:
+    """Every module path an import statement anywhere in the file names (inside functions too)."""
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parent = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join(parent + ([base] if base else []))
+            names.add(base)
+            names.update(f"{base}.{alias.name}" for alias in node.names)
+    return names
+
+
+def import_graph() -> dict[str, set[str]]:
+    modules = {module_name(path): path for path in source_files()}
+    graph = {}
+    for module, path in modules.items():
+        edges = set()
+        for name in imported_names(path, module):
+            while name and name not in modules:
+                name = name.rpartition(".")[0]
+            # a package's __init__ imported by its own submodule is part of the same unit
+            if name and name != module and not module.startswith(name + "."):
+                edges.add(name)
+        graph[module] = edges
+    return graph
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """A cycle as a list of modules (first == last), or None; depth-first search with colours."""
+    colour = dict.fromkeys(graph, "white")
+    stack: list[str] = []
+
+    def visit(module: str) -> list[str] | None:
+        colour[module] = "grey"
+        stack.append(module)
+        for target in sorted(graph[module]):
+            if colour[target] == "grey":
+                return stack[stack.index(target):] + [target]
+            if colour[target] == "white" and (cycle := visit(target)):
+                return cycle
+        stack.pop()
+        colour[module] = "black"
+        return None
+
+    for module in sorted(graph):
+        if colour[module] == "white" and (cycle := visit(module)):
+            return cycle
+    return None
+
+
+def test_the_cycle_finder_finds_a_planted_cycle():
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": set()}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_no_import_cycles_among_gapdemo_dashboard_and_the_app():
+    graph = import_graph()
+    assert {"gapdemo.trainer", "gapdemo.job", "dashboard.sidebar", "app"} <= set(graph)
+    assert "gapdemo.models" in graph["gapdemo.validation"]  # imports inside functions count too
+    cycle = find_cycle(graph)
+    assert cycle is None, " -> ".join(cycle)
+
+
+@pytest.mark.parametrize("path", sorted(ROOT.glob("gapdemo/**/*.py")), ids=lambda p: module_name(p))
+def test_gapdemo_never_imports_streamlit(path):
+    names = imported_names(path, module_name(path))
+    assert not any(name == "streamlit" or name.startswith("streamlit.") for name in names)
+
+
+def test_no_module_reads_another_modules_private_members():
+    offenders = []
+    for path in source_files():
+        tree = ast.parse(path.read_text())
+        # our own modules only: the page deliberately patches one of streamlit's (dashboard/common.py says why)
+        imported_modules = {alias.asname or alias.name.split(".")[-1]
+                            for node in ast.walk(tree) if isinstance(node, (ast.Import, ast.ImportFrom))
+                            for alias in node.names
+                            if (getattr(node, "module", None) or alias.name).startswith(("gapdemo", "dashboard"))}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith(("gapdemo", "dashboard")):
+                offenders += [f"{path.name}: from {node.module} import {a.name}" for a in node.names
+                              if a.name.startswith("_")]
+            if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+                    and node.value.id in imported_modules and node.attr.startswith("_")
+                    and not node.attr.startswith("__")):
+                offenders.append(f"{path.name}: {node.value.id}.{node.attr}")
+    assert offenders == []
+
+
+def test_only_runs_py_names_the_run_folders_files():
+    """Every read and write of a run folder's files goes through gapdemo.runs."""
+    offenders = []
+    for path in source_files():
+        if (ROOT / "gapdemo" / "runs") in path.parents:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Constant) and node.value in RUN_FOLDER_FILES:
+                offenders.append(f"{path.relative_to(ROOT)}: {node.value!r}")
+    assert offenders == []
