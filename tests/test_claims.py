@@ -37,7 +37,7 @@ def claims_result(tmp_path_factory):
     """One tiny claims job through the command line: (runs_dir, the JSON on its last stdout line)."""
     runs_dir = tmp_path_factory.mktemp("claims_runs")
     command = [sys.executable, "-m", "gapdemo", "claims", *TINY, "--seeds", "2", "--runs-dir", str(runs_dir), "--json"]
-    finished = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    finished = subprocess.run(command, capture_output=True, text=True, timeout=900)
     assert finished.returncode == 0, finished.stderr[-2000:]
     return runs_dir, json.loads(finished.stdout.strip().splitlines()[-1])
 
