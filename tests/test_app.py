@@ -367,7 +367,7 @@ def press(session: AppTest, key: str) -> list[str]:
     return [toast.value for toast in session.toast]
 
 
-def until(condition, timeout=60):
+def until(condition, timeout=180):  # generous: a loaded CI machine is slow, a hang still fails
     deadline = time.monotonic() + timeout
     while not condition():
         assert time.monotonic() < deadline, "timed out"
