@@ -14,6 +14,8 @@ import sys
 import time
 from pathlib import Path
 
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+
 import common
 
 # the CLI's flags for the page's tiny settings (app_latency.choose_tiny_settings): 64 images, 32 px, 1 epoch
@@ -90,7 +92,12 @@ def warm_first_point(browser, url: str, quick: bool, helpers) -> float:
     clicked = time.perf_counter()
     page.wait_for_function(NEW_RUN_POINT_JS, arg=before, timeout=300_000, polling=50)
     seconds = time.perf_counter() - clicked
-    page.get_by_role("button", name="Stop").click()
+    stop = page.get_by_role("button", name="Stop")
+    if stop.is_enabled():  # a tiny (quick) run may have finished already: then Stop is disabled
+        try:
+            stop.click(timeout=5_000)
+        except PlaywrightTimeoutError:
+            pass  # it finished between the check and the click
     wait_for_state(page, ["stopped", "finished", "failed"], 600)
     page.context.close()
     return seconds
