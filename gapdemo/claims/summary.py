@@ -20,6 +20,8 @@ HEAD_STRIDE = 2 ** len(HEAD_FILTERS)  # each conv block ends in a 2x2 max pool: 
 STRIDE_GAIN_CLEAR = 0.01
 
 
+NO_PAIR_VERDICT = "Train a global-pooling and a fully connected back-end to compare them."
+
 def spread(values) -> dict:
     """Mean, sample std, min, max and count of the finite values (None/NaN are skipped)."""
     finite = [float(v) for v in values if v is not None and math.isfinite(float(v))]
@@ -198,7 +200,7 @@ def comparison_sentence(quantity: str, pair: tuple[str, str], first: dict, secon
 
 def parameters_verdict(parameters: dict, pair) -> str:
     if not pair:
-        return "Train a global-pooling and a fully connected back-end to compare them."
+        return NO_PAIR_VERDICT
     pooling, dense = pair
     counts, size = parameters["backends"], parameters["image_size"]
     first, second = counts[pooling]["step_seconds"], counts[dense]["step_seconds"]
@@ -212,7 +214,7 @@ def parameters_verdict(parameters: dict, pair) -> str:
 
 def overfitting_verdict(overfitting: dict, pair) -> str:
     if not pair:
-        return "Train a global-pooling and a fully connected back-end to compare them."
+        return NO_PAIR_VERDICT
     first, second = (overfitting["backends"][b] for b in pair)
     sentence = comparison_sentence("final train–validation accuracy gap", pair, first["final_gap"], second["final_gap"])
     slopes = [values["val_loss_slope"]["mean"] for values in (first, second)]
@@ -226,7 +228,7 @@ def localization_verdict(localization: dict, pair) -> str:
     if not localization["available"]:
         return f"Not measured: {localization['reason']}"
     if not pair:
-        return "Train a global-pooling and a fully connected back-end to compare them."
+        return NO_PAIR_VERDICT
     (pooling, dense), (first, second) = pair, [localization["backends"][b] for b in pair]
     hits, other_hits = first["pointing_game"], second["pointing_game"]
     return (f"{_label(pooling)}'s {first['method']} peaks inside the object box for {_points(hits['mean'])}% of test "
@@ -238,7 +240,7 @@ def localization_verdict(localization: dict, pair) -> str:
 
 def translation_verdict(translation: dict, pair) -> str:
     if not pair:
-        return "Train a global-pooling and a fully connected back-end to compare them."
+        return NO_PAIR_VERDICT
     first, second = (translation["backends"][b] for b in pair)
     largest = translation["shifts"][-1]
     shifted = comparison_sentence(f"accuracy loss when test images move {largest} px", pair,
