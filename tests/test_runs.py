@@ -244,3 +244,29 @@ def test_run_files_are_utf8_whatever_the_locale(tmp_path):
     assert done.returncode == 0 and done.stdout.strip() == "True", done.stderr[-2000:]
     assert (tmp_path / "log.txt").read_bytes() == "Folder /photos/Kätzchen — 猫 not found\n".encode()
     assert (tmp_path / "metrics.csv").read_bytes() == "backend,note\r\ngap,猫\r\n".encode()
+
+
+def test_only_files_changed_since_the_last_pack_are_sent_and_they_rebuild_the_folder(tmp_path):
+    """A sweep trial sends each epoch's new and changed files; appended and replaced files both count."""
+    worker, home = tmp_path / "worker", tmp_path / "home"
+    for folder in ("models", "probes"):
+        (worker / folder).mkdir(parents=True)
+    runs.write_json_atomic(worker / "config.json", {"epochs": 2})
+    runs.write_bytes_atomic(worker / "models" / "gap.keras", b"epoch 1 weights")
+    (worker / "metrics.csv").write_text("backend,epoch\ngap,1\n")
+    (worker / ".status.json.123.tmp").write_text("half")  # a temp file is never sent
+    first = runs.run_file_signatures(worker)
+    assert set(first) == {"config.json", "models/gap.keras", "metrics.csv"}
+    runs.unpack_run_folder(home, runs.pack_run_folder(worker))
+
+    runs.write_bytes_atomic(worker / "models" / "gap.keras", b"epoch 2 weights")  # same size, new file
+    with open(worker / "metrics.csv", "a") as csv_file:
+        csv_file.write("gap,2\n")
+    runs.write_bytes_atomic(worker / "probes" / "epoch_002.npz", b"probes")
+    second = runs.run_file_signatures(worker)
+    changed = [path for path, signature in second.items() if first.get(path) != signature]
+    assert sorted(changed) == ["metrics.csv", "models/gap.keras", "probes/epoch_002.npz"]
+    runs.unpack_run_folder(home, runs.pack_run_folder(worker, only=changed))
+    assert runs.run_file_signatures(home).keys() == second.keys()
+    for path in second:
+        assert (home / path).read_bytes() == (worker / path).read_bytes()

@@ -141,6 +141,10 @@ def test_trials_land_on_both_nodes_and_every_result_comes_home(two_node_cluster,
         run_dir = runs_dir / trial["run_id"]
         assert sorted(p.name for p in (run_dir / "models").glob("*.keras")) == ["fc.keras", "gap.keras"]
         assert list(runs.read_epoch_metrics(run_dir).epoch.unique()) == [1, 2]
+        # Each epoch sends only what changed: the appended batch rows and every epoch's probes still arrive.
+        assert sorted(runs.read_batch_metrics(run_dir).epoch.unique()) == [1, 2]
+        assert sorted(p.name for p in (run_dir / "probes").glob("epoch_*.npz")) == [
+            "epoch_000.npz", "epoch_001.npz", "epoch_002.npz"]  # before training, then after each epoch
         config = runs.read_json(run_dir / "config.json")
         assert config["sweep"]["sweep_id"] == result["sweep_id"] and config["train"]["runs_dir"] == str(runs_dir)
         assert set(trial["final"]) == {"fc", "gap"}

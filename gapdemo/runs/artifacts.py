@@ -96,11 +96,29 @@ def save_probes(run_dir: Path, epoch: int, probes: dict) -> None:
     arrays = {f"{b}__{k}": values[k] for b, values in probes.items() for k in PROBE_KEYS if values.get(k) is not None}
     save_npz_atomic(probe_dir / f"epoch_{epoch:03d}.npz", arrays)
 
-def pack_run_folder(run_dir: Path) -> dict[str, bytes]:
-    """Every file of a run folder as {relative path: bytes}, to send to another machine (temp files left out)."""
+def run_file_signatures(run_dir: Path) -> dict[str, tuple[int, int, int]]:
+    """{relative path: (inode, size, mtime_ns)} of every file (temp files left out).
+
+    Atomic writes replace the inode and appends change the size, so a file whose signature is unchanged
+    since the last pack need not be sent again.
+    """
     run_dir = Path(run_dir)
-    return {path.relative_to(run_dir).as_posix(): path.read_bytes()
-            for path in sorted(run_dir.rglob("*")) if path.is_file() and not path.name.startswith(".")}
+    signatures = {}
+    for path in sorted(run_dir.rglob("*")):
+        if path.is_file() and not path.name.startswith("."):
+            stat = path.stat()
+            signatures[path.relative_to(run_dir).as_posix()] = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    return signatures
+
+
+def pack_run_folder(run_dir: Path, only=None) -> dict[str, bytes]:
+    """The run folder's files as {relative path: bytes}, to send to another machine (temp files left out).
+
+    only: the relative paths to pack (for example those whose run_file_signatures changed); None = all.
+    """
+    run_dir = Path(run_dir)
+    wanted = run_file_signatures(run_dir) if only is None else only
+    return {relative: (run_dir / relative).read_bytes() for relative in wanted if (run_dir / relative).is_file()}
 
 def unpack_run_folder(run_dir: Path, files: dict[str, bytes]) -> None:
     """Write pack_run_folder's files into run_dir, each atomically; paths may not leave run_dir."""
