@@ -67,8 +67,9 @@ class Trainer:
     def __init__(self, config: RunConfig, run_dir: Path, events: TrainingEvents | None = None, data_loader=None,
                  engine_baseline: bool = False):
         self.config = config
-        # True: the engine as it was before the idle gaps were removed (tf.data autotuning on), kept
-        # only so the benchmarks can measure both side by side.
+        # True: the engine as it was before the idle gaps were removed (tf.data autotuning on) and
+        # before the back-ends' gradients were taken in turn, kept only so the benchmarks can measure
+        # both side by side.
         self.engine_baseline = engine_baseline
         self.run_dir = Path(run_dir)
         self.events = events or TrainingEvents()
@@ -140,7 +141,8 @@ class Trainer:
     def build_models(self, precision: str):
         with dtype_policy(precision):
             return build_lockstep_models(self.backends, self.config.data.image_size, self.config.model.seed,
-                                         self.config.model.bn_momentum, self.config.model.dropout_rate)
+                                         self.config.model.bn_momentum, self.config.model.dropout_rate,
+                                         one_head_at_a_time=not self.engine_baseline)
 
     def sync_export_models(self) -> None:
         """Copy the trained weights into the float32 models that are saved and probed (mixed precision only)."""

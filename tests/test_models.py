@@ -136,3 +136,31 @@ def test_cli_params_text_and_errors():
         assert result.returncode == 2
         assert "Traceback" not in result.stderr
         assert "error" in result.stderr.splitlines()[-1]
+
+
+def test_gradients_taken_one_head_at_a_time_update_weights_as_keras_summed_loss_step_does():
+    """The memory-saving training step is the same arithmetic as Keras' step over the summed loss."""
+    import tensorflow as tf
+
+    from gapdemo.trainer import compile_lockstep_model
+
+    backends = ["fc", "gap", "avgpool_flatten"]
+    rng = np.random.default_rng(0)
+    images = rng.random((8, 32, 32, 3), dtype=np.float32)
+    labels = {b: (np.arange(8) % 2).astype("float32") for b in backends}
+    dataset = tf.data.Dataset.from_tensors((images, labels)).repeat(3)
+    trained, logs = {}, {}
+    for one_head_at_a_time in (True, False):
+        models = build_lockstep_models(backends, image_size=32, seed=3, one_head_at_a_time=one_head_at_a_time)
+        initial = models.training_model.get_weights()
+        compile_lockstep_model(models.training_model, backends, 1e-3)
+        history = models.training_model.fit(dataset, epochs=1, verbose=0, shuffle=False)
+        trained[one_head_at_a_time] = models.training_model.get_weights()
+        logs[one_head_at_a_time] = {key: values[-1] for key, values in history.history.items()}
+    assert set(logs[True]) == set(logs[False]) >= {"loss", "fc_loss", "gap_accuracy", "avgpool_flatten_loss"}
+    for key, value in logs[False].items():
+        assert logs[True][key] == pytest.approx(value, rel=1e-4, abs=1e-5), key
+    for ours, keras_step in zip(trained[True], trained[False], strict=True):
+        np.testing.assert_allclose(ours, keras_step, rtol=1e-4, atol=1e-5)
+    changed = [not np.allclose(before, after) for before, after in zip(initial, trained[True], strict=True)]
+    assert sum(changed) > len(changed) // 2  # three Adam steps moved the kernels, biases and statistics

@@ -221,16 +221,16 @@ def test_recalibration_reuses_one_traced_forward_pass_across_epochs():
 
 def test_a_job_traces_the_training_step_once(runs_dir, monkeypatch):
     """Variables created inside the first trace make TensorFlow trace a second time; the engine builds them first."""
-    from keras.src.backend.tensorflow import trainer as keras_trainer
+    from gapdemo.lockstep import LockstepModel
 
     traced_shapes = []
-    original = keras_trainer.TensorFlowTrainer.train_step
+    original = LockstepModel.train_step
 
     def counting_train_step(self, data):  # Python runs it once per trace
         traced_shapes.append(tuple(data[0].shape))
         return original(self, data)
 
-    monkeypatch.setattr(keras_trainer.TensorFlowTrainer, "train_step", counting_train_step)
+    monkeypatch.setattr(LockstepModel, "train_step", counting_train_step)
     job = TrainingJob(tiny(runs_dir, epochs=2, train_size=40), data_loader=toy_loader(64))  # batches 16, 16, 8
     assert job.run() == "finished", job.snapshot().message
     assert traced_shapes == [(None, 32, 32, 3)]  # one trace, for any batch size: the short last batch included
