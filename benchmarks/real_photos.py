@@ -13,12 +13,13 @@ Each reports:
                          file pages (resident, but the kernel can drop them) and all file pages on their own lines
 Targets: peak RssAnon <= 2.5 GiB at 100 px and <= 4 GiB at 200 px.
 Usage: python benchmarks/real_photos.py [--quick] [--sizes 100,200] [--files-per-class 12500] [--epochs 1]
-       [--batch-size 64] [--results PATH]
+       [--batch-size 64] [--max-batches N] [--results PATH]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import shutil
@@ -41,6 +42,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--files-per-class", type=int, default=12_500, help="files per class, junk included")
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=64, help="training batch (activations grow with it)")
+    parser.add_argument("--max-batches", type=int, default=0,
+                        help="train only the first N batches of each epoch (0 = all); every file is still "
+                             "decoded and cached, and the whole validation split is evaluated")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)  # JSON settings of one measured process
 
 
@@ -110,6 +114,8 @@ def child_main(settings: dict) -> None:
                 progress(message, fraction)
 
         data = load_data(data_config, batch_size, progress_and_clock)
+        if settings.get("max_batches"):  # peak memory comes with the first training steps; a full epoch is slow
+            data = dataclasses.replace(data, train=data.train.take(settings["max_batches"]))
         figures.update(load_seconds=time.perf_counter() - load_started, cache_used=data.info.cache_used,
                        splits=data.info.splits, skipped=len(data.info.skipped), cache_note=data.info.cache_note)
         return data
@@ -179,7 +185,7 @@ def measure(args, folder: Path, scratch: Path) -> dict:
             for phase in ("cold", "cached"):
                 print(f"real photos: {size}x{size} {phase} (load average {common.load_average()}) ...", flush=True)
                 settings = {"folder": str(folder), "size": size, "epochs": args.epochs, "cache_dir": cache_dir,
-                            "batch_size": args.batch_size}
+                            "batch_size": args.batch_size, "max_batches": args.max_batches}
                 results[size, phase] = run_child(settings)
                 if results[size, phase]["cache_used"] != (phase == "cached"):
                     raise RuntimeError(f"{phase} run at {size} px: cache_used is {results[size, phase]['cache_used']}")
@@ -224,8 +230,10 @@ def main(argv=None) -> None:
     notes = [
         f"Folder: {files:,} files ({', '.join(f'{kind} {count:,}' for kind, count in sorted(facts['kinds'].items()))}"
         f"; {facts['total_bytes'] / 2**20:,.0f} MiB) plus a Thumbs.db per class; {first['skipped']} files skipped as "
-        f"unreadable; splits {first['splits']}. Three back-ends (fc, fc_dropout, gap), batch {args.batch_size}, every file, "
-        f"{args.epochs} epoch(s); {os.cpu_count()} cores decoding.",
+        f"unreadable; splits {first['splits']}. Three back-ends (fc, fc_dropout, gap), batch {args.batch_size}, every file "
+        f"decoded, {args.epochs} epoch(s) of "
+        f"{f'the first {args.max_batches} training batches' if args.max_batches else 'every training image'} "
+        f"(validation on the whole split); {os.cpu_count()} cores decoding.",
         "Cold: an empty cache, so load_data scans, decodes on every core and writes the cache. Cached: a fresh "
         "process opens the cache's memory maps (the files may still be in the page cache from the cold run, "
         "as on a second Start).",
