@@ -165,8 +165,8 @@ def per_backend_labels(dataset, backends):
 
 
 def compile_like_engine(model, backends, learning_rate: float = 1e-3, element_spec=None, **compile_options) -> None:
-    """gapdemo.trainer.compile_lockstep_model; with element_spec, the first fit traces its step once."""
-    from gapdemo.trainer import compile_lockstep_model
+    """gapdemo.lockstep.compile_lockstep_model; with element_spec, the first fit traces its step once."""
+    from gapdemo.lockstep import compile_lockstep_model
 
     compile_lockstep_model(model, backends, learning_rate, element_spec, **compile_options)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -117,7 +118,7 @@ def load_splits(config: DataConfig, progress: Progress | None = None) -> tuple[D
 
 
 def _synthetic_source(config: DataConfig, report: Progress) -> DecodedSource:
-    """The synthetic pets, drawn in memory each time: drawing is quick, so they are not cached."""
+    """The synthetic pets, drawn in memory (the last small set is kept for the next run; see _load_synthetic)."""
     splits, class_names, skipped = _load_synthetic(config, report)
     return DecodedSource(splits=splits, class_names=class_names, skipped=skipped)
 
@@ -234,8 +235,34 @@ def synthetic_split_counts(config: DataConfig) -> dict[str, int]:
     return {"train": cap(train_count, train_size), "validation": validation_count, "test": test_count}
 
 
+# The last set drawn in this process, kept when it is small: a second Start with the same data
+# settings (another seed of the weights, more epochs, another dropout rate) skips about 2 s of
+# drawing at the defaults. Its arrays are read-only, as the image cache's memory maps are.
+SYNTHETIC_MEMO_MAX_BYTES = 256 * 2**20
+_synthetic_memo: dict[tuple, tuple] = {}
+_synthetic_memo_lock = threading.Lock()
+
+
 def _load_synthetic(config: DataConfig, report: Progress, names=SPLITS):
     counts = synthetic_split_counts(config)
+    key = (config.image_size, config.seed, tuple(sorted(counts.items())), tuple(names))
+    with _synthetic_memo_lock:
+        if key in _synthetic_memo:
+            report("Synthetic pets drawn before, reused", 1.0)
+            return _synthetic_memo[key]
+    drawn = _draw_synthetic(config, counts, report, names)
+    if sum(split.images.nbytes for split in drawn[0].values()) <= SYNTHETIC_MEMO_MAX_BYTES:
+        for split in drawn[0].values():
+            for array in (split.images, split.labels, split.boxes):
+                if array is not None:
+                    array.flags.writeable = False
+        with _synthetic_memo_lock:
+            _synthetic_memo.clear()
+            _synthetic_memo[key] = drawn
+    return drawn
+
+
+def _draw_synthetic(config: DataConfig, counts: dict, report: Progress, names):
     total, done, splits = sum(counts[name] for name in names), 0, {}
     for split_index, name in enumerate(SPLITS):
         if name not in names:

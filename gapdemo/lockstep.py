@@ -55,3 +55,19 @@ class LockstepModel(keras.Model):
             if metric.name == "loss":
                 metric.update_state(total, sample_weight=tf.shape(images)[0])
         return self.compute_metrics(images, labels, predictions)
+
+
+def compile_lockstep_model(model, backends, learning_rate: float, element_spec=None, **compile_options) -> None:
+    """Adam + binary cross-entropy + accuracy per back-end output; then its variables, before any trace.
+
+    Keras creates the optimizer's slots and the metrics' variables lazily, inside the first trace of
+    its training step, and a tf.function that creates variables on its first call is traced a second
+    time: about 3 s more before the first curve point of a three-back-end job (benchmarks/RESULTS.md,
+    section 5). element_spec: the training dataset's (images, {backend: labels}) specs, of which only
+    shapes and dtypes are read; None leaves the variables to Keras.
+    """
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate),
+                  loss={b: "binary_crossentropy" for b in backends},
+                  metrics={b: ["accuracy"] for b in backends}, **compile_options)
+    if element_spec is not None and hasattr(model, "_symbolic_build"):  # what Keras runs under a strategy
+        model._symbolic_build(data_batch=element_spec)

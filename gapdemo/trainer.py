@@ -22,13 +22,15 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from gapdemo import runs
+from gapdemo import model_pool, runs
 from gapdemo.batchnorm import recalibrate_batch_norm, training_forward
 from gapdemo.config import RunConfig
 from gapdemo.curves import BatchValues
 from gapdemo.events import StopRequested, TrainingEvents
 from gapdemo.insight import class_activation_maps, feature_averages
+from gapdemo.lockstep import compile_lockstep_model
 from gapdemo.models import BACKENDS, build_lockstep_models, classifier_layer_name
+from gapdemo.pipeline import without_autotuning
 from gapdemo.precision import dtype_policy
 
 
@@ -103,18 +105,37 @@ class Trainer:
         finally:
             for writer in self.writers.values():
                 writer.close()
+            if self.pool_key():
+                model_pool.give_back(self.pool_key(), self.pooled)
 
     def prepare_models(self, element_spec):
-        """Build and compile the lockstep model (and, under mixed precision, its float32 twin)."""
-        models = self.build_models(self.config.train.precision)
-        self.models = models
+        """Build and compile the lockstep model (and, under mixed precision, its float32 twin).
+
+        A compiled model of the same shape left by the run before (gapdemo.model_pool) is reused
+        with this run's fresh initial state: its traced training step saves seconds before the first batch.
+        """
+        fresh = self.build_models(self.config.train.precision)
+        pooled = model_pool.take(self.pool_key()) if self.pool_key() else None
+        if pooled is None:
+            compile_lockstep_model(fresh.training_model, self.backends, self.config.train.learning_rate,
+                                   element_spec, steps_per_execution=self.config.train.steps_per_execution)
+            # traced once, reused every epoch
+            pooled = model_pool.PooledModels(fresh, training_forward(fresh.training_model))
+        else:
+            model_pool.load_fresh_state(pooled.models.training_model, fresh.training_model,
+                                        self.config.train.learning_rate)
+        self.pooled = pooled
+        self.models, self.recalibration_forward = pooled.models, pooled.recalibration_forward
         # Saved models and probes compute in float32 whatever the run trained in, so every reader of
         # a run folder gets float32 outputs; under mixed precision a float32 twin takes the weights.
-        self.export_models = models if self.config.train.precision == "float32" else self.build_models("float32")
-        compile_lockstep_model(models.training_model, self.backends, self.config.train.learning_rate,
-                               element_spec, steps_per_execution=self.config.train.steps_per_execution)
-        self.recalibration_forward = training_forward(models.training_model)  # traced once, reused every epoch
-        return models
+        self.export_models = self.models if self.config.train.precision == "float32" else self.build_models("float32")
+        return self.models
+
+    def pool_key(self) -> tuple | None:
+        """What a reusable compiled model must match (None: this run never reuses one)."""
+        if self.engine_baseline:
+            return None
+        return model_pool.shape_key(self.config)
 
     def run_epochs(self, models, train_ds, val_ds) -> int:
         callback = StreamingCallback(self)
@@ -289,34 +310,6 @@ class Trainer:
                 for name in ("loss", "accuracy", "val_loss", "val_accuracy"):
                     tf.summary.scalar(name, row[name])
             self.writers[backend].flush()
-
-
-def without_autotuning(dataset):
-    """dataset with tf.data's autotuning off: AUTOTUNE parallelism and buffers take fixed sizes.
-
-    Deleting an autotuned iterator waits for the tuner's thread, up to a second or more; a fixed
-    pipeline ends at once. Its map runs as many calls in parallel as the machine has cores, plenty
-    for batches gathered from decoded uint8 arrays (thousands of images/s against ~100 trained).
-    """
-    options = tf.data.Options()
-    options.autotune.enabled = False
-    return dataset.with_options(options)
-
-
-def compile_lockstep_model(model, backends, learning_rate: float, element_spec=None, **compile_options) -> None:
-    """Adam + binary cross-entropy + accuracy per back-end output; then its variables, before any trace.
-
-    Keras creates the optimizer's slots and the metrics' variables lazily, inside the first trace of
-    its training step, and a tf.function that creates variables on its first call is traced a second
-    time: about 3 s more before the first curve point of a three-back-end job (benchmarks/RESULTS.md,
-    section 5). element_spec: the training dataset's (images, {backend: labels}) specs, of which only
-    shapes and dtypes are read; None leaves the variables to Keras.
-    """
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate),
-                  loss={b: "binary_crossentropy" for b in backends},
-                  metrics={b: ["accuracy"] for b in backends}, **compile_options)
-    if element_spec is not None and hasattr(model, "_symbolic_build"):  # what Keras runs under a strategy
-        model._symbolic_build(data_batch=element_spec)
 
 
 def pick_probes(images: np.ndarray, labels: np.ndarray, per_class: int = 4):

@@ -513,3 +513,22 @@ def test_cli_text_output_and_user_errors(pet_folder, tmp_path, monkeypatch, caps
     errors = capsys.readouterr().err.strip().splitlines()
     assert len(errors) == 1 and "kagglecatsanddogs_5340.zip" in errors[0]
     assert main(["data", "--train-size", "none"]) == 2
+
+
+def test_the_last_synthetic_set_is_reused_read_only_and_a_new_choice_is_drawn(monkeypatch):
+    """A second Start with the same data settings skips drawing; the kept arrays cannot be changed."""
+    drawn = []
+    original = data_module.generate_pets
+    monkeypatch.setattr(data_module, "generate_pets", lambda *args, **kwargs: drawn.append(args) or original(*args, **kwargs))
+    config = DataConfig(image_size=32, train_size=48, synthetic_size=80, seed=11)
+    first, _ = data_module.load_splits(config)
+    calls = len(drawn)
+    assert calls > 0
+    again, _ = data_module.load_splits(config)
+    assert len(drawn) == calls  # nothing drawn the second time
+    assert again.splits["train"].images is first.splits["train"].images
+    with pytest.raises(ValueError):
+        again.splits["train"].images[0, 0, 0, 0] = 1
+    other, _ = data_module.load_splits(DataConfig(image_size=32, train_size=48, synthetic_size=80, seed=12))
+    assert len(drawn) > calls
+    assert not np.array_equal(other.splits["train"].images, first.splits["train"].images)

@@ -142,7 +142,7 @@ def test_gradients_taken_one_head_at_a_time_update_weights_as_keras_summed_loss_
     """The memory-saving training step is the same arithmetic as Keras' step over the summed loss."""
     import tensorflow as tf
 
-    from gapdemo.trainer import compile_lockstep_model
+    from gapdemo.lockstep import compile_lockstep_model
 
     backends = ["fc", "gap", "avgpool_flatten"]
     rng = np.random.default_rng(0)

@@ -221,8 +221,10 @@ def test_recalibration_reuses_one_traced_forward_pass_across_epochs():
 
 def test_a_job_traces_the_training_step_once(runs_dir, monkeypatch):
     """Variables created inside the first trace make TensorFlow trace a second time; the engine builds them first."""
+    from gapdemo import model_pool
     from gapdemo.lockstep import LockstepModel
 
+    model_pool.clear()  # a model kept by an earlier test's run would be traced already
     traced_shapes = []
     original = LockstepModel.train_step
 
@@ -409,3 +411,27 @@ def test_batch_rows_hold_each_batchs_own_loss_and_accuracy(runs_dir, backends):
         expected = np.array(expected * 2)
         np.testing.assert_allclose(recorded.loss, expected[:, 0], rtol=1e-4, atol=1e-5)
         np.testing.assert_allclose(recorded.accuracy, expected[:, 1], atol=1e-6)
+
+
+def test_a_run_reusing_the_last_runs_compiled_model_trains_exactly_as_a_fresh_one(runs_dir):
+    """The model pool keeps the traced step; weights, seed states and optimizer start afresh each run."""
+    from gapdemo import model_pool
+
+    def run(seed, backends=("fc_dropout", "gap")):
+        config = tiny(runs_dir, backends=backends, epochs=2)
+        config.model.seed, config.train.seed = seed, seed
+        job = TrainingJob(config, data_loader=toy_loader(64))
+        assert job.run() == "finished", job.snapshot().message
+        kept = model_pool.take(model_pool.shape_key(config))  # what the run gave back
+        model_pool.give_back(model_pool.shape_key(config), kept)
+        return runs.read_epoch_metrics(runs_dir / job.snapshot().run_id), kept.models.training_model
+
+    model_pool.clear()
+    fresh, first_model = run(seed=1)
+    other, second_model = run(seed=2)  # same shape: reuses the model, loading seed 2's initial weights
+    again, third_model = run(seed=1)  # again, after seed 2 moved every weight, seed state and Adam moment
+    assert first_model is second_model is third_model
+    assert not np.allclose(other.val_loss, fresh.val_loss)
+    pd.testing.assert_frame_equal(again, fresh, rtol=1e-5, atol=1e-6)
+    _, another_shape = run(seed=1, backends=("fc", "gap"))  # builds afresh
+    assert another_shape is not first_model
