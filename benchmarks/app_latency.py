@@ -309,13 +309,15 @@ def build_report(browser: dict, breakdown: dict, classify: dict, imports: dict, 
         f"Start click -> finished with 1 tab {common.median([r['wall'] for r in runs['tabs_1']]):.1f} s and 3 tabs "
         f"{common.median([r['wall'] for r in runs['tabs_3']]):.1f} s. Each app run "
         + ("shares one server (quick)." if quick else "starts on a fresh server, as the CLI starts a fresh process.")
-        + " The first-point row with TensorFlow loaded is a second Start on the server of the 1-tab run.")
+        + " The first-point row with TensorFlow loaded is a second Start, at the same settings, on the server of "
+        "the 1-tab run: it reuses that run's compiled model (gapdemo.model_pool, fresh weights loaded) and its "
+        "drawn synthetic set, so it neither traces the training step nor draws the data again.")
     shipped = browser["first_points"].get("shipped")
     if shipped and common.median(shipped) >= FIRST_POINT_TARGET_S:
         notes.append(
-            "First point missed: before its first curve point the job draws the synthetic set, traces the "
-            "three-head training step and trains its first call's batches (breakdown above), and the page "
-            "shares the two cores with it. The row below it is the same server with Streamlit's per-run "
+            "First point missed on a fresh server: before its first curve point the job imports TensorFlow, "
+            "draws the synthetic set, traces the three-head training step and trains its first call's batches "
+            "(breakdown above), and the page shares the two cores with it. The row below it is the same server with Streamlit's per-run "
             "keras.backend.clear_session() back on (a full gc.collect and an emptied TF kernel cache after "
             "every refresh), as before dashboard.common.keep_keras_session.")
     if paint >= PAINT_TARGET_S:
