@@ -13,6 +13,9 @@ from gapdemo.runs import EPOCH_FIELDS
 # nothing new re-sends the same cached figures (Streamlit then sends their hash, not their points);
 # polling faster would still take the GIL from the training thread more often.
 POLL_SECONDS = 2.0
+# The status line follows every poll; the live charts take their new points at most this often (an
+# epoch's points at once), because every browser tab redraws them on the cores that train.
+CHART_REFRESH_SECONDS = 10.0
 STATE_TEXT = {
     "queued": ":gray[queued]", "running": ":blue[training]", "stopping": ":orange[stopping after this batch]",
     "finished": ":green[finished]", "stopped": ":orange[stopped]", "failed": ":red[failed]",
@@ -74,8 +77,10 @@ def curves_panel(snapshot, history, with_exports: bool) -> None:
         return
     epochs = epoch_frame(snapshot.epoch_metrics)
 
+    rows = history.rows_read if with_exports else history.rows_to_chart(CHART_REFRESH_SECONDS)
+
     def build_figure(metric, smoothing):
-        return live_figure(snapshot.run_id, history.rows_read, len(epochs), metric, smoothing, history, epochs)
+        return live_figure(snapshot.run_id, rows, len(epochs), metric, smoothing, history, epochs)
 
     curves_pair(epochs, None, snapshot.run_id, key="live", with_exports=with_exports, build_figure=build_figure)
 

@@ -8,6 +8,7 @@ a run's curves in CurveHistory, appending only the rows that arrived since its l
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 
@@ -117,6 +118,20 @@ class CurveHistory:
         self.version = -1  # the snapshot version last read
         self._lock = threading.Lock()
         self._columns: dict[str, dict[str, list[float]]] = {}  # backend -> step/loss/accuracy lists
+        self.charted_rows, self.charted_at = 0, 0.0  # rows the live charts last showed, and when (monotonic)
+
+    def rows_to_chart(self, min_interval_seconds: float, now: float | None = None) -> int:
+        """How many rows the live charts should show: all rows read, at most once per min_interval_seconds.
+
+        Between refreshes the charts keep their last row count (and so their cached figures, which the
+        browser does not draw again); the first rows show at once.
+        """
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            due = self.charted_rows == 0 or now - self.charted_at >= min_interval_seconds
+            if due and self.rows_read != self.charted_rows:
+                self.charted_rows, self.charted_at = self.rows_read, now
+            return self.charted_rows
 
     def read(self, snapshot_from):
         """Take the rows not read yet from snapshot_from(batch_start) (gapdemo.job.TrainingJob.snapshot)

@@ -97,3 +97,14 @@ def test_curve_history_appends_only_new_rows_per_backend():
     assert list(series) == ["fc", "gap"] and history.rows_read == 4 and history.version == 5
     np.testing.assert_array_equal(series["fc"]["step"], [0.5, 1.0])
     np.testing.assert_array_equal(series["gap"]["loss"], [0.6, 0.4])
+
+
+def test_live_charts_take_new_rows_at_once_then_at_most_once_per_interval():
+    history = CurveHistory("run")
+    assert history.rows_to_chart(10.0, now=100.0) == 0  # nothing read yet
+    history.extend([{"backend": "gap", "step": 0.1, "loss": 0.7, "accuracy": 0.5}], version=1)
+    assert history.rows_to_chart(10.0, now=100.5) == 1  # the first point shows at once
+    history.extend([{"backend": "gap", "step": 0.2, "loss": 0.6, "accuracy": 0.6}], version=2)
+    assert history.rows_to_chart(10.0, now=105.0) == 1  # the charts keep their figure meanwhile
+    assert history.rows_to_chart(10.0, now=110.5) == 2  # ten seconds on: the new row
+    assert history.rows_to_chart(10.0, now=111.0) == 2
