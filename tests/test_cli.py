@@ -203,6 +203,10 @@ def test_sigkill_mid_run_leaves_an_interrupted_run(tmp_path):
                                 "--runs-dir", str(runs_dir)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         run_dir = wait_for_epochs(runs_dir, 2 * 2)
+        # metrics.csv gets an epoch's rows just before status.json counts it: wait for the count too
+        deadline = time.time() + 120
+        while runs.read_stored_status(run_dir).get("epochs_completed", 0) < 2 and time.time() < deadline:
+            time.sleep(0.05)
     finally:
         process.kill()  # SIGKILL; TerminateProcess on Windows: no chance to write anything more
         process.wait(30)
