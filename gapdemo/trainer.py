@@ -73,6 +73,8 @@ class Trainer:
         # before the back-ends' gradients were taken in turn, kept only so the benchmarks can measure
         # both side by side.
         self.engine_baseline = engine_baseline
+        # What a reusable compiled model must match (gapdemo.model_pool); None: this run never reuses one.
+        self.pool_key = None if engine_baseline else model_pool.shape_key(config)
         self.run_dir = Path(run_dir)
         self.events = events or TrainingEvents()
         self.data_loader = data_loader
@@ -105,8 +107,8 @@ class Trainer:
         finally:
             for writer in self.writers.values():
                 writer.close()
-            if self.pool_key():
-                model_pool.give_back(self.pool_key(), self.pooled)
+            if self.pool_key is not None:
+                model_pool.give_back(self.pool_key, self.pooled)
 
     def prepare_models(self, element_spec):
         """Build and compile the lockstep model (and, under mixed precision, its float32 twin).
@@ -115,7 +117,7 @@ class Trainer:
         with this run's fresh initial state: its traced training step saves seconds before the first batch.
         """
         fresh = self.build_models(self.config.train.precision)
-        pooled = model_pool.take(self.pool_key()) if self.pool_key() else None
+        pooled = model_pool.take(self.pool_key) if self.pool_key is not None else None
         if pooled is None:
             compile_lockstep_model(fresh.training_model, self.backends, self.config.train.learning_rate,
                                    element_spec, steps_per_execution=self.config.train.steps_per_execution)
@@ -131,11 +133,6 @@ class Trainer:
         self.export_models = self.models if self.config.train.precision == "float32" else self.build_models("float32")
         return self.models
 
-    def pool_key(self) -> tuple | None:
-        """What a reusable compiled model must match (None: this run never reuses one)."""
-        if self.engine_baseline:
-            return None
-        return model_pool.shape_key(self.config)
 
     def run_epochs(self, models, train_ds, val_ds) -> int:
         callback = StreamingCallback(self)
