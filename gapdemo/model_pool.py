@@ -2,9 +2,9 @@
 
 Tracing the three-head training step takes about 3.5 s at the defaults, most of the wait between
 Start and the first curve point once TensorFlow is loaded. A run that ends gives its models back
-here; the next run whose architecture matches (back-ends, image size, dropout rate, batch-norm
-momentum, precision, steps per call) takes them and loads fresh state into the same variables: the
-initial weights (and dropout seed state) of a model built for its own seed, a zeroed optimizer and
+here; the next run whose architecture matches (back-ends, image size, batch-norm momentum,
+precision, steps per call) takes them and loads fresh state into the same variables: the initial
+weights (and dropout rate and seed state) of a model built for its own seed, a zeroed optimizer and
 its own learning rate. The traced functions, which only refer to the variables, stay valid. A run of
 another shape builds afresh. One entry per process: a server trains one run at a time.
 """
@@ -32,8 +32,9 @@ class PooledModels:
 def shape_key(config) -> tuple:
     """What a kept model must match to train config's run (a RunConfig); the rest is state or data."""
     model, train = config.model, config.train
-    return (tuple(model.backends), config.data.image_size, model.dropout_rate, model.bn_momentum,
-            train.precision, train.steps_per_execution)
+    # The dropout rate is not part of it: it lives in a variable (gapdemo.variable_dropout).
+    return (tuple(model.backends), config.data.image_size, model.bn_momentum, train.precision,
+            train.steps_per_execution)
 
 
 def take(key: tuple) -> PooledModels | None:
@@ -59,8 +60,11 @@ def load_fresh_state(pooled_model, fresh_model, learning_rate: float) -> None:
 
     Both models have the same architecture, so their variables line up one to one.
     """
+    from gapdemo.variable_dropout import copy_dropout_rates
+
     for target, source in zip(pooled_model.variables, fresh_model.variables, strict=True):
         target.assign(source.numpy())
+    copy_dropout_rates(pooled_model, fresh_model)
     optimizer = pooled_model.optimizer
     for variable in optimizer.variables:  # the step counter and Adam's moments start again from zero
         variable.assign(np.zeros(variable.shape, variable.dtype))

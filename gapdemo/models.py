@@ -88,7 +88,10 @@ def _fully_connected(features, backend, seed, bn_momentum, dropout_rate):
     features = layers.BatchNormalization(momentum=bn_momentum, name=f"{backend}_fc_bn1")(features)
     features = layers.Dense(100, activation="relu", kernel_initializer=_seeded(seed, 10), name=f"{backend}_fc1")(features)
     if dropout_rate is not None:
-        features = layers.Dropout(dropout_rate, seed=seed, name=f"{backend}_dropout")(features)
+        from gapdemo.variable_dropout import VariableRateDropout
+
+        # The rate lives in a variable, so a kept compiled model trains another rate untraced.
+        features = VariableRateDropout(dropout_rate, seed=seed, name=f"{backend}_dropout")(features)
     features = layers.BatchNormalization(momentum=bn_momentum, name=f"{backend}_fc_bn2")(features)
     features = layers.Dense(100, activation="relu", kernel_initializer=_seeded(seed, 11), name=f"{backend}_fc2")(features)
     return _classifier(features, backend, seed)

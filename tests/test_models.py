@@ -164,3 +164,29 @@ def test_gradients_taken_one_head_at_a_time_update_weights_as_keras_summed_loss_
         np.testing.assert_allclose(ours, keras_step, rtol=1e-4, atol=1e-5)
     changed = [not np.allclose(before, after) for before, after in zip(initial, trained[True], strict=True)]
     assert sum(changed) > len(changed) // 2  # three Adam steps moved the kernels, biases and statistics
+
+
+def test_variable_rate_dropout_draws_seeded_masks_and_takes_a_new_rate_untraced():
+    import tensorflow as tf
+
+    from gapdemo.variable_dropout import VariableRateDropout
+
+    inputs = np.ones((8, 50), "float32")
+    ours, again = VariableRateDropout(0.3, seed=7), VariableRateDropout(0.3, seed=7)
+    dropped = ours(inputs, training=True).numpy()
+    np.testing.assert_array_equal(dropped, again(inputs, training=True))  # the seed decides the mask
+    assert set(np.unique(dropped)) == {0.0, np.float32(1 / 0.7)}  # the kept units are scaled up
+    np.testing.assert_array_equal(ours(inputs, training=False), inputs)
+
+    step = tf.function(lambda x: ours(x, training=True))
+    ones = np.ones((200, 500), "float32")
+    dropped_share = {}
+    for rate in (0.3, 0.8):
+        ours.set_rate(rate)
+        dropped_share[rate] = float(np.mean(step(ones).numpy() == 0))
+    assert dropped_share[0.3] == pytest.approx(0.3, abs=0.01)
+    assert dropped_share[0.8] == pytest.approx(0.8, abs=0.01)
+    assert step.experimental_get_tracing_count() == 1
+    assert ours.weights == [] and ours.get_config()["rate"] == 0.8  # no parameter; the config follows
+    with pytest.raises(ValueError, match="dropout rate"):
+        ours.set_rate(1.0)

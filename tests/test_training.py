@@ -417,9 +417,10 @@ def test_a_run_reusing_the_last_runs_compiled_model_trains_exactly_as_a_fresh_on
     """The model pool keeps the traced step; weights, seed states and optimizer start afresh each run."""
     from gapdemo import model_pool
 
-    def run(seed, backends=("fc_dropout", "gap")):
+    def run(seed, backends=("fc_dropout", "gap"), dropout_rate=0.5):
         config = tiny(runs_dir, backends=backends, epochs=2)
         config.model.seed, config.train.seed = seed, seed
+        config.model.dropout_rate = dropout_rate
         job = TrainingJob(config, data_loader=toy_loader(64))
         assert job.run() == "finished", job.snapshot().message
         kept = model_pool.take(model_pool.shape_key(config))  # what the run gave back
@@ -435,3 +436,28 @@ def test_a_run_reusing_the_last_runs_compiled_model_trains_exactly_as_a_fresh_on
     pd.testing.assert_frame_equal(again, fresh, rtol=1e-5, atol=1e-6)
     _, another_shape = run(seed=1, backends=("fc", "gap"))  # builds afresh
     assert another_shape is not first_model
+
+
+def test_a_kept_model_trains_another_dropout_rate_exactly_as_a_fresh_one(runs_dir):
+    """The dropout rate is a variable: a sweep over rates reuses one traced step and each rate still applies."""
+    from gapdemo import model_pool
+
+    def run(dropout_rate):
+        config = tiny(runs_dir, backends=("fc_dropout",), epochs=2)
+        config.model.dropout_rate = dropout_rate
+        job = TrainingJob(config, data_loader=toy_loader(64))
+        assert job.run() == "finished", job.snapshot().message
+        kept = model_pool.take(model_pool.shape_key(config))
+        model_pool.give_back(model_pool.shape_key(config), kept)
+        run_dir = runs_dir / job.snapshot().run_id
+        return runs.read_epoch_metrics(run_dir), kept.models.training_model, runs.load_models(run_dir)["fc_dropout"]
+
+    model_pool.clear()
+    fresh_low, _, _ = run(0.1)
+    model_pool.clear()
+    fresh_high, high_model, _ = run(0.7)
+    reused_low, low_model, saved = run(0.1)  # the 0.7 run's compiled model, set to 0.1
+    assert low_model is high_model
+    assert not np.allclose(fresh_low.loss, fresh_high.loss)
+    pd.testing.assert_frame_equal(reused_low, fresh_low, rtol=1e-5, atol=1e-6)
+    assert saved.get_layer("fc_dropout_dropout").rate == pytest.approx(0.1)  # the saved model says so too

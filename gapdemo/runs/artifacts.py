@@ -61,13 +61,18 @@ def load_models(run_dir: Path) -> dict:
     """backend -> keras.Model from models/*.keras, in the run's back-end order."""
     import keras
 
+    from gapdemo.variable_dropout import VariableRateDropout
+
     run_dir = Path(run_dir)
     order = read_config(run_dir).get("model", {}).get("backends", [])
     paths = {path.stem: path for path in models_dir(run_dir).glob("*.keras") if not path.name.startswith(".")}
     if not paths:
         raise FileNotFoundError(f"run {run_dir.name} has no saved models yet")
     ordered = [b for b in order if b in paths] + sorted(set(paths) - set(order))
-    return {backend: keras.models.load_model(paths[backend], compile=False) for backend in ordered}
+    # Named here as well as registered, so loading does not depend on what was imported before.
+    custom = {"gapdemo>VariableRateDropout": VariableRateDropout}
+    return {backend: keras.models.load_model(paths[backend], compile=False, custom_objects=custom)
+            for backend in ordered}
 
 def load_probes(run_dir: Path, epoch: int | None = None) -> tuple[int, dict]:
     """(epoch, {backend: probe dict}) for the given or the latest stored epoch; (-1, {}) if none."""
