@@ -36,11 +36,13 @@ def main() -> None:
     train_tab, maps_tab, parameters_tab, classify_tab, mistakes_tab, claims_tab, sweeps_tab, runs_tab = st.tabs(
         [":material/show_chart: Training", ":material/grid_view: Feature maps", ":material/table_chart: Parameters",
          ":material/pets: Classify a photo", ":material/rule: Mistakes", ":material/fact_check: Claims",
-         ":material/stacked_line_chart: Sweeps", ":material/history: Runs"])
+         ":material/stacked_line_chart: Sweeps", ":material/history: Runs"], key="main_tab", on_change="rerun")
     with train_tab:
         training_panel(manager)
     with maps_tab:
-        insight_panel(manager, runs_dir())
+        # Drawn only while open: it polls and redraws heatmaps each epoch, in the browser, on the cores that train.
+        if maps_tab.open:
+            insight_panel(manager, runs_dir())
     with parameters_tab:
         parameters_panel(config)
     with classify_tab:

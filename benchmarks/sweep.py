@@ -121,8 +121,9 @@ def main(argv=None) -> None:
              f"{min(p['finished'] for p in pairs)}/4 trials finished in every sweep. The sweep's time includes "
              "starting Ray, each trial's process importing TensorFlow, and sending every epoch's new files home.",
              f"{len(pairs)} pair(s) in alternating order; the ratio is the median of each pair's sweep / in turn "
-             f"({each}). In turn, the second seed of each grid point reuses the first seed's compiled model "
-             "(gapdemo.model_pool); in the sweep each worker's second trial is the other grid point, so it traces again."]
+             f"({each}). Every trial after a process's first reuses its compiled model (gapdemo.model_pool; the "
+             "dropout rate is a variable, so the grid's two rates share one trace): in turn the first trial "
+             "traces, in the sweep each worker's first."]
     common.report(args, KEY, TITLE, table, notes, load_before)
 
 

@@ -6,10 +6,8 @@ import dataclasses
 
 import streamlit as st
 
-from dashboard.common import export_buttons, format_seconds
+from dashboard.common import POLL_SECONDS, export_buttons, format_seconds
 from gapdemo.claims import CLAIMS, DEFAULT_SEEDS, MAX_SEEDS, ClaimsRunner, latest_claims
-
-POLL_SECONDS = 2.0
 
 
 # One claims job per server process: a refresh re-attaches to the running job.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from dashboard.common import export_buttons
+from dashboard.common import PROBES_POLL_SECONDS, export_buttons
 from gapdemo.models import BACKENDS
 
 CAPTION = (
@@ -82,9 +82,9 @@ def _draw(manager, runs_dir: str) -> None:
                    "on one average per feature map. Pick GAP or GMP to see them.")
 
 
-# The feature-maps tab; polls while a job runs so each epoch's probes appear.
+# The feature-maps tab; polls while a job runs so each epoch's probes appear (within PROBES_POLL_SECONDS).
 def insight_panel(manager, runs_dir: str) -> None:
     st.caption(CAPTION)
     job = manager.latest()
     polling = job is not None and not job.is_done()
-    st.fragment(run_every=2.0 if polling else None)(_draw)(manager, runs_dir)
+    st.fragment(run_every=PROBES_POLL_SECONDS if polling else None)(_draw)(manager, runs_dir)

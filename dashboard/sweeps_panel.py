@@ -6,11 +6,10 @@ import dataclasses
 
 import streamlit as st
 
-from dashboard.common import export_buttons
+from dashboard.common import POLL_SECONDS, export_buttons
 from gapdemo.config import DEFAULT_SEEDS, MAX_SEEDS
 from gapdemo.sweep.grid import SWEEPABLE, parse_assignment
 
-POLL_SECONDS = 2.0
 # What the value box starts with for each setting: two values around the default that differ visibly.
 EXAMPLE_VALUES = {"dropout_rate": "0.3, 0.6", "image_size": "64, 100", "train_size": "500, 2000",
                   "bn_momentum": "0.9, 0.99", "learning_rate": "0.0003, 0.001", "batch_size": "32, 64",

@@ -1,20 +1,24 @@
-"""Status, live curves and results of the current run; polls the job every POLL_SECONDS."""
+"""Status, live curves and results of the current run; polls the job every few seconds."""
 
 from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
 
-from dashboard.common import curves_pair, export_buttons, format_seconds, results_column_config, run_time_caption
+from dashboard.common import (
+    POLL_SECONDS,
+    QUICK_POLL_SECONDS,
+    curves_pair,
+    export_buttons,
+    format_seconds,
+    results_column_config,
+    run_time_caption,
+)
 from dashboard.visitor import queue_caption, run_owner_note
 from gapdemo.runs import EPOCH_FIELDS
 
-# New points arrive once per call into TensorFlow (under a second at the defaults). A poll with
-# nothing new re-sends the same cached figures (Streamlit then sends their hash, not their points);
-# polling faster would still take the GIL from the training thread more often.
-POLL_SECONDS = 2.0
-# The status line follows every poll; the live charts take their new points at most this often (an
-# epoch's points at once), because every browser tab redraws them on the cores that train.
+# The live charts take their new points at most this often (an epoch's points at once): between
+# refreshes a poll re-sends the same cached figures, which the browser need not draw again.
 CHART_REFRESH_SECONDS = 10.0
 STATE_TEXT = {
     "queued": ":gray[queued]", "running": ":blue[training]", "stopping": ":orange[stopping after this batch]",
@@ -115,20 +119,21 @@ def _results_figure(results):
     return figure
 
 
-def _live_view(manager, polling: bool) -> None:
+def _live_view(manager, polling: bool, waiting_for_first_point: bool) -> None:
     job = manager.latest()
     history = curve_history(job.run_id)
     snapshot = history.read(job.snapshot)  # only the batch rows this server has not read yet
-    status_panel(snapshot, manager.queued())
     done = job.is_done()
+    if polling and (done or (waiting_for_first_point and history.rows_read)):
+        # Redraw the whole page once: with the results when the run ended, else to poll slower from now on.
+        st.rerun()
+    status_panel(snapshot, manager.queued())
     curves_panel(snapshot, history, with_exports=done)
     if done:
         results_panel(snapshot)
-    if polling and done:
-        st.rerun()  # the run ended: redraw the whole page once, without polling
 
 
-# The current (or last) job of this server process, polled while it runs.
+# The current (or last) job of this server process, polled while it runs (poll_interval).
 def training_panel(manager) -> None:
     job = manager.latest()
     if job is None:
@@ -136,5 +141,13 @@ def training_panel(manager) -> None:
                 "FC, FC + dropout and GAP side by side on the built-in synthetic pets in a few minutes.")
         return
     polling = not job.is_done()
-    live = st.fragment(run_every=POLL_SECONDS if polling else None)(_live_view)
-    live(manager, polling)
+    points_shown = bool(curve_history(job.run_id).rows_read)
+    live = st.fragment(run_every=poll_interval(polling, points_shown))(_live_view)
+    live(manager, polling, polling and not points_shown)
+
+
+def poll_interval(running: bool, points_shown: bool) -> float | None:
+    """Seconds between polls of the live view: quick until the first curve point, then slower; None when done."""
+    if not running:
+        return None
+    return POLL_SECONDS if points_shown else QUICK_POLL_SECONDS

@@ -100,6 +100,27 @@ def test_defaults_and_parameter_table(app):
     assert any("No run yet" in info.value for info in app.info)
 
 
+def test_the_feature_maps_tab_runs_only_while_open(app):
+    """Closed, the tab neither polls nor has its heatmaps redrawn by the browser while a run trains."""
+    from dashboard.insight_panel import CAPTION
+
+    assert not any(caption.value == CAPTION for caption in app.caption)
+    app.session_state["main_tab"] = ":material/grid_view: Feature maps"
+    app.run()
+    assert not app.exception
+    assert any(caption.value == CAPTION for caption in app.caption)
+    assert any("Feature-map averages appear here" in info.value for info in app.info)
+
+
+def test_the_live_view_polls_quickly_until_the_first_point_then_slower():
+    from dashboard.common import POLL_SECONDS, QUICK_POLL_SECONDS
+    from dashboard.training_panel import poll_interval
+
+    assert poll_interval(running=True, points_shown=False) == QUICK_POLL_SECONDS < POLL_SECONDS
+    assert poll_interval(running=True, points_shown=True) == POLL_SECONDS
+    assert poll_interval(running=False, points_shown=True) is None
+
+
 def test_parameter_table_follows_settings(app):
     app.slider(key="image_size").set_value(64)
     app.multiselect(key="backends").set_value(["gap", "avgpool_flatten"]).run()
