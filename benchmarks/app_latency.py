@@ -38,7 +38,8 @@ PAGE_TITLE = "gapdemo: Global Average Pooling vs fully connected"
 BACKENDS = ("fc", "fc_dropout", "gap")
 # true once a visible Plotly chart (hidden tabs have no offsetParent) holds a trace with a point
 FIRST_POINT_JS = """() => Array.from(document.querySelectorAll('.js-plotly-plot')).some(
-  plot => plot.offsetParent !== null && (plot._fullData || []).some(trace => trace.y && trace.y.length > 0))"""
+  plot => plot.offsetParent !== null && plot.closest('[data-stale="true"]') === null
+    && (plot._fullData || []).some(trace => trace.y && trace.y.length > 0))"""
 # Streamlit calls keras.backend.clear_session() (a full gc.collect, TF's kernel cache cleared, Keras'
 # global state reset for every thread) after every script and fragment run once keras is imported,
 # unless the app opts out (dashboard.common.keep_keras_session); this launcher undoes the opt-out.

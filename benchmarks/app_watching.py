@@ -21,19 +21,40 @@ import common
 # the CLI's flags for the page's tiny settings (app_latency.choose_tiny_settings): 64 images, 32 px, 1 epoch
 TINY_CLI_ARGUMENTS = ["--image-size", "32", "--train-size", "64", "--epochs", "1"]
 RUN_ID_JS = r"() => (document.body.innerText.match(/Run (\d{8}-\d{6}-[0-9a-f]{4})/) || [null, null])[1]"
-# a new run (its id differs from the one before) whose live chart holds a point
+# a new run (its id differs from the one before) whose live chart holds a point; a chart left from
+# the run before stays on the page, marked stale, until the script run that replaces it ends
 NEW_RUN_POINT_JS = r"""(before) => {
   const match = document.body.innerText.match(/Run (\d{8}-\d{6}-[0-9a-f]{4})/);
   return match !== null && match[1] !== before && Array.from(document.querySelectorAll('.js-plotly-plot')).some(
-    plot => plot.offsetParent !== null && (plot._fullData || []).some(trace => trace.y && trace.y.length > 0));
+    plot => plot.offsetParent !== null && plot.closest('[data-stale="true"]') === null
+      && (plot._fullData || []).some(trace => trace.y && trace.y.length > 0));
 }"""
 STATE_JS = r"""(states) => states.some(state => document.body.innerText.includes('— ' + state))"""
+ENDED_STATES = ("finished", "failed", "stopped", "interrupted")
+
+
+def newest_status(runs_dir: str) -> dict:
+    """status.json of the newest run under runs_dir ({} while it has none)."""
+    newest = max((path for path in Path(runs_dir).iterdir() if path.is_dir()), key=lambda path: path.name)
+    try:
+        return json.loads((newest / "status.json").read_text())
+    except (OSError, ValueError):
+        return {}
 
 
 def newest_run_seconds(runs_dir: str) -> float:
     """elapsed_seconds of the newest run under runs_dir."""
-    newest = max(Path(runs_dir).iterdir(), key=lambda path: path.name)
-    return float(json.loads((newest / "status.json").read_text())["elapsed_seconds"])
+    return float(newest_status(runs_dir)["elapsed_seconds"])
+
+
+def wait_for_run_end(runs_dir: str, timeout_s: float) -> None:
+    """Wait for the newest run's status.json to say it ended: read on disk, so the waiting costs the
+    watching tabs nothing (querying the page's text every 250 ms made Chromium lay it out each time)."""
+    deadline = time.perf_counter() + timeout_s
+    while newest_status(runs_dir).get("state") not in ENDED_STATES:
+        if time.perf_counter() > deadline:
+            raise TimeoutError(f"the run in {runs_dir} did not end within {timeout_s:.0f} s")
+        time.sleep(1.0)
 
 
 def cli_run(runs_dir: str, quick: bool) -> dict:
@@ -70,7 +91,7 @@ def watched_run(browser, url: str, runs_dir: str, tabs: int, quick: bool, helper
     clicked = time.perf_counter()
     first.wait_for_function(f"(before) => ({RUN_ID_JS})() !== before", arg=before, timeout=120_000, polling=100)
     others = [open_tab(browser, url, wait_script_idle) for _ in range(tabs - 1)]  # they join the running job
-    wait_for_state(first, ["finished", "failed", "stopped"], 3600)
+    wait_for_run_end(runs_dir, 3600)
     wall = time.perf_counter() - clicked
     for page in [first, *others]:
         page.context.close()
