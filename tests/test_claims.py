@@ -288,8 +288,10 @@ def test_a_stop_request_ends_the_training_run_and_saves_nothing(tmp_path):
         if "epoch" in message:  # training has started: ask to stop
             stop_event.set()
 
+    config = tiny_config(str(tmp_path))
+    config.train.epochs = 30  # long enough that the stop lands mid-run (one tiny epoch could end before it)
     with pytest.raises(ClaimsStopped):
-        run_claims(tiny_config(str(tmp_path)), seeds=1, progress=progress, stop_event=stop_event)
+        run_claims(config, seeds=1, progress=progress, stop_event=stop_event)
     (claims_dir,) = tmp_path.glob("claims-*")
     run_dirs = list((claims_dir / "runs").iterdir())
     assert run_dirs  # training had started when the stop came
