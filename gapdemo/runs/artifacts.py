@@ -61,7 +61,7 @@ def load_models(run_dir: Path) -> dict:
     """backend -> keras.Model from models/*.keras, in the run's back-end order."""
     import keras
 
-    from gapdemo.variable_dropout import VariableRateDropout
+    import gapdemo.variable_dropout  # noqa: F401  registers the dropout layer that saved models name
 
     run_dir = Path(run_dir)
     order = read_config(run_dir).get("model", {}).get("backends", [])
@@ -69,10 +69,7 @@ def load_models(run_dir: Path) -> dict:
     if not paths:
         raise FileNotFoundError(f"run {run_dir.name} has no saved models yet")
     ordered = [b for b in order if b in paths] + sorted(set(paths) - set(order))
-    # Named here as well as registered, so loading does not depend on what was imported before.
-    custom = {"gapdemo>VariableRateDropout": VariableRateDropout}
-    return {backend: keras.models.load_model(paths[backend], compile=False, custom_objects=custom)
-            for backend in ordered}
+    return {backend: keras.models.load_model(paths[backend], compile=False) for backend in ordered}
 
 def load_probes(run_dir: Path, epoch: int | None = None) -> tuple[int, dict]:
     """(epoch, {backend: probe dict}) for the given or the latest stored epoch; (-1, {}) if none."""
