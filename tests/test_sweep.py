@@ -199,7 +199,9 @@ def test_stopping_a_sweep_keeps_finished_trials_and_says_how_to_resume(two_node_
 
     runs_dir = tmp_path / "runs"
     config = tiny_sweep_config(runs_dir)
-    config.train.epochs = 2
+    # long enough that the stop lands while later trials train: a worker's later trials reuse its
+    # compiled model, and two-epoch ones could all finish before the once-a-second update saw the first
+    config.train.epochs = 12
     stop = threading.Event()
 
     def stop_after_first_finished_trial(snapshot):
