@@ -8,11 +8,12 @@ import sys
 import streamlit as st
 from streamlit.runtime.scriptrunner import script_runner
 
-# How often a tab polls running work. Each poll of a fragment costs the browser about 0.1 s of
-# rendering whatever it redraws (Streamlit re-renders its page tree), on the cores that train, in
-# every tab that watches (benchmarks/RESULTS.md, section 5).
+# How often a tab polls running work. Each poll of a fragment costs the browser about 0.2 s of CPU
+# whatever it redraws (Streamlit re-renders its page tree), on the cores that train, in every tab
+# that watches: with three tabs, polls every 5 s took 24% of a core, every 10 s 16%
+# (benchmarks/RESULTS.md, section 5). TensorBoard reloads every 30 s.
 QUICK_POLL_SECONDS = 2.0  # until a run's first curve point shows: Start -> first point stays quick
-POLL_SECONDS = 5.0  # then: the status line, live curves, claims and sweeps
+POLL_SECONDS = 10.0  # then: the status line, live curves, claims and sweeps
 PROBES_POLL_SECONDS = 10.0  # feature-map probes arrive once per epoch (about 25 s at the defaults)
 
 

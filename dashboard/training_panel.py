@@ -17,9 +17,9 @@ from dashboard.common import (
 from dashboard.visitor import queue_caption, run_owner_note
 from gapdemo.runs import EPOCH_FIELDS
 
-# The live charts take their new points at most this often (an epoch's points at once): between
-# refreshes a poll re-sends the same cached figures, which the browser need not draw again.
-CHART_REFRESH_SECONDS = 10.0
+# The live charts take their new batch points at each epoch's end, and between ends at most this
+# often (TensorBoard reloads every 30 s): meanwhile a poll re-sends the same cached figures.
+CHART_REFRESH_SECONDS = 30.0
 STATE_TEXT = {
     "queued": ":gray[queued]", "running": ":blue[training]", "stopping": ":orange[stopping after this batch]",
     "finished": ":green[finished]", "stopped": ":orange[stopped]", "failed": ":red[failed]",
@@ -81,7 +81,7 @@ def curves_panel(snapshot, history, with_exports: bool) -> None:
         return
     epochs = epoch_frame(snapshot.epoch_metrics)
 
-    rows = history.rows_read if with_exports else history.rows_to_chart(CHART_REFRESH_SECONDS)
+    rows = history.rows_read if with_exports else history.rows_to_chart(CHART_REFRESH_SECONDS, len(epochs))
 
     def build_figure(metric, smoothing):
         return live_figure(snapshot.run_id, rows, len(epochs), metric, smoothing, history, epochs)

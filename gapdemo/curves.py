@@ -119,18 +119,23 @@ class CurveHistory:
         self._lock = threading.Lock()
         self._columns: dict[str, dict[str, list[float]]] = {}  # backend -> step/loss/accuracy lists
         self.charted_rows, self.charted_at = 0, 0.0  # rows the live charts last showed, and when (monotonic)
+        self.charted_epochs = 0  # epochs finished when the live charts last took new rows
 
-    def rows_to_chart(self, min_interval_seconds: float, now: float | None = None) -> int:
-        """How many rows the live charts should show: all rows read, at most once per min_interval_seconds.
+    def rows_to_chart(self, min_interval_seconds: float, epochs_completed: int = 0, now: float | None = None) -> int:
+        """How many rows the live charts should show: all rows read, when an epoch has ended since the
+        last refresh, else at most once per min_interval_seconds.
 
         Between refreshes the charts keep their last row count (and so their cached figures, which the
-        browser does not draw again); the first rows show at once.
+        browser does not draw again); the first rows show at once, and so does each epoch's end.
         """
         now = time.monotonic() if now is None else now
         with self._lock:
-            due = self.charted_rows == 0 or now - self.charted_at >= min_interval_seconds
+            due = (self.charted_rows == 0 or epochs_completed != self.charted_epochs
+                   or now - self.charted_at >= min_interval_seconds)
             if due and self.rows_read != self.charted_rows:
                 self.charted_rows, self.charted_at = self.rows_read, now
+            if due:
+                self.charted_epochs = epochs_completed
             return self.charted_rows
 
     def read(self, snapshot_from):

@@ -108,3 +108,15 @@ def test_live_charts_take_new_rows_at_once_then_at_most_once_per_interval():
     assert history.rows_to_chart(10.0, now=105.0) == 1  # the charts keep their figure meanwhile
     assert history.rows_to_chart(10.0, now=110.5) == 2  # ten seconds on: the new row
     assert history.rows_to_chart(10.0, now=111.0) == 2
+
+
+def test_live_charts_take_every_row_read_when_an_epoch_ends_between_refreshes():
+    history = CurveHistory("run")
+    history.extend([{"backend": "gap", "step": 0.5, "loss": 0.7, "accuracy": 0.5}], version=1)
+    assert history.rows_to_chart(30.0, epochs_completed=0, now=100.0) == 1
+    history.extend([{"backend": "gap", "step": 1.0, "loss": 0.6, "accuracy": 0.6}], version=2)
+    assert history.rows_to_chart(30.0, epochs_completed=0, now=105.0) == 1  # within the interval: kept
+    assert history.rows_to_chart(30.0, epochs_completed=1, now=106.0) == 2  # epoch 1 ended: its last batch too
+    history.extend([{"backend": "gap", "step": 1.5, "loss": 0.5, "accuracy": 0.7}], version=3)
+    assert history.rows_to_chart(30.0, epochs_completed=1, now=110.0) == 2  # same epoch count: throttled again
+    assert history.rows_to_chart(30.0, epochs_completed=1, now=136.5) == 3
