@@ -164,7 +164,7 @@ def run_controls(manager, config: RunConfig, problems: list[str]) -> None:
             except ValueError as error:
                 st.error(str(error))
             else:
-                ahead = len(manager.queued()) - 1 + (manager.current() is not None)
+                ahead = manager.runs_ahead(job)
                 st.session_state["notice"] = (f"Run {job.run_id} queued behind {ahead} other run(s)." if ahead
                                               else f"Run {job.run_id} started.")
                 st.rerun()  # redraw the whole page: Stop becomes active, the training panel starts polling

@@ -281,6 +281,14 @@ class JobManager:
         with self._lock:
             return [job for job in self._queue if not job.is_done()]
 
+    def runs_ahead(self, job: TrainingJob) -> int:
+        """How many runs train before job: the running one and those queued before it (read at once,
+        so a job the worker takes meanwhile is not counted both as queued and as running)."""
+        with self._lock:
+            waiting = [queued for queued in self._queue if not queued.is_done()]
+            before = waiting.index(job) if job in waiting else 0
+            return before + (self._current is not None and self._current is not job)
+
     def _waiting_locked(self) -> list[TrainingJob]:
         """Queued jobs that will not start next: with nothing running, the head of the queue is as
         good as running (the worker is about to take it)."""

@@ -51,6 +51,27 @@ def test_one_waiting_run_per_owner(manager_with_a_running_job):
     assert submit("visitor-a").state == "queued"  # a stopped run frees the place
 
 
+def test_runs_ahead_counts_the_running_run_and_those_queued_before(manager_with_a_running_job):
+    manager, submit, running = manager_with_a_running_job
+    second, third = submit("visitor-b"), submit("visitor-c")
+    assert [manager.runs_ahead(job) for job in (running, second, third)] == [0, 1, 2]
+    second.stop()  # a stopped run no longer waits
+    assert manager.runs_ahead(third) == 1
+
+
+def test_a_run_just_submitted_to_an_idle_queue_has_none_ahead_whenever_the_worker_takes_it(runs_dir):
+    gate = threading.Event()
+    managers = []
+    try:
+        for _ in range(40):  # the worker takes the job at any moment after submit; the count must not care
+            managers.append(JobManager())
+            job = managers[-1].submit(tiny_config(str(runs_dir)), data_loader=gated_loader(gate))
+            assert managers[-1].runs_ahead(job) == 0
+    finally:
+        gate.set()
+        assert all(manager.wait_idle(60) for manager in managers)
+
+
 def test_the_run_about_to_start_counts_as_running(runs_dir):
     gate = threading.Event()
     manager = JobManager()
