@@ -4,7 +4,7 @@ Small convolutions scale badly across threads: one two-thread process trains slo
 one-thread processes side by side. A sweep runs its trials as one-CPU Ray trials, two at a time on
 two cores, so it should beat training the same runs in turn, Ray's start-up included.
 
-  in turn   TrainingJob.run() for each trial's config, in this process, TensorFlow's default threads
+  in turn   TrainingJob.run() for each trial's config, in one fresh process, TensorFlow's default threads
   sweep     gapdemo.sweep.run.run_sweep: a local Ray started on demand, one CPU per trial
 
 Trials: dropout 0.3 and 0.6 x 4 seeds = 8 (--seeds 2 gives the 4 of the first version).
@@ -54,6 +54,18 @@ GRID = {"dropout_rate": [0.3, 0.6]}  # x seeds: 2 grid points x 4 seeds = 8 tria
 
 
 def train_in_turn(size: dict) -> float:
+    """Seconds to train every trial in turn, in a fresh process (TensorFlow imported before the clock
+    starts): in this one, a later repeat would reuse the compiled models and drawn data of the first."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as process:
+        return process.submit(_train_in_turn_here, size).result()
+
+
+def _train_in_turn_here(size: dict) -> float:
+    import tensorflow  # noqa: F401  outside the clock: in the sweep, the workers' import is inside it
+
     from gapdemo.job import TrainingJob
     from gapdemo.sweep.grid import expand_trials, trial_config
 
@@ -127,7 +139,8 @@ def main(argv=None) -> None:
              f"{len(pairs)} pair(s) in alternating order; the ratio is the median of each pair's sweep / in turn "
              f"({each}). Every trial after a process's first reuses its compiled model (gapdemo.model_pool; the "
              "dropout rate is a variable, so the grid's two rates share one trace): in turn the first trial "
-             "traces, in the sweep each worker's first."]
+             "traces, in the sweep each worker's first. Each in-turn measurement runs in a fresh process, its "
+             "clock started after importing TensorFlow (so nothing carries over from an earlier repeat)."]
     common.report(args, KEY, TITLE, table, notes, load_before)
 
 
