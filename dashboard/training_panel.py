@@ -119,13 +119,13 @@ def _results_figure(results):
     return figure
 
 
-def _live_view(manager, polling: bool, waiting_for_first_point: bool) -> None:
+def _live_view(manager, interval: float | None) -> None:
     job = manager.latest()
     history = curve_history(job.run_id)
     snapshot = history.read(job.snapshot)  # only the batch rows this server has not read yet
     done = job.is_done()
-    if polling and (done or (waiting_for_first_point and history.rows_read)):
-        # Redraw the whole page once: with the results when the run ended, else to poll slower from now on.
+    if interval is not None and poll_interval(not done, bool(history.rows_read), snapshot.progress) != interval:
+        # Redraw the whole page once: with the results when the run ended, else to poll at the new pace.
         st.rerun()
     status_panel(snapshot, manager.queued())
     curves_panel(snapshot, history, with_exports=done)
@@ -140,14 +140,18 @@ def training_panel(manager) -> None:
         st.info("No run yet. Choose settings in the sidebar and press **Start**. The default settings train "
                 "FC, FC + dropout and GAP side by side on the built-in synthetic pets in a few minutes.")
         return
-    polling = not job.is_done()
-    points_shown = bool(curve_history(job.run_id).rows_read)
-    live = st.fragment(run_every=poll_interval(polling, points_shown))(_live_view)
-    live(manager, polling, polling and not points_shown)
+    history = curve_history(job.run_id)
+    progress = job.snapshot(history.rows_read).progress
+    interval = poll_interval(not job.is_done(), bool(history.rows_read), progress)
+    st.fragment(run_every=interval)(_live_view)(manager, interval)
 
 
-def poll_interval(running: bool, points_shown: bool) -> float | None:
-    """Seconds between polls of the live view: quick until the first curve point, then slower; None when done."""
+def poll_interval(running: bool, points_shown: bool, progress: dict | None = None) -> float | None:
+    """Seconds between polls of the live view: quick until the first curve point and a time-left
+    estimate, then slower, and quick again in the run's last seconds (so its results show soon after
+    its end: a run shorter than one slow poll never slows down); None when done."""
     if not running:
         return None
-    return POLL_SECONDS if points_shown else QUICK_POLL_SECONDS
+    eta = (progress or {}).get("eta_seconds")
+    settled = points_shown and eta is not None and eta >= POLL_SECONDS
+    return POLL_SECONDS if settled else QUICK_POLL_SECONDS

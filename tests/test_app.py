@@ -112,13 +112,16 @@ def test_the_feature_maps_tab_runs_only_while_open(app):
     assert any("Feature-map averages appear here" in info.value for info in app.info)
 
 
-def test_the_live_view_polls_quickly_until_the_first_point_then_slower():
+def test_the_live_view_polls_quickly_until_its_first_point_and_estimate_then_slower_then_quickly_near_the_end():
     from dashboard.common import POLL_SECONDS, QUICK_POLL_SECONDS
     from dashboard.training_panel import poll_interval
 
-    assert poll_interval(running=True, points_shown=False) == QUICK_POLL_SECONDS < POLL_SECONDS
-    assert poll_interval(running=True, points_shown=True) == POLL_SECONDS
-    assert poll_interval(running=False, points_shown=True) is None
+    long_run, ending = {"phase": "training", "eta_seconds": 120.0}, {"phase": "training", "eta_seconds": 3.0}
+    assert poll_interval(True, False, long_run) == QUICK_POLL_SECONDS < POLL_SECONDS  # no point yet
+    assert poll_interval(True, True, {"phase": "training", "eta_seconds": None}) == QUICK_POLL_SECONDS  # no estimate
+    assert poll_interval(True, True, long_run) == POLL_SECONDS
+    assert poll_interval(True, True, ending) == QUICK_POLL_SECONDS  # the results follow in seconds
+    assert poll_interval(False, True, long_run) is None
 
 
 def test_parameter_table_follows_settings(app):
