@@ -84,7 +84,11 @@ def classify_panel(runs_dir: str) -> None:
         return
     from gapdemo.insight import classify_image
 
-    models = _cached_models(str(summary.run_dir), _model_signature(summary.run_dir))
+    try:
+        models = _cached_models(str(summary.run_dir), _model_signature(summary.run_dir))
+    except (ValueError, OSError) as error:  # a refused (code-carrying) or damaged model file: one sentence
+        st.error(str(error))
+        return
     result = classify_image(models, image, int(config["data"]["image_size"]))
     from gapdemo.charts import classification_figure
 

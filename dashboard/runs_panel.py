@@ -20,8 +20,15 @@ def _runs_frame(summaries) -> pd.DataFrame:
 # One earlier run: state, curves and results from its files.
 def _run_view(summary) -> None:
     from gapdemo.charts import results_dataframe
-    from gapdemo.export import run_zip
-    from gapdemo.runs import read_batch_metrics, read_config, read_elapsed_seconds, read_epoch_metrics, read_status
+    from gapdemo.export import run_zip, symbolic_links_sentence
+    from gapdemo.runs import (
+        read_batch_metrics,
+        read_config,
+        read_elapsed_seconds,
+        read_epoch_metrics,
+        read_status,
+        symbolic_links_in,
+    )
 
     if summary.state == "failed":
         st.error(f"This run failed: {summary.message}")
@@ -37,6 +44,9 @@ def _run_view(summary) -> None:
         st.dataframe(results, column_config=results_column_config(results), key="history_results")
         precision = read_config(summary.run_dir).get("train", {}).get("precision")
         st.caption(run_time_caption(read_elapsed_seconds(read_status(summary.run_dir)), precision))
+    if symbolic_links_in(summary.run_dir):
+        st.warning(symbolic_links_sentence(summary.run_dir))
+        return
     st.download_button("⬇ Whole run (zip: config, metrics, probes, models, charts)",
                        data=lambda: run_zip(summary.run_dir), file_name=f"{summary.run_id}.zip",
                        mime="application/zip", key="export_run_zip", on_click="ignore")

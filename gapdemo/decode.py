@@ -15,6 +15,9 @@ import threading
 import numpy as np
 from PIL import Image, ImageFile
 
+# The formats a data set's image files may hold, whatever their names say (PetImages has PNGs named
+# .jpg). Pillow tries no other plugin: EPS would start Ghostscript on a file from the data folder.
+DATASET_FORMATS = ("JPEG", "PNG", "BMP", "GIF", "WEBP")
 _STRICT_LOCK = threading.Lock()
 _strict_state = {"depth": 0, "saved": False}  # decodes in flight, and PIL's flag to restore after them
 
@@ -45,7 +48,7 @@ def decode_image_file(path, image_size: int) -> np.ndarray:
     if pathlib.Path(path).stat().st_size == 0:
         raise OSError("empty file (0 bytes)")
     with strict_decoding():
-        with Image.open(path) as image:
+        with Image.open(path, formats=DATASET_FORMATS) as image:
             image.load()  # decodes every byte now, so a bad file fails here and never mid-epoch
             rgb = np.asarray(image.convert("RGB"))  # L, RGBA, P, CMYK, ... -> (H, W, 3)
     return resize_bilinear(rgb, image_size)

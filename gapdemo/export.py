@@ -188,7 +188,16 @@ def _check_run_dir(run_dir) -> Path:
     path = Path(run_dir)
     if not path.is_dir():
         raise ValueError(f"no run directory at {path}")
+    if runs.symbolic_links_in(path):
+        raise ValueError(symbolic_links_sentence(path))
     return path
+
+
+def symbolic_links_sentence(run_dir: Path) -> str:
+    """Why a run folder with symbolic links is not packaged (a link could bring in any file of the server)."""
+    links = runs.symbolic_links_in(run_dir)
+    return (f"Run {Path(run_dir).name} holds symbolic links ({', '.join(links[:3])}); it is not packaged, since a "
+            "link could bring any file of this machine into the download.")
 
 
 def _parameter_table(config: dict) -> dict | None:

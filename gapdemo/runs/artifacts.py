@@ -57,10 +57,17 @@ def models_signature(run_dir: Path) -> tuple:
                  if not path.name.startswith("."))
 
 
-def load_models(run_dir: Path) -> dict:
-    """backend -> keras.Model from models/*.keras, in the run's back-end order."""
-    import keras
+class UnsafeModelError(ValueError):
+    """A model file that would run code when loaded (a Lambda layer, say); str() is one sentence."""
 
+
+def load_models(run_dir: Path) -> dict:
+    """backend -> keras.Model from models/*.keras, in the run's back-end order.
+
+    Raises:
+        UnsafeModelError for a file that carries code: the runs folder is shared by every visitor of a
+        served page, so a file placed there must never run anything when a tab loads it.
+    """
     import gapdemo.variable_dropout  # noqa: F401  registers the dropout layer that saved models name
 
     run_dir = Path(run_dir)
@@ -69,7 +76,21 @@ def load_models(run_dir: Path) -> dict:
     if not paths:
         raise FileNotFoundError(f"run {run_dir.name} has no saved models yet")
     ordered = [b for b in order if b in paths] + sorted(set(paths) - set(order))
-    return {backend: keras.models.load_model(paths[backend], compile=False) for backend in ordered}
+    return {backend: load_model_file(paths[backend]) for backend in ordered}
+
+
+def load_model_file(path: Path):
+    """One .keras file with Keras' safe mode on, written out (keras>=3.11.3 closes its known bypasses)."""
+    import keras
+
+    try:
+        return keras.models.load_model(path, compile=False, safe_mode=True)
+    except ValueError as error:
+        if "safe_mode" not in str(error):  # another problem (a damaged file): Keras' own sentence
+            raise
+        raise UnsafeModelError(f"The model file {Path(path).name} of run {Path(path).parent.parent.name} carries "
+                               "code (a Lambda layer or similar) and was refused: gapdemo loads only plain "
+                               "layers, so nothing in the runs folder runs code here.") from None
 
 def load_probes(run_dir: Path, epoch: int | None = None) -> tuple[int, dict]:
     """(epoch, {backend: probe dict}) for the given or the latest stored epoch; (-1, {}) if none."""

@@ -35,6 +35,23 @@ PROBE_KEYS = ("feature_averages", "dense_weights", "cams")
 def new_run_id() -> str:
     return datetime.datetime.now().strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
 
+
+RUN_FOLDER_ATTEMPTS = 20
+
+
+def create_run_folder(runs_dir: Path, preferred_id: str | None = None) -> Path:
+    """Make a new, empty run folder under runs_dir, never one that exists: preferred_id when free,
+    else a fresh id. mkdir without exist_ok is atomic, so two runs can never share a folder."""
+    Path(runs_dir).mkdir(parents=True, exist_ok=True)
+    run_id = preferred_id or new_run_id()
+    for _ in range(RUN_FOLDER_ATTEMPTS):
+        try:
+            (Path(runs_dir) / run_id).mkdir()
+            return Path(runs_dir) / run_id
+        except FileExistsError:
+            run_id = new_run_id()
+    raise FileExistsError(f"could not find a free run id in {runs_dir} after {RUN_FOLDER_ATTEMPTS} tries")
+
 # Windows refuses to replace a file that another process holds open (the page reading status.json,
 # the Classify tab loading a model); such a reader lets go within milliseconds, so there the writer
 # tries again for up to a second. Elsewhere a file is replaced under its readers, and a refusal
@@ -163,16 +180,35 @@ def _read_csv(path: Path, fields):
 def list_run_files(run_dir: Path) -> list[str]:
     """Paths, relative to run_dir, of the run's files worth copying (RUN_FILES, RUN_FILE_PATTERNS)."""
     run_dir = Path(run_dir)
-    names = [name for name in RUN_FILES if (run_dir / name).is_file()]
+    names = [name for name in RUN_FILES if is_plain_file(run_dir, name)]
     for pattern in RUN_FILE_PATTERNS:  # skip the hidden temp files of atomic writes in flight
-        names += sorted(str(p.relative_to(run_dir)) for p in run_dir.glob(pattern) if not p.name.startswith("."))
+        names += sorted(str(p.relative_to(run_dir)) for p in run_dir.glob(pattern)
+                        if not p.name.startswith(".") and is_plain_file(run_dir, p.relative_to(run_dir)))
     return names
 
+def is_plain_file(run_dir: Path, relative) -> bool:
+    """A regular file reached from run_dir through no symbolic link: a link placed in a shared runs folder
+    would otherwise bring any file of the server into a download or a copy."""
+    path = Path(run_dir)
+    for part in Path(relative).parts:
+        path = path / part
+        if part in ("..", "") or path.is_symlink():
+            return False
+    return path.is_file()
+
+def symbolic_links_in(run_dir: Path) -> list[str]:
+    """Paths, relative to run_dir, of every symbolic link inside it (links to folders are not entered)."""
+    found = []
+    for folder, sub_folders, names in os.walk(run_dir):
+        found += [os.path.relpath(os.path.join(folder, name), run_dir) for name in sub_folders + names
+                  if os.path.islink(os.path.join(folder, name))]
+    return sorted(found)
+
 def read_run_files(run_dir: Path, names=None) -> dict[str, bytes]:
-    """{relative path: bytes} of names (default: list_run_files); names that are not files are skipped."""
+    """{relative path: bytes} of names (default: list_run_files); names that are not plain files are skipped."""
     run_dir = Path(run_dir)
     names = list_run_files(run_dir) if names is None else names
-    return {name: (run_dir / name).read_bytes() for name in names if (run_dir / name).is_file()}
+    return {name: (run_dir / name).read_bytes() for name in names if is_plain_file(run_dir, name)}
 
 
 def write_config(run_dir: Path, values: dict) -> None:
