@@ -50,7 +50,7 @@ def main() -> None:
     with mistakes_tab:
         evaluation_panel(runs_dir())
     with claims_tab:
-        claims_panel(runs_dir(), config)
+        claims_panel(runs_dir(), config, problems)
     with sweeps_tab:
         sweeps_panel(runs_dir(), config, problems)
     with runs_tab:

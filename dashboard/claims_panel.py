@@ -7,7 +7,11 @@ import dataclasses
 import streamlit as st
 
 from dashboard.common import POLL_SECONDS, export_buttons, format_seconds
+from dashboard.visitor import page_is_served, visitor_id
 from gapdemo.claims import CLAIMS, DEFAULT_SEEDS, MAX_SEEDS, ClaimsRunner, latest_claims
+from gapdemo.serving import may_stop
+
+ANOTHER_VISITORS_CLAIMS = "Another visitor is measuring the claims; only they can stop it. Results show here when done."
 
 
 # One claims job per server process: a refresh re-attaches to the running job.
@@ -26,9 +30,10 @@ def _settings_text(config, seeds: int) -> str:
             f"trains two runs (the chosen data, and synthetic pets kept in the left half), so {2 * seeds} runs in all.")
 
 
-# Seeds, Start and Stop; starts the background job.
+# Seeds, Start and Stop; starts the background job. Served, only the visitor who started it may stop it.
 def claims_controls(runner, config, problems: list[str]) -> None:
-    running = runner.is_running()
+    running, served = runner.is_running(), page_is_served()
+    may_stop_it = may_stop(runner.owner(), visitor_id(), any_owner=not served)
     seeds = int(st.number_input("Seeds (independent repeats)", 1, MAX_SEEDS, DEFAULT_SEEDS, key="claims_seeds",
                                 disabled=running,
                                 help="Every claim is measured once per seed; results show the mean and the "
@@ -40,15 +45,17 @@ def claims_controls(runner, config, problems: list[str]) -> None:
     if start_column.button("▶ Measure the claims", type="primary", disabled=running or bool(problems),
                            key="claims_start", width="stretch"):
         try:
-            started = runner.start(config, seeds)
+            started = runner.start(config, seeds, owner=visitor_id(), served=served)  # the gate, asked again
         except ValueError as error:
             st.error(str(error))
         else:
             st.toast("Measuring the claims in the background." if started else "A claims job is already running.")
             st.rerun()
-    if stop_column.button("■ Stop claims", disabled=not running, key="claims_stop", width="stretch"):
-        runner.stop()
-        st.toast("Stopping: the current training run ends after this batch; nothing is saved.")
+    if running and not may_stop_it:
+        st.caption(ANOTHER_VISITORS_CLAIMS)
+    if stop_column.button("■ Stop claims", disabled=not (running and may_stop_it), key="claims_stop", width="stretch"):
+        if runner.stop(visitor_id(), any_owner=not served):
+            st.toast("Stopping: the current training run ends after this batch; nothing is saved.")
 
 
 def _status_view(runner, polling: bool) -> None:
@@ -89,15 +96,13 @@ def claims_results(result: dict) -> None:
                        key=f"export_claims_{key}")
 
 
-# The Claims tab.
-def claims_panel(runs_dir: str, config) -> None:
-    from gapdemo.validation import validate_run_config
-
+# The Claims tab; problems: the sidebar's answer from the gate (gapdemo.validation), served or not.
+def claims_panel(runs_dir: str, config, problems: list[str]) -> None:
     config = dataclasses.replace(config, train=dataclasses.replace(config.train, runs_dir=runs_dir))
     st.markdown("The tutorial makes four claims about GAP. Here each one is measured, several times over, "
                 "with a spread, and judged by a sentence computed from the numbers.")
     runner = claims_runner()
-    claims_controls(runner, config, validate_run_config(config))
+    claims_controls(runner, config, problems)
     polling = runner.is_running()
     st.fragment(run_every=POLL_SECONDS if polling else None)(_status_view)(runner, polling)
     result = latest_claims(runs_dir)

@@ -7,8 +7,13 @@ import dataclasses
 import streamlit as st
 
 from dashboard.common import POLL_SECONDS, export_buttons
+from dashboard.visitor import page_is_served, visitor_id
 from gapdemo.config import DEFAULT_SEEDS, MAX_SEEDS
+from gapdemo.serving import may_stop
 from gapdemo.sweep.grid import SWEEPABLE, parse_assignment
+from gapdemo.sweep.run import plan_sweep
+
+ANOTHER_VISITORS_SWEEP = "Another visitor's sweep is running; only they can stop it. You can watch it below."
 
 # What the value box starts with for each setting: two values around the default that differ visibly.
 EXAMPLE_VALUES = {"dropout_rate": "0.3, 0.6", "image_size": "64, 100", "train_size": "500, 2000",
@@ -38,9 +43,19 @@ def grid_inputs(disabled: bool) -> tuple[dict, list[str]]:
     return grid, problems
 
 
-# Grid, seeds, Start and Stop.
+# Whether this grid may run here: the sweep planner's gate and, on a served page, its trial cap.
+def plan_problems(config, grid: dict, seeds: int, served: bool) -> list[str]:
+    try:
+        plan_sweep(config, grid, seeds, served=served)
+    except ValueError as error:
+        return [str(error)]
+    return []
+
+
+# Grid, seeds, Start and Stop. Served, only the visitor who started a sweep may stop it.
 def sweep_controls(launcher, config, problems: list[str]) -> None:
-    running = launcher.is_running()
+    running, served = launcher.is_running(), page_is_served()
+    may_stop_it = may_stop(launcher.owner(), visitor_id(), any_owner=not served)
     grid, grid_problems = grid_inputs(running)
     seeds_column, concurrent_column = st.columns(2)
     seeds = int(seeds_column.number_input("Seeds per grid point", 1, MAX_SEEDS, DEFAULT_SEEDS, key="sweep_seeds", disabled=running))
@@ -53,21 +68,25 @@ def sweep_controls(launcher, config, problems: list[str]) -> None:
     st.caption(f"{points} grid point(s) × {seeds} seed(s) = {points * seeds} runs of the sidebar's settings, "
                "each an ordinary run listed in the Runs tab. Runs on Ray: this machine, or the cluster named by "
                "GAPDEMO_RAY_ADDRESS.")
+    if not problems and not grid_problems:
+        grid_problems = plan_problems(config, grid, seeds, served)
     for problem in problems + grid_problems:
         st.error(problem)
     start_column, stop_column = st.columns(2)
     if start_column.button("▶ Start sweep", type="primary", disabled=running or bool(problems + grid_problems),
                            key="sweep_start", width="stretch"):
         try:
-            launcher.start(config, grid, seeds, concurrent or None)
+            launcher.start(config, grid, seeds, concurrent or None, owner=visitor_id(), served=served)
         except ValueError as error:
             st.error(str(error))
         else:
             st.toast("Sweep started: Ray takes a few seconds to come up.")
             st.rerun()
-    if stop_column.button("■ Stop sweep", disabled=not running, key="sweep_stop", width="stretch"):
-        launcher.stop()
-        st.toast("Stopping: running trials end after their batch in flight; finished trials are kept.")
+    if running and not may_stop_it:
+        st.caption(ANOTHER_VISITORS_SWEEP)
+    if stop_column.button("■ Stop sweep", disabled=not (running and may_stop_it), key="sweep_stop", width="stretch"):
+        if launcher.stop(visitor_id(), any_owner=not served):
+            st.toast("Stopping: running trials end after their batch in flight; finished trials are kept.")
 
 
 def _trial_table(result: dict):

@@ -1,8 +1,8 @@
 """Who is looking at the page, and whether others can reach it: the page's side of serving safely.
 
-gapdemo never imports streamlit, so the page reads streamlit's bind address and session here and
-passes plain values down: served (bool) to validation and the job manager, the visitor's id as the
-owner of the runs they start.
+gapdemo never imports streamlit, so the page reads streamlit's bind address, the request's headers
+and the session here and passes plain values down: served (bool) to the gate (gapdemo.validation)
+and the jobs, the visitor's id as the owner of the runs, sweeps and claims jobs they start.
 """
 
 from __future__ import annotations
@@ -11,14 +11,23 @@ import secrets
 
 import streamlit as st
 
-from gapdemo.data_roots import is_loopback_address
+from gapdemo.serving import page_counts_as_served
 
 VISITOR_KEY = "visitor_id"  # in st.session_state
 
 
 def page_is_served() -> bool:
-    """True unless the server listens on the loopback interface only (streamlit's server.address)."""
-    return not is_loopback_address(st.get_option("server.address"))
+    """True when others can reach the page: it listens beyond loopback, this session's request came
+    through a proxy or from another host, or GAPDEMO_SERVED=1 (gapdemo.serving.page_counts_as_served)."""
+    return page_counts_as_served(st.get_option("server.address"), _request_headers())
+
+
+def _request_headers() -> dict:
+    """The headers of the request that opened this session; {} where there is none (a test run)."""
+    try:
+        return dict(st.context.headers)
+    except Exception:  # no session context: nothing says the request came from afar
+        return {}
 
 
 def visitor_id() -> str:

@@ -6,8 +6,10 @@ has 2 cores). The dashboard keeps one manager per server process (st.cache_resou
 browser tab and every refresh sees the same jobs. Nothing here imports streamlit or TensorFlow.
 
 Every job has an owner: an opaque string the page passes for each browser session (None for the
-CLI and tests). An owner may have one run waiting besides a running one, so a page served to
-others cannot be held by one visitor queueing run after run.
+CLI and tests). An owner may have one run waiting besides a running one, and on a served page the
+queue holds at most gapdemo.serving.max_queued_runs() waiting runs in all, so reloading the page
+(a new session) cannot grow it. Finished jobs leave memory once a newer one has finished: their run
+folders stay, and the page reads those.
 """
 
 from __future__ import annotations
@@ -23,11 +25,14 @@ from gapdemo import runs
 from gapdemo.config import RunConfig
 from gapdemo.events import StopRequested, TrainingEvents
 from gapdemo.failures import readable_error
+from gapdemo.serving import max_queued_runs, may_stop
 from gapdemo.validation import validate_run_config
 
 STOPPED_MESSAGE = "Stopped by the user; completed epochs are kept."
 QUEUE_LIMIT_MESSAGE = ("You already have a run waiting in the queue; wait until it starts, or stop it, "
                        "before queueing another.")
+QUEUE_FULL_MESSAGE = ("The queue is full ({waiting} runs waiting); try again when one of them has started.")
+KEPT_FINISHED_JOBS = 1  # finished jobs kept in memory: the newest, whose results the page shows
 
 
 @dataclass
@@ -183,6 +188,7 @@ class TrainingJob:
         self.publish(state="running", started=time.time(), progress={"phase": "loading data"})
         epochs_completed = 0
         try:
+            self._claim_run_folder()
             from gapdemo.trainer import Trainer  # TensorFlow loads here, not at import time
 
             trainer = Trainer(self.config, self.run_dir, _JobEvents(self), data_loader=self.data_loader,
@@ -202,6 +208,12 @@ class TrainingJob:
         self._write_final_status(final_state, message, epochs_completed, elapsed)
         self._done_event.set()
         return final_state
+
+    def _claim_run_folder(self) -> None:
+        """Create the run folder, never one that exists: a clash (two runs in one second) takes a new id."""
+        run_dir = runs.create_run_folder(self.run_dir.parent, self.run_id)
+        with self._lock:
+            self.run_id, self.run_dir = run_dir.name, run_dir
 
     def _epochs_published_locked(self) -> int:
         return len({row["epoch"] for row in self._published.epoch_metrics})
@@ -238,14 +250,19 @@ class JobManager:
     def submit(self, config: RunConfig, data_loader=None, owner: str | None = None,
                served: bool = False) -> TrainingJob:
         """Queue a run for owner; raises ValueError (one sentence per problem) for an invalid config,
-        or QUEUE_LIMIT_MESSAGE when owner already has a run waiting.
+        QUEUE_LIMIT_MESSAGE when owner already has a run waiting, or QUEUE_FULL_MESSAGE when served
+        and max_queued_runs() runs wait already.
 
         served: the page is reachable from other machines (data paths must lie under the data roots).
         """
         job = TrainingJob(config, data_loader=data_loader, owner=owner, served=served)
         with self._lock:
-            if any(waiting.owner == owner for waiting in self._waiting_locked()):
+            waiting = self._waiting_locked()
+            if any(queued.owner == owner for queued in waiting):
                 raise ValueError(QUEUE_LIMIT_MESSAGE)
+            if served and len(waiting) >= max_queued_runs():
+                raise ValueError(QUEUE_FULL_MESSAGE.format(waiting=len(waiting)))
+            self._forget_finished_locked()
             self._jobs.append(job)
             self._queue.append(job)
             if self._worker is None or not self._worker.is_alive():
@@ -267,6 +284,13 @@ class JobManager:
                 job.run()
             with self._lock:
                 self._current = None
+                self._forget_finished_locked()
+
+    def _forget_finished_locked(self) -> None:
+        """Drop all but the newest KEPT_FINISHED_JOBS finished jobs (their run folders stay on disk)."""
+        finished = [job for job in self._jobs if job.is_done()]
+        forgotten = set(map(id, finished[:-KEPT_FINISHED_JOBS] if KEPT_FINISHED_JOBS else finished))
+        self._jobs = [job for job in self._jobs if id(job) not in forgotten]
 
     def jobs(self) -> list[TrainingJob]:
         """All jobs this process has seen, newest first."""
@@ -305,7 +329,7 @@ class JobManager:
         with self._lock:
             candidates = [self._current] if self._current is not None and not self._current.is_done() else []
             candidates += [job for job in self._queue if not job.is_done()]
-        return next((job for job in candidates if any_owner or job.owner == owner), None)
+        return next((job for job in candidates if may_stop(job.owner, owner, any_owner)), None)
 
     def get(self, run_id: str) -> TrainingJob | None:
         with self._lock:

@@ -12,19 +12,23 @@ from gapdemo.models import BACKENDS
 from gapdemo.precision import precision_problems
 
 
-def validate_run_config(config: RunConfig, served: bool = False) -> list[str]:
-    """Return every problem with config as one readable sentence each (empty when valid).
+def validate_run_config(config: RunConfig, *, served: bool) -> list[str]:
+    """The one gate: every reason config may not run here, one readable sentence each (empty when it may).
+
+    Every way in asks it before anything trains or reads data: the page's Start, Measure the claims and
+    Start sweep, the jobs behind them when called directly, the sweep planner and the commands.
 
     Args:
         config: the run's settings.
-        served: the page that asks is reachable from other machines, so data paths must lie under the
-            data roots (gapdemo.data_roots); False (the CLI, a loopback-bound page) restricts them only
-            when GAPDEMO_DATA_ROOTS is set.
+        served: the page that asks is reachable from other machines (gapdemo.serving), so data paths
+            must lie under the data roots (gapdemo.data_roots); False (a local page, the CLI) restricts
+            them only when GAPDEMO_DATA_ROOTS is set. No default: each caller says which it is.
     """
-    return [*data_problems(config, served), *model_problems(config), *training_problems(config)]
+    return [*data_problems(config, served=served), *model_problems(config), *training_problems(config)]
 
 
-def data_problems(config: RunConfig, served: bool = False) -> list[str]:
+def data_problems(config: RunConfig, *, served: bool) -> list[str]:
+    """The data half of validate_run_config: image size, source, paths under the roots, synthetic cap."""
     problems = []
     try:
         validate_image_size(config.data.image_size)
@@ -32,7 +36,7 @@ def data_problems(config: RunConfig, served: bool = False) -> list[str]:
         problems.append(str(error).capitalize() + ".")
     if config.data.dataset not in DATASETS:
         problems.append(f"Unknown data set {config.data.dataset!r}; choose one of {', '.join(DATASETS)}.")
-    problems += validate_data_paths(config, served)
+    problems += validate_data_paths(config, served=served)
     if config.data.dataset == "synthetic" and (config.data.train_size or 0) > MAX_SYNTHETIC_TRAIN_SIZE:
         problems.append(f"The synthetic data set draws at most {MAX_SYNTHETIC_TRAIN_SIZE:,} training images "
                         f"(all held in memory); ask for fewer than {config.data.train_size:,}.")
@@ -76,7 +80,7 @@ def training_problems(config: RunConfig) -> list[str]:
     return problems
 
 
-def validate_data_paths(config: RunConfig, served: bool = False) -> list[str]:
+def validate_data_paths(config: RunConfig, *, served: bool) -> list[str]:
     """Problems with the folder source's path or the TFDS data directory (see validate_run_config).
 
     A path outside the data roots gets the sentence of a missing folder, so the answer never tells

@@ -11,9 +11,9 @@ def test_a_synthetic_request_beyond_its_bound_is_refused_before_start():
     config = tiny_config()
     config.data.train_size = MAX_SYNTHETIC_TRAIN_SIZE
     config.train.batch_size = 64
-    assert validate_run_config(config) == []
+    assert validate_run_config(config, served=False) == []
     config.data.train_size = MAX_SYNTHETIC_TRAIN_SIZE + 1
-    (problem,) = validate_run_config(config)
+    (problem,) = validate_run_config(config, served=False)
     assert f"at most {MAX_SYNTHETIC_TRAIN_SIZE:,} training images" in problem
 
 

@@ -89,10 +89,10 @@ def test_tfds_directory_must_be_under_a_root(tree):
     config = tiny_config()
     config.data.dataset = "cats_vs_dogs"
     config.data.data_dir = str(tree / "root" / "pets")
-    assert validate_run_config(config) == []
+    assert validate_run_config(config, served=False) == []
     for refused in (tree / "outside" / "secret", tree / "root" / ".." / "outside" / "secret", tree / "root" / "nothing"):
         config.data.data_dir = str(refused)
-        assert validate_run_config(config) == [f"The TFDS data directory {refused} does not exist."]
+        assert validate_run_config(config, served=False) == [f"The TFDS data directory {refused} does not exist."]
 
 
 def test_readable_folder_refuses_files(tree):

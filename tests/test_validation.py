@@ -56,7 +56,7 @@ RULES = {
 @pytest.mark.parametrize("rule", RULES)
 def test_each_rule_gives_its_one_sentence(rule):
     changes, sentence = RULES[rule]
-    assert validate_run_config(config_with(**changes)) == [sentence]
+    assert validate_run_config(config_with(**changes), served=False) == [sentence]
 
 
 @pytest.mark.parametrize("changes", [
@@ -66,16 +66,16 @@ def test_each_rule_gives_its_one_sentence(rule):
     {"data.train_size": 2, "train.batch_size": 1},
 ], ids=str)
 def test_values_at_the_bounds_are_accepted(changes):
-    assert validate_run_config(config_with(**changes)) == []
+    assert validate_run_config(config_with(**changes), served=False) == []
 
 
 def test_every_problem_is_listed_at_once(tmp_path):
     config = config_with(**{"data.dataset": "folder", "data.data_dir": str(tmp_path / "missing"),
                             "model.backends": ("fc", "fc"), "train.epochs": 0, "train.learning_rate": 2.0})
-    assert validate_run_config(config) == [
+    assert validate_run_config(config, served=False) == [
         f"The folder {tmp_path / 'missing'} does not exist.", "Each back-end may be chosen once.",
         "Train for at least one epoch.", "Learning rate must be above 0 and at most 1."]
 
 
 def test_an_existing_folder_is_accepted(tmp_path):
-    assert validate_run_config(config_with(**{"data.dataset": "folder", "data.data_dir": str(tmp_path)})) == []
+    assert validate_run_config(config_with(**{"data.dataset": "folder", "data.data_dir": str(tmp_path)}), served=False) == []

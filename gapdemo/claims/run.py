@@ -201,11 +201,12 @@ def _score_seed(config: RunConfig, index: int, seeds: int, run_dirs: tuple[Path,
             "unseen": unseen}
 
 
-def check_arguments(config: RunConfig, seeds: int) -> None:
-    """Raise ValueError (one sentence per problem) unless config and seeds can run."""
+def check_arguments(config: RunConfig, seeds: int, *, served: bool = False) -> None:
+    """Raise ValueError (one sentence per problem) unless config and seeds can run (served: see
+    gapdemo.validation.validate_run_config)."""
     if not isinstance(seeds, int) or isinstance(seeds, bool) or not 1 <= seeds <= MAX_SEEDS:
         raise ValueError(f"seeds must be an integer from 1 to {MAX_SEEDS}, got {seeds!r}")
-    problems = validate_run_config(config)
+    problems = validate_run_config(config, served=served)
     if config.data.synthetic_size < 10:  # the unseen-position test always draws synthetic pets
         problems.append(f"The synthetic data set needs at least 10 images, got {config.data.synthetic_size}.")
     if problems:
@@ -233,7 +234,7 @@ def summarize(config: RunConfig, per_seed: list[dict], shifts: list[int]) -> dic
 
 
 def run_claims(config: RunConfig, seeds: int = DEFAULT_SEEDS, progress: Progress | None = None,
-               stop_event: threading.Event | None = None) -> dict:
+               stop_event: threading.Event | None = None, *, served: bool = False) -> dict:
     """Measure the four claims over `seeds` seeds and save claims.json; return the same dict.
 
     Args:
@@ -242,11 +243,12 @@ def run_claims(config: RunConfig, seeds: int = DEFAULT_SEEDS, progress: Progress
         seeds: independent repeats (1 to MAX_SEEDS).
         progress: optional progress(message, fraction 0..1), called from this thread.
         stop_event: set it to stop between phases (a training run stops after the batches in flight).
+        served: asked from a page served to others: data paths must lie under the data roots.
 
     Raises:
         ValueError for bad arguments, ClaimsStopped when stopped, ClaimsFailed when a run fails.
     """
-    check_arguments(config, seeds)
+    check_arguments(config, seeds, served=served)
     started = time.time()
     claims_dir = Path(config.train.runs_dir) / f"claims-{runs.new_run_id()}"
     (claims_dir / "runs").mkdir(parents=True)

@@ -60,6 +60,7 @@ class _ProgressBar:
 
 def run(args) -> int:
     from gapdemo.claims import CLAIMS, ClaimsFailed, ClaimsStopped, run_claims
+    from gapdemo.serving import operator_says_served
 
     config = config_from_args(args)
     stop_event = threading.Event()
@@ -67,7 +68,8 @@ def run(args) -> int:
         signal.signal(signal_number, lambda *_: stop_event.set())
     progress = _ProgressBar()
     try:
-        result = run_claims(config, args.seeds, progress=progress, stop_event=stop_event)
+        result = run_claims(config, args.seeds, progress=progress, stop_event=stop_event,
+                            served=operator_says_served())
     except ClaimsStopped:
         progress.end()  # the message on a line of its own, not after the progress bar
         print("stopped: no claims were saved", file=sys.stderr)

@@ -3,7 +3,10 @@
 import json
 import sys
 
-from gapdemo.config import DATASETS, DataConfig
+from gapdemo.commands import CommandError
+from gapdemo.config import DATASETS, DataConfig, RunConfig
+from gapdemo.serving import operator_says_served
+from gapdemo.validation import data_problems
 
 
 def _train_size(text: str):
@@ -58,6 +61,9 @@ def run(args) -> int:
     config = DataConfig(dataset=args.dataset, data_dir=args.data_dir, image_size=args.image_size,
                         train_size=_train_size(args.train_size), synthetic_size=args.synthetic_size, seed=args.seed,
                         cache_dir=args.cache_dir)
+    problems = data_problems(RunConfig(data=config), served=operator_says_served())  # the gate, as train asks it
+    if problems:
+        raise CommandError(" ".join(problems))
     _, info = load_splits(config, progress=_show_progress)
     if args.json:
         print(json.dumps(info.to_dict()))

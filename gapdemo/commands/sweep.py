@@ -33,6 +33,7 @@ def register(subparsers):
 
 
 def run(args) -> int:
+    from gapdemo.serving import operator_says_served
     from gapdemo.sweep import engine
     from gapdemo.sweep.grid import parse_grid
     from gapdemo.sweep.run import run_sweep
@@ -45,7 +46,7 @@ def run(args) -> int:
     try:
         result = run_sweep(base, grid, args.seeds, address=args.address, max_concurrent=args.max_concurrent,
                            cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
-                           stop_event=stop_event, on_update=_progress_printer())
+                           stop_event=stop_event, on_update=_progress_printer(), served=operator_says_served())
     except engine.EngineError as error:
         raise CommandError(str(error)) from None
     if args.json:

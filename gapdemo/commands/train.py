@@ -79,8 +79,9 @@ def config_from_args(args) -> RunConfig:
 
 def run(args) -> int:
     from gapdemo.job import TrainingJob
+    from gapdemo.serving import operator_says_served
 
-    job = TrainingJob(config_from_args(args), engine_baseline=args.engine_baseline)
+    job = TrainingJob(config_from_args(args), served=operator_says_served(), engine_baseline=args.engine_baseline)
     thread = threading.Thread(target=job.run, name="gapdemo-training", daemon=True)
     for signal_number in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signal_number, lambda *_: job.stop())

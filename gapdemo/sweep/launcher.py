@@ -3,10 +3,13 @@
 Ray and its workers stay out of the web server's process, the page reads progress from the sweep
 folder like any other reader, and a sweep outlives a closed browser tab. Stopping sends SIGTERM
 (Windows: TerminateProcess, which ends the driver at once; run the sweep again to resume it).
+A sweep has an owner, the visitor who started it: on a served page only they may stop it, and the
+child process is told the page is served (GAPDEMO_SERVED), so it asks the gate the same question.
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -14,6 +17,7 @@ from pathlib import Path
 
 from gapdemo import runs
 from gapdemo.config import RunConfig
+from gapdemo.serving import SERVED_VARIABLE, may_stop
 from gapdemo.sweep import store
 from gapdemo.sweep.run import plan_sweep
 
@@ -28,10 +32,13 @@ class SweepLauncher:
         self._process: subprocess.Popen | None = None
         self._sweep_id: str | None = None
         self._log_path: Path | None = None
+        self._owner: str | None = None
 
-    def start(self, base: RunConfig, grid: dict, seeds: int, max_concurrent: int | None = None) -> str:
-        """Start the sweep; its id. ValueError when one is running or a grid point is invalid."""
-        sweep_id, _ = plan_sweep(base, grid, seeds)
+    def start(self, base: RunConfig, grid: dict, seeds: int, max_concurrent: int | None = None, *,
+              owner: str | None = None, served: bool = False) -> str:
+        """Start owner's sweep; its id. ValueError when one is running, or a grid point may not run here
+        (plan_sweep: the gate, and the trial cap when served)."""
+        sweep_id, _ = plan_sweep(base, grid, seeds, served=served)
         with self._lock:
             if self._process is not None and self._process.poll() is None:
                 raise ValueError("A sweep is already running; stop it or wait for it to finish.")
@@ -44,16 +51,26 @@ class SweepLauncher:
             if max_concurrent:
                 command += ["--max-concurrent", str(max_concurrent)]
             self._log_path = folder / "driver.log"
+            environment = {**os.environ, **({SERVED_VARIABLE: "1"} if served else {})}
             with open(self._log_path, "ab") as log:
                 self._process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log,
-                                                 stdin=subprocess.DEVNULL)
-            self._sweep_id = sweep_id
+                                                 stdin=subprocess.DEVNULL, env=environment)
+            self._sweep_id, self._owner = sweep_id, owner
         return sweep_id
 
-    def stop(self) -> None:
+    def stop(self, visitor: str | None = None, any_owner: bool = True) -> bool:
+        """Stop the running sweep if visitor may (gapdemo.serving.may_stop); False when they may not."""
         with self._lock:
+            if not may_stop(self._owner, visitor, any_owner):
+                return False
             if self._process is not None and self._process.poll() is None:
                 self._process.terminate()
+            return True
+
+    def owner(self) -> str | None:
+        """Who started the current or last sweep (None: a test, the command line)."""
+        with self._lock:
+            return self._owner
 
     def is_running(self) -> bool:
         with self._lock:

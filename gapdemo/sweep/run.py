@@ -12,17 +12,23 @@ from pathlib import Path
 
 from gapdemo import runs
 from gapdemo.config import RunConfig
+from gapdemo.serving import max_served_trials
 from gapdemo.sweep import engine, store
 from gapdemo.sweep.grid import expand_trials, sweep_id_for, trial_config
 from gapdemo.sweep.summary import summary_rows, trial_rows
 from gapdemo.validation import validate_run_config
 
 
-def plan_sweep(base: RunConfig, grid: dict, seeds: int) -> tuple[str, list]:
-    """(sweep id, trials); ValueError naming the first grid point whose settings are invalid."""
+def plan_sweep(base: RunConfig, grid: dict, seeds: int, *, served: bool = False) -> tuple[str, list]:
+    """(sweep id, trials); ValueError naming the first grid point whose settings may not run here
+    (gapdemo.validation's gate; served: asked from a page served to others), or, when served, for a
+    grid of more than max_served_trials() runs."""
     trials = expand_trials(grid, seeds, base.data.seed)
+    if served and len(trials) > max_served_trials():
+        raise ValueError(f"A sweep on a served page trains at most {max_served_trials()} runs; this one asks for "
+                         f"{len(trials)}. Use fewer values or seeds.")
     for trial in trials:
-        problems = validate_run_config(trial_config(base, trial, base.train.runs_dir))
+        problems = validate_run_config(trial_config(base, trial, base.train.runs_dir), served=served)
         if problems:
             raise ValueError(f"trial {trial.settings or 'base'} seed {trial.seed}: {' '.join(problems)}")
     return sweep_id_for(base, grid, seeds), trials
@@ -45,10 +51,12 @@ def pending_specs(sweep: dict, base: RunConfig, runs_dir) -> list[engine.TrialSp
 
 def run_sweep(base: RunConfig, grid: dict, seeds: int, *, address: str | None = None,
               max_concurrent: int | None = None, cpus_per_trial: float = 1, gpus_per_trial: float = 0,
-              stop_event: threading.Event | None = None, on_update: Callable[[dict], None] | None = None) -> dict:
-    """Train the sweep's unfinished trials and return sweep_result(); EngineError if Ray is unusable."""
+              stop_event: threading.Event | None = None, on_update: Callable[[dict], None] | None = None,
+              served: bool = False) -> dict:
+    """Train the sweep's unfinished trials and return sweep_result(); EngineError if Ray is unusable.
+    served: started from a page served to others (see plan_sweep)."""
     runs_dir = Path(base.train.runs_dir)
-    sweep_id, trials = plan_sweep(base, grid, seeds)
+    sweep_id, trials = plan_sweep(base, grid, seeds, served=served)
     sweep = store.create_or_resume(runs_dir, sweep_id, base, grid, seeds, trials)
     specs = pending_specs(sweep, base, runs_dir)
     started_here = engine.connect(engine.resolve_address(address)) if specs else False

@@ -1,0 +1,282 @@
+"""A page served to a class: one gate for every tab and job, a bounded queue, owners of sweeps and claims,
+served behind a proxy, run folders never shared, code-carrying model files refused."""
+
+import threading
+import time
+
+import pytest
+from test_serving import open_page, served  # noqa: F401  (fixtures: a page bound to 0.0.0.0)
+
+from gapdemo.config import tiny_config
+from gapdemo.job import QUEUE_FULL_MESSAGE, JobManager
+from gapdemo.serving import (
+    host_name,
+    max_queued_runs,
+    may_stop,
+    page_counts_as_served,
+    request_came_from_afar,
+)
+
+
+# ----- what counts as served -----
+@pytest.mark.parametrize("bind, headers, environ, expected", [
+    ("127.0.0.1", {}, {}, False),
+    ("localhost", {"Host": "localhost:8501"}, {}, False),
+    ("127.0.0.1", {"Host": "[::1]:8501"}, {}, False),
+    ("0.0.0.0", {}, {}, True),  # listens on every interface
+    ("", {}, {}, True),  # streamlit's "every interface"
+    ("127.0.0.1", {"Host": "127.0.0.1:8501", "X-Forwarded-For": "203.0.113.9"}, {}, True),  # nginx in front
+    ("127.0.0.1", {"host": "pets.school.example", "x-forwarded-proto": "https"}, {}, True),  # Caddy in front
+    ("127.0.0.1", {"Host": "pets.school.example"}, {}, True),  # a proxy that adds no header still names the host
+    ("127.0.0.1", {"Forwarded": "for=198.51.100.7"}, {}, True),
+    ("127.0.0.1", {"Host": "localhost:8501"}, {"GAPDEMO_SERVED": "1"}, True),  # the operator says so
+    ("127.0.0.1", {}, {"GAPDEMO_SERVED": "0"}, False),
+])
+def test_what_counts_as_served(bind, headers, environ, expected):
+    assert page_counts_as_served(bind, headers, environ) is expected
+
+
+def test_host_names_and_empty_headers():
+    assert [host_name(h) for h in ("localhost:8501", "[::1]:8501", "10.0.0.5", "::1")] == [
+        "localhost", "::1", "10.0.0.5", "::1"]
+    assert request_came_from_afar(None) is False and request_came_from_afar({"X-Forwarded-For": ""}) is False
+
+
+def test_queue_cap_setting():
+    assert max_queued_runs({}) == 4 and max_queued_runs({"GAPDEMO_MAX_QUEUED": "2"}) == 2
+    assert max_queued_runs({"GAPDEMO_MAX_QUEUED": "0"}) == 1
+    with pytest.raises(ValueError, match="GAPDEMO_MAX_QUEUED must be a whole number"):
+        max_queued_runs({"GAPDEMO_MAX_QUEUED": "many"})
+
+
+def test_who_may_stop():
+    assert may_stop("a", "a", any_owner=False) and not may_stop("a", "b", any_owner=False)
+    assert not may_stop(None, None, any_owner=False) and may_stop("a", "b", any_owner=True)
+
+
+# ----- the queue -----
+def held_loader(gate: threading.Event):
+    def load(data_config, batch_size, progress=None):
+        gate.wait(120)
+        raise ValueError("released by the test")
+
+    return load
+
+
+def test_served_queue_holds_at_most_the_cap_of_waiting_runs(runs_dir, monkeypatch):
+    monkeypatch.setenv("GAPDEMO_MAX_QUEUED", "2")
+    gate, manager = threading.Event(), JobManager()
+
+    def submit(owner, served=True):
+        return manager.submit(tiny_config(str(runs_dir)), data_loader=held_loader(gate), owner=owner, served=served)
+
+    try:
+        submit("a")
+        while manager.current() is None:  # the first run is taken by the worker, so it no longer waits
+            time.sleep(0.01)
+        submit("b"), submit("c")
+        with pytest.raises(ValueError) as refused:
+            submit("d")
+        assert str(refused.value) == QUEUE_FULL_MESSAGE.format(waiting=2)
+        assert len(manager.queued()) == 2
+        submit("e", served=False)  # a local page (one user) has no global cap
+        assert len(manager.queued()) == 3
+    finally:
+        gate.set()
+        manager.stop_all()
+        assert manager.wait_idle(60)
+
+
+def test_reloads_cannot_grow_the_queue_past_the_cap(served, monkeypatch, tmp_path):  # noqa: F811
+    import streamlit as st
+
+    import gapdemo.data
+    from dashboard.common import job_manager
+
+    gate = threading.Event()
+    monkeypatch.setattr(gapdemo.data, "load_data", held_loader(gate))
+    monkeypatch.setenv("GAPDEMO_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv("GAPDEMO_MAX_QUEUED", "2")
+    st.cache_resource.clear()
+    try:
+        answers = []
+        for _ in range(5):  # a reload is a new session: a new visitor id each time
+            page = open_page()
+            page.button(key="start").click().run()
+            answers.append([error.value for error in page.sidebar.error])
+        manager = job_manager()
+        assert len(manager.queued()) == 2 and manager.current() is not None
+        assert answers[:3] == [[], [], []]
+        assert answers[3] == answers[4] == [QUEUE_FULL_MESSAGE.format(waiting=2)]
+    finally:
+        gate.set()
+        job_manager().stop_all()
+        assert job_manager().wait_idle(60)
+
+
+def failing_loader(data_config, batch_size, progress=None):
+    raise ValueError("no data in this test")
+
+
+def test_finished_jobs_leave_memory_and_their_folders_stay(runs_dir):
+    manager = JobManager()
+    jobs = []
+    for _ in range(3):
+        jobs.append(manager.submit(tiny_config(str(runs_dir)), data_loader=failing_loader))
+        assert manager.wait_idle(60)
+    assert manager.jobs() == [jobs[-1]] and manager.latest() is jobs[-1]
+    assert all(job.state == "failed" and (job.run_dir / "status.json").is_file() for job in jobs)
+    assert len({job.run_dir for job in jobs}) == 3
+
+
+def test_a_run_never_takes_an_existing_folder(runs_dir):
+    from gapdemo.job import TrainingJob
+
+    job = TrainingJob(tiny_config(str(runs_dir)), data_loader=failing_loader)
+    taken = runs_dir / job.run_id
+    taken.mkdir()
+    (taken / "config.json").write_text('{"someone": "else"}')
+    job.run()
+    assert job.run_id != taken.name and job.run_dir.parent == runs_dir and (job.run_dir / "config.json").is_file()
+    assert (taken / "config.json").read_text() == '{"someone": "else"}'
+    assert job.snapshot().run_id == job.run_id
+
+
+# ----- the gate on every tab, and in the jobs behind them -----
+@pytest.fixture
+def outside_folder(tmp_path, monkeypatch):
+    """A readable two-class folder outside GAPDEMO_DATA_ROOTS; fresh runners for the page."""
+    import streamlit as st
+
+    outside = tmp_path / "outside"
+    for name in ("cat", "dog"):
+        (outside / name).mkdir(parents=True)
+    monkeypatch.setenv("GAPDEMO_DATA_ROOTS", str(tmp_path / "roots"))
+    monkeypatch.setenv("GAPDEMO_RUNS_DIR", str(tmp_path / "runs"))
+    st.cache_resource.clear()
+    return outside
+
+
+def config_on(folder, runs_dir):
+    config = tiny_config(str(runs_dir))
+    config.data.dataset, config.data.data_dir = "folder", str(folder)
+    return config
+
+
+def test_every_start_button_is_disabled_for_an_outside_folder(served, outside_folder):  # noqa: F811
+    page = open_page()
+    page.selectbox(key="dataset").set_value("folder").run()
+    page.text_input(key="folder_dir").set_value(str(outside_folder)).run()
+    assert not page.exception, page.exception
+    sentence = f"The folder {outside_folder} does not exist."
+    assert [e.value for e in page.sidebar.error] == [sentence]
+    for key in ("start", "claims_start", "sweep_start"):
+        assert page.button(key=key).disabled, key
+    assert sentence in [e.value for e in page.main.error]  # the Claims and Sweeps tabs say why too
+
+
+def test_the_jobs_refuse_an_outside_folder_when_called_directly(outside_folder, tmp_path, monkeypatch):
+    from gapdemo.claims import ClaimsRunner, run_claims
+    from gapdemo.sweep.launcher import SweepLauncher
+    from gapdemo.sweep.run import plan_sweep
+
+    config = config_on(outside_folder, tmp_path / "runs")
+    sentence = f"The folder {outside_folder} does not exist."
+    runner = ClaimsRunner()
+    with pytest.raises(ValueError, match=sentence):
+        runner.start(config, 1, owner="a", served=True)
+    assert not runner.is_running()
+    with pytest.raises(ValueError, match=sentence):
+        run_claims(config, 1, served=True)
+    with pytest.raises(ValueError, match=sentence):
+        plan_sweep(config, {"dropout_rate": [0.3, 0.6]}, 1, served=True)
+    launcher = SweepLauncher()
+    with pytest.raises(ValueError, match=sentence):
+        launcher.start(config, {"dropout_rate": [0.3, 0.6]}, 1, owner="a", served=True)
+    assert not launcher.is_running() and not (tmp_path / "runs").exists()
+    monkeypatch.delenv("GAPDEMO_DATA_ROOTS")  # without roots a local page reads any folder, a served one its home
+    assert plan_sweep(config, {"dropout_rate": [0.3]}, 1, served=False)
+    with pytest.raises(ValueError, match=sentence):
+        plan_sweep(config, {"dropout_rate": [0.3]}, 1, served=True)
+
+
+def test_a_served_sweep_has_a_trial_cap(served, monkeypatch, tmp_path):  # noqa: F811
+    import streamlit as st
+
+    from gapdemo.sweep.run import plan_sweep
+
+    monkeypatch.setenv("GAPDEMO_MAX_TRIALS", "3")
+    monkeypatch.setenv("GAPDEMO_RUNS_DIR", str(tmp_path / "runs"))
+    config = tiny_config(str(tmp_path / "runs"))
+    with pytest.raises(ValueError, match="at most 3 runs; this one asks for 4"):
+        plan_sweep(config, {"dropout_rate": [0.3, 0.6]}, 2, served=True)
+    assert len(plan_sweep(config, {"dropout_rate": [0.3, 0.6]}, 2, served=False)[1]) == 4
+    st.cache_resource.clear()
+    page = open_page()
+    page.number_input(key="sweep_seeds").set_value(2).run()
+    assert any("at most 3 runs; this one asks for 4" in e.value for e in page.main.error)
+    assert page.button(key="sweep_start").disabled
+
+
+def test_only_the_owner_stops_a_claims_job_on_a_served_page(monkeypatch, tmp_path):
+    import gapdemo.claims.runner as claims_runner
+
+    seen = {}
+
+    def held_claims(config, seeds, progress=None, stop_event=None, served=False):
+        seen["served"] = served
+        assert stop_event.wait(120), "never stopped"
+        raise claims_runner.ClaimsStopped("stopped")
+
+    monkeypatch.setattr(claims_runner, "run_claims", held_claims)
+    runner = claims_runner.ClaimsRunner()
+    assert runner.start(tiny_config(str(tmp_path)), 1, owner="visitor-a", served=True)
+    assert runner.owner() == "visitor-a"
+    assert runner.stop("visitor-b", any_owner=False) is False
+    assert runner.is_running() and runner.status()["state"] == "running"
+    assert runner.stop("visitor-a", any_owner=False) is True
+    assert runner.wait(60) and runner.status()["state"] == "stopped" and seen["served"] is True
+
+
+def test_only_the_owner_stops_a_served_sweep_and_its_process_knows_it_is_served(tmp_path):
+    import psutil
+
+    from gapdemo.sweep.launcher import SweepLauncher
+
+    launcher = SweepLauncher()
+    launcher.start(tiny_config(str(tmp_path / "runs"), ("gap",)), {"epochs": [30]}, 1, owner="visitor-a",
+                   served=True)
+    try:
+        child = [p for p in psutil.Process().children() if "sweep" in p.cmdline()]
+        assert len(child) == 1 and child[0].environ().get("GAPDEMO_SERVED") == "1"
+        assert launcher.stop("visitor-b", any_owner=False) is False and launcher.is_running()
+        assert launcher.stop("visitor-a", any_owner=False) is True
+        child[0].wait(120)
+        assert not launcher.is_running()
+    finally:
+        launcher.stop()
+
+
+# ----- code-carrying model files -----
+def test_a_model_file_with_code_is_refused_and_runs_nothing(tmp_path):
+    import keras
+
+    from gapdemo.runs import UnsafeModelError, load_models, write_config
+
+    marker = tmp_path / "code_ran.txt"
+    inputs = keras.Input((4,))
+    outputs = keras.layers.Lambda(lambda x, path: (open(path, "w").write("ran"), x)[1],
+                                  arguments={"path": str(marker)})(inputs)
+    run_dir = tmp_path / "runs" / "planted"
+    (run_dir / "models").mkdir(parents=True)
+    write_config(run_dir, {"model": {"backends": ["gap"]}})
+    keras.Model(inputs, outputs).save(run_dir / "models" / "gap.keras")
+    marker.unlink()  # building the model above ran the lambda once
+    with pytest.raises(UnsafeModelError) as refused:
+        load_models(run_dir)
+    assert str(refused.value) == ("The model file gap.keras of run planted carries code (a Lambda layer or similar) "
+                                  "and was refused: gapdemo loads only plain layers, so nothing in the runs folder "
+                                  "runs code here.")
+    assert not marker.exists()
+    keras.models.load_model(run_dir / "models" / "gap.keras", safe_mode=False)  # the file really carries code
+    assert marker.read_text() == "ran"
