@@ -7,7 +7,7 @@ import dataclasses
 import streamlit as st
 
 from dashboard.common import POLL_SECONDS, export_buttons, format_seconds
-from dashboard.visitor import page_is_served, visitor_id
+from dashboard.visitor import page_is_served, shown_path, visitor_id
 from gapdemo.claims import CLAIMS, DEFAULT_SEEDS, MAX_SEEDS, ClaimsRunner, latest_claims
 from gapdemo.serving import may_stop
 
@@ -78,7 +78,7 @@ def _result_caption(result: dict) -> str:
     return (f"Result `{result.get('id', '?')}` of {result.get('created', '?')}: {result.get('seeds')} seed(s), "
             f"{data.get('dataset')}, {data.get('image_size')} px, {train.get('epochs')} epochs, "
             f"{data.get('train_size') or 'all'} training images; took {format_seconds(result.get('seconds'))}. "
-            f"Training runs: `{result.get('claims_dir', '')}/runs`.")
+            f"Training runs: {shown_path(str(result.get('claims_dir', '')) + '/runs', 'its runs folder')}.")
 
 
 # Each claim: heading, how it is measured, one chart, one verdict, export buttons.
@@ -107,7 +107,7 @@ def claims_panel(runs_dir: str, config, problems: list[str]) -> None:
     st.fragment(run_every=POLL_SECONDS if polling else None)(_status_view)(runner, polling)
     result = latest_claims(runs_dir)
     if result is None:
-        st.info(f"No claims measured in `{runs_dir}` yet. Press **Measure the claims**; with the default settings "
+        st.info(f"No claims measured in {shown_path(runs_dir)} yet. Press **Measure the claims**; with the default settings "
                 "this takes a while on a CPU (two training runs per seed).")
         return
     claims_results(result)

@@ -6,6 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.common import curves_pair, export_buttons, results_column_config, run_time_caption
+from dashboard.visitor import shown_path
 
 
 def _runs_frame(summaries) -> pd.DataFrame:
@@ -73,7 +74,7 @@ def runs_panel(runs_dir: str) -> None:
 
     summaries = list_runs(runs_dir)
     if not summaries:
-        st.info(f"No runs in `{runs_dir}` yet.")
+        st.info(f"No runs in {shown_path(runs_dir)} yet.")
         return
     st.dataframe(_runs_frame(summaries), hide_index=True, key="runs_table")
     summary = st.selectbox("View run", summaries, format_func=lambda s: f"{s.run_id} · {s.state}", key="view_run")

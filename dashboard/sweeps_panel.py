@@ -7,7 +7,7 @@ import dataclasses
 import streamlit as st
 
 from dashboard.common import POLL_SECONDS, export_buttons
-from dashboard.visitor import page_is_served, visitor_id
+from dashboard.visitor import page_is_served, shown_path, visitor_id
 from gapdemo.config import DEFAULT_SEEDS, MAX_SEEDS
 from gapdemo.serving import may_stop
 from gapdemo.sweep.grid import SWEEPABLE, parse_assignment
@@ -147,7 +147,7 @@ def sweeps_panel(runs_dir: str, config, problems: list[str]) -> None:
     sweep_controls(launcher, config, problems)
     sweeps = store.list_sweeps(runs_dir)
     if not sweeps:
-        st.info(f"No sweeps in `{runs_dir}` yet.")
+        st.info(f"No sweeps in {shown_path(runs_dir)} yet.")
         return
     ids = [sweep["sweep_id"] for sweep in sweeps]
     current = launcher.current()

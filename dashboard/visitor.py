@@ -39,6 +39,11 @@ def visitor_id() -> str:
     return st.session_state.setdefault(VISITOR_KEY, secrets.token_urlsafe(16))
 
 
+def shown_path(path, name: str = "the runs folder") -> str:
+    """A server path as the page may show it: `path` on a local page, only its name when served."""
+    return name if page_is_served() else f"`{path}`"
+
+
 def whose(owner: str | None) -> str:
     """'yours' or "another visitor's"; nothing else about another visitor's run is shown."""
     return "yours" if owner == visitor_id() else "another visitor's"

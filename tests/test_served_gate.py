@@ -5,7 +5,7 @@ import threading
 import time
 
 import pytest
-from test_serving import open_page, served  # noqa: F401  (fixtures: a page bound to 0.0.0.0)
+from test_serving import bind_page_to, open_page
 
 from gapdemo.config import tiny_config
 from gapdemo.job import QUEUE_FULL_MESSAGE, JobManager
@@ -16,6 +16,8 @@ from gapdemo.serving import (
     page_counts_as_served,
     request_came_from_afar,
 )
+
+listening_everywhere = bind_page_to("0.0.0.0")  # a fixture: the page as if served with --server.address 0.0.0.0
 
 
 # ----- what counts as served -----
@@ -87,7 +89,7 @@ def test_served_queue_holds_at_most_the_cap_of_waiting_runs(runs_dir, monkeypatc
         assert manager.wait_idle(60)
 
 
-def test_reloads_cannot_grow_the_queue_past_the_cap(served, monkeypatch, tmp_path):  # noqa: F811
+def test_reloads_cannot_grow_the_queue_past_the_cap(listening_everywhere, monkeypatch, tmp_path):
     import streamlit as st
 
     import gapdemo.data
@@ -163,7 +165,7 @@ def config_on(folder, runs_dir):
     return config
 
 
-def test_every_start_button_is_disabled_for_an_outside_folder(served, outside_folder):  # noqa: F811
+def test_every_start_button_is_disabled_for_an_outside_folder(listening_everywhere, outside_folder):
     page = open_page()
     page.selectbox(key="dataset").set_value("folder").run()
     page.text_input(key="folder_dir").set_value(str(outside_folder)).run()
@@ -200,7 +202,7 @@ def test_the_jobs_refuse_an_outside_folder_when_called_directly(outside_folder, 
         plan_sweep(config, {"dropout_rate": [0.3]}, 1, served=True)
 
 
-def test_a_served_sweep_has_a_trial_cap(served, monkeypatch, tmp_path):  # noqa: F811
+def test_a_served_sweep_has_a_trial_cap(listening_everywhere, monkeypatch, tmp_path):
     import streamlit as st
 
     from gapdemo.sweep.run import plan_sweep
