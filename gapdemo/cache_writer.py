@@ -8,8 +8,10 @@ or full cache directory turns the cache off for that load, which carries on in m
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +30,7 @@ from gapdemo.runs import process_token
 from gapdemo.splits import SPLITS, DecodedSource, Progress, Split
 
 NPY_HEADER_BYTES = 128  # fixed, so the header can be rewritten in place once the image count is known
+RESERVE_CHUNK_BYTES = 8 * 2**20  # zeros written at a time where the system cannot reserve space itself
 _NPY_MAGIC = b"\x93NUMPY\x01\x00"
 
 
@@ -104,6 +107,9 @@ class EntryWriter:
     def commit(self, class_names: list[str], skipped: list[dict]) -> DecodedSource:
         """Finish every split; rename the entry into place and reopen it read-only when caching."""
         splits = {name: self.writers[name].finish() for name in SPLITS}
+        failures = [writer.error for writer in self.writers.values() if writer.error is not None]
+        if failures:
+            self.disable(failures[0])  # a file could not be cut to length: its images stay mapped, nothing is lost
         if self.partial is not None and all(self.writers[name].on_disk for name in SPLITS):
             try:
                 entry = self._rename_into_place(class_names, skipped, splits)
@@ -136,7 +142,7 @@ class EntryWriter:
         _fsync_directory(self.partial)
         entry = self.request.entry
         try:
-            os.rename(self.partial, entry)
+            _rename_with_maps_closed(self.partial, entry, splits)
         except OSError:
             if not (entry / "meta.json").is_file():
                 raise
@@ -162,6 +168,7 @@ class SplitWriter:
         self.count = 0
         self.labels: list[int] = []
         self.on_disk = path is not None
+        self.error: OSError | None = None  # why the file could not be finished (its images stay mapped)
         if self.on_disk:
             self.path = path
             self.images = _create_npy_memmap(path, capacity, self.shape)  # (capacity, S, S, 3)
@@ -179,19 +186,27 @@ class SplitWriter:
         self.labels.append(int(label))
 
     def finish(self) -> Split:
-        """The split as written: for a file, its header and length now say count images."""
+        """The split as written: for a file, its header and length now say count images, mapped read-only.
+
+        The writable map is closed before the file is cut to length (Windows refuses to cut a mapped
+        file); should cutting fail all the same, self.error says why and the images stay mapped.
+        """
         labels = np.asarray(self.labels, np.int64)
         if isinstance(self.images, list):
             images = np.stack(self.images) if self.images else np.zeros((0, *self.shape), np.uint8)
             return Split(images, labels)
         if not self.on_disk:
             return Split(self.images[:self.count], labels)
-        try:
-            self.images.flush()
-            _shrink_npy(self.path, self.count, self.shape)
-        except OSError:  # the .partial- folder went (the cache was turned off later): keep the images mapped
+        self.images.flush()
+        if not self.path.exists():  # the .partial- folder went (the cache was turned off later): keep the map
             self.on_disk = False
-        return Split(self.images[:self.count], labels)
+            return Split(self.images[:self.count], labels)
+        self.images = None  # the map's only reference: dropping it unmaps the file
+        try:
+            _shrink_npy(self.path, self.count, self.shape)
+        except OSError as error:
+            self.on_disk, self.error = False, error
+        return Split(_map_images(self.path, self.count, self.shape), labels)
 
 
 def _npy_header(shape: tuple) -> bytes:
@@ -205,8 +220,62 @@ def _create_npy_memmap(path: Path, capacity: int, shape: tuple) -> np.memmap:
     with open(path, "wb") as handle:
         handle.write(_npy_header((capacity, *shape)))
         handle.flush()
-        os.posix_fallocate(handle.fileno(), 0, NPY_HEADER_BYTES + capacity * int(np.prod(shape)))
+        _reserve_space(handle, path, NPY_HEADER_BYTES + capacity * int(np.prod(shape)))
     return np.memmap(path, np.uint8, mode="r+", offset=NPY_HEADER_BYTES, shape=(capacity, *shape))
+
+
+def _reserve_space(handle, path: Path, size: int) -> None:
+    """Grow handle's file (written up to its position) to size bytes on disk blocks set aside now.
+
+    posix_fallocate does that where it exists. macOS and Windows lack it (and some Linux file systems
+    refuse it): there the free space is checked first, so a full disk fails at once with the sizes,
+    and then zeros are written. Writing only the last byte would leave a sparse file on macOS's APFS,
+    whose blocks a later write through the memory map could still find taken.
+    """
+    if hasattr(os, "posix_fallocate"):
+        try:
+            os.posix_fallocate(handle.fileno(), 0, size)
+            return
+        except OSError as error:
+            if error.errno not in (errno.EINVAL, errno.EOPNOTSUPP):  # not "this file system cannot"
+                raise
+    written = handle.tell()
+    free = shutil.disk_usage(path.parent).free
+    if size - written > free:
+        raise OSError(errno.ENOSPC, f"No space left on device: the images need {_megabytes(size - written)} "
+                                    f"there and {_megabytes(free)} are free")
+    zeros = memoryview(bytes(min(RESERVE_CHUNK_BYTES, size - written)))
+    while written < size:
+        written += handle.write(zeros[:size - written])
+    handle.flush()
+
+
+def _megabytes(count: int) -> str:
+    return f"{count / 2**20:.1f} MB"
+
+
+def _map_images(path: Path, count: int, shape: tuple) -> np.memmap:
+    """The first count images of a .npy file written by _create_npy_memmap, mapped read-only."""
+    return np.memmap(path, np.uint8, mode="r", offset=NPY_HEADER_BYTES, shape=(count, *shape))
+
+
+def _rename_with_maps_closed(partial: Path, entry: Path, splits: dict[str, Split]) -> None:
+    """os.rename(partial, entry) with the splits' maps of files in partial closed meanwhile.
+
+    Windows refuses to rename a folder while a file in it is open. Afterwards every split maps its
+    file again, from entry when the rename went through, else from partial: a refused rename loses
+    no image, and the caller can carry on from the .partial- folder.
+    """
+    shapes = {name: split.images.shape for name, split in splits.items()}  # (count, S, S, 3)
+    for split in splits.values():
+        split.images = None  # the maps' only references (SplitWriter.finish keeps none): the files close
+    folder = partial
+    try:
+        os.rename(partial, entry)
+        folder = entry
+    finally:
+        for name, split in splits.items():
+            split.images = _map_images(folder / f"{name}_images.npy", shapes[name][0], shapes[name][1:])
 
 
 def _shrink_npy(path: Path, count: int, shape: tuple) -> None:

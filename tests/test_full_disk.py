@@ -5,8 +5,10 @@ import hashlib
 import os
 import shutil
 import subprocess
+from types import SimpleNamespace
 
 import keras
+import numpy as np
 import pytest
 
 from gapdemo import runs
@@ -140,3 +142,91 @@ def test_real_full_disk_on_a_small_file_system(small_file_system, after_first_ep
     job = TrainingJob(config, data_loader=toy_loader())
     assert job.run() == "failed"
     assert_epoch_one_models_kept(job, seen["digests"])
+
+
+# --- the image cache where os.posix_fallocate does not exist (macOS, Windows) --------------------
+
+
+def _pet_folder(tmp_path):
+    from gapdemo.petimages import write_pet_images
+
+    return write_pet_images(tmp_path / "PetImages", 12, seed=0, workers=2).root
+
+
+def _folder_config(root, cache_dir):
+    from gapdemo.config import DataConfig
+
+    return DataConfig(dataset="folder", data_dir=str(root), image_size=32, seed=0, cache_dir=str(cache_dir))
+
+
+def test_without_posix_fallocate_the_cache_file_gets_its_full_size(tmp_path, monkeypatch):
+    from gapdemo import cache_writer
+
+    monkeypatch.delattr(os, "posix_fallocate", raising=False)
+    monkeypatch.setattr(cache_writer, "RESERVE_CHUNK_BYTES", 1000)  # several chunks, the last one short
+    path = tmp_path / "train_images.npy"
+    images = cache_writer._create_npy_memmap(path, 5, (32, 32, 3))
+    assert path.stat().st_size == cache_writer.NPY_HEADER_BYTES + 5 * 32 * 32 * 3
+    images[4] = 7
+    images.flush()
+    del images
+    reread = np.load(path, mmap_mode="r")  # the header still describes the file
+    assert reread.shape == (5, 32, 32, 3) and reread.dtype == np.uint8
+    assert int(reread[:4].max()) == 0 and int(reread[4].min()) == 7
+
+
+def test_without_posix_fallocate_a_full_disk_is_refused_before_decoding(tmp_path, monkeypatch):
+    from gapdemo import cache_writer, decode
+    from gapdemo.data import load_splits
+
+    root = _pet_folder(tmp_path)
+    expected, _ = load_splits(_folder_config(root, tmp_path / "reference-cache"))
+    monkeypatch.delattr(os, "posix_fallocate", raising=False)
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: SimpleNamespace(total=10**9, used=10**9 - 4096, free=4096))
+    decoded_at_refusal, real_decode, real_reserve = [], decode.decode_image_file, cache_writer._reserve_space
+    decoded = []
+    monkeypatch.setattr(decode, "decode_image_file", lambda path, size: decoded.append(path) or real_decode(path, size))
+
+    def reserve(*args):
+        decoded_at_refusal.append(len(decoded))
+        return real_reserve(*args)
+
+    monkeypatch.setattr(cache_writer, "_reserve_space", reserve)
+    cache_dir = tmp_path / "cache"
+    source, info = load_splits(_folder_config(root, cache_dir))
+    assert decoded_at_refusal == [0]  # refused when the first split asked for space, before any image
+    assert not info.cache_used and info.cache_note.startswith(f"Could not write the image cache in {cache_dir} "
+                                                              "(No space left on device: the images need ")
+    assert "MB are free" in info.cache_note and "\n" not in info.cache_note
+    assert list(cache_dir.iterdir()) == []  # no entry, no .partial- folder, no half file
+    for name, split in source.splits.items():  # the load carried on in memory: the same images
+        np.testing.assert_array_equal(split.images, expected.splits[name].images)
+
+
+@pytest.mark.parametrize("refusal", [errno.EOPNOTSUPP, errno.EINVAL])
+def test_a_file_system_refusing_posix_fallocate_gets_the_portable_reservation(tmp_path, monkeypatch, refusal):
+    from gapdemo import cache_writer
+
+    def refuse(descriptor, offset, length):
+        raise OSError(refusal, os.strerror(refusal))
+
+    monkeypatch.setattr(os, "posix_fallocate", refuse, raising=False)
+    path = tmp_path / "images.npy"
+    cache_writer._create_npy_memmap(path, 3, (8, 8, 3))
+    assert path.stat().st_size == cache_writer.NPY_HEADER_BYTES + 3 * 8 * 8 * 3
+
+
+def test_cache_on_a_real_full_disk_without_posix_fallocate(small_file_system, tmp_path, monkeypatch):
+    """On a real 16 MB tmpfs, with only zeros to reserve space: the load carries on in memory, nothing is left."""
+    from gapdemo.data import load_splits
+
+    root = _pet_folder(tmp_path)
+    (small_file_system / "spot").mkdir()
+    fill_leaving(4096)(small_file_system / "spot")  # fills the tmpfs but for one image's worth
+    monkeypatch.delattr(os, "posix_fallocate", raising=False)
+    cache_dir = small_file_system / "cache"
+    source, info = load_splits(_folder_config(root, cache_dir))
+    assert not info.cache_used and "No space left on device" in info.cache_note
+    assert list(cache_dir.iterdir()) == []
+    assert sum(len(split.labels) for split in source.splits.values()) == info.splits["train"] + \
+        info.splits["validation"] + info.splits["test"]
