@@ -65,6 +65,7 @@ def scan_folder(data_dir: str | None) -> FolderListing:
                         "e.g. PetImages/ holding Cat/ and Dog/.")
     class_dirs = sorted((path for path in root.iterdir() if path.is_dir() and not path.name.startswith(".")),
                         key=lambda path: path.name)
+    _refuse_names_differing_in_case(root, [path.name for path in class_dirs])
     if len(class_dirs) != 2:
         found = ", ".join(path.name for path in class_dirs) or "none"
         raise DataError(f"Folder {root} must hold exactly two class sub-folders (e.g. Cat/ and Dog/) "
@@ -96,7 +97,23 @@ def _image_files(class_dir: pathlib.Path) -> list[tuple[pathlib.Path, int, int]]
                 continue  # removed between listing and stat: not part of this scan
             if os.path.isfile(path):
                 found.append((pathlib.Path(path), stat.st_size, stat.st_mtime_ns))
-    return sorted(found)
+    return sorted(found, key=_listing_order)
+
+
+def _listing_order(item) -> tuple[str, ...]:
+    """Sort key of an (path, size, mtime_ns) item: its path's parts as written. Windows' paths compare
+    without case, so sorting the paths themselves would split a folder differently there."""
+    return item[0].parts
+
+
+def _refuse_names_differing_in_case(root: pathlib.Path, names: list[str]) -> None:
+    """A DataError for class folders such as Cat/ and cat/: macOS (by default) and Windows hold them as
+    one folder, so a data set that has both reads differently there."""
+    folded = [name.casefold() for name in names]
+    alike = sorted(name for name, key in zip(names, folded, strict=True) if folded.count(key) > 1)
+    if alike:
+        raise DataError(f"Folder {root} has class folders whose names differ only in case ({', '.join(alike)}), "
+                        "which macOS and Windows see as one folder; rename or merge them.")
 
 
 def assign_splits(files_per_class, seed: int) -> dict[str, list]:
