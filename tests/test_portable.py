@@ -82,6 +82,7 @@ def test_load_train_list_export_and_classify_as_on_macos_and_windows(tmp_path, c
                  "--formats", "html,csv"]) == 0
     assert (exported / "metrics.csv").read_bytes() == (Path(trained["run_dir"]) / "metrics.csv").read_bytes()
     assert any(path.suffix == ".html" and path.stat().st_size > 0 for path in exported.iterdir())
+    assert {"models/fc.keras", "models/gap.keras"} <= set(runs.list_run_files(trained["run_dir"]))  # zip names
 
     photo = sorted((photos / "Dog").iterdir())[0]
     answer = run_json(capsys, "classify", str(photo), "--run", trained["run_id"], "--runs-dir", str(runs_dir))
@@ -209,11 +210,11 @@ def test_class_folders_differing_only_in_case_are_refused(tmp_path):
 def test_files_are_listed_in_the_same_order_on_every_system(tmp_path):
     """Windows' paths sort without case; the listing (and so the seeded split) must not depend on it."""
     class_folder = tmp_path / "Cat"
-    for relative in ("b.jpg", "A.jpg", "sub/c.jpg", "sub-x.jpg", "a.jpg"):
+    for relative in ("a.jpg", "sub-x.jpg", "B.jpg", "sub/c.jpg"):  # no two alike but for case: macOS folds them
         (class_folder / relative).parent.mkdir(parents=True, exist_ok=True)
         (class_folder / relative).write_bytes(b"x")
     listed = [path.relative_to(class_folder).as_posix() for path, _, _ in folder._image_files(class_folder)]
-    assert listed == ["A.jpg", "a.jpg", "b.jpg", "sub/c.jpg", "sub-x.jpg"]
+    assert listed == ["B.jpg", "a.jpg", "sub/c.jpg", "sub-x.jpg"]  # by code point, folder by folder
     as_on_windows = [(PureWindowsPath("C:/pets/Cat", name), 1, 0) for name in ("b.jpg", "A.jpg", "a.jpg")]
     as_on_linux = [(PurePosixPath("/pets/Cat", name), 1, 0) for name in ("b.jpg", "A.jpg", "a.jpg")]
     assert [item[0].name for item in sorted(as_on_windows, key=folder._listing_order)] == \

@@ -178,11 +178,12 @@ def _read_csv(path: Path, fields):
     return frame.dropna().reset_index(drop=True)
 
 def list_run_files(run_dir: Path) -> list[str]:
-    """Paths, relative to run_dir, of the run's files worth copying (RUN_FILES, RUN_FILE_PATTERNS)."""
+    """Paths, relative to run_dir, of the run's files worth copying (RUN_FILES, RUN_FILE_PATTERNS), written
+    with "/" on every system: they name a zip's entries and its MANIFEST.txt lines."""
     run_dir = Path(run_dir)
     names = [name for name in RUN_FILES if is_plain_file(run_dir, name)]
     for pattern in RUN_FILE_PATTERNS:  # skip the hidden temp files of atomic writes in flight
-        names += sorted(str(p.relative_to(run_dir)) for p in run_dir.glob(pattern)
+        names += sorted(p.relative_to(run_dir).as_posix() for p in run_dir.glob(pattern)
                         if not p.name.startswith(".") and is_plain_file(run_dir, p.relative_to(run_dir)))
     return names
 
