@@ -34,6 +34,9 @@ def bfloat16_support(flags: set[str] | None = None) -> tuple[bool, str]:
     found = [flag for flag in BFLOAT16_FLAGS if flag in flags]
     if found:
         return True, f"The processor training the models computes in bfloat16 ({', '.join(found)})."
+    if not flags:  # macOS and Windows have no /proc/cpuinfo: unknown, which is not the same as absent
+        return False, ("This system does not list its processor's features (gapdemo reads Linux's /proc/cpuinfo), "
+                       "so mixed bfloat16 might run slower than float32 there; float32 is used.")
     return False, ("The processor training the models has no bfloat16 instructions "
                    f"({' or '.join(BFLOAT16_FLAGS)}), so mixed bfloat16 would run slower than float32 there; "
                    "float32 is used.")

@@ -30,6 +30,16 @@ def test_support_and_its_absence_are_said_in_one_sentence():
     assert "choose one of float32, mixed_bfloat16" in precision_problems("float16")[0]
 
 
+def test_a_system_without_proc_cpuinfo_says_it_cannot_tell(tmp_path):
+    """macOS and Windows: no flags to read is said as such, not as a processor without bfloat16."""
+    flags = processor_flags(tmp_path / "no-proc" / "cpuinfo")
+    supported, sentence = bfloat16_support(flags)
+    assert not supported and "does not list its processor's features" in sentence
+    assert "no bfloat16 instructions" not in sentence
+    assert precision_problems("mixed_bfloat16", flags) == [sentence.replace("; float32 is used.", ": choose float32.")]
+    assert precision_problems("mixed_bfloat16", flags)[0].endswith(": choose float32.")
+
+
 @pytest.mark.skipif(not HAS_BFLOAT16, reason="this processor has no bfloat16 instructions")
 def test_a_mixed_bfloat16_run_computes_in_bfloat16_and_saves_float32_models(runs_dir):
     from gapdemo.trainer import Trainer
