@@ -131,7 +131,7 @@ def _proc_status_kb(field: str) -> float:
 def load_average() -> str:
     try:
         return " / ".join(f"{value:.2f}" for value in os.getloadavg())
-    except OSError:
+    except (OSError, AttributeError):  # unobtainable, or no os.getloadavg at all (Windows)
         return "n/a"
 
 

@@ -12,6 +12,9 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# The benchmarks measure through Linux's /proc (CPU, memory, maps) and lock RESULTS.md with fcntl: they are
+# Linux tools (README, "Supported systems"), so on macOS and Windows their smoke tests do not run.
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the benchmarks read Linux's /proc")
 SCRIPTS = ["data_pipeline", "training", "cli_run", "efficiency", "memory", "outcome", "sweep", "real_photos"]
 
 
@@ -28,6 +31,14 @@ def check_output(completed: subprocess.CompletedProcess, results: Path, key: str
     text = results.read_text()
     assert f"<!-- {key}:begin -->" in text and f"<!-- {key}:end -->" in text
     assert f"{os.cpu_count()} cores" in text
+
+
+def test_the_machine_line_does_without_a_load_average(monkeypatch):
+    from benchmarks.common import load_average
+
+    assert load_average().count(" / ") == 2
+    monkeypatch.delattr(os, "getloadavg")  # as on Windows
+    assert load_average() == "n/a"
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
