@@ -219,3 +219,15 @@ def test_files_are_listed_in_the_same_order_on_every_system(tmp_path):
     as_on_linux = [(PurePosixPath("/pets/Cat", name), 1, 0) for name in ("b.jpg", "A.jpg", "a.jpg")]
     assert [item[0].name for item in sorted(as_on_windows, key=folder._listing_order)] == \
         [item[0].name for item in sorted(as_on_linux, key=folder._listing_order)] == ["A.jpg", "a.jpg", "b.jpg"]
+
+
+def test_folders_are_not_opened_for_fsync_on_windows(tmp_path, monkeypatch):
+    """Windows cannot open a folder as a file (NTFS journals folder entries itself): nothing to do there."""
+    opened = []
+    monkeypatch.setattr(os, "open", lambda *args, **kwargs: opened.append(args) or _refuse())
+    monkeypatch.setattr(os, "name", "nt")
+    cache_writer._fsync_directory(tmp_path)
+    monkeypatch.setattr(os, "name", "posix")
+    with pytest.raises(PermissionError):
+        cache_writer._fsync_directory(tmp_path)
+    assert [args[0] for args in opened] == [tmp_path]  # only where folders can be synced
