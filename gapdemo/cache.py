@@ -1,17 +1,21 @@
-"""The decoded-image cache: a source's uint8 images and labels per split, as memory-mappable .npy files.
+"""The decoded-image cache: every image of a source at one image size, as memory-mappable .npy files.
 
-The first load of a folder or of Cats vs Dogs at some settings decodes every image into an entry
-(gapdemo.cache_writer); later loads with the same key open the entry with np.load(mmap_mode="r")
-in about a second, and training reads its batches from the memory map, so the images are never
-held in memory twice. This module knows the entries on disk: where, under which key, how to read
-them, how big they are, and how to clear them.
+The first load of a folder or of Cats vs Dogs at an image size decodes every image once into an
+entry (gapdemo.cache_writer); later loads of the same files at that size, whatever their seed,
+split or training cap, open the entry with np.load(mmap_mode="r") in about a second and pick each
+split's rows by index (gapdemo.splits), and training reads its batches from the memory map, so
+the images are never held in memory twice. This module knows the entries on disk: where, under
+which key, how big they are, and how to clear them; gapdemo.cache_entries reads them, marks them
+in use and keeps the cache under its size limit.
 
 Layout of the cache root (cache_root()):
-    <label>-<key>/                  one entry: one source at one image size, seed, split and cap
-        meta.json                   format, key, variant, class names, counts, skipped files
-        <split>_images.npy          uint8 (N, S, S, 3) for split in train, validation, test
-        <split>_labels.npy          int64 (N,)
-    .partial-<key>-<pid>@<start>/   an entry being written, renamed into place once complete
+    <label>-<key>/                  one entry: one source's files at one image size
+        meta.json                   format, key, variant, class names, count, skipped files, the source's
+                                    layout (which file is which row); its mtime is the entry's last use
+        all_images.npy              uint8 (M, S, S, 3): every decodable image once, in the source's order
+        all_labels.npy              int64 (M,)
+        .in-use-<pid>@<start>       one per process that has the entry mapped (removed when it lets go)
+    .partial-<key>-<unique>-<pid>@<start>/   an entry being written (or evicted), renamed into place once complete
 
 An entry is written into a .partial- folder and renamed into place once every file is written and
 fsync'd, so a load killed half-way leaves no entry behind. Entries are removed, never rewritten
@@ -24,18 +28,18 @@ import hashlib
 import json
 import os
 import re
+import secrets
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
+from gapdemo.runs import process_token, token_is_alive
 
-from gapdemo.runs import token_is_alive
-from gapdemo.splits import SPLITS, DecodedSource, Split
-
-CACHE_FORMAT = 1  # bump when the layout or the decoding changes: older entries then stop matching
+CACHE_FORMAT = 2  # bump when the layout or the decoding changes: older entries then stop matching
+# 2: one entry per files + image size (seed, split and cap pick rows at load time); 1: an entry per split settings
 CACHE_DIR_VARIABLE = "GAPDEMO_CACHE_DIR"
 PARTIAL_PREFIX = ".partial-"
+ENTRY_PART = "all"  # an entry's one part: <part>_images.npy and <part>_labels.npy hold every image
 
 
 class CacheError(Exception):
@@ -48,7 +52,7 @@ class CacheRequest:
 
     root: Path | None  # the cache root; None = decode into memory only
     label: str  # readable start of the entry's folder name, e.g. "folder-PetImages-100px"
-    key: str  # hex digest of everything that decides the decoded images (entry_key)
+    key: str  # hex digest of what decides the decoded images: source, files, image size (entry_key)
     variant: str = ""  # the same source and settings; another key of the same variant is stale
 
     @property
@@ -86,32 +90,6 @@ def entry_label(*words) -> str:
     return "-".join(re.sub(r"[^A-Za-z0-9._]+", "_", str(word)).strip("_")[:40] or "x" for word in words)
 
 
-def read_entry(entry: Path, key: str) -> DecodedSource:
-    """The entry's splits as read-only memory maps; CacheError when anything does not add up."""
-    try:
-        meta = json.loads((entry / "meta.json").read_text())
-        if meta.get("format") != CACHE_FORMAT or meta.get("key") != key:
-            raise CacheError("written for other settings")
-        splits = {name: _read_split(entry, name, meta) for name in SPLITS}
-    except (OSError, ValueError, KeyError, TypeError) as error:  # missing, truncated or garbled files
-        raise CacheError(str(error).split("\n")[0] or type(error).__name__) from error
-    return DecodedSource(splits=splits, class_names=list(meta["class_names"]), skipped=list(meta["skipped"]),
-                         cache_used=True, cache_note=f"Read the decoded images from the cache in {entry}.")
-
-
-def _read_split(entry: Path, name: str, meta: dict) -> Split:
-    images = np.load(entry / f"{name}_images.npy", mmap_mode="r")  # a short file raises ValueError here
-    labels = np.load(entry / f"{name}_labels.npy", allow_pickle=False)
-    size, count = int(meta["image_size"]), int(meta["counts"][name])
-    if images.dtype != np.uint8 or images.shape != (count, size, size, 3):
-        raise CacheError(f"{name} images are {images.dtype} {images.shape}, expected uint8 ({count}, {size}, {size}, 3)")
-    if labels.shape != (count,) or (count and not 0 <= labels.min() <= labels.max() < len(meta["class_names"])):
-        raise CacheError(f"{name} labels do not match the images")
-    # Contents are not hashed: that would read every byte on every load. A size or shape that
-    # does not add up is what a killed copy or a full disk leaves behind.
-    return Split(images, labels.astype(np.int64))
-
-
 def remove_tree(path: Path) -> None:
     """rm -rf path, quietly: a cache that cannot be tidied must not stop a load."""
     shutil.rmtree(path, ignore_errors=True)
@@ -126,6 +104,16 @@ def list_entries(root: Path) -> list[Path]:
         return []
 
 
+def new_partial_folder(root: Path, key: str) -> Path:
+    """A .partial- folder path for one load (or eviction) of key in this process, never used before.
+
+    Unique per call (two loads of one folder at once in one process write apart), and ending in
+    this process's token, so remove_abandoned_partials can tell when its writer is gone.
+    """
+    token = (process_token() or str(os.getpid())).replace(":", "-")
+    return Path(root) / f"{PARTIAL_PREFIX}{key}-w{secrets.token_hex(4)}-{token}"
+
+
 def remove_abandoned_partials(root: Path) -> None:
     """Remove .partial- folders whose writing process is gone (killed mid-load)."""
     for path in Path(root).glob(f"{PARTIAL_PREFIX}*"):
@@ -135,8 +123,9 @@ def remove_abandoned_partials(root: Path) -> None:
 
 
 def _writer_token(partial_name: str) -> str | None:
-    """The writer's process token from '.partial-<key>-<pid>@<start>' (or '-<pid>-<ticks>', written
-    before psutil); None when the name holds none, so a folder of unknown origin is left alone."""
+    """The writer's process token from '.partial-<key>-<unique>-<pid>@<start>' (or '.partial-<key>-<pid>@<start>',
+    or '-<pid>-<ticks>' written before psutil); None when the name holds none, so a folder of unknown
+    origin is left alone."""
     parts = partial_name.rsplit("-", 2)
     if "@" in parts[-1]:
         return parts[-1]

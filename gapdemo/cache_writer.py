@@ -1,5 +1,7 @@
 """Writing the decoded-image cache: a load decodes straight into a new entry, or reads the one it finds.
 
+An entry holds every image of a source's files at one image size, once (gapdemo.splits' contract):
+the seed, split and training cap pick rows from it afterwards, so they never decode again.
 Images go into a .partial- folder's preallocated .npy memory maps (space reserved up front, so a
 full disk fails before decoding, never with a bus error half-way); once every file is written
 and fsync'd, the folder is renamed into place (gapdemo.cache describes the layout). An unwritable
@@ -18,28 +20,29 @@ import numpy as np
 
 from gapdemo.cache import (
     CACHE_FORMAT,
-    PARTIAL_PREFIX,
+    ENTRY_PART,
     CacheError,
     CacheRequest,
-    read_entry,
+    new_partial_folder,
     remove_abandoned_partials,
     remove_stale_variants,
     remove_tree,
 )
-from gapdemo.runs import process_token
-from gapdemo.splits import SPLITS, DecodedSource, Progress, Split
+from gapdemo.cache_entries import evict_least_recently_used, read_entry
+from gapdemo.splits import DecodedImages, Progress, Split
 
 NPY_HEADER_BYTES = 128  # fixed, so the header can be rewritten in place once the image count is known
 RESERVE_CHUNK_BYTES = 8 * 2**20  # zeros written at a time where the system cannot reserve space itself
 _NPY_MAGIC = b"\x93NUMPY\x01\x00"
 
 
-def load_or_decode(request: CacheRequest, decode, report: Progress) -> DecodedSource:
+def load_or_decode(request: CacheRequest, decode, report: Progress) -> DecodedImages:
     """Open request's entry, or decode into a new one (or into memory when caching is off or fails).
 
     Args:
         request: where the entry lives (CacheRequest).
-        decode: decode(writer: EntryWriter) -> (class_names, skipped); fills writer.open_split()'s.
+        decode: decode(writer: EntryWriter) -> (class_names, skipped, layout); fills
+            writer.open_split(ENTRY_PART, ...) with every image, in the source's order.
         report: progress(message, fraction).
     """
     damage = ""
@@ -49,18 +52,19 @@ def load_or_decode(request: CacheRequest, decode, report: Progress) -> DecodedSo
             report("Opening the cached images", 0.5)
             return read_entry(entry, request.key)
         except CacheError as error:
-            damage = f"The cached images in {entry} were damaged ({error}), so they were decoded again"
-            remove_tree(entry)
+            if entry.is_dir():  # gone meanwhile (evicted by another load) is no damage: decode afresh
+                damage = f"The cached images in {entry} were damaged ({error}), so they were decoded again"
+                remove_tree(entry)
     writer = EntryWriter(request, damage)
     try:
-        class_names, skipped = decode(writer)
-        return writer.commit(class_names, skipped)
+        class_names, skipped, layout = decode(writer)
+        return writer.commit(class_names, skipped, layout)
     finally:
         writer.abandon()
 
 
 class EntryWriter:
-    """Collects a load's splits into a .partial- folder, then renames it into place (commit).
+    """Collects a load's images into a .partial- folder of its own, then renames it into place (commit).
 
     When the cache root cannot be written (read-only, full, not a folder), or caching is off, the
     splits go to memory instead and the load carries on; note() says why.
@@ -78,9 +82,7 @@ class EntryWriter:
             try:
                 request.root.mkdir(parents=True, exist_ok=True)
                 remove_abandoned_partials(request.root)
-                token = (process_token() or str(os.getpid())).replace(":", "-")
-                self.partial = request.root / f"{PARTIAL_PREFIX}{request.key}-{token}"
-                remove_tree(self.partial)
+                self.partial = new_partial_folder(request.root, request.key)  # unique per load
                 self.partial.mkdir()
             except OSError as error:
                 self.disable(error)
@@ -93,7 +95,8 @@ class EntryWriter:
         self.abandon()
 
     def open_split(self, name: str, capacity: int | None, image_size: int) -> SplitWriter:
-        """A writer for split name, for at most capacity images (None = unknown: memory only)."""
+        """A writer for the entry's part name (ENTRY_PART: every image), for at most capacity images
+        (None = unknown: memory only)."""
         self.image_size = image_size
         writer = None
         if self.partial is not None and capacity:
@@ -104,23 +107,33 @@ class EntryWriter:
         self.writers[name] = writer or SplitWriter(None, capacity, image_size)
         return self.writers[name]
 
-    def commit(self, class_names: list[str], skipped: list[dict]) -> DecodedSource:
-        """Finish every split; rename the entry into place and reopen it read-only when caching."""
-        splits = {name: self.writers[name].finish() for name in SPLITS}
+    def commit(self, class_names: list[str], skipped: list[dict], layout: dict) -> DecodedImages:
+        """Finish the images; rename the entry into place and reopen it read-only when caching.
+
+        Args:
+            class_names: index = label.
+            skipped: [{"path", "reason"}] items that could not be decoded.
+            layout: the source's small JSON record of which item is which row (kept in meta.json).
+        """
+        if ENTRY_PART not in self.writers:  # nothing was opened: an entry of no images
+            self.open_split(ENTRY_PART, 0, self.image_size)
+        splits = {name: writer.finish() for name, writer in self.writers.items()}
         failures = [writer.error for writer in self.writers.values() if writer.error is not None]
         if failures:
             self.disable(failures[0])  # a file could not be cut to length: its images stay mapped, nothing is lost
-        if self.partial is not None and all(self.writers[name].on_disk for name in SPLITS):
+        if self.partial is not None and all(writer.on_disk for writer in self.writers.values()):
             try:
-                entry = self._rename_into_place(class_names, skipped, splits)
-                source = read_entry(entry, self.request.key)  # read-only maps; the writable ones go
-                source.cache_used, source.cache_note = False, self.note(entry)
-                return source
+                entry = self._rename_into_place(class_names, skipped, layout, splits)
+                decoded = read_entry(entry, self.request.key)  # read-only maps; the writable ones go
+                decoded.cache_used, decoded.cache_note = False, self.note(entry)
+                return decoded
             except (OSError, CacheError) as error:
                 self.disable(error if isinstance(error, OSError) else OSError(str(error)))
         elif self.partial is not None:
-            self.abandon()  # a split of unknown size went to memory: no complete entry to keep
-        return DecodedSource(splits=splits, class_names=class_names, skipped=skipped, cache_note=self.note())
+            self.abandon()  # images of unknown count went to memory: no complete entry to keep
+        images = splits[ENTRY_PART]
+        return DecodedImages(images=images.images, labels=images.labels, class_names=list(class_names),
+                             skipped=skipped, layout=layout, cache_note=self.note())
 
     def note(self, entry: Path | None = None) -> str:
         """One sentence on what this load did with the cache ("" when caching was off from the start)."""
@@ -132,12 +145,12 @@ class EntryWriter:
             return f"{self.damage} and cached afresh."
         return f"Decoded the images into the cache in {entry}." if entry else ""
 
-    def _rename_into_place(self, class_names, skipped, splits) -> Path:
+    def _rename_into_place(self, class_names, skipped, layout, splits: dict[str, Split]) -> Path:
         for name, split in splits.items():
             _write_npy_durably(self.partial / f"{name}_labels.npy", split.labels)
         meta = {"format": CACHE_FORMAT, "key": self.request.key, "variant": self.request.variant,
                 "image_size": self.image_size, "class_names": list(class_names), "skipped": skipped,
-                "counts": {name: int(len(split.labels)) for name, split in splits.items()}}
+                "count": int(len(splits[ENTRY_PART].labels)), "layout": layout}
         _write_bytes_durably(self.partial / "meta.json", json.dumps(meta, indent=1).encode())
         _fsync_directory(self.partial)
         entry = self.request.entry
@@ -150,6 +163,7 @@ class EntryWriter:
         else:
             _fsync_directory(self.request.root)
             remove_stale_variants(self.request.root, self.request.variant, keep=entry)
+            evict_least_recently_used(self.request.root, keep=entry)
         self.partial = None
         return entry
 

@@ -2,7 +2,9 @@
 
 TFDS prepares the data set once (download or <data dir>/downloads/manual/kagglecatsanddogs_5340.zip,
 checksum verified, files without a JFIF header dropped: exactly 1,738 of them in the original);
-this module then decodes its slices at the image size into the image cache. What goes wrong in
+this module then decodes its three slices at the image size, once, into one image cache entry
+(train, validation, test in that order); the training cap takes the train slice's first images
+from it, as take() did, so another cap opens the entry instead of decoding again. What goes wrong in
 the field gets one sentence each: no network, a stale copy from an older TFDS, a damaged or
 re-packed archive, a half-prepared or damaged prepared copy.
 """
@@ -16,10 +18,12 @@ import threading
 import urllib.error
 import urllib.request
 
-from gapdemo.cache import CacheRequest, cache_root, entry_key, entry_label
+import numpy as np
+
+from gapdemo.cache import ENTRY_PART, CacheRequest, cache_root, entry_key, entry_label
 from gapdemo.cache_writer import load_or_decode
 from gapdemo.config import CLASS_NAMES, DataConfig
-from gapdemo.splits import SPLITS, DataError, DecodedSource, Progress
+from gapdemo.splits import SPLITS, DataError, DecodedSource, Progress, cap
 
 TFDS_SLICES = {"train": "train[:80%]", "validation": "train[80%:90%]", "test": "train[90%:]"}
 CATS_VS_DOGS_URL = ("https://download.microsoft.com/download/3/E/1/"
@@ -38,15 +42,26 @@ def load_cats_vs_dogs(config: DataConfig, report: Progress) -> DecodedSource:
     builder = tfds.builder("cats_vs_dogs", data_dir=config.data_dir)
     if not builder.is_prepared():
         prepare(builder)
-    return load_or_decode(cache_request(config, builder), lambda writer: _decode(builder, config, writer, report),
-                          report)
+    decoded = load_or_decode(cache_request(config, builder),
+                             lambda writer: _decode(builder, config.image_size, writer, report), report)
+    return decoded.pick(slice_rows(decoded.layout["slice_counts"], config.train_size))
+
+
+def slice_rows(slice_counts: dict, train_size: int | None) -> dict[str, np.ndarray]:
+    """Each split's rows of the entry: its slice, in order; train capped to its first train_size images."""
+    rows, start = {}, 0
+    for name in SPLITS:
+        count = int(slice_counts[name])
+        rows[name] = np.arange(start, start + (cap(count, train_size) if name == "train" else count))
+        start += count
+    return rows
 
 
 def cache_request(config: DataConfig, builder) -> CacheRequest:
-    """The cache entry of config's slices; the prepared files' sizes and times are part of the key."""
+    """The cache entry of the slices at config's image size; the prepared files' sizes and times are part of the key."""
     prepared = _prepared_fingerprint(pathlib.Path(builder.data_dir))
     settings = {"source": "cats_vs_dogs", "builder": builder.info.full_name, "data_dir": str(builder.data_dir),
-                "image_size": config.image_size, "slices": TFDS_SLICES, "train_size": config.train_size}
+                "image_size": config.image_size, "slices": TFDS_SLICES}
     # No prepared files on disk (tfds.testing.mock_data serves made-up images): nothing worth caching.
     return CacheRequest(root=cache_root(config.cache_dir) if prepared else None,
                         label=entry_label("cats_vs_dogs", f"{config.image_size}px"),
@@ -69,36 +84,38 @@ def _prepared_fingerprint(data_dir: pathlib.Path) -> str:
     return hashlib.sha256(repr(entries).encode()).hexdigest() if entries else ""
 
 
-def _decode(builder, config: DataConfig, writer, report: Progress):
-    """Resize each slice's images with TensorFlow (in parallel) into writer; (class names, no skipped files)."""
-    import tensorflow as tf
+def _decode(builder, size: int, writer, report: Progress):
+    """Resize every slice's images with TensorFlow (in parallel) into writer, slice after slice.
 
-    size = config.image_size
+    Returns:
+        (class names, no skipped files, layout {"slice_counts": {split: images}}).
+    """
+    import tensorflow as tf
 
     def resize(image, label):
         resized = tf.image.resize(image, (size, size), method="bilinear")  # float32 (S, S, 3)
         return tf.cast(tf.clip_by_value(tf.round(resized), 0, 255), tf.uint8), label
 
+    expected = {name: _expected_count(builder, TFDS_SLICES[name]) for name in SPLITS}
+    known = None if None in expected.values() else sum(expected.values())
+    images = writer.open_split(ENTRY_PART, known, size)  # unknown (mock data): in memory only
+    slice_counts = {}
     for index, name in enumerate(SPLITS):
-        expected = _expected_count(builder, TFDS_SLICES[name])
-        limit = config.train_size if name == "train" else None
-        if limit is not None:
-            expected = limit if expected is None else min(expected, limit)
-        split_writer = writer.open_split(name, expected, size)
+        before = images.count
         try:
             dataset = builder.as_dataset(split=TFDS_SLICES[name], as_supervised=True, shuffle_files=False)
-            if limit is not None:
-                dataset = dataset.take(limit)  # take() stops decoding once the cap is reached
             for image, label in dataset.map(resize, num_parallel_calls=tf.data.AUTOTUNE).as_numpy_iterator():
-                split_writer.append(image, label)
-                if split_writer.count % PROGRESS_EVERY == 0:
-                    fraction = min(split_writer.count / expected, 1.0) if expected else 0.5
-                    report(f"Decoding Cats vs Dogs {name} {split_writer.count}", (index + fraction) / len(SPLITS))
+                images.append(image, label)
+                done = images.count - before
+                if done % PROGRESS_EVERY == 0:
+                    fraction = min(done / expected[name], 1.0) if expected[name] else 0.5
+                    report(f"Decoding Cats vs Dogs {name} {done}", (index + fraction) / len(SPLITS))
         except (tf.errors.OpError, OSError, AssertionError) as error:
             raise DataError(f"The prepared Cats vs Dogs in {builder.data_dir} is incomplete or damaged "
                             f"({_first_line(error)}); delete that folder and load again to prepare it afresh "
                             "from the archive.") from error
-    return list(CLASS_NAMES), []
+        slice_counts[name] = images.count - before
+    return list(CLASS_NAMES), [], {"slice_counts": slice_counts}
 
 
 def _expected_count(builder, split_slice: str) -> int | None:

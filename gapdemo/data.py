@@ -2,7 +2,8 @@
 
 Each source decodes its images once into uint8 arrays resized to image_size (bilinear, as
 tf.image.resize does); the folder and Cats vs Dogs keep them in the image cache (gapdemo.cache),
-whose memory maps the next load opens in about a second. make_pipeline (gapdemo.pipeline) then
+one entry per files and image size, whose memory map the next load opens in about a second
+(whatever its seed or training cap) and picks its splits from by index (gapdemo.splits). make_pipeline (gapdemo.pipeline) then
 batches them, so every model sees the same element spec whatever the source:
 (images float32 (B, S, S, 3) in [0, 1], labels float32 (B,)).
 
@@ -28,6 +29,7 @@ from gapdemo.splits import (
     SPLITS,
     DataError,
     DecodedSource,
+    IndexedImages,
     Progress,
     Split,
     cap,
@@ -68,9 +70,9 @@ class LoadedData:
     validation: tf.data.Dataset  # fixed order, the same as validation_images
     test: tf.data.Dataset  # fixed order, the same as test_images
     info: DatasetInfo
-    validation_images: np.ndarray  # uint8 (N, S, S, 3); a read-only memory map when cached
+    validation_images: np.ndarray | IndexedImages  # uint8 (N, S, S, 3); rows of the cache's memory map when cached
     validation_labels: np.ndarray  # int64 (N,)
-    test_images: np.ndarray  # uint8 (N, S, S, 3); a read-only memory map when cached
+    test_images: np.ndarray | IndexedImages  # uint8 (N, S, S, 3); rows of the cache's memory map when cached
     test_labels: np.ndarray  # int64 (N,)
     test_boxes: np.ndarray | None  # float32 (N, 4) [x0, y0, x1, y1] in pixels; synthetic only
 
@@ -125,6 +127,8 @@ def _synthetic_source(config: DataConfig, report: Progress) -> DecodedSource:
 
 def load_test_split(config: DataConfig) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Only the test split: (images uint8 (N, S, S, 3), labels int64 (N,), class names).
+
+    The images are an array, or an IndexedImages view of the image cache (indexing reads them).
 
     The synthetic source draws just these images (each split has its own seeds, so they are the
     ones a run was tested on); the others decode or open their cache as load_splits does.

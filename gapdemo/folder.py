@@ -1,7 +1,10 @@
 """The folder source: PATH/<class>/* images, split 80/10/10 per class, decoded on every core and cached.
 
-The cache key holds the folder's listing (each image file's relative path, size and modification
-time), so adding, removing or changing a file decodes the folder again on the next load.
+Every file is decoded once per image size, in listing order (class by class, paths sorted), into
+one cache entry; the seed's split and the training cap then pick rows from it (split_rows), so
+another seed or cap opens the entry instead of decoding again. The cache key holds the folder's
+listing (each image file's relative path, size and modification time), so adding, removing or
+changing a file decodes the folder again on the next load.
 """
 
 from __future__ import annotations
@@ -16,10 +19,10 @@ import numpy as np
 from PIL import UnidentifiedImageError
 
 from gapdemo import decode
-from gapdemo.cache import CacheRequest, cache_root, entry_key, entry_label
+from gapdemo.cache import ENTRY_PART, CacheRequest, cache_root, entry_key, entry_label
 from gapdemo.cache_writer import EntryWriter, load_or_decode
 from gapdemo.config import DataConfig
-from gapdemo.splits import SPLIT_FRACTIONS, SPLITS, DataError, DecodedSource, Progress, cap, split_sizes
+from gapdemo.splits import SPLITS, DataError, DecodedSource, Progress, split_sizes
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp"}
 DECODE_CHUNK = 256  # files handed to the decoding threads at a time (results are used in order)
@@ -37,17 +40,22 @@ class FolderListing:
 
 
 def load_folder(config: DataConfig, report: Progress) -> DecodedSource:
-    """Scan config.data_dir, then open its cache entry or decode it (see load_or_decode)."""
+    """Scan config.data_dir, open its cache entry or decode it (see load_or_decode), then pick config's splits."""
     report("Scanning folder", 0.0)
     listing = scan_folder(config.data_dir)
-    return load_or_decode(cache_request(config, listing),
-                          lambda writer: decode_listing(listing, config, writer, report), report)
+    decoded = load_or_decode(cache_request(config, listing),
+                             lambda writer: decode_listing(listing, config.image_size, writer, report), report)
+    layout = decoded.layout
+    return decoded.pick(split_rows(layout["files_per_class"], layout["skipped_positions"], config.seed,
+                                   config.train_size))
 
 
 def cache_request(config: DataConfig, listing: FolderListing) -> CacheRequest:
-    """The cache entry of config on listing: any change of files or settings gives another key."""
-    settings = {"source": "folder", "root": str(listing.root), "image_size": config.image_size,
-                "seed": config.seed, "split_fractions": SPLIT_FRACTIONS, "train_size": config.train_size}
+    """The cache entry of listing at config's image size: any change of files or size gives another key.
+
+    The seed, split and training cap are not in it: they pick rows from the entry (split_rows).
+    """
+    settings = {"source": "folder", "root": str(listing.root), "image_size": config.image_size}
     return CacheRequest(root=cache_root(config.cache_dir),
                         label=entry_label("folder", listing.root.name, f"{config.image_size}px"),
                         key=entry_key({**settings, "files": listing.fingerprint}),
@@ -132,33 +140,63 @@ def assign_splits(files_per_class, seed: int) -> dict[str, list]:
     return assigned
 
 
-def decode_listing(listing: FolderListing, config: DataConfig, writer: EntryWriter, report: Progress):
-    """Decode every split into writer on all cores; return (class names, skipped files).
+def split_rows(files_per_class: list[int], skipped_positions: list[int], seed: int,
+               train_size: int | None) -> dict[str, np.ndarray]:
+    """Each split's rows of the folder's entry: the files assign_splits gives seed, minus the undecodable ones.
+
+    Args:
+        files_per_class: image files per class in the listing (the entry's files, class by class).
+        skipped_positions: listing positions (0 .. sum - 1) of the files that could not be decoded.
+        seed: the split's seed.
+        train_size: keep the first train_size decodable training files (None = all); undecodable
+            files before the cap do not count, as when each split was decoded on its own.
+
+    Returns:
+        {split: int64 (N,) rows of the entry's images, in the split's order}.
+    """
+    decodable = np.ones(sum(files_per_class), bool)  # (files,) in listing order
+    decodable[np.asarray(skipped_positions, dtype=np.int64)] = False
+    row_of_position = np.cumsum(decodable) - 1  # the entry holds the decodable files in listing order
+    starts = np.cumsum([0, *files_per_class[:-1]])
+    positions = [range(start, start + count) for start, count in zip(starts, files_per_class, strict=True)]
+    rows = {}
+    for name, assigned in assign_splits(positions, seed).items():
+        kept = np.array([position for position, _ in assigned], dtype=np.int64)
+        kept = kept[decodable[kept]]
+        if name == "train" and train_size is not None:
+            kept = kept[:train_size]
+        rows[name] = row_of_position[kept]
+    return rows
+
+
+def decode_listing(listing: FolderListing, image_size: int, writer: EntryWriter, report: Progress):
+    """Decode every file of listing, in order, into writer on all cores.
+
+    Returns:
+        (class names, skipped files [{"path", "reason"}], layout {"files_per_class", "skipped_positions"}).
 
     Raises:
         DataError when no file could be decoded, or when the folder changed while decoding.
     """
-    assigned = assign_splits(listing.files, config.seed)
-    limits = {"train": config.train_size, "validation": None, "test": None}
-    planned = sum(cap(len(assigned[name]), limits[name]) for name in SPLITS)
-    progress = _Counter(max(planned, 1), report)
-    skipped = []
+    items = [(path, label) for label, files in enumerate(listing.files) for path in files]  # listing order
+    progress = _Counter(max(len(items), 1), report)
+    skipped, skipped_positions = [], []
+    images = writer.open_split(ENTRY_PART, len(items), image_size)
     with concurrent.futures.ThreadPoolExecutor(_worker_count(), thread_name_prefix="gapdemo-decode") as pool:
-        for name in SPLITS:
-            split_writer = writer.open_split(name, cap(len(assigned[name]), limits[name]), config.image_size)
-            for (path, label), outcome in _decode_in_order(pool, assigned[name], config.image_size, limits[name]):
-                if isinstance(outcome, np.ndarray):
-                    split_writer.append(outcome, label)
-                else:
-                    skipped.append({"path": str(path), "reason": outcome})
-                progress.step()
-    decoded = progress.done - len(skipped)
-    if decoded == 0:
+        for position, ((path, label), outcome) in enumerate(_decode_in_order(pool, items, image_size)):
+            if isinstance(outcome, np.ndarray):
+                images.append(outcome, label)
+            else:
+                skipped.append({"path": str(path), "reason": outcome})
+                skipped_positions.append(position)
+            progress.step()
+    if images.count == 0:
         example = f" (for example {skipped[0]['path']}: {skipped[0]['reason']})" if skipped else ""
         raise DataError(f"None of the {len(skipped)} image files in {listing.root} could be decoded{example}; "
                         "replace them with readable JPEG or PNG photos.")
     _check_unchanged(listing)
-    return listing.class_names, skipped
+    layout = {"files_per_class": [len(files) for files in listing.files], "skipped_positions": skipped_positions}
+    return listing.class_names, skipped, layout
 
 
 def _check_unchanged(listing: FolderListing) -> None:
@@ -171,21 +209,11 @@ def _check_unchanged(listing: FolderListing) -> None:
                         "removed or modified); load it again once it is complete.")
 
 
-def _decode_in_order(pool, items, image_size: int, limit: int | None):
-    """Yield (item, uint8 image or skip reason) in items' order, stopping after limit images.
-
-    Hands out only as many files as the limit still needs, so a capped split decodes no file
-    past the cap (beyond the ones that turn out unreadable).
-    """
-    position, decoded = 0, 0
-    while position < len(items) and (limit is None or decoded < limit):
-        wanted = DECODE_CHUNK if limit is None else min(DECODE_CHUNK, limit - decoded)
-        chunk = items[position:position + wanted]
-        position += len(chunk)
-        for item, outcome in zip(chunk, pool.map(lambda item: _decode_or_reason(item[0], image_size), chunk),
-                                 strict=True):
-            decoded += isinstance(outcome, np.ndarray)
-            yield item, outcome
+def _decode_in_order(pool, items, image_size: int):
+    """Yield (item, uint8 image or skip reason) in items' order, DECODE_CHUNK files at a time in the pool."""
+    for start in range(0, len(items), DECODE_CHUNK):
+        chunk = items[start:start + DECODE_CHUNK]
+        yield from zip(chunk, pool.map(lambda item: _decode_or_reason(item[0], image_size), chunk), strict=True)
 
 
 def _decode_or_reason(path, image_size: int):

@@ -1,8 +1,10 @@
-"""Batches for training and evaluation, gathered from uint8 arrays that may be memory maps of the image cache.
+"""Batches for training and evaluation, gathered from uint8 arrays or from a split of the image cache.
 
-The pipeline shuffles image indices, not images: each batch's indices are gathered from the array
+The pipeline shuffles image indices, not images: each batch's indices are gathered from the images
 in one call, so a memory-mapped data set is read a batch at a time and never copied whole into a
-tensor (tf.data.Dataset.from_tensor_slices would hold a second full copy). A seeded shuffle of
+tensor (tf.data.Dataset.from_tensor_slices would hold a second full copy). A cached split is an
+IndexedImages (the entry's memory map plus the split's rows): a batch maps its indices through
+the rows and reads just those images, so picking a split never copies it either. A seeded shuffle of
 the indices gives the same sequence of per-epoch orders on every run, and the lockstep model
 feeds each batch to every back-end.
 """
@@ -12,12 +14,15 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from gapdemo.splits import IndexedImages
+
 
 def make_pipeline(images_uint8, labels, batch_size: int, shuffle: bool, seed: int) -> tf.data.Dataset:
     """Batches of (float32 images (B, S, S, 3) in [0, 1], float32 labels (B,)).
 
     Args:
-        images_uint8: uint8 (N, S, S, 3), an array or a read-only np.memmap; read, never copied whole.
+        images_uint8: uint8 (N, S, S, 3): an array, a read-only np.memmap or an IndexedImages view;
+            read a batch at a time, never copied whole.
         labels: (N,) class indices.
         batch_size: images per batch; the last batch of an epoch may be smaller.
         shuffle: reshuffle every epoch (each new iterator) in a seeded order; else keep N's order.
@@ -25,7 +30,7 @@ def make_pipeline(images_uint8, labels, batch_size: int, shuffle: bool, seed: in
     """
     if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"batch size must be a positive integer, got {batch_size!r}")
-    if not isinstance(images_uint8, np.ndarray):
+    if not isinstance(images_uint8, (np.ndarray, IndexedImages)):
         images_uint8 = np.asarray(images_uint8)
     if images_uint8.dtype != np.uint8 or images_uint8.ndim != 4:
         raise ValueError(f"images must be uint8 (N, H, W, 3), got {images_uint8.dtype} {images_uint8.shape}")
@@ -38,6 +43,7 @@ def make_pipeline(images_uint8, labels, batch_size: int, shuffle: bool, seed: in
         # Sorted indices read the memory map front to back; the order inside a batch changes nothing
         # in training (losses and batch-norm statistics are means over the batch).
         ordered = np.sort(batch_indices)
+        # An IndexedImages maps them through its rows (read in ascending order, returned in this one).
         return np.asarray(images_uint8[ordered]), labels[ordered]  # (B, S, S, 3) uint8, (B,) float32
 
     def load_batch(batch_indices):

@@ -20,7 +20,7 @@ from gapdemo.cli import main
 from gapdemo.config import DataConfig
 from gapdemo.data import DataError, cache_status, load_data, load_splits
 from gapdemo.petimages import write_pet_images
-from gapdemo.splits import SPLITS
+from gapdemo.splits import SPLITS, IndexedImages
 
 SIZE = 32
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -71,16 +71,28 @@ def test_second_load_reads_the_cache_as_memory_maps(pets, cache_dir, monkeypatch
     _forbid_decoding(monkeypatch)
     second, second_info = load_splits(_config(pets.root))
     assert second_info.cache_used and "Read the decoded images from the cache" in second_info.cache_note
-    assert isinstance(second.splits["train"].images, np.memmap) and not second.splits["train"].images.flags.writeable
+    for split in second.splits.values():  # rows of the entry's one read-only memory map, not copies
+        assert isinstance(split.images, IndexedImages) and isinstance(split.images.base, np.memmap)
+        assert split.images.base is second.splits["train"].images.base and not split.images.base.flags.writeable
     _assert_same_splits(first, second)
     assert second_info.skipped == first_info.skipped and second_info.splits == first_info.splits
 
 
-@pytest.mark.parametrize("setting", [dict(image_size=40), dict(seed=1), dict(train_size=20)])
-def test_other_settings_miss_the_cache(pets, cache_dir, setting):
+def test_another_image_size_misses_the_cache(pets, cache_dir):
     load_splits(_config(pets.root))
-    _, info = load_splits(_config(pets.root, **setting))
+    _, info = load_splits(_config(pets.root, image_size=40))
     assert not info.cache_used and len(_entries(cache_dir)) == 2
+
+
+@pytest.mark.parametrize("setting", [dict(seed=1), dict(train_size=20), dict(seed=7, train_size=11)])
+def test_another_seed_or_cap_reads_the_same_entry(pets, cache_dir, monkeypatch, setting):
+    load_splits(_config(pets.root))
+    _forbid_decoding(monkeypatch)
+    source, info = load_splits(_config(pets.root, **setting))
+    assert info.cache_used and len(_entries(cache_dir)) == 1
+    assert info.splits["train"] == setting.get("train_size", info.splits["train"])
+    rows = [source.splits[name].images.rows for name in SPLITS]
+    assert len(set(np.concatenate(rows).tolist())) == sum(len(part) for part in rows)  # no image in two splits
 
 
 def _add_file(root: Path) -> None:
@@ -154,7 +166,7 @@ def test_a_killed_load_leaves_no_entry_and_its_partial_folder_is_removed_later(p
 
 
 def _truncate_images(entry: Path) -> None:
-    path = entry / "train_images.npy"
+    path = entry / "all_images.npy"
     os.truncate(path, path.stat().st_size // 2)
 
 
@@ -163,11 +175,11 @@ def _garble_meta(entry: Path) -> None:
 
 
 def _remove_labels(entry: Path) -> None:
-    (entry / "validation_labels.npy").unlink()
+    (entry / "all_labels.npy").unlink()
 
 
 def _wrong_labels(entry: Path) -> None:
-    np.save(entry / "test_labels.npy", np.full(3, 7, np.int64))
+    np.save(entry / "all_labels.npy", np.full(3, 7, np.int64))
 
 
 @pytest.mark.parametrize("damage", [_truncate_images, _garble_meta, _remove_labels, _wrong_labels])
@@ -191,7 +203,7 @@ def test_an_unwritable_cache_dir_still_loads_and_says_so(pets, tmp_path):
     source, info = load_splits(_config(pets.root, cache_dir=str(not_a_folder / "cache")))
     assert not info.cache_used and info.splits["train"] > 0
     assert info.cache_note.startswith("Could not write the image cache") and "next load decodes" in info.cache_note
-    assert not isinstance(source.splits["train"].images, np.memmap)
+    assert not isinstance(source.splits["train"].images.base, np.memmap)
 
 
 def test_a_read_only_cache_dir_still_loads(pets, cache_dir, monkeypatch):
@@ -221,20 +233,16 @@ def test_a_full_disk_still_loads_and_leaves_no_partial_folder(pets, cache_dir, m
     assert sum(len(labels) for _, labels in loaded.train.as_numpy_iterator()) == loaded.info.splits["train"]
 
 
-def test_a_disk_filling_up_between_splits_still_loads(pets, cache_dir, monkeypatch):
-    calls = []
-    original = cache_writer._create_npy_memmap
+def test_a_disk_filling_up_after_the_images_still_loads(pets, cache_dir, monkeypatch):
+    original = cache_writer._write_npy_durably
 
-    def full_after_train(path, capacity, shape):
-        calls.append(path)
-        if len(calls) > 1:  # train got its space, validation does not
-            raise OSError(errno.ENOSPC, "No space left on device")
-        return original(path, capacity, shape)
+    def full_at_the_labels(path, array):  # the images got their space; the labels find none
+        raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(cache_writer, "_create_npy_memmap", full_after_train)
+    monkeypatch.setattr(cache_writer, "_write_npy_durably", full_at_the_labels)
     first, info = load_splits(_config(pets.root))
     assert "No space left on device" in info.cache_note and _entries(cache_dir) == []
-    monkeypatch.setattr(cache_writer, "_create_npy_memmap", original)
+    monkeypatch.setattr(cache_writer, "_write_npy_durably", original)
     again, _ = load_splits(_config(pets.root, cache_dir=str(cache_dir / "other")))
     _assert_same_splits(first, again)
 
@@ -309,7 +317,7 @@ def _batches(dataset) -> list[tuple[np.ndarray, np.ndarray]]:
 def test_the_memory_mapped_pipeline_yields_the_arrays_batches(pets, cache_dir):
     load_splits(_config(pets.root))
     cached = load_data(_config(pets.root), batch_size=8)
-    assert cached.info.cache_used and isinstance(cached.validation_images, np.memmap)
+    assert cached.info.cache_used and isinstance(cached.validation_images.base, np.memmap)
     source, _ = load_splits(_config(pets.root))
     in_memory = {name: (np.array(source.splits[name].images), source.splits[name].labels) for name in SPLITS}
     from gapdemo.data import make_pipeline

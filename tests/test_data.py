@@ -261,6 +261,48 @@ def test_the_same_seed_gives_the_same_folder_splits(tmp_path):
     assert sorted(_numbers(first["train"])) != sorted(_numbers(other["train"]))
 
 
+def _splits_as_decoded_before(files_per_class, seed, train_size, unreadable) -> dict[str, list]:
+    """The folder split as gapdemo made it when each split was decoded on its own (before cache format 2):
+    a seeded stratified 80/10/10 per class, the training files mixed by the same generator, then each
+    split decoded in order, skipping unreadable files, train stopping after train_size decoded images."""
+    rng = np.random.default_rng(seed)
+    assigned = {"train": [], "validation": [], "test": []}
+    for files in files_per_class:
+        order = rng.permutation(len(files))
+        held_out = max(round(len(files) * 0.1), 1 if len(files) >= 3 else 0)  # validation, and test alike
+        train_count = len(files) - 2 * held_out
+        assigned["train"] += [files[i] for i in order[:train_count]]
+        assigned["validation"] += [files[i] for i in order[train_count:train_count + held_out]]
+        assigned["test"] += [files[i] for i in order[train_count + held_out:]]
+    assigned["train"] = [assigned["train"][i] for i in rng.permutation(len(assigned["train"]))]
+    result = {}
+    for name, files in assigned.items():
+        limit = train_size if name == "train" else None
+        result[name] = []
+        for path in files:
+            if limit is not None and len(result[name]) >= limit:
+                break
+            if path not in unreadable:
+                result[name].append(path)
+    return result
+
+
+def test_splits_picked_from_the_cache_are_the_ones_decoding_each_split_gave(tmp_path):
+    root = _numbered_folder(tmp_path / "pets", {"Cat": 23, "Dog": 31})  # Cat 0-22, Dog 23-53: level = number
+    unreadable = {root / "Cat" / f"{number}.png" for number in (0, 4, 9, 17)} | {root / "Dog" / "40.png"}
+    for path in unreadable:
+        path.write_bytes(b"not a PNG any more")
+    files_per_class = [sorted((root / name).glob("*.png")) for name in ("Cat", "Dog")]
+    cache_dir = str(tmp_path / "cache")  # one entry serves every seed and cap below
+    for seed in (0, 1, 5):
+        for train_size in (None, 10, 37):
+            splits = _folder_splits(root, seed=seed, train_size=train_size, cache_dir=cache_dir)
+            picked = {name: [root / ("Cat" if number < 23 else "Dog") / f"{number}.png" for number in _numbers(split)]
+                      for name, split in splits.items()}
+            assert picked == _splits_as_decoded_before(files_per_class, seed, train_size, unreadable), (seed, train_size)
+    assert len(list((tmp_path / "cache").iterdir())) == 1
+
+
 def test_the_same_seed_gives_the_same_synthetic_splits_and_no_image_is_in_two():
     first, _ = data_module.load_splits(_tiny(seed=3))
     again, _ = data_module.load_splits(_tiny(seed=3))
@@ -273,16 +315,23 @@ def test_the_same_seed_gives_the_same_synthetic_splits_and_no_image_is_in_two():
     assert not seen["validation"] & seen["test"]
 
 
-def test_folder_decodes_no_more_training_images_than_the_cap(pet_folder, monkeypatch):
-    root, _ = pet_folder
+def test_folder_decodes_each_file_once_whatever_the_seed_or_cap(pet_folder, monkeypatch):
+    root, bad_paths = pet_folder
     decoded = []
     original = decode_module.decode_image_file
     monkeypatch.setattr(decode_module, "decode_image_file", lambda path, size: decoded.append(path) or original(path, size))
     loaded = load_data(_tiny(dataset="folder", data_dir=str(root), train_size=5), 4)
-    assert loaded.info.splits["train"] == 5
-    evaluation = loaded.info.splits["validation"] + loaded.info.splits["test"]
-    skipped = len(loaded.info.skipped)
-    assert len(decoded) == 5 + evaluation + skipped
+    assert loaded.info.splits["train"] == 5 and not loaded.info.cache_used
+    assert sorted(map(str, decoded)) == sorted({str(path) for path in decoded})  # each file once
+    assert len(decoded) == 2 * len(GOOD_FILES) + len(bad_paths)  # every file, not only the capped split's
+    for seed, train_size in [(1, 5), (2, None), (0, 3)]:
+        again = load_data(_tiny(dataset="folder", data_dir=str(root), seed=seed, train_size=train_size), 4)
+        assert again.info.cache_used
+        if train_size is None:
+            assert sum(again.info.splits.values()) == 2 * len(GOOD_FILES)  # every good file in some split
+        else:
+            assert again.info.splits["train"] == train_size
+    assert len(decoded) == 2 * len(GOOD_FILES) + len(bad_paths)  # no file decoded again
 
 
 def test_decode_converts_modes_to_rgb_with_bilinear_resize(tmp_path):
@@ -532,3 +581,21 @@ def test_the_last_synthetic_set_is_reused_read_only_and_a_new_choice_is_drawn(mo
     other, _ = data_module.load_splits(DataConfig(image_size=32, train_size=48, synthetic_size=80, seed=12))
     assert len(drawn) > calls
     assert not np.array_equal(other.splits["train"].images, first.splits["train"].images)
+
+
+def test_indexed_images_read_as_the_array_of_their_rows_would():
+    from gapdemo.splits import IndexedImages
+
+    base = np.arange(7 * 2 * 2 * 3, dtype=np.uint8).reshape(7, 2, 2, 3)
+    rows = [5, 0, 3, 6]
+    view, expected = IndexedImages(base, rows), base[rows]
+    assert len(view) == 4 and view.shape == expected.shape and view.dtype == np.uint8 and view.ndim == 4
+    assert view.nbytes == expected.nbytes
+    for key in (2, -1, slice(1, 3), slice(None, None, -1), [3, 0, 0], np.array([True, False, True, False]),
+                (slice(None), 0, 0, 0), (1, 1), (np.array([2, 1]), slice(None), 1)):
+        np.testing.assert_array_equal(view[key], expected[key], err_msg=repr(key))
+    np.testing.assert_array_equal(np.asarray(view), expected)
+    np.testing.assert_array_equal(np.asarray(view, dtype=np.float32), expected.astype(np.float32))
+    np.testing.assert_array_equal(np.stack(list(view)), expected)
+    with pytest.raises(ValueError, match="rows must lie"):
+        IndexedImages(base, [7])
