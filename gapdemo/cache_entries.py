@@ -37,7 +37,7 @@ IN_USE_PREFIX = ".in-use-"
 
 # Arrays this process has mapped from each entry: the marker goes when the count drops to 0.
 _mapped_counts: dict[Path, int] = {}
-_mapped_lock = threading.Lock()
+_mapped_lock = threading.RLock()  # re-entrant: a finalizer may run (garbage collection) while it is held
 
 
 def read_entry(entry: Path, key: str) -> DecodedImages:
