@@ -36,7 +36,7 @@ class IndexedImages:
     numbers, so picking a split costs 8 bytes per image instead of a copy of its pixels. It
     answers len(), shape, dtype, ndim and nbytes as the split's array would; indexing it
     (images[i], images[a:b], images[[3, 1]], images[:, 0, 0, 0]) and np.asarray(images) read
-    just the rows asked for, into a new in-memory array.
+    just the rows asked for, into a new in-memory array (one image, images[i], is a read-only view).
     """
 
     def __init__(self, base: np.ndarray, rows):
