@@ -455,7 +455,10 @@ def test_cats_vs_dogs_real_builder_prepares_offline_caches_and_trains(tmp_path, 
     assert loaded.info.splits == {"train": 64, "validation": 8, "test": 8} and not loaded.info.cache_used
     assert (tmp_path / "tfds" / "cats_vs_dogs" / "4.0.1" / "dataset_info.json").is_file()
     again = load_data(config, batch_size=16)
-    assert again.info.cache_used and again.validation_images.tobytes() == loaded.validation_images.tobytes()
+    assert again.info.cache_used
+    np.testing.assert_array_equal(again.validation_images, loaded.validation_images)
+    capped = load_data(_tiny(dataset="cats_vs_dogs", data_dir=str(tmp_path / "tfds"), train_size=16), batch_size=16)
+    assert capped.info.cache_used and capped.info.splits == {"train": 16, "validation": 8, "test": 8}  # one entry
     run = tiny_config(str(runs_dir), ("fc", "gap"))
     job = TrainingJob(RunConfig(data=config, model=run.model, train=run.train))
     assert job.run() == "finished", job.snapshot().message
