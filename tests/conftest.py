@@ -9,6 +9,9 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # Decoded-image caches of the tests' folders go to a temporary folder, never the user's ~/.cache/gapdemo.
 os.environ.setdefault("GAPDEMO_CACHE_DIR", tempfile.mkdtemp(prefix="gapdemo-test-cache-"))
+# Ray's single-machine mode (loopback only) for every Ray this process starts, whichever test imports Ray
+# first: gapdemo.sweep.cluster sets it before its own first import, which a test module may have done already.
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 CHROMIUM_PATH = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--disable-background-networking",

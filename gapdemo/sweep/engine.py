@@ -7,15 +7,13 @@ there: nothing depends on a shared file system (Tune no longer copies trial fold
 node), and a finished epoch is home before the next one starts.
 
 Tune provides the grid, per-trial resources, the concurrency cap and retries of trials whose
-worker died. A retried trial starts again from epoch 1 in a clean folder.
+worker died. A retried trial starts again from epoch 1 in a clean folder. The temporary folder goes
+when the trial ends, whether it finished, stopped or failed. cluster.py starts or joins Ray.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-import shutil
-import socket
 import tempfile
 import threading
 import time
@@ -27,18 +25,13 @@ from pathlib import Path
 from gapdemo import runs
 from gapdemo.config import RunConfig
 from gapdemo.events import StopRequested, TrainingEvents
+from gapdemo.sweep.cluster import EngineError, connect, resolve_address  # noqa: F401 (callers name them engine.*)
 from gapdemo.sweep.collector import TERMINAL_STATES, TrialCollector
 
-RAY_ADDRESS_VARIABLE = "GAPDEMO_RAY_ADDRESS"
 MAX_TRIAL_RETRIES = 3  # a trial whose worker (or node) died is started again this many times
 STOP_POLL_SECONDS = 1.0  # how often a trial asks whether the sweep was stopped
 PROGRESS_EVERY_SECONDS = 2.0
-CONNECT_TIMEOUT_SECONDS = 5.0
-WORKER_ENVIRONMENT = {"TF_CPP_MIN_LOG_LEVEL": "2"}  # no TensorFlow start-up lines from the trials
-
-
-class EngineError(RuntimeError):
-    """The cluster cannot be used (unreachable address, Ray missing); str() is one sentence."""
+TRIAL_FOLDER_PREFIX = "gapdemo-trial-"  # a trial's temporary folder on its worker's node
 
 
 @dataclass
@@ -51,84 +44,13 @@ class TrialSpec:
     data_loader: Callable | None = None  # module-level function (pickled by reference); None = load_data
 
 
-# ----- the cluster -----
-def resolve_address(address: str | None) -> str | None:
-    """--address, else GAPDEMO_RAY_ADDRESS, else None (start a local Ray instance)."""
-    return address or os.environ.get(RAY_ADDRESS_VARIABLE) or None
-
-
-def check_reachable(address: str) -> None:
-    """Raise EngineError within seconds when nothing listens at host:port (ray.init would hang)."""
-    if address == "auto":
-        return
-    host, _, port = address.split("://")[-1].rpartition(":")
-    try:
-        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=CONNECT_TIMEOUT_SECONDS):
-            return
-    except (OSError, ValueError):
-        raise EngineError(f"No Ray cluster answers at {address}; start one with `ray start --head` "
-                          "or leave out --address to run on this machine.") from None
-
-
-def connect(address: str | None = None, num_cpus: int | None = None) -> bool:
-    """Join the cluster at address, or start a local Ray instance; True when this call started Ray."""
-    try:
-        import ray
-    except ImportError:
-        raise EngineError("Sweeps need Ray: pip install 'ray[tune]'.") from None
-    if ray.is_initialized():
-        return False
-    options = {"log_to_driver": False, "configure_logging": False}
-    if address:
-        check_reachable(address)
-        # py_modules ships this package to every worker, so cluster nodes need only the requirements.
-        ray.init(address=address, runtime_env=cluster_runtime_env(), **options)
-    else:
-        # A local instance's workers inherit the environment it starts with, so they find this package
-        # without a runtime environment (which costs about 2 s of start-up: packing, an agent, new workers).
-        # "local": a new instance even where another Ray runs on this machine (ray.init would join it).
-        with local_worker_environment():
-            ray.init(address="local", num_cpus=num_cpus or os.cpu_count(), include_dashboard=False, **options)
-    return True
-
-
-def cluster_runtime_env() -> dict:
-    import gapdemo
-
-    return {"py_modules": [gapdemo], "env_vars": dict(WORKER_ENVIRONMENT)}
-
-
-@contextlib.contextmanager
-def local_worker_environment():
-    """Set, for the Ray processes started inside, this package's folder on PYTHONPATH and quiet TensorFlow."""
-    import gapdemo
-
-    package_parent = str(Path(gapdemo.__file__).resolve().parent.parent)
-    saved = {name: os.environ.get(name) for name in ("PYTHONPATH", *WORKER_ENVIRONMENT)}
-    os.environ.update(WORKER_ENVIRONMENT)
-    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [package_parent, saved["PYTHONPATH"]]))
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
-def node_count() -> int:
-    import ray
-
-    return sum(1 for node in ray.nodes() if node.get("Alive"))
-
-
 # ----- one trial, in a Ray worker -----
 class _TrialEvents(TrainingEvents):
     """Sends each finished epoch home, reports progress now and then, polls the stop flag."""
 
-    def __init__(self, collector, spec: TrialSpec, run_dir: Path):
+    def __init__(self, collector, spec: TrialSpec, run_dir: Path, in_tune: bool):
         self.collector, self.spec, self.run_dir = collector, spec, run_dir
+        self.in_tune = in_tune  # a Tune trial also reports each epoch to Tune
         self.stop_seen, self.stop_checked, self.progress_sent = False, 0.0, 0.0
         self.sent = {}  # relative path -> signature of the file as last sent home
 
@@ -151,10 +73,11 @@ class _TrialEvents(TrainingEvents):
         self.on_progress(progress)
 
     def on_epoch(self, rows: list[dict], epochs_completed: int) -> None:
-        from ray import tune
-
         self.send_home()
-        tune.report({"epoch": epochs_completed, **{f"{r['backend']}_val_accuracy": r["val_accuracy"] for r in rows}})
+        if self.in_tune:
+            from ray import tune
+
+            tune.report({"epoch": epochs_completed, **{f"{r['backend']}_val_accuracy": r["val_accuracy"] for r in rows}})
 
     def send_home(self) -> None:
         """Send the files that changed since the last call (the models, the new rows, the new probes)."""
@@ -185,24 +108,46 @@ def limit_threads(cpus: float) -> None:
 
 def run_trial(parameters: dict, specs: list[TrialSpec], collector, cpus: float) -> None:
     """Tune's function trainable: train specs[parameters['trial']] and send it home."""
-    import ray
     from ray import tune
 
-    spec = specs[parameters["trial"]]
-    if not ray.get(collector.begin.remote(spec.run_id, ray.get_runtime_context().get_node_id())):
-        collector.finish.remote(spec.run_id, "stopped", "Stopped before it started.")
-        tune.report({"state": "stopped", "epochs_completed": 0})  # a trial that reports nothing is announced on stdout
-        return
-    limit_threads(cpus)
+    outcome = train_in_worker(specs[parameters["trial"]], collector, cpus, in_tune=True)
+    # reported even for a trial stopped before it started: one that reports nothing is announced on stdout
+    tune.report({"state": outcome["state"], "epochs_completed": outcome["epochs_completed"]})
+
+
+def train_in_worker(spec: TrialSpec, collector, cpus: float, in_tune: bool = False) -> dict:
+    """Train spec's run in this Ray worker, sent home to collector; {"state", "message", "epochs_completed", "node"}.
+
+    Sweep trials (run_trial) and single runs on a cluster (gapdemo.sweep.single) both train here.
+    """
+    import ray
+
+    node = ray.get_runtime_context().get_node_id()
+    if not ray.get(collector.begin.remote(spec.run_id, node)):
+        state, message, completed = "stopped", "Stopped before it started.", 0
+    else:
+        limit_threads(cpus)
+        # The folder goes whatever happens in it, and before the outcome is reported (Tune may not
+        # resume a trial's function after its last report).
+        with tempfile.TemporaryDirectory(prefix=TRIAL_FOLDER_PREFIX, ignore_cleanup_errors=True) as work_dir:
+            state, message, completed = train_and_send_home(spec, collector, Path(work_dir), in_tune)
+    ray.get(collector.finish.remote(spec.run_id, state, message))
+    return {"state": state, "message": message, "epochs_completed": completed, "node": node}
+
+
+def train_and_send_home(spec: TrialSpec, collector, work_dir: Path, in_tune: bool) -> tuple[str, str, int]:
+    """Train spec's run in work_dir/<run_id>, its files sent home after every epoch and at the end.
+
+    Returns (state, message, epochs completed); a failure, a bad config included, ends as "failed".
+    """
     from gapdemo.failures import readable_error
     from gapdemo.job import STOPPED_MESSAGE
     from gapdemo.trainer import Trainer
 
-    work_dir = Path(tempfile.mkdtemp(prefix="gapdemo-trial-"))
     run_dir = work_dir / spec.run_id
-    config = RunConfig.from_dict({**spec.config, "train": {**spec.config["train"], "runs_dir": str(work_dir)}})
-    events, started, completed = _TrialEvents(collector, spec, run_dir), time.time(), 0
+    events, started, completed = _TrialEvents(collector, spec, run_dir, in_tune), time.time(), 0
     try:
+        config = RunConfig.from_dict({**spec.config, "train": {**spec.config["train"], "runs_dir": str(work_dir)}})
         completed = Trainer(config, run_dir, events, data_loader=spec.data_loader).train()
         state, message = ("stopped", STOPPED_MESSAGE) if events.should_stop() else ("finished", "")
     except StopRequested:
@@ -213,9 +158,7 @@ def run_trial(parameters: dict, specs: list[TrialSpec], collector, cpus: float) 
     if run_dir.exists():
         runs.write_status(run_dir, state, message, completed, time.time() - started)
         events.send_home()
-    ray.get(collector.finish.remote(spec.run_id, state, message))
-    tune.report({"state": state, "epochs_completed": completed})
-    shutil.rmtree(work_dir, ignore_errors=True)
+    return state, message, completed
 
 
 # ----- the driver -----
