@@ -35,9 +35,17 @@ def _close_matplotlib_figures() -> None:
         pyplot.close("all")
 
 
-# One JobManager per server process: every tab and every refresh sees the same jobs.
+# One JobManager per server process: every tab and every refresh sees the same jobs. With
+# GAPDEMO_RAY_ADDRESS set, runs go to that Ray cluster side by side instead of one at a time here.
 @st.cache_resource
 def job_manager():
+    from gapdemo.sweep.cluster import resolve_address
+
+    address = resolve_address(None)
+    if address:
+        from gapdemo.cluster_job import ClusterJobManager
+
+        return ClusterJobManager(address)
     from gapdemo.job import JobManager
 
     return JobManager()

@@ -36,6 +36,8 @@ def status_panel(snapshot, queued_jobs) -> None:
     progress = snapshot.progress
     st.markdown(f"**Run `{snapshot.run_id}`**{run_owner_note(snapshot)} — "
                 f"{STATE_TEXT.get(snapshot.state, snapshot.state)} · {snapshot.elapsed_seconds:.0f} s")
+    if snapshot.state == "queued" and progress.get("message"):  # a cluster run waiting for free CPUs
+        st.caption(progress["message"])
     if snapshot.state in ("running", "stopping"):
         if progress.get("phase") == "loading data":
             st.progress(float(progress.get("fraction", 0.0)), text=f"Loading data: {progress.get('message', '')}")

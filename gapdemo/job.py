@@ -211,9 +211,16 @@ class TrainingJob:
 
     def _claim_run_folder(self) -> None:
         """Create the run folder, never one that exists: a clash (two runs in one second) takes a new id."""
-        run_dir = runs.create_run_folder(self.run_dir.parent, self.run_id)
+        self.move_to(runs.create_run_folder(self.run_dir.parent, self.run_id))
+
+    def move_to(self, run_dir: Path) -> None:
+        """The run's folder is run_dir after all (its id taken by another run, a new one chosen)."""
         with self._lock:
-            self.run_id, self.run_dir = run_dir.name, run_dir
+            self.run_id, self.run_dir = Path(run_dir).name, Path(run_dir)
+
+    def mark_done(self) -> None:
+        """The run has ended and published its final state: wait() returns, the queue moves on."""
+        self._done_event.set()
 
     def _epochs_published_locked(self) -> int:
         return len({row["epoch"] for row in self._published.epoch_metrics})
@@ -255,7 +262,7 @@ class JobManager:
 
         served: the page is reachable from other machines (data paths must lie under the data roots).
         """
-        job = TrainingJob(config, data_loader=data_loader, owner=owner, served=served)
+        job = self._new_job(config, data_loader, owner, served)
         with self._lock:
             waiting = self._waiting_locked()
             if any(queued.owner == owner for queued in waiting):
@@ -264,12 +271,19 @@ class JobManager:
                 raise ValueError(QUEUE_FULL_MESSAGE.format(waiting=len(waiting)))
             self._forget_finished_locked()
             self._jobs.append(job)
-            self._queue.append(job)
-            if self._worker is None or not self._worker.is_alive():
-                self._worker = threading.Thread(target=self._work, name="gapdemo-training", daemon=True)
-                self._worker.start()
-            self._lock.notify_all()
+            self._start_locked(job)
         return job
+
+    def _new_job(self, config: RunConfig, data_loader, owner: str | None, served: bool) -> TrainingJob:
+        return TrainingJob(config, data_loader=data_loader, owner=owner, served=served)
+
+    def _start_locked(self, job: TrainingJob) -> None:
+        """Queue job for the single worker thread (started when none is alive)."""
+        self._queue.append(job)
+        if self._worker is None or not self._worker.is_alive():
+            self._worker = threading.Thread(target=self._work, name="gapdemo-training", daemon=True)
+            self._worker.start()
+        self._lock.notify_all()
 
     def _work(self) -> None:
         while True:

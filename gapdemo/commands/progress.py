@@ -55,3 +55,41 @@ class TimeLeft:
         if fraction < self.min_fraction or elapsed < self.min_seconds or fraction >= 1.0:
             return None
         return elapsed / fraction * (1.0 - fraction)
+
+
+def final_metrics(epoch_rows: list[dict]) -> dict:
+    final = {}
+    for row in epoch_rows:  # rows come in epoch order, so the last one per back-end wins
+        final[row["backend"]] = {k: row[k] for k in ("loss", "accuracy", "val_loss", "val_accuracy")}
+    return final
+
+
+def progress_text(progress: dict, width: int = 30) -> str:
+    """The progress line for a run's progress dict ('' when it says nothing to show)."""
+    if progress.get("phase") == "loading data":
+        return f"loading data: {progress.get('message', '')[:60]}"
+    if progress.get("phase") == "compiling":
+        return f"epoch 1/{progress['epochs']} {bar(0.0, width)} compiling the training step"
+    if "epoch" in progress and "batch" in progress:
+        done = progress["batch"] / max(progress["batches_per_epoch"], 1)
+        return (f"epoch {progress['epoch']}/{progress['epochs']} {bar(done, width)} "
+                f"{progress['images_per_second']:.0f} img/s {format_time_left(progress.get('eta_seconds'))}")
+    return ""
+
+
+def print_finished_epochs(rows: list[dict], shown_rows: int, line, progress: dict | None = None) -> int:
+    """Print the epoch rows from shown_rows on; the number of rows shown now.
+
+    progress: the newest progress seen. When it belongs to a finished epoch, that epoch's bar is
+    first drawn full with its rate, so the final state shows however short the epoch was (a poll
+    may never have caught it mid-way).
+    """
+    epoch_shown = None
+    for row in rows[shown_rows:]:
+        if progress and row["epoch"] == progress.get("epoch") and row["epoch"] != epoch_shown and "batch" in progress:
+            line.show(progress_text({**progress, "batch": progress["batches_per_epoch"], "eta_seconds": None}))
+            epoch_shown = row["epoch"]
+        line.end()
+        sys.stderr.write(f"  epoch {row['epoch']} {row['backend']}: acc {row['accuracy']:.3f} "
+                         f"val_acc {row['val_accuracy']:.3f}\n")
+    return len(rows)

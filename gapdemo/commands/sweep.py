@@ -6,10 +6,9 @@ import json
 import signal
 import sys
 import threading
-from pathlib import Path
 
 from gapdemo.commands import CommandError
-from gapdemo.commands.train import add_run_arguments, config_from_args
+from gapdemo.commands.train import add_run_arguments, config_from_args, config_from_file
 from gapdemo.config import DEFAULT_SEEDS, RunConfig
 
 
@@ -60,19 +59,7 @@ def run(args) -> int:
 
 def base_config(args) -> RunConfig:
     """The run options, or the settings stored in --config FILE (with --runs-dir applied)."""
-    if not args.config_file:
-        return config_from_args(args)
-    try:
-        values = json.loads(Path(args.config_file).read_text())
-    except (OSError, ValueError) as error:
-        raise CommandError(f"cannot read settings from {args.config_file}: {error}") from None
-    values = {section: values.get(section, {}) for section in ("data", "model", "train")}
-    values["data"].pop("dataset_info", None)
-    values["train"]["runs_dir"] = args.runs_dir
-    try:
-        return RunConfig.from_dict(values)
-    except TypeError as error:
-        raise CommandError(f"{args.config_file} is not a gapdemo run config ({error})") from None
+    return config_from_file(args) if args.config_file else config_from_args(args)
 
 
 def _progress_printer():

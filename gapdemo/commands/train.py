@@ -10,6 +10,7 @@ import threading
 
 from gapdemo.commands import parse_backends
 from gapdemo.commands.data import add_cache_argument
+from gapdemo.commands.progress import ProgressLine, final_metrics, print_finished_epochs, progress_text
 from gapdemo.config import (
     DATASETS,
     MAX_IMAGE_SIZE,
@@ -38,6 +39,19 @@ def add_data_arguments(parser) -> None:
 def register(subparsers):
     parser = subparsers.add_parser("train", help="train back-ends side by side")
     add_run_arguments(parser)
+    parser.add_argument("--config", dest="config_file", default=None, metavar="FILE",
+                        help="settings from a JSON file (a run's config.json will do; - reads standard input); "
+                             "the run options above are then ignored, except --runs-dir")
+    parser.add_argument("--address", default=None,
+                        help="train as one task on the Ray cluster at host:port (default $GAPDEMO_RAY_ADDRESS; "
+                             "neither: in this process)")
+    parser.add_argument("--cpus-per-run", type=float, default=1.0,
+                        help="on a cluster: CPUs the run asks for; TensorFlow's thread pools match (default 1)")
+    parser.add_argument("--gpus-per-run", type=float, default=0.0, help="on a cluster: GPUs the run asks for")
+    parser.add_argument("--run-id", default=None,
+                        help="on a cluster: the run's folder name (another is chosen when it is taken)")
+    parser.add_argument("--events", action="store_true",
+                        help="on a cluster: one JSON line per update on stdout (state, node, progress)")
     # benchmarks only (benchmarks/cli_run.py): the engine before the idle gaps between epochs were removed
     parser.add_argument("--engine-baseline", action="store_true", help=argparse.SUPPRESS)
     parser.set_defaults(run=run)
@@ -80,8 +94,15 @@ def config_from_args(args) -> RunConfig:
 def run(args) -> int:
     from gapdemo.job import TrainingJob
     from gapdemo.serving import operator_says_served
+    from gapdemo.sweep.cluster import resolve_address
 
-    job = TrainingJob(config_from_args(args), served=operator_says_served(), engine_baseline=args.engine_baseline)
+    config = config_from_file(args) if args.config_file else config_from_args(args)
+    address = resolve_address(args.address)
+    if address:
+        from gapdemo.commands.cluster_run import run_on_cluster
+
+        return run_on_cluster(args, config, address)
+    job = TrainingJob(config, served=operator_says_served(), engine_baseline=args.engine_baseline)
     thread = threading.Thread(target=job.run, name="gapdemo-training", daemon=True)
     for signal_number in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signal_number, lambda *_: job.stop())
@@ -95,7 +116,7 @@ def run(args) -> int:
     precision = snapshot.config.train.precision
     if args.json:
         print(json.dumps({"run_id": job.run_id, "run_dir": str(job.run_dir), "status": snapshot.state,
-                          "precision": precision,
+                          "precision": precision, "engine": "in-process",
                           "epochs_completed": max((r["epoch"] for r in snapshot.epoch_metrics), default=0),
                           "backends": final}))
     else:
@@ -105,11 +126,24 @@ def run(args) -> int:
     return 1 if snapshot.state == "failed" else 0
 
 
-def final_metrics(epoch_rows: list[dict]) -> dict:
-    final = {}
-    for row in epoch_rows:  # rows come in epoch order, so the last one per back-end wins
-        final[row["backend"]] = {k: row[k] for k in ("loss", "accuracy", "val_loss", "val_accuracy")}
-    return final
+def config_from_file(args) -> RunConfig:
+    """The settings stored in --config FILE, with --runs-dir applied (train and sweep)."""
+    from pathlib import Path
+
+    from gapdemo.commands import CommandError
+
+    try:  # "-": from standard input (how the page hands a run to a child process)
+        text = sys.stdin.read() if args.config_file == "-" else Path(args.config_file).read_text(encoding="utf-8")
+        values = json.loads(text)
+    except (OSError, ValueError) as error:
+        raise CommandError(f"cannot read settings from {args.config_file}: {error}") from None
+    values = {section: values.get(section, {}) for section in ("data", "model", "train")}
+    values["data"].pop("dataset_info", None)
+    values["train"]["runs_dir"] = args.runs_dir
+    try:
+        return RunConfig.from_dict(values)
+    except TypeError as error:
+        raise CommandError(f"{args.config_file} is not a gapdemo run config ({error})") from None
 
 
 NO_BATCH_ROWS = 2**62  # a snapshot's batch_start past every row: the progress bar needs none of them
@@ -117,32 +151,18 @@ NO_BATCH_ROWS = 2**62  # a snapshot's batch_start past every row: the progress b
 
 def print_progress_until_done(job, width: int = 30) -> None:
     """One progress bar per epoch on stderr (epoch, images/s, time left); each epoch ends with its accuracies."""
-    from gapdemo.commands.progress import ProgressLine, bar, format_time_left
-
     line, shown_rows, cache_note_shown = ProgressLine(), 0, False
     while not job.wait(0.5):
         snapshot = job.snapshot(batch_start=NO_BATCH_ROWS)
-        shown_rows = print_finished_epochs(snapshot.epoch_metrics, shown_rows, line)  # above the next bar
-        progress = snapshot.progress
+        # above the next bar
+        shown_rows = print_finished_epochs(snapshot.epoch_metrics, shown_rows, line, snapshot.progress)
         if snapshot.dataset_info.get("cache_note") and not cache_note_shown:  # where the images came from
             line.end()
             sys.stderr.write(f"{snapshot.dataset_info['cache_note']}\n")
             cache_note_shown = True
-        if progress.get("phase") == "loading data":
-            line.show(f"loading data: {progress.get('message', '')[:60]}")
-        elif progress.get("phase") == "compiling":
-            line.show(f"epoch 1/{progress['epochs']} {bar(0.0, width)} compiling the training step")
-        elif "epoch" in progress:
-            done = progress["batch"] / max(progress["batches_per_epoch"], 1)
-            line.show(f"epoch {progress['epoch']}/{progress['epochs']} {bar(done, width)} "
-                      f"{progress['images_per_second']:.0f} img/s {format_time_left(progress.get('eta_seconds'))}")
-    print_finished_epochs(job.snapshot(batch_start=NO_BATCH_ROWS).epoch_metrics, shown_rows, line)
+        text = progress_text(snapshot.progress, width)
+        if text:
+            line.show(text)
+    final = job.snapshot(batch_start=NO_BATCH_ROWS)  # its progress keeps the last epoch's batch and rate
+    print_finished_epochs(final.epoch_metrics, shown_rows, line, final.progress)
     line.end()
-
-
-def print_finished_epochs(rows: list[dict], shown_rows: int, line) -> int:
-    for row in rows[shown_rows:]:
-        line.end()
-        sys.stderr.write(f"  epoch {row['epoch']} {row['backend']}: acc {row['accuracy']:.3f} "
-                         f"val_acc {row['val_accuracy']:.3f}\n")
-    return len(rows)

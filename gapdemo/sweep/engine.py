@@ -31,6 +31,7 @@ from gapdemo.sweep.collector import TERMINAL_STATES, TrialCollector
 MAX_TRIAL_RETRIES = 3  # a trial whose worker (or node) died is started again this many times
 STOP_POLL_SECONDS = 1.0  # how often a trial asks whether the sweep was stopped
 PROGRESS_EVERY_SECONDS = 2.0
+BATCH_ROWS_HOME_SECONDS = 10.0  # between epochs, the batch rows written since go home this often
 TRIAL_FOLDER_PREFIX = "gapdemo-trial-"  # a trial's temporary folder on its worker's node
 
 
@@ -53,6 +54,7 @@ class _TrialEvents(TrainingEvents):
         self.in_tune = in_tune  # a Tune trial also reports each epoch to Tune
         self.stop_seen, self.stop_checked, self.progress_sent = False, 0.0, 0.0
         self.sent = {}  # relative path -> signature of the file as last sent home
+        self.rows_sent = time.monotonic()
 
     def should_stop(self) -> bool:
         import ray
@@ -71,6 +73,10 @@ class _TrialEvents(TrainingEvents):
 
     def on_batch(self, rows: list[dict], progress: dict) -> None:
         self.on_progress(progress)
+        now = time.monotonic()
+        if now - self.rows_sent >= BATCH_ROWS_HOME_SECONDS:  # live curves at home between epochs
+            self.rows_sent = now
+            self.send_home()
 
     def on_epoch(self, rows: list[dict], epochs_completed: int) -> None:
         self.send_home()

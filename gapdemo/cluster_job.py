@@ -1,0 +1,169 @@
+"""A run the page sends to a Ray cluster: a child `gapdemo train --address` process, read as a TrainingJob.
+
+Ray stays out of the web server's process (a driver whose cluster dies is ended by Ray, and the page
+must not go with it), as for sweeps (gapdemo.sweep.launcher). The child prints one JSON line per
+update (--events): whether the run waits for the cluster's resources or trains, on which node, and
+its progress. The run folder is the contract: epochs, batch rows and probes are read from it as they
+come home and published through TrainingJob's snapshot, so the page draws a cluster run exactly as
+one trained here. Stop ends the child with SIGTERM (Windows: TerminateProcess): the run stops after
+its batch in flight, or, killed, Ray ends the task its driver owned; finished epochs stay either way.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from gapdemo import runs
+from gapdemo.job import JobManager, TrainingJob
+from gapdemo.serving import SERVED_VARIABLE, may_stop
+
+WAITING_PROGRESS = {"phase": "waiting", "message": "Waiting for the cluster's resources"}
+
+
+class ClusterJob(TrainingJob):
+    """One run on the Ray cluster at address, with TrainingJob's snapshot, stop and wait."""
+
+    def __init__(self, config, address: str, owner: str | None = None, served: bool = False,
+                 cpus: float = 1, gpus: float = 0):
+        super().__init__(config, owner=owner, served=served)  # the gate, with served
+        self.address, self.cpus, self.gpus, self.served = address, cpus, gpus, served
+        self.node: str | None = None  # the Ray node it trains on, once it started
+        self.process: subprocess.Popen | None = None
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "gapdemo", "train", "--address", self.address, "--config", "-",
+                "--runs-dir", str(self.run_dir.parent), "--run-id", self.run_id, "--cpus-per-run", str(self.cpus),
+                "--gpus-per-run", str(self.gpus), "--events", "--json"]
+
+    def run(self) -> str:
+        """Start the child, follow its events until it ends; the end state."""
+        if self.is_done():
+            return self.state
+        self.publish(started=time.time(), progress=dict(WAITING_PROGRESS))
+        environment = {**os.environ, **({SERVED_VARIABLE: "1"} if self.served else {})}
+        self.process = subprocess.Popen(self.command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE, text=True, env=environment)
+        self.process.stdin.write(json.dumps(self.config.to_dict()))
+        self.process.stdin.close()
+        if self.stop_requested:  # Stop pressed while the child started
+            self.process.terminate()
+        result = {}
+        for line in self.process.stdout:
+            result = self.follow(json.loads(line)) or result
+        errors = self.process.stderr.read()
+        self.process.wait()
+        return self.finish(result, errors)
+
+    def follow(self, event: dict) -> dict | None:
+        """Publish one event line; the final result (a line with "status") is returned."""
+        if "status" in event:
+            return event
+        if event.get("event") == "submitted":
+            self.move_to(Path(event["run_dir"]))
+        elif event.get("event") == "update" and event.get("state") not in (None, "waiting"):
+            self.node = event.get("node")
+            state = "stopping" if self.stop_requested else "running"
+            self.publish(state=state, progress=event.get("progress") or {"phase": "starting"})
+            self.read_run_folder()
+        return None
+
+    def read_run_folder(self) -> None:
+        """Publish the epochs, batch rows and probes that came home since the last read."""
+        snapshot = self.snapshot()
+        known_batches, known_epochs = len(snapshot.batch_metrics), len(snapshot.epoch_metrics)
+        epoch_rows = runs.read_epoch_metrics(self.run_dir).to_dict("records")
+        batch_rows = runs.read_batch_metrics(self.run_dir).to_dict("records")
+        if len(batch_rows) > known_batches:
+            self.add_batch_rows(batch_rows[known_batches:], snapshot.progress)
+        if len(epoch_rows) > known_epochs:
+            self.add_epoch_rows(epoch_rows[known_epochs:])
+            epoch, probes = runs.load_probes(self.run_dir)
+            self.publish(probes=probes, probes_epoch=epoch)
+        if not snapshot.dataset_info:
+            self.publish(dataset_info=runs.read_config(self.run_dir).get("dataset_info", {}))
+
+    def finish(self, result: dict, errors: str) -> str:
+        if self.run_dir.is_dir():
+            self.read_run_folder()
+        state = result.get("status") or ("stopped" if self.stop_requested else "failed")
+        message = {"finished": "", "stopped": "Stopped by the user; completed epochs are kept."}.get(state)
+        if message is None:
+            lines = [line.removeprefix("error: ") for line in errors.splitlines() if line.startswith("error: ")]
+            message = lines[-1] if lines else "The run's process on this machine ended unexpectedly."
+        self.publish(state=state, message=message, finished=time.time(),
+                     progress={**self.snapshot().progress, "phase": state})
+        self.mark_done()
+        return state
+
+    def stop(self) -> None:
+        """Stop after the batch in flight: the child passes the stop to the cluster, then ends."""
+        super().stop()
+        process = self.process
+        if process is not None and process.poll() is None:
+            process.terminate()
+
+
+class ClusterJobManager(JobManager):
+    """JobManager whose runs go to a Ray cluster side by side, each in its own thread, as its resources allow.
+
+    The served-page rules hold unchanged: the gate (in ClusterJob), one waiting run per owner and at
+    most max_queued_runs() waiting in all, where waiting means not yet started on a node.
+    """
+
+    def __init__(self, address: str, cpus_per_run: float = 1, gpus_per_run: float = 0):
+        super().__init__()
+        self.address, self.cpus_per_run, self.gpus_per_run = address, cpus_per_run, gpus_per_run
+
+    def _new_job(self, config, data_loader, owner, served) -> ClusterJob:
+        from gapdemo.sweep.cluster import EngineError, check_reachable
+
+        try:
+            check_reachable(self.address)  # within seconds, before the run is queued
+        except EngineError as error:
+            raise ValueError(str(error)) from None
+        return ClusterJob(config, self.address, owner=owner, served=served, cpus=self.cpus_per_run,
+                          gpus=self.gpus_per_run)
+
+    def _start_locked(self, job) -> None:
+        threading.Thread(target=self._run, args=(job,), name="gapdemo-cluster-run", daemon=True).start()
+
+    def _run(self, job) -> None:
+        job.run()
+        with self._lock:
+            self._forget_finished_locked()
+
+    def _waiting_locked(self) -> list:
+        return [job for job in self._jobs if job.state == "queued"]
+
+    def queued(self) -> list:
+        with self._lock:
+            return self._waiting_locked()
+
+    def current(self):
+        """The newest run training on the cluster (several may)."""
+        with self._lock:
+            return next((job for job in reversed(self._jobs) if job.state in ("running", "stopping")), None)
+
+    def runs_ahead(self, job) -> int:
+        """Runs waiting for the cluster's resources before job."""
+        with self._lock:
+            waiting = self._waiting_locked()
+            return waiting.index(job) if job in waiting else 0
+
+    def job_to_stop(self, owner, any_owner: bool):
+        """The newest unfinished run the visitor may stop."""
+        with self._lock:
+            unfinished = [job for job in reversed(self._jobs) if not job.is_done()]
+        return next((job for job in unfinished if may_stop(job.owner, owner, any_owner)), None)
+
+    def latest(self):
+        """The newest unfinished run, else the newest run."""
+        with self._lock:
+            unfinished = [job for job in reversed(self._jobs) if not job.is_done()]
+            return unfinished[0] if unfinished else (self._jobs[-1] if self._jobs else None)

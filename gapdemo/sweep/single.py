@@ -1,0 +1,99 @@
+"""One training run as one Ray task, on a cluster: the engine the sweeps use, for a single run.
+
+The run trains in a Ray worker through engine.train_in_worker (one Trainer, its folder sent home to
+a collector on this node every epoch, its latest batch rows every few seconds); this process waits,
+passes a stop on and reports progress. Ray schedules the task when the cluster has the CPUs (or GPUs)
+it asks for, so several runs go side by side. A worker or node that dies takes the run with it: Ray
+starts the task again on another node, up to MAX_RUN_RETRIES times, and the collector clears the
+folder first, so a retried run starts again from epoch 1. A cluster that goes away ends the run as
+failed; the epochs already home stay.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from gapdemo import runs
+from gapdemo.sweep import engine
+
+MAX_RUN_RETRIES = 2  # the run starts again from epoch 1 on another node this many times after a node is lost
+WAIT_SECONDS = 1.0  # how often the driver passes a stop on and reports progress
+LOST_NODE_MESSAGE = ("The node training this run was lost {attempts} time(s), so it ended here; "
+                     "the epochs already home are kept.")
+CLUSTER_GONE_MESSAGE = "The Ray cluster went away mid-run; the epochs already home are kept."
+
+
+def train_remotely(spec: engine.TrialSpec, runs_dir, *, address: str, cpus: float = 1, gpus: float = 0,
+                   stop_event: threading.Event | None = None,
+                   on_update: Callable[[dict], None] | None = None) -> dict:
+    """Train spec's run as one task on the cluster at address; its folder arrives in runs_dir/<run_id>.
+
+    Returns {"state", "message", "epochs_completed", "node", "attempts"}. Raises engine.EngineError
+    within seconds when nothing answers at address.
+
+    Args:
+        cpus, gpus: what the task asks Ray for; TensorFlow's thread pools are sized to cpus.
+        stop_event: set it to stop the run after the batches in flight (finished epochs are kept).
+        on_update: on_update(entry) about once a second, entry = the collector's view of the run
+            ({"state", "node", "progress", "attempts"}; empty while the run waits for resources).
+    """
+    import ray
+
+    engine.connect(address)
+    collector = engine.start_collector(runs_dir)
+    task = ray.remote(engine.train_in_worker).options(
+        num_cpus=cpus, num_gpus=gpus, max_retries=MAX_RUN_RETRIES, retry_exceptions=False)
+    reference = task.remote(spec, collector, cpus)
+    try:
+        outcome = _wait(reference, collector, spec.run_id, stop_event, on_update)
+    except ray.exceptions.RayError as error:
+        outcome = _ended_by(error, collector, spec.run_id)
+    _record_failure(Path(runs_dir) / spec.run_id, outcome)
+    try:
+        ray.kill(collector)
+    except Exception:  # the cluster is gone already: nothing left to kill
+        pass
+    return outcome
+
+
+def _wait(reference, collector, run_id: str, stop_event, on_update) -> dict:
+    import ray
+
+    stop_sent = False
+    while True:
+        done, _ = ray.wait([reference], timeout=WAIT_SECONDS)
+        if stop_event is not None and stop_event.is_set() and not stop_sent:
+            ray.get(collector.request_stop.remote())
+            stop_sent = True
+        entry = ray.get(collector.snapshot.remote(), timeout=30).get(run_id, {})
+        if on_update is not None:
+            on_update(entry)
+        if done:
+            return {**ray.get(reference), "attempts": entry.get("attempts", 1)}
+
+
+def _ended_by(error: Exception, collector, run_id: str) -> dict:
+    """The outcome of a run whose task raised: a node lost more often than retried, or the cluster gone."""
+    import ray
+
+    try:
+        entry = ray.get(collector.snapshot.remote(), timeout=10).get(run_id, {})
+    except Exception:  # the collector went with the cluster
+        return {"state": "failed", "message": CLUSTER_GONE_MESSAGE,
+                "epochs_completed": None, "node": None, "attempts": None}
+    attempts = entry.get("attempts", 0)
+    return {"state": "failed", "message": LOST_NODE_MESSAGE.format(attempts=attempts), "epochs_completed": None,
+            "node": entry.get("node"), "attempts": attempts}
+
+
+def _record_failure(run_dir: Path, outcome: dict) -> None:
+    """Write a failed outcome into the run's status, keeping its count of epochs home."""
+    if outcome["state"] != "failed" or not run_dir.is_dir():
+        return
+    status = runs.read_stored_status(run_dir)
+    if outcome["epochs_completed"] is None:
+        outcome["epochs_completed"] = int(status.get("epochs_completed", 0))
+    runs.write_status(run_dir, "failed", outcome["message"], outcome["epochs_completed"],
+                      status.get("elapsed_seconds", 0.0))

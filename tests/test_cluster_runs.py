@@ -1,0 +1,196 @@
+"""Single runs on a Ray cluster: `gapdemo train --address` and the page's Start with GAPDEMO_RAY_ADDRESS,
+against real local clusters of several nodes (ray.cluster_utils), one CPU each."""
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+PROJECT = Path(__file__).resolve().parents[1]
+TINY = ["--image-size", "32", "--train-size", "48", "--batch-size", "16", "--backends", "fc,gap"]
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def cluster():
+    """A head and a second node, one CPU each; the tests' own driver never joins it."""
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    cluster.add_node(num_cpus=1)
+    cluster.wait_for_nodes()
+    yield cluster
+    cluster.shutdown()
+
+
+def node_ids(cluster) -> set[str]:
+    return {node.node_id for node in cluster.list_all_nodes()}
+
+
+def train(address: str, runs_dir: Path, *extra: str) -> subprocess.Popen:
+    command = [sys.executable, "-m", "gapdemo", "train", *TINY, "--address", address, "--runs-dir", str(runs_dir),
+               "--json", *extra]
+    return subprocess.Popen(command, cwd=PROJECT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def result_of(process: subprocess.Popen, timeout: float = 600) -> dict:
+    stdout, stderr = process.communicate(timeout=timeout)
+    assert process.returncode == 0, stderr[-3000:]
+    return json.loads(stdout.strip().splitlines()[-1])
+
+
+def assert_complete(run_dir: Path, epochs: int, backends=("fc", "gap")) -> None:
+    from gapdemo.runs import has_models, read_epoch_metrics, read_status
+
+    assert read_status(run_dir)["state"] == "finished"
+    assert read_status(run_dir)["epochs_completed"] == epochs
+    metrics = read_epoch_metrics(run_dir)
+    assert sorted(metrics["epoch"].unique()) == list(range(1, epochs + 1))
+    assert set(metrics["backend"]) == set(backends) and has_models(run_dir)
+
+
+def test_two_runs_at_once_train_side_by_side_on_different_nodes(cluster, tmp_path):
+    runs_dir = tmp_path / "runs"
+    first, second = (train(cluster.address, runs_dir, "--epochs", "3") for _ in range(2))
+    results = [result_of(first), result_of(second)]
+    assert [r["status"] for r in results] == ["finished", "finished"]
+    assert {r["engine"] for r in results} == {"ray"}
+    assert {r["node"] for r in results} == node_ids(cluster)  # one run on each node: side by side
+    assert results[0]["run_id"] != results[1]["run_id"]
+    for result in results:
+        assert Path(result["run_dir"]).parent == runs_dir
+        assert_complete(Path(result["run_dir"]), 3)
+    assert not list(runs_dir.glob(".*"))  # no half-written file left behind
+
+
+def test_an_unreachable_address_is_refused_before_anything_is_queued(tmp_path):
+    started = time.monotonic()
+    process = train("127.0.0.1:1", tmp_path / "runs")
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 2 and stdout == ""
+    assert stderr.strip().splitlines()[-1].startswith("error: No Ray cluster answers at 127.0.0.1:1")
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+    assert time.monotonic() - started < 60  # "within seconds": a hang would meet the timeout above instead
+
+
+def test_a_run_asking_for_a_gpu_goes_to_the_node_that_declares_one(tmp_path):
+    """Ray schedules on a declared GPU resource even where TensorFlow then finds no GPU (it trains on the CPU)."""
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    gpu_node = cluster.add_node(num_cpus=1, num_gpus=1)
+    cluster.wait_for_nodes()
+    try:
+        result = result_of(train(cluster.address, tmp_path / "runs", "--epochs", "1", "--gpus-per-run", "1"))
+        assert result["status"] == "finished" and result["node"] == gpu_node.node_id
+    finally:
+        cluster.shutdown()
+
+
+def test_a_lost_node_retries_the_run_on_another_from_the_start(tmp_path):
+    from ray.cluster_utils import Cluster
+
+    from gapdemo.runs import read_status
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})  # the head trains nothing
+    workers = [cluster.add_node(num_cpus=1) for _ in range(2)]
+    cluster.wait_for_nodes()
+    try:
+        process = train(cluster.address, tmp_path / "runs", "--epochs", "30", "--events")
+        first_node = follow_until_epoch(process, 1)["node"]  # it trains on a node: take that node away
+        assert first_node in {worker.node_id for worker in workers}
+        cluster.remove_node(next(worker for worker in workers if worker.node_id == first_node))
+        stdout, stderr = process.communicate(timeout=600)
+        assert process.returncode == 0, stderr[-3000:]
+        result = json.loads(stdout.strip().splitlines()[-1])
+        assert result["status"] == "finished" and result["node"] != first_node and result["attempts"] == 2
+        assert_complete(Path(result["run_dir"]), 30)
+        assert read_status(Path(result["run_dir"]))["state"] == "finished"
+    finally:
+        cluster.shutdown()
+
+
+def follow_until_epoch(process: subprocess.Popen, epoch: int) -> dict:
+    """Read the run's event lines until one shows it training epoch `epoch` or later; that event."""
+    for line in process.stdout:
+        event = json.loads(line)
+        if event.get("event") == "update" and (event.get("progress") or {}).get("epoch", 0) >= epoch:
+            return event
+    raise AssertionError(f"the run ended before epoch {epoch}")
+
+
+def test_a_cluster_that_goes_away_ends_the_run_as_failed_with_its_epochs_kept(tmp_path):
+    from ray.cluster_utils import Cluster
+
+    from gapdemo.runs import read_epoch_metrics, read_status
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    try:
+        process = train(cluster.address, tmp_path / "runs", "--epochs", "300", "--events")
+        follow_until_epoch(process, 3)
+    finally:
+        cluster.shutdown()
+    stdout, stderr = process.communicate(timeout=300)
+    assert process.returncode == 1
+    result = json.loads(stdout.strip().splitlines()[-1])
+    message = "The Ray cluster went away mid-run; the epochs already home are kept."
+    assert result["status"] == "failed" and f"error: {message}" in stderr.splitlines()
+    status = read_status(Path(result["run_dir"]))
+    assert status["state"] == "failed" and status["message"] == message and status["epochs_completed"] >= 2
+    assert result["epochs_completed"] == status["epochs_completed"]
+    assert len(read_epoch_metrics(Path(result["run_dir"]))) == 2 * status["epochs_completed"]  # fc and gap
+
+
+@pytest.mark.posix
+def test_ctrl_c_stops_a_cluster_run_after_the_batch_in_flight(cluster, tmp_path):
+    import signal
+
+    from gapdemo.runs import read_status
+
+    process = train(cluster.address, tmp_path / "runs", "--epochs", "300", "--events")
+    follow_until_epoch(process, 2)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=300)
+    assert process.returncode == 0, stderr[-2000:]
+    result = json.loads(stdout.strip().splitlines()[-1])
+    status = read_status(Path(result["run_dir"]))
+    assert result["status"] == status["state"] == "stopped" and 1 <= status["epochs_completed"] < 300
+
+
+def test_the_page_trains_on_the_cluster_with_live_curves(cluster, tmp_path, monkeypatch):
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    from dashboard.common import job_manager
+
+    monkeypatch.setenv("GAPDEMO_RAY_ADDRESS", cluster.address)
+    monkeypatch.setenv("GAPDEMO_RUNS_DIR", str(tmp_path / "runs"))
+    st.cache_resource.clear()
+    page = AppTest.from_file("../app.py", default_timeout=120)
+    page.run()
+    page.slider(key="image_size").set_value(32)
+    page.number_input(key="train_size").set_value(48)
+    page.select_slider(key="batch_size").set_value(16)
+    page.slider(key="epochs").set_value(3)
+    page.run()
+    page.button(key="start").click().run()
+    assert not page.exception, page.exception
+    job = job_manager().latest()
+    assert type(job).__name__ == "ClusterJob"
+    deadline = time.monotonic() + 600
+    while not job.snapshot().epoch_metrics and time.monotonic() < deadline:  # the first epoch comes home
+        time.sleep(1)
+    page.run()
+    assert not page.exception, page.exception
+    live = job.snapshot()
+    assert live.epoch_metrics and live.batch_metrics and live.probes
+    assert len(page.get("plotly_chart")) >= 2  # accuracy and loss, drawn while it trains
+    assert job.wait(600) and job.state == "finished", job.snapshot().message
+    assert job.node in node_ids(cluster)
+    assert_complete(job.run_dir, 3, ("fc", "fc_dropout", "gap"))
+    page.run()
+    assert not page.exception and any("finished" in m.value for m in page.markdown)
