@@ -31,7 +31,8 @@ RESULTS_HEADER = (
     "ratios were measured side by side in the same run, so they matter more than absolute figures.\n"
 )
 # sections appear in RESULTS.md in this order whichever script runs first
-SECTION_ORDER = ("training", "cli_run", "efficiency", "data_pipeline", "app_latency", "memory", "real_photos", "outcome", "sweep")
+SECTION_ORDER = ("training", "cli_run", "efficiency", "data_pipeline", "app_latency", "memory", "real_photos", "outcome", "sweep",
+                 "cluster_runs")
 
 if str(REPO_ROOT) not in sys.path:  # run as `python benchmarks/x.py`, sys.path[0] is benchmarks/
     sys.path.insert(0, str(REPO_ROOT))

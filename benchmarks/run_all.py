@@ -12,7 +12,8 @@ import time
 import common
 
 # cheapest first; the outcome (minutes per seed) last so a cut-short session still has the rest
-BENCHMARKS = ("data_pipeline", "training", "cli_run", "efficiency", "memory", "app_latency", "sweep", "real_photos", "outcome")
+BENCHMARKS = ("data_pipeline", "training", "cli_run", "efficiency", "memory", "app_latency", "sweep", "cluster_runs", "real_photos",
+              "outcome")
 
 
 def add_arguments(parser) -> None:

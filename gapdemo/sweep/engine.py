@@ -54,7 +54,7 @@ class _TrialEvents(TrainingEvents):
         self.in_tune = in_tune  # a Tune trial also reports each epoch to Tune
         self.stop_seen, self.stop_checked, self.progress_sent = False, 0.0, 0.0
         self.sent = {}  # relative path -> signature of the file as last sent home
-        self.rows_sent = time.monotonic()
+        self.rows_sent = 0.0  # the first batch's rows go home at once: the page's first curve point
 
     def should_stop(self) -> bool:
         import ray
