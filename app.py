@@ -30,7 +30,11 @@ def main() -> None:
     keep_keras_session()
     st.title("gapdemo: Global Average Pooling vs fully connected")
     st.markdown(INTRODUCTION)
-    manager = job_manager()
+    try:
+        manager = job_manager()
+    except ValueError as error:  # an unreadable GAPDEMO_CPUS_PER_RUN / GAPDEMO_GPUS_PER_RUN
+        st.error(str(error))
+        st.stop()
     config, problems = settings_sidebar(runs_dir())
     run_controls(manager, config, problems)
     train_tab, maps_tab, parameters_tab, classify_tab, mistakes_tab, claims_tab, sweeps_tab, runs_tab = st.tabs(

@@ -43,9 +43,9 @@ def job_manager():
 
     address = resolve_address(None)
     if address:
-        from gapdemo.cluster_job import ClusterJobManager
+        from gapdemo.cluster_job import ClusterJobManager, resources_per_run
 
-        return ClusterJobManager(address)
+        return ClusterJobManager(address, *resources_per_run())  # ValueError: app.py shows the sentence
     from gapdemo.job import JobManager
 
     return JobManager()

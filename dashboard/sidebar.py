@@ -155,6 +155,8 @@ def settings_sidebar(runs_dir: str) -> tuple[RunConfig, list[str]]:
 # Start and Stop; returns nothing, acts on the job manager.
 def run_controls(manager, config: RunConfig, problems: list[str]) -> None:
     with st.sidebar:
+        if manager.engine_note:
+            st.caption(manager.engine_note)
         start_column, stop_column = st.columns(2)
         # Served to others, a visitor stops only their own runs; a local page has one user.
         active = manager.job_to_stop(visitor_id(), any_owner=not page_is_served())

@@ -24,6 +24,24 @@ from gapdemo.job import JobManager, TrainingJob
 from gapdemo.serving import SERVED_VARIABLE, may_stop
 
 WAITING_PROGRESS = {"phase": "waiting", "message": "Waiting for the cluster's resources"}
+CPUS_VARIABLE, GPUS_VARIABLE = "GAPDEMO_CPUS_PER_RUN", "GAPDEMO_GPUS_PER_RUN"  # what each page run asks Ray for
+
+
+def resources_per_run(environ=None) -> tuple[float, float]:
+    """(CPUs, GPUs) each run started from the page asks the cluster for: GAPDEMO_CPUS_PER_RUN (default
+    1) and GAPDEMO_GPUS_PER_RUN (default 0, fractions allowed); ValueError in one sentence when unreadable."""
+    environ = os.environ if environ is None else environ
+    values = []
+    for name, default, least in ((CPUS_VARIABLE, 1.0, 0.01), (GPUS_VARIABLE, 0.0, 0.0)):
+        text = environ.get(name, "").strip()
+        try:
+            value = float(text) if text else default
+        except ValueError:
+            value = -1.0
+        if not value >= least:
+            raise ValueError(f"{name} must be a number of at least {least:g}, got {text!r}.")
+        values.append(value)
+    return values[0], values[1]
 
 
 class ClusterJob(TrainingJob):
@@ -119,6 +137,9 @@ class ClusterJobManager(JobManager):
     def __init__(self, address: str, cpus_per_run: float = 1, gpus_per_run: float = 0):
         super().__init__()
         self.address, self.cpus_per_run, self.gpus_per_run = address, cpus_per_run, gpus_per_run
+        gpus = f" and {gpus_per_run:g} GPU(s)" if gpus_per_run else ""
+        self.engine_note = (f"Runs train on a Ray cluster, side by side as its resources allow: "
+                            f"{cpus_per_run:g} CPU(s){gpus} each.")
 
     def _new_job(self, config, data_loader, owner, served) -> ClusterJob:
         from gapdemo.sweep.cluster import EngineError, check_reachable

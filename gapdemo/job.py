@@ -247,6 +247,8 @@ class TrainingJob:
 class JobManager:
     """Submit jobs; a single worker thread runs them in order."""
 
+    engine_note = ""  # where runs train, in a sentence, when not here one at a time
+
     def __init__(self):
         self._lock = threading.Condition()
         self._queue: deque[TrainingJob] = deque()

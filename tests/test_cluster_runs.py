@@ -12,8 +12,6 @@ import pytest
 PROJECT = Path(__file__).resolve().parents[1]
 TINY = ["--image-size", "32", "--train-size", "48", "--batch-size", "16", "--backends", "fc,gap"]
 
-pytestmark = pytest.mark.slow
-
 
 @pytest.fixture
 def cluster():
@@ -53,6 +51,7 @@ def assert_complete(run_dir: Path, epochs: int, backends=("fc", "gap")) -> None:
     assert set(metrics["backend"]) == set(backends) and has_models(run_dir)
 
 
+@pytest.mark.slow
 def test_two_runs_at_once_train_side_by_side_on_different_nodes(cluster, tmp_path):
     runs_dir = tmp_path / "runs"
     first, second = (train(cluster.address, runs_dir, "--epochs", "3") for _ in range(2))
@@ -77,6 +76,7 @@ def test_an_unreachable_address_is_refused_before_anything_is_queued(tmp_path):
     assert time.monotonic() - started < 60  # "within seconds": a hang would meet the timeout above instead
 
 
+@pytest.mark.slow
 def test_a_run_asking_for_a_gpu_goes_to_the_node_that_declares_one(tmp_path):
     """Ray schedules on a declared GPU resource even where TensorFlow then finds no GPU (it trains on the CPU)."""
     from ray.cluster_utils import Cluster
@@ -91,6 +91,7 @@ def test_a_run_asking_for_a_gpu_goes_to_the_node_that_declares_one(tmp_path):
         cluster.shutdown()
 
 
+@pytest.mark.slow
 def test_a_lost_node_retries_the_run_on_another_from_the_start(tmp_path):
     from ray.cluster_utils import Cluster
 
@@ -123,6 +124,7 @@ def follow_until_epoch(process: subprocess.Popen, epoch: int) -> dict:
     raise AssertionError(f"the run ended before epoch {epoch}")
 
 
+@pytest.mark.slow
 def test_a_cluster_that_goes_away_ends_the_run_as_failed_with_its_epochs_kept(tmp_path):
     from ray.cluster_utils import Cluster
 
@@ -145,6 +147,7 @@ def test_a_cluster_that_goes_away_ends_the_run_as_failed_with_its_epochs_kept(tm
     assert len(read_epoch_metrics(Path(result["run_dir"]))) == 2 * status["epochs_completed"]  # fc and gap
 
 
+@pytest.mark.slow
 @pytest.mark.posix
 def test_ctrl_c_stops_a_cluster_run_after_the_batch_in_flight(cluster, tmp_path):
     import signal
@@ -161,6 +164,7 @@ def test_ctrl_c_stops_a_cluster_run_after_the_batch_in_flight(cluster, tmp_path)
     assert result["status"] == status["state"] == "stopped" and 1 <= status["epochs_completed"] < 300
 
 
+@pytest.mark.slow
 def test_the_page_trains_on_the_cluster_with_live_curves(cluster, tmp_path, monkeypatch):
     import streamlit as st
     from streamlit.testing.v1 import AppTest
@@ -194,3 +198,20 @@ def test_the_page_trains_on_the_cluster_with_live_curves(cluster, tmp_path, monk
     assert_complete(job.run_dir, 3, ("fc", "fc_dropout", "gap"))
     page.run()
     assert not page.exception and any("finished" in m.value for m in page.markdown)
+
+
+def test_what_each_page_run_asks_the_cluster_for():
+    from gapdemo.cluster_job import ClusterJobManager, resources_per_run
+
+    assert resources_per_run({}) == (1.0, 0.0)
+    assert resources_per_run({"GAPDEMO_CPUS_PER_RUN": "2", "GAPDEMO_GPUS_PER_RUN": "0.5"}) == (2.0, 0.5)
+    for environ in ({"GAPDEMO_CPUS_PER_RUN": "0"}, {"GAPDEMO_GPUS_PER_RUN": "-1"}, {"GAPDEMO_CPUS_PER_RUN": "two"}):
+        with pytest.raises(ValueError, match="must be a number of at least"):
+            resources_per_run(environ)
+    manager = ClusterJobManager("127.0.0.1:1", 2, 0.5)
+    assert manager.engine_note == "Runs train on a Ray cluster, side by side as its resources allow: 2 CPU(s) and 0.5 GPU(s) each."
+    from gapdemo.config import tiny_config
+
+    with pytest.raises(ValueError, match="^No Ray cluster answers at 127.0.0.1:1"):  # refused before it is queued
+        manager.submit(tiny_config("runs"))
+    assert manager.jobs() == []
