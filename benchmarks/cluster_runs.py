@@ -44,7 +44,7 @@ def submit_and_watch(manager, run_configs: list) -> dict:
     """Submit every config at once; {"wall", "first_points": [s per run], "states"} once all ended."""
     start, first_points, jobs = time.perf_counter(), {}, []
     for index, config in enumerate(run_configs):  # four visitors, one Start each
-        jobs.append(manager.submit(config, owner=f"visitor-{index}"))
+        jobs.append(manager.submit(config, owner=f"visitor-{index}", served=False))
     while not all(job.is_done() for job in jobs):
         for index, job in enumerate(jobs):
             if index not in first_points and job.snapshot().batch_metrics:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard.common import export_buttons
+from dashboard.visitor import page_is_served
 from gapdemo.models import BACKENDS
 
 GALLERY_SIZE = 12  # mistakes shown at once, most confident first
@@ -28,17 +29,17 @@ def _cached_models(run_dir: str, signature: tuple) -> dict:
 
 
 @st.cache_resource(max_entries=2, show_spinner="Evaluating every back-end on the test split…")
-def _cached_evaluation(run_dir: str, signature: tuple):
+def _cached_evaluation(run_dir: str, signature: tuple, served: bool):
     from gapdemo.evaluation import evaluate_run
 
-    return evaluate_run(run_dir, _cached_models(run_dir, signature))
+    return evaluate_run(run_dir, _cached_models(run_dir, signature), served=served)
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
-def _cached_overlays(run_dir: str, signature: tuple, backend: str, indices: tuple):
+def _cached_overlays(run_dir: str, signature: tuple, backend: str, indices: tuple, served: bool):
     from gapdemo.evaluation import explain_images
 
-    evaluation = _cached_evaluation(run_dir, signature)
+    evaluation = _cached_evaluation(run_dir, signature, served)
     return explain_images(_cached_models(run_dir, signature)[backend], backend, evaluation.images[list(indices)])
 
 
@@ -80,7 +81,7 @@ def _choose_run(runs_dir: str):
 def _evaluate(summary):
     run_dir = str(summary.run_dir)
     try:
-        return _cached_evaluation(run_dir, _model_signature(run_dir))
+        return _cached_evaluation(run_dir, _model_signature(run_dir), page_is_served())  # served: data under the roots
     except (ValueError, OSError) as error:  # data gone, unreadable model files: say so, no traceback
         st.error(f"Cannot evaluate run {summary.run_id}: {error}")
     except Exception as error:  # anything else still reaches the user as one sentence
@@ -141,7 +142,7 @@ def _gallery(evaluation, run_dir: str) -> None:
         st.info("No test image matches: this back-end makes no such mistake on this run.")
         return
     shown = tuple(int(index) for index in ranked[:GALLERY_SIZE])
-    tiles, method = _cached_overlays(run_dir, _model_signature(run_dir), backend, shown)
+    tiles, method = _cached_overlays(run_dir, _model_signature(run_dir), backend, shown, page_is_served())
     heat_maps = st.toggle("Heat maps", value=True, key="mistakes_heat_maps")
     st.caption(f"{len(shown)} of {len(ranked)} matching images, the most confident mistakes first. "
                + (f"Heat map: {method} of {_label(backend)} for the class it predicted (red = where it looked most)."

@@ -1,7 +1,8 @@
 """A run the page sends to a Ray cluster: a child `gapdemo train --address` process, read as a TrainingJob.
 
 Ray stays out of the web server's process (a driver whose cluster dies is ended by Ray, and the page
-must not go with it), as for sweeps (gapdemo.sweep.launcher). The child prints one JSON line per
+must not go with it), as for sweeps (gapdemo.sweep.launcher); the Claims tab's job still joins the
+cluster from the server's process. The child prints one JSON line per
 update (--events): whether the run waits for the cluster's resources or trains, on which node, and
 its progress. The run folder is the contract: epochs, batch rows and probes are read from it as they
 come home and published through TrainingJob's snapshot, so the page draws a cluster run exactly as
@@ -11,6 +12,7 @@ its batch in flight, or, killed, Ray ends the task its driver owned; finished ep
 
 from __future__ import annotations
 
+import collections
 import json
 import os
 import subprocess
@@ -20,11 +22,25 @@ import time
 from pathlib import Path
 
 from gapdemo import runs
-from gapdemo.job import JobManager, TrainingJob
-from gapdemo.serving import SERVED_VARIABLE, may_stop
+from gapdemo.failures import readable_error
+from gapdemo.job import STOPPED_MESSAGE, JobManager, TrainingJob
+from gapdemo.serving import child_environment, may_stop
 
 WAITING_PROGRESS = {"phase": "waiting", "message": "Waiting for the cluster's resources"}
+RUNS_PER_VISITOR = 2  # on a served page: one training, one waiting
+CLUSTER_LIMIT_MESSAGE = ("You already have a run training and one waiting; wait until one ends, or stop one, "
+                         "before starting another.")
+ERROR_LINES_KEPT = 20  # the child's last stderr lines: its "error: ..." sentence is among them
 CPUS_VARIABLE, GPUS_VARIABLE = "GAPDEMO_CPUS_PER_RUN", "GAPDEMO_GPUS_PER_RUN"  # what each page run asks Ray for
+
+
+def parse_event(line: str) -> dict:
+    """One line of the child's stdout as an event; {} for anything else a library printed there."""
+    try:
+        event = json.loads(line)
+    except ValueError:
+        return {}
+    return event if isinstance(event, dict) else {}
 
 
 def resources_per_run(environ=None) -> tuple[float, float]:
@@ -60,23 +76,45 @@ class ClusterJob(TrainingJob):
                 "--gpus-per-run", str(self.gpus), "--events", "--json"]
 
     def run(self) -> str:
-        """Start the child, follow its events until it ends; the end state."""
+        """Start the child, follow its events until it ends; the end state. Never raises: whatever goes
+        wrong here ends the job as failed with one sentence, so it never holds a place in the queue."""
         if self.is_done():
             return self.state
         self.publish(started=time.time(), progress=dict(WAITING_PROGRESS))
-        environment = {**os.environ, **({SERVED_VARIABLE: "1"} if self.served else {})}
+        result, error_lines = {}, collections.deque(maxlen=ERROR_LINES_KEPT)
+        try:
+            self.start_child(error_lines)
+            for line in self.process.stdout:
+                result = self.follow(parse_event(line)) or result
+            self.process.wait()
+        except Exception as error:  # the child could not start, or its output made no sense
+            error_lines.append(f"error: {readable_error(error)}")
+        finally:
+            self.end_child()
+        return self.finish(result, list(error_lines))
+
+    def start_child(self, error_lines) -> None:
+        """Start `gapdemo train --address`, hand it the settings on stdin, keep its last stderr lines.
+
+        stderr is read all along by a thread: a child blocked on a full pipe would stop reporting.
+        """
         self.process = subprocess.Popen(self.command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                        stderr=subprocess.PIPE, text=True, env=environment)
-        self.process.stdin.write(json.dumps(self.config.to_dict()))
-        self.process.stdin.close()
+                                        stderr=subprocess.PIPE, text=True, encoding="utf-8", errors="replace",
+                                        env={**child_environment(self.served), "PYTHONIOENCODING": "utf-8"})
+        threading.Thread(target=error_lines.extend, args=(self.process.stderr,), daemon=True).start()
+        try:
+            self.process.stdin.write(json.dumps(self.config.to_dict()))
+            self.process.stdin.close()
+        except OSError:  # Stop ended the child already: its output says the rest
+            pass
         if self.stop_requested:  # Stop pressed while the child started
             self.process.terminate()
-        result = {}
-        for line in self.process.stdout:
-            result = self.follow(json.loads(line)) or result
-        errors = self.process.stderr.read()
-        self.process.wait()
-        return self.finish(result, errors)
+
+    def end_child(self) -> None:
+        process = self.process
+        if process is not None and process.poll() is None:
+            process.kill()
+            process.wait()
 
     def follow(self, event: dict) -> dict | None:
         """Publish one event line; the final result (a line with "status") is returned."""
@@ -95,9 +133,14 @@ class ClusterJob(TrainingJob):
         """Publish the epochs, batch rows and probes that came home since the last read."""
         snapshot = self.snapshot()
         known_batches, known_epochs = len(snapshot.batch_metrics), len(snapshot.epoch_metrics)
-        epoch_rows = runs.read_epoch_metrics(self.run_dir).to_dict("records")
-        batch_rows = runs.read_batch_metrics(self.run_dir).to_dict("records")
-        if len(batch_rows) > known_batches:
+        try:
+            epoch_rows = runs.read_epoch_metrics(self.run_dir).to_dict("records")
+            batch_rows = runs.read_batch_metrics(self.run_dir).to_dict("records")
+        except (OSError, ValueError):  # a file arriving as it is read: the next update reads it whole
+            return
+        if len(epoch_rows) < known_epochs or len(batch_rows) < known_batches:
+            self.replace_rows(epoch_rows, batch_rows)  # a lost node: the run started again from epoch 1
+        elif len(batch_rows) > known_batches:
             self.add_batch_rows(batch_rows[known_batches:], snapshot.progress)
         if len(epoch_rows) > known_epochs:
             self.add_epoch_rows(epoch_rows[known_epochs:])
@@ -106,14 +149,14 @@ class ClusterJob(TrainingJob):
         if not snapshot.dataset_info:
             self.publish(dataset_info=runs.read_config(self.run_dir).get("dataset_info", {}))
 
-    def finish(self, result: dict, errors: str) -> str:
+    def finish(self, result: dict, error_lines: list[str]) -> str:
         if self.run_dir.is_dir():
             self.read_run_folder()
         state = result.get("status") or ("stopped" if self.stop_requested else "failed")
-        message = {"finished": "", "stopped": "Stopped by the user; completed epochs are kept."}.get(state)
+        message = {"finished": "", "stopped": STOPPED_MESSAGE}.get(state)
         if message is None:
-            lines = [line.removeprefix("error: ") for line in errors.splitlines() if line.startswith("error: ")]
-            message = lines[-1] if lines else "The run's process on this machine ended unexpectedly."
+            errors = [line.strip().removeprefix("error: ") for line in error_lines if line.startswith("error: ")]
+            message = errors[-1] if errors else "The run's process on this machine ended unexpectedly."
         self.publish(state=state, message=message, finished=time.time(),
                      progress={**self.snapshot().progress, "phase": state})
         self.mark_done()
@@ -151,6 +194,14 @@ class ClusterJobManager(JobManager):
         return ClusterJob(config, self.address, owner=owner, served=served, cpus=self.cpus_per_run,
                           gpus=self.gpus_per_run)
 
+    def _admit_locked(self, owner, served: bool) -> None:
+        """The queue's rules, and, served, at most one running and one waiting run per visitor: on a
+        cluster nothing else keeps one visitor from taking every node (and every run is a process here)."""
+        super()._admit_locked(owner, served)
+        mine = [job for job in self._jobs if job.owner == owner and not job.is_done()]
+        if served and len(mine) >= RUNS_PER_VISITOR:
+            raise ValueError(CLUSTER_LIMIT_MESSAGE)
+
     def _start_locked(self, job) -> None:
         threading.Thread(target=self._run, args=(job,), name="gapdemo-cluster-run", daemon=True).start()
 
@@ -180,11 +231,14 @@ class ClusterJobManager(JobManager):
     def job_to_stop(self, owner, any_owner: bool):
         """The newest unfinished run the visitor may stop."""
         with self._lock:
-            unfinished = [job for job in reversed(self._jobs) if not job.is_done()]
+            unfinished = self._unfinished_newest_first_locked()
         return next((job for job in unfinished if may_stop(job.owner, owner, any_owner)), None)
 
     def latest(self):
         """The newest unfinished run, else the newest run."""
         with self._lock:
-            unfinished = [job for job in reversed(self._jobs) if not job.is_done()]
+            unfinished = self._unfinished_newest_first_locked()
             return unfinished[0] if unfinished else (self._jobs[-1] if self._jobs else None)
+
+    def _unfinished_newest_first_locked(self) -> list:
+        return [job for job in reversed(self._jobs) if not job.is_done()]

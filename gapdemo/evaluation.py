@@ -259,11 +259,16 @@ def check_evaluable(run_dir) -> dict:
     return status
 
 
-def load_test_split(run_dir):
-    """The run's test split, loaded again from its saved data settings: (images, labels, class_names)."""
-    from gapdemo.config import DataConfig
+def load_test_split(run_dir, *, served: bool):
+    """The run's test split, loaded again from its saved data settings: (images, labels, class_names).
+
+    served: asked by a page served to others, so the run's data must lie under the data roots (the
+    gate's data check: a run folder placed in the shared runs folder could name any folder).
+    """
+    from gapdemo.config import DataConfig, RunConfig
     from gapdemo.data import load_test_split as load_test_images
     from gapdemo.runs import read_config
+    from gapdemo.validation import validate_data_paths
 
     config = read_config(run_dir)
     if "data" not in config:
@@ -272,15 +277,19 @@ def load_test_split(run_dir):
         data_config = DataConfig(**config["data"])
     except TypeError as error:  # a config.json written by another version of gapdemo
         raise ValueError(f"run {Path(run_dir).name}'s data settings do not fit this version of gapdemo ({error})") from None
+    problems = validate_data_paths(RunConfig(data=data_config), served=served)
+    if problems:
+        raise ValueError(" ".join(problems))
     return load_test_images(data_config)
 
 
-def evaluate_run(run_dir, models: dict | None = None) -> RunEvaluation:
+def evaluate_run(run_dir, models: dict | None = None, *, served: bool) -> RunEvaluation:
     """Every back-end of a finished run on its test split.
 
     Args:
         run_dir: the run folder.
         models: {backend: keras.Model} already loaded (a page's cache); None = gapdemo.runs.load_models.
+        served: asked by a page served to others (see load_test_split).
 
     Raises:
         ValueError when the run is still training or has no models; gapdemo.data.DataError (a
@@ -291,7 +300,7 @@ def evaluate_run(run_dir, models: dict | None = None) -> RunEvaluation:
     run_dir = Path(run_dir)
     status = check_evaluable(run_dir)
     started = time.perf_counter()
-    images, labels, class_names = load_test_split(run_dir)
+    images, labels, class_names = load_test_split(run_dir, served=served)
     loaded = time.perf_counter()
     models = load_models(run_dir) if models is None else models
     ready = time.perf_counter()

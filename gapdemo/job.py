@@ -218,6 +218,13 @@ class TrainingJob:
         with self._lock:
             self.run_id, self.run_dir = Path(run_dir).name, Path(run_dir)
 
+    def replace_rows(self, epoch_rows: list[dict], batch_rows: list[dict]) -> None:
+        """Publish these rows instead of those so far (a run started again from epoch 1 elsewhere)."""
+        with self._lock:
+            self._published.epoch_metrics = list(epoch_rows)
+            self._published.batch_metrics = list(batch_rows)
+            self._publish_locked(probes={}, probes_epoch=-1)
+
     def mark_done(self) -> None:
         """The run has ended and published its final state: wait() returns, the queue moves on."""
         self._done_event.set()
@@ -256,8 +263,8 @@ class JobManager:
         self._current: TrainingJob | None = None
         self._worker: threading.Thread | None = None
 
-    def submit(self, config: RunConfig, data_loader=None, owner: str | None = None,
-               served: bool = False) -> TrainingJob:
+    def submit(self, config: RunConfig, data_loader=None, owner: str | None = None, *,
+               served: bool) -> TrainingJob:
         """Queue a run for owner; raises ValueError (one sentence per problem) for an invalid config,
         QUEUE_LIMIT_MESSAGE when owner already has a run waiting, or QUEUE_FULL_MESSAGE when served
         and max_queued_runs() runs wait already.
@@ -266,15 +273,19 @@ class JobManager:
         """
         job = self._new_job(config, data_loader, owner, served)
         with self._lock:
-            waiting = self._waiting_locked()
-            if any(queued.owner == owner for queued in waiting):
-                raise ValueError(QUEUE_LIMIT_MESSAGE)
-            if served and len(waiting) >= max_queued_runs():
-                raise ValueError(QUEUE_FULL_MESSAGE.format(waiting=len(waiting)))
+            self._admit_locked(owner, served)
             self._forget_finished_locked()
             self._jobs.append(job)
             self._start_locked(job)
         return job
+
+    def _admit_locked(self, owner: str | None, served: bool) -> None:
+        """Raise ValueError (one sentence) when owner may not queue another run now."""
+        waiting = self._waiting_locked()
+        if any(queued.owner == owner for queued in waiting):
+            raise ValueError(QUEUE_LIMIT_MESSAGE)
+        if served and len(waiting) >= max_queued_runs():
+            raise ValueError(QUEUE_FULL_MESSAGE.format(waiting=len(waiting)))
 
     def _new_job(self, config: RunConfig, data_loader, owner: str | None, served: bool) -> TrainingJob:
         return TrainingJob(config, data_loader=data_loader, owner=owner, served=served)

@@ -79,6 +79,12 @@ def _positive_setting(name: str, default: int, environ: Mapping[str, str] | None
         raise ValueError(f"{name} must be a whole number, got {text!r}") from None
 
 
+def child_environment(served: bool, environ: Mapping[str, str] | None = None) -> dict:
+    """The environment for a process the page starts (a sweep, a cluster run): served is passed on."""
+    environ = os.environ if environ is None else environ
+    return {**environ, **({SERVED_VARIABLE: "1"} if served else {})}
+
+
 def may_stop(owner: str | None, visitor: str | None, any_owner: bool) -> bool:
     """Whether visitor may stop what owner started: anyone on a local page (any_owner), else the owner alone."""
     return any_owner or (owner is not None and owner == visitor)

@@ -271,8 +271,8 @@ def test_runner_stops_between_phases(tmp_path, monkeypatch):
     connected = []
     monkeypatch.setattr(measures, "measure_step_seconds", timing_then_stop)
     monkeypatch.setattr(engine, "connect", no_training)
-    assert runner.start(tiny_config(str(tmp_path)), seeds=1)
-    assert not runner.start(tiny_config(str(tmp_path)), seeds=1)  # one job at a time
+    assert runner.start(tiny_config(str(tmp_path)), seeds=1, served=False)
+    assert not runner.start(tiny_config(str(tmp_path)), seeds=1, served=False)  # one job at a time
     assert runner.wait(120)
     assert timed == ["fc", "gap"]  # the phase in flight finished ...
     (claims_dir,) = tmp_path.glob("claims-*")

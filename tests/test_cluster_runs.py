@@ -4,6 +4,7 @@ against real local clusters of several nodes (ray.cluster_utils), one CPU each."
 import json
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -54,7 +55,9 @@ def assert_complete(run_dir: Path, epochs: int, backends=("fc", "gap")) -> None:
 @pytest.mark.slow
 def test_two_runs_at_once_train_side_by_side_on_different_nodes(cluster, tmp_path):
     runs_dir = tmp_path / "runs"
-    first, second = (train(cluster.address, runs_dir, "--epochs", "3") for _ in range(2))
+    # each holds its node for its start (seconds: a worker, TensorFlow, data) and 4 epochs: far longer than
+    # the other driver takes to join, so both are on a node while the other trains, whichever comes first
+    first, second = (train(cluster.address, runs_dir, "--epochs", "4") for _ in range(2))
     results = [result_of(first), result_of(second)]
     assert [r["status"] for r in results] == ["finished", "finished"]
     assert {r["engine"] for r in results} == {"ray"}
@@ -62,7 +65,7 @@ def test_two_runs_at_once_train_side_by_side_on_different_nodes(cluster, tmp_pat
     assert results[0]["run_id"] != results[1]["run_id"]
     for result in results:
         assert Path(result["run_dir"]).parent == runs_dir
-        assert_complete(Path(result["run_dir"]), 3)
+        assert_complete(Path(result["run_dir"]), 4)
     assert not list(runs_dir.glob(".*"))  # no half-written file left behind
 
 
@@ -213,5 +216,112 @@ def test_what_each_page_run_asks_the_cluster_for():
     from gapdemo.config import tiny_config
 
     with pytest.raises(ValueError, match="^No Ray cluster answers at 127.0.0.1:1"):  # refused before it is queued
-        manager.submit(tiny_config("runs"))
+        manager.submit(tiny_config("runs"), served=False)
     assert manager.jobs() == []
+
+
+CHILD_THAT_SAYS_NONSENSE_THEN_FAILS = r"""
+import json, sys
+sys.stdin.read()
+print("a library's stray line on stdout", flush=True)
+print(json.dumps({"event": "update", "state": "running", "node": "n1", "progress": {"phase": "training"}}), flush=True)
+sys.stderr.write("x" * 300_000 + "\n")  # far more than a pipe holds: it must not block the child
+sys.stderr.write("error: The data went missing on the worker.\n")
+sys.exit(2)
+"""
+
+
+class ScriptedClusterJob:
+    """A ClusterJob whose child is a small script instead of `gapdemo train --address`."""
+
+    @staticmethod
+    def make(tmp_path, script: str):
+        from gapdemo.cluster_job import ClusterJob
+        from gapdemo.config import tiny_config
+
+        class Scripted(ClusterJob):
+            def command(self):
+                return [sys.executable, "-c", script]
+
+        return Scripted(tiny_config(str(tmp_path / "runs")), "127.0.0.1:1")
+
+
+def test_a_cluster_job_survives_a_child_that_talks_nonsense_floods_stderr_and_fails(tmp_path):
+    job = ScriptedClusterJob.make(tmp_path, CHILD_THAT_SAYS_NONSENSE_THEN_FAILS)
+    finished = []
+    thread = threading.Thread(target=lambda: finished.append(job.run()), daemon=True)
+    thread.start()
+    thread.join(120)
+    assert finished == ["failed"] and job.is_done()
+    assert job.snapshot().message == "The data went missing on the worker." and job.node == "n1"
+
+
+def test_a_cluster_job_whose_child_cannot_start_ends_as_failed(tmp_path):
+    from gapdemo.cluster_job import ClusterJob
+    from gapdemo.config import tiny_config
+
+    class Unstartable(ClusterJob):
+        def command(self):
+            return [str(tmp_path / "no-such-program")]
+
+    job = Unstartable(tiny_config(str(tmp_path / "runs")), "127.0.0.1:1")
+    assert job.run() == "failed" and job.is_done()
+    assert "no-such-program" in job.snapshot().message
+
+
+def test_a_served_cluster_page_gives_each_visitor_one_running_and_one_waiting_run(tmp_path):
+    import socket
+
+    from gapdemo.cluster_job import CLUSTER_LIMIT_MESSAGE, ClusterJobManager
+    from gapdemo.config import tiny_config
+    from gapdemo.job import QUEUE_LIMIT_MESSAGE
+
+    class Held(ClusterJobManager):  # runs are admitted but not started: the test sets their states
+        def _start_locked(self, job):
+            pass
+
+    with socket.socket() as listener:  # something answers at the address: the cluster "is reachable"
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        manager = Held(f"127.0.0.1:{listener.getsockname()[1]}")
+        first = manager.submit(tiny_config(str(tmp_path)), owner="a", served=True)
+        with pytest.raises(ValueError, match=QUEUE_LIMIT_MESSAGE):
+            manager.submit(tiny_config(str(tmp_path)), owner="a", served=True)
+        first.publish(state="running")  # it found a node
+        second = manager.submit(tiny_config(str(tmp_path)), owner="a", served=True)
+        second.publish(state="running")  # so did the second: a third would take a third node
+        with pytest.raises(ValueError) as refused:
+            manager.submit(tiny_config(str(tmp_path)), owner="a", served=True)
+        assert str(refused.value) == CLUSTER_LIMIT_MESSAGE
+        manager.submit(tiny_config(str(tmp_path)), owner="b", served=True)  # another visitor still gets in
+        assert manager.current() is second and len(manager.queued()) == 1
+
+
+@pytest.mark.slow
+@pytest.mark.posix
+def test_ctrl_c_while_waiting_for_a_free_cpu_ends_the_run_at_once(tmp_path):
+    import signal
+
+    from ray.cluster_utils import Cluster
+
+    from gapdemo.runs import read_status
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})  # room for one run at a time
+    try:
+        busy = train(cluster.address, tmp_path / "runs", "--epochs", "300", "--events")
+        follow_until_epoch(busy, 1)
+        waiting = train(cluster.address, tmp_path / "runs", "--epochs", "1", "--events")
+        for line in waiting.stdout:  # it reports while it waits for the CPU the first run holds
+            if json.loads(line).get("state") == "waiting":
+                break
+        waiting.send_signal(signal.SIGINT)
+        stdout, stderr = waiting.communicate(timeout=120)
+        assert waiting.returncode == 0, stderr[-2000:]
+        result = json.loads(stdout.strip().splitlines()[-1])
+        assert result["status"] == "stopped" and result["epochs_completed"] == 0
+        assert read_status(Path(result["run_dir"]))["state"] == "stopped"
+        assert busy.poll() is None  # the running run was not touched
+        busy.send_signal(signal.SIGINT)
+        busy.communicate(timeout=300)
+    finally:
+        cluster.shutdown()

@@ -123,7 +123,7 @@ def finished_run(tmp_path_factory):
 
 
 def test_confusion_matrices_match_the_models_called_directly(finished_run):
-    result = evaluation.evaluate_run(finished_run)
+    result = evaluation.evaluate_run(finished_run, served=False)
     config = runs.read_json(finished_run / "config.json")
     data = load_data(DataConfig(**config["data"]), 16)
     assert np.array_equal(result.images, data.test_images) and result.class_names == ["cat", "dog"]
@@ -160,7 +160,7 @@ def test_data_settings_of_another_version_are_refused_in_a_sentence(finished_run
     config["data"]["pixels_per_inch"] = 72
     runs.write_json_atomic(copied / "config.json", config)
     with pytest.raises(ValueError, match="data settings do not fit this version of gapdemo"):
-        evaluation.evaluate_run(copied)
+        evaluation.evaluate_run(copied, served=False)
 
 
 def test_command_json_shape(finished_run, capsys):
@@ -218,7 +218,7 @@ def test_panel_shows_confusion_matrices_and_the_gallery(finished_run):
     (chart,) = app.get("plotly_chart")
     figure = json.loads(chart.proto.spec)
     assert [trace["type"] for trace in figure["data"]] == ["heatmap", "heatmap"]
-    result = evaluation.evaluate_run(finished_run)
+    result = evaluation.evaluate_run(finished_run, served=False)
     for trace, backend in zip(figure["data"], ("fc", "gap"), strict=True):
         counts = [[int(cell.split("<br>")[0]) for cell in row] for row in trace["text"]]
         assert counts == result.reports[backend]["confusion"].tolist() and np.sum(counts) == 12

@@ -26,7 +26,7 @@ def manager_with_a_running_job(runs_dir):
     manager = JobManager()
 
     def submit(owner):
-        return manager.submit(tiny_config(str(runs_dir)), data_loader=gated_loader(gate), owner=owner)
+        return manager.submit(tiny_config(str(runs_dir)), data_loader=gated_loader(gate), owner=owner, served=False)
 
     running = submit("visitor-a")
     assert running.wait(0.2) is False
@@ -65,7 +65,7 @@ def test_a_run_just_submitted_to_an_idle_queue_has_none_ahead_whenever_the_worke
     try:
         for _ in range(40):  # the worker takes the job at any moment after submit; the count must not care
             managers.append(JobManager())
-            job = managers[-1].submit(tiny_config(str(runs_dir)), data_loader=gated_loader(gate))
+            job = managers[-1].submit(tiny_config(str(runs_dir)), data_loader=gated_loader(gate), served=False)
             assert managers[-1].runs_ahead(job) == 0
     finally:
         gate.set()
@@ -77,9 +77,9 @@ def test_the_run_about_to_start_counts_as_running(runs_dir):
     manager = JobManager()
     try:
         for _ in range(2):  # the first may still be in the queue when the second arrives: both are allowed
-            manager.submit(tiny_config(str(runs_dir)), data_loader=gated_loader(gate), owner=None)
+            manager.submit(tiny_config(str(runs_dir)), data_loader=gated_loader(gate), owner=None, served=False)
         with pytest.raises(ValueError, match="already have a run waiting"):
-            manager.submit(tiny_config(str(runs_dir)), data_loader=gated_loader(gate), owner=None)
+            manager.submit(tiny_config(str(runs_dir)), data_loader=gated_loader(gate), owner=None, served=False)
     finally:
         gate.set()
         assert manager.wait_idle(60)

@@ -74,8 +74,10 @@ def test_served_queue_holds_at_most_the_cap_of_waiting_runs(runs_dir, monkeypatc
 
     try:
         submit("a")
-        while manager.current() is None:  # the first run is taken by the worker, so it no longer waits
+        deadline = time.monotonic() + 60
+        while manager.current() is None and time.monotonic() < deadline:  # the worker takes the first run
             time.sleep(0.01)
+        assert manager.current() is not None
         submit("b"), submit("c")
         with pytest.raises(ValueError) as refused:
             submit("d")
@@ -124,7 +126,7 @@ def test_finished_jobs_leave_memory_and_their_folders_stay(runs_dir):
     manager = JobManager()
     jobs = []
     for _ in range(3):
-        jobs.append(manager.submit(tiny_config(str(runs_dir)), data_loader=failing_loader))
+        jobs.append(manager.submit(tiny_config(str(runs_dir)), data_loader=failing_loader, served=False))
         assert manager.wait_idle(60)
     assert manager.jobs() == [jobs[-1]] and manager.latest() is jobs[-1]
     assert all(job.state == "failed" and (job.run_dir / "status.json").is_file() for job in jobs)
@@ -282,3 +284,18 @@ def test_a_model_file_with_code_is_refused_and_runs_nothing(tmp_path):
     assert not marker.exists()
     keras.models.load_model(run_dir / "models" / "gap.keras", safe_mode=False)  # the file really carries code
     assert marker.read_text() == "ran"
+
+
+def test_the_mistakes_tab_reads_no_run_data_outside_the_roots(outside_folder, tmp_path):
+    """A run folder in the shared runs folder may name any data folder: evaluating it on a served page
+    is held to the data roots like Start (evaluate_run calls load_test_split, which asks the gate)."""
+    from gapdemo.evaluation import load_test_split
+    from gapdemo.runs import write_config
+
+    run_dir = tmp_path / "runs" / "planted"
+    run_dir.mkdir(parents=True)
+    write_config(run_dir, config_on(outside_folder, tmp_path / "runs").to_dict())
+    with pytest.raises(ValueError, match=f"^The folder {outside_folder} does not exist.$"):
+        load_test_split(run_dir, served=True)
+    with pytest.raises(ValueError, match=f"^The folder {outside_folder} does not exist.$"):
+        load_test_split(run_dir, served=False)  # GAPDEMO_DATA_ROOTS is set: the command line is held too

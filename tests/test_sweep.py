@@ -273,10 +273,10 @@ def test_the_launcher_runs_the_sweep_command_in_a_child_process(tmp_path):
     runs_dir = tmp_path / "runs"
     base = tiny_config(str(runs_dir), ("gap",))
     launcher = SweepLauncher()
-    sweep_id = launcher.start(base, {"epochs": [1, 2]}, 1)
+    sweep_id = launcher.start(base, {"epochs": [1, 2]}, 1, served=False)
     assert sweep_id == sweep_id_for(base, {"epochs": [1, 2]}, 1)
     with pytest.raises(ValueError, match="already running"):
-        launcher.start(base, {"epochs": [1, 2]}, 1)
+        launcher.start(base, {"epochs": [1, 2]}, 1, served=False)
     deadline = time.monotonic() + 300
     while launcher.is_running() and time.monotonic() < deadline:
         time.sleep(1)

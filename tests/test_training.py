@@ -109,7 +109,7 @@ def wait_for(condition, timeout=120):
 
 def test_stop_within_one_batch_keeps_completed_epochs(runs_dir):
     manager = JobManager()
-    job = manager.submit(tiny(runs_dir, ("fc", "gap"), epochs=5, train_size=320), data_loader=toy_loader(320))
+    job = manager.submit(tiny(runs_dir, ("fc", "gap"), epochs=5, train_size=320), data_loader=toy_loader(320), served=False)
     assert wait_for(lambda: len(job.snapshot().epoch_metrics) >= 2 and len(job.snapshot().batch_metrics) >= 2 * 20 + 4)
     rows_at_stop = len(job.snapshot().batch_metrics)
     job.stop()
@@ -157,7 +157,7 @@ def test_queue_runs_jobs_one_at_a_time_in_the_order_they_came(runs_dir):
 
     for index in range(4):  # one waiting run per owner: four visitors
         jobs.append(manager.submit(tiny(runs_dir, ("gap",), train_size=32), data_loader=loader(index),
-                                   owner=f"visitor-{index}"))
+                                   owner=f"visitor-{index}", served=False))
     all_submitted.set()
     assert manager.wait_idle(300)
     assert [index for index, _ in starts] == [0, 1, 2, 3]
@@ -169,8 +169,8 @@ def test_queue_runs_jobs_one_at_a_time_in_the_order_they_came(runs_dir):
 
 def test_stopping_a_queued_job_never_runs_it(runs_dir):
     manager = JobManager()
-    first = manager.submit(tiny(runs_dir, ("gap",)), data_loader=toy_loader())
-    second = manager.submit(tiny(runs_dir, ("gap",)), data_loader=toy_loader())
+    first = manager.submit(tiny(runs_dir, ("gap",)), data_loader=toy_loader(), served=False)
+    second = manager.submit(tiny(runs_dir, ("gap",)), data_loader=toy_loader(), served=False)
     second.stop()
     assert manager.wait_idle(120)
     assert first.state == "finished" and second.state == "stopped"
@@ -181,7 +181,7 @@ def test_invalid_config_is_refused_before_queueing(runs_dir):
     config = tiny(runs_dir)
     config.model.backends = ("fc", "svm")
     with pytest.raises(ValueError, match="svm"):
-        JobManager().submit(config)
+        JobManager().submit(config, served=False)
 
 
 def test_batch_norm_recalibration_gives_population_statistics():

@@ -25,7 +25,7 @@ class ClaimsRunner:
         self._owner: str | None = None
 
     def start(self, config: RunConfig, seeds: int = DEFAULT_SEEDS, *, owner: str | None = None,
-              served: bool = False) -> bool:
+              served: bool) -> bool:
         """Start a claims job for owner; False when one is already running. ValueError for bad
         arguments, and for data paths outside the data roots when served (the gate, asked again here)."""
         check_arguments(config, seeds, served=served)

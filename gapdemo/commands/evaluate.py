@@ -21,12 +21,13 @@ def register(subparsers):
 def run(args) -> int:
     from gapdemo.evaluation import check_evaluable, evaluate_run
     from gapdemo.runs import load_models, resolve_run
+    from gapdemo.serving import operator_says_served
 
     run_dir = resolve_run(args.run_id, args.runs_dir)
     try:
         check_evaluable(run_dir)
         models = load_models(run_dir)  # once, for the evaluation and the shifted copies
-        evaluation = evaluate_run(run_dir, models)
+        evaluation = evaluate_run(run_dir, models, served=operator_says_served())  # held to the data roots
     except ValueError as error:  # still training, no models, data gone: one line, exit 2
         raise CommandError(str(error)) from None
     result = evaluation.to_dict()

@@ -145,9 +145,3 @@ def local_environment():
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
-
-
-def node_count() -> int:
-    import ray
-
-    return sum(1 for node in ray.nodes() if node.get("Alive"))

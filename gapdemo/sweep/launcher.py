@@ -9,7 +9,6 @@ child process is told the page is served (GAPDEMO_SERVED), so it asks the gate t
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import threading
@@ -17,7 +16,7 @@ from pathlib import Path
 
 from gapdemo import runs
 from gapdemo.config import RunConfig
-from gapdemo.serving import SERVED_VARIABLE, may_stop
+from gapdemo.serving import child_environment, may_stop
 from gapdemo.sweep import store
 from gapdemo.sweep.run import plan_sweep
 
@@ -35,7 +34,7 @@ class SweepLauncher:
         self._owner: str | None = None
 
     def start(self, base: RunConfig, grid: dict, seeds: int, max_concurrent: int | None = None, *,
-              owner: str | None = None, served: bool = False) -> str:
+              owner: str | None = None, served: bool) -> str:
         """Start owner's sweep; its id. ValueError when one is running, or a grid point may not run here
         (plan_sweep: the gate, and the trial cap when served)."""
         sweep_id, _ = plan_sweep(base, grid, seeds, served=served)
@@ -51,7 +50,7 @@ class SweepLauncher:
             if max_concurrent:
                 command += ["--max-concurrent", str(max_concurrent)]
             self._log_path = folder / "driver.log"
-            environment = {**os.environ, **({SERVED_VARIABLE: "1"} if served else {})}
+            environment = child_environment(served)
             with open(self._log_path, "ab") as log:
                 self._process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log,
                                                  stdin=subprocess.DEVNULL, env=environment)

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from gapdemo import runs
+from gapdemo.failures import readable_error
 from gapdemo.sweep import engine
 
 MAX_RUN_RETRIES = 2  # the run starts again from epoch 1 on another node this many times after a node is lost
@@ -23,6 +24,8 @@ WAIT_SECONDS = 1.0  # how often the driver passes a stop on and reports progress
 LOST_NODE_MESSAGE = ("The node training this run was lost {attempts} time(s), so it ended here; "
                      "the epochs already home are kept.")
 CLUSTER_GONE_MESSAGE = "The Ray cluster went away mid-run; the epochs already home are kept."
+STOPPED_BEFORE_START = {"state": "stopped", "message": "Stopped before it started.", "epochs_completed": 0,
+                        "node": None, "attempts": 0}
 
 
 def train_remotely(spec: engine.TrialSpec, runs_dir, *, address: str, cpus: float = 1, gpus: float = 0,
@@ -48,9 +51,14 @@ def train_remotely(spec: engine.TrialSpec, runs_dir, *, address: str, cpus: floa
     reference = task.remote(spec, collector, cpus)
     try:
         outcome = _wait(reference, collector, spec.run_id, stop_event, on_update)
+    except ray.exceptions.TaskCancelledError:
+        outcome = dict(STOPPED_BEFORE_START)
+    except ray.exceptions.RayTaskError as error:  # the task's own code failed outside the trainer (an import, say)
+        outcome = {"state": "failed", "message": readable_error(error.cause or error), "epochs_completed": None,
+                   "node": None, "attempts": None}
     except ray.exceptions.RayError as error:
         outcome = _ended_by(error, collector, spec.run_id)
-    _record_failure(Path(runs_dir) / spec.run_id, outcome)
+    _record_outcome(Path(runs_dir) / spec.run_id, outcome)
     try:
         ray.kill(collector)
     except Exception:  # the cluster is gone already: nothing left to kill
@@ -59,15 +67,21 @@ def train_remotely(spec: engine.TrialSpec, runs_dir, *, address: str, cpus: floa
 
 
 def _wait(reference, collector, run_id: str, stop_event, on_update) -> dict:
+    """Poll until the task ends; a stop goes to the collector, and a task not yet on a node is cancelled."""
     import ray
 
-    stop_sent = False
+    stop_sent, entry = False, {}
     while True:
         done, _ = ray.wait([reference], timeout=WAIT_SECONDS)
+        try:
+            entry = ray.get(collector.snapshot.remote(), timeout=30).get(run_id, {})
+        except ray.exceptions.GetTimeoutError:  # a busy collector: the next round asks again
+            continue
         if stop_event is not None and stop_event.is_set() and not stop_sent:
-            ray.get(collector.request_stop.remote())
+            ray.get(collector.request_stop.remote())  # a task that starts now sees it and trains nothing
             stop_sent = True
-        entry = ray.get(collector.snapshot.remote(), timeout=30).get(run_id, {})
+            if not done and not entry.get("state"):  # still waiting for a node: it need not wait any longer
+                ray.cancel(reference)
         if on_update is not None:
             on_update(entry)
         if done:
@@ -75,25 +89,26 @@ def _wait(reference, collector, run_id: str, stop_event, on_update) -> dict:
 
 
 def _ended_by(error: Exception, collector, run_id: str) -> dict:
-    """The outcome of a run whose task raised: a node lost more often than retried, or the cluster gone."""
+    """The outcome of a run whose task died: a node lost more often than retried, or the cluster gone."""
     import ray
 
     try:
         entry = ray.get(collector.snapshot.remote(), timeout=10).get(run_id, {})
     except Exception:  # the collector went with the cluster
-        return {"state": "failed", "message": CLUSTER_GONE_MESSAGE,
-                "epochs_completed": None, "node": None, "attempts": None}
+        return {"state": "failed", "message": CLUSTER_GONE_MESSAGE, "epochs_completed": None, "node": None,
+                "attempts": None}
     attempts = entry.get("attempts", 0)
     return {"state": "failed", "message": LOST_NODE_MESSAGE.format(attempts=attempts), "epochs_completed": None,
             "node": entry.get("node"), "attempts": attempts}
 
 
-def _record_failure(run_dir: Path, outcome: dict) -> None:
-    """Write a failed outcome into the run's status, keeping its count of epochs home."""
-    if outcome["state"] != "failed" or not run_dir.is_dir():
+def _record_outcome(run_dir: Path, outcome: dict) -> None:
+    """Write the run's status when the worker could not: a failure from here, or a run that never started."""
+    if not run_dir.is_dir():
         return
     status = runs.read_stored_status(run_dir)
     if outcome["epochs_completed"] is None:
         outcome["epochs_completed"] = int(status.get("epochs_completed", 0))
-    runs.write_status(run_dir, "failed", outcome["message"], outcome["epochs_completed"],
-                      status.get("elapsed_seconds", 0.0))
+    if outcome["state"] == "failed" or not status:
+        runs.write_status(run_dir, outcome["state"], outcome["message"], outcome["epochs_completed"],
+                          status.get("elapsed_seconds", 0.0))
