@@ -311,9 +311,15 @@ def test_ctrl_c_while_waiting_for_a_free_cpu_ends_the_run_at_once(tmp_path):
         busy = train(cluster.address, tmp_path / "runs", "--epochs", "300", "--events")
         follow_until_epoch(busy, 1)
         waiting = train(cluster.address, tmp_path / "runs", "--epochs", "1", "--events")
-        for line in waiting.stdout:  # it reports while it waits for the CPU the first run holds
-            if json.loads(line).get("state") == "waiting":
-                break
+        states = []
+        for line in waiting.stdout:  # it reports every second while it waits for the CPU the first run holds
+            if json.loads(line).get("event") == "update":
+                states.append(json.loads(line)["state"])
+                if len(states) == 8:
+                    break
+        # never running beside the first: a task that gave its CPU back while it waited in ray.get let the
+        # next run start on the same one-CPU node (before runs had placement groups)
+        assert states == ["waiting"] * 8
         waiting.send_signal(signal.SIGINT)
         stdout, stderr = waiting.communicate(timeout=120)
         assert waiting.returncode == 0, stderr[-2000:]

@@ -46,8 +46,7 @@ def train_remotely(spec: engine.TrialSpec, runs_dir, *, address: str, cpus: floa
 
     engine.connect(address)
     collector = engine.start_collector(runs_dir)
-    task = ray.remote(engine.train_in_worker).options(
-        num_cpus=cpus, num_gpus=gpus, max_retries=MAX_RUN_RETRIES, retry_exceptions=False)
+    group, task = _reserved_task(cpus, gpus)
     reference = task.remote(spec, collector, cpus)
     try:
         outcome = _wait(reference, collector, spec.run_id, stop_event, on_update)
@@ -59,11 +58,31 @@ def train_remotely(spec: engine.TrialSpec, runs_dir, *, address: str, cpus: floa
     except ray.exceptions.RayError as error:
         outcome = _ended_by(error, collector, spec.run_id)
     _record_outcome(Path(runs_dir) / spec.run_id, outcome)
-    try:
-        ray.kill(collector)
-    except Exception:  # the cluster is gone already: nothing left to kill
-        pass
+    if outcome["message"] != CLUSTER_GONE_MESSAGE:  # with no cluster, removing would wait for it, then end us
+        try:
+            ray.kill(collector)
+            ray.util.remove_placement_group(group)
+        except ray.exceptions.RayError:  # already gone with its node: the driver's exit frees the rest
+            pass
     return outcome
+
+
+def _reserved_task(cpus: float, gpus: float):
+    """(placement group, remote function) for one run: the run's CPUs (and GPUs) are reserved for it alone.
+
+    A plain task gives its CPU back to the node while it waits in ray.get (and the worker does, to send
+    its epochs home), so Ray would start the next run's task there: four runs on two one-CPU nodes all
+    trained at once. Inside its own placement group a released CPU can only go back to the same run.
+    A lost node's group is placed again on another node, and the retried task with it.
+    """
+    import ray
+    from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+    group = ray.util.placement_group([{"CPU": cpus, **({"GPU": gpus} if gpus else {})}])
+    task = ray.remote(engine.train_in_worker).options(
+        num_cpus=cpus, num_gpus=gpus, max_retries=MAX_RUN_RETRIES, retry_exceptions=False,
+        scheduling_strategy=PlacementGroupSchedulingStrategy(group, placement_group_bundle_index=0))
+    return group, task
 
 
 def _wait(reference, collector, run_id: str, stop_event, on_update) -> dict:
