@@ -120,7 +120,7 @@ def _report(args, size: dict, measured: dict, load_before: str) -> None:
              f"queue {', '.join(queue['states'])}; cluster {', '.join(cluster['states'])}.",
              "Both clusters' nodes share this machine's cores: the cluster's gain here is only two one-thread "
              "runs beating one two-thread run; its first points include each run's driver joining Ray and its "
-             "worker importing TensorFlow, and runs 3 and 4 wait for a free CPU, as the queue's runs 2-4 wait "
+             "worker importing TensorFlow, and two of the four wait for a free CPU (whichever Ray places second), as the queue's runs 2-4 wait "
              "for the run before them. One measurement each, queue first."]
     common.report(args, KEY, TITLE, table, notes, load_before)
 
