@@ -213,8 +213,8 @@ def first_point_breakdown(quick: bool) -> dict:
     import tensorflow as tf
 
     from gapdemo.config import RunConfig, tiny_config
-    from gapdemo.data import load_data
-    from gapdemo.models import build_lockstep_models
+    from gapdemo.data.sources import load_data
+    from gapdemo.model.backends import build_lockstep_models
 
     config = tiny_config("runs", BACKENDS) if quick else RunConfig()
     steps = {}
@@ -252,9 +252,9 @@ def first_point_breakdown(quick: bool) -> dict:
 
 def classification_latency(quick: bool, calls: int) -> dict:
     """Milliseconds of classify_image for one 480x360 photo with three back-ends: cold and warm."""
-    from gapdemo.insight import classify_image
-    from gapdemo.models import build_model
-    from gapdemo.synthetic import generate_pets
+    from gapdemo.data.synthetic import generate_pets
+    from gapdemo.insight.maps import classify_image
+    from gapdemo.model.backends import build_model
 
     image_size = 32 if quick else 100
     images, _, _ = generate_pets(1, 480, seed=3)
@@ -311,7 +311,7 @@ def build_report(browser: dict, breakdown: dict, classify: dict, imports: dict, 
         f"{common.median([r['wall'] for r in runs['tabs_3']]):.1f} s. Each app run "
         + ("shares one server (quick)." if quick else "starts on a fresh server, as the CLI starts a fresh process.")
         + " The first-point row with TensorFlow loaded is a second Start, at the same settings, on the server of "
-        "the 1-tab run: it reuses that run's compiled model (gapdemo.model_pool, fresh weights loaded) and its "
+        "the 1-tab run: it reuses that run's compiled model (gapdemo.model.pool, fresh weights loaded) and its "
         "drawn synthetic set, so it neither traces the training step nor draws the data again.")
     shipped = browser["first_points"].get("shipped")
     if shipped and common.median(shipped) >= FIRST_POINT_TARGET_S:

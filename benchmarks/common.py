@@ -143,7 +143,7 @@ def synthetic_data(image_size: int, train_size: int, batch_size: int, synthetic_
                    seed: int = 0):
     """LoadedData from the real synthetic source; synthetic_size defaults to train_size / 0.8."""
     from gapdemo.config import DataConfig
-    from gapdemo.data import load_data
+    from gapdemo.data.sources import load_data
 
     synthetic_size = synthetic_size or max(int(round(train_size / 0.8)), 10)
     config = DataConfig(dataset="synthetic", image_size=image_size, train_size=train_size,
@@ -166,8 +166,8 @@ def per_backend_labels(dataset, backends):
 
 
 def compile_like_engine(model, backends, learning_rate: float = 1e-3, element_spec=None, **compile_options) -> None:
-    """gapdemo.lockstep.compile_lockstep_model; with element_spec, the first fit traces its step once."""
-    from gapdemo.lockstep import compile_lockstep_model
+    """gapdemo.model.lockstep.compile_lockstep_model; with element_spec, the first fit traces its step once."""
+    from gapdemo.model.lockstep import compile_lockstep_model
 
     compile_lockstep_model(model, backends, learning_rate, element_spec, **compile_options)
 

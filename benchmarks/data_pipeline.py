@@ -43,7 +43,7 @@ def make_folder(root: pathlib.Path, count: int, jpeg_sizes, seed: int = 0) -> in
     """Write count synthetic pets as JPEGs (random aspect 3:4 to 1:1) into root/cat and root/dog."""
     from PIL import Image
 
-    from gapdemo.synthetic import CLASS_NAMES, generate_pets
+    from gapdemo.data.synthetic import CLASS_NAMES, generate_pets
 
     rng = np.random.default_rng(seed)
     for name in CLASS_NAMES:
@@ -68,8 +68,8 @@ def one_pass(dataset) -> tuple[int, float]:
 
 
 def synthetic_rates(size: dict) -> tuple[dict, np.ndarray]:
-    from gapdemo.data import make_pipeline
-    from gapdemo.synthetic import generate_pets
+    from gapdemo.data.sources import make_pipeline
+    from gapdemo.data.synthetic import generate_pets
 
     start = time.perf_counter()
     images, labels, _ = generate_pets(size["synthetic"], size["image_size"], seed=1)
@@ -83,7 +83,7 @@ def synthetic_rates(size: dict) -> tuple[dict, np.ndarray]:
 
 def folder_rates(folder: pathlib.Path, files: int, size: dict) -> dict:
     from gapdemo.config import DataConfig
-    from gapdemo.data import load_data
+    from gapdemo.data.sources import load_data
 
     config = DataConfig(dataset="folder", data_dir=str(folder), image_size=size["image_size"], train_size=None)
     start = time.perf_counter()
@@ -105,7 +105,7 @@ def pil_draft_decode(path, image_size: int) -> np.ndarray:
 
 
 def alternative_rates(folder: pathlib.Path, size: dict) -> dict:
-    from gapdemo.data import decode_image_file
+    from gapdemo.data.sources import decode_image_file
 
     paths = sorted(folder.rglob("*.jpg"))
     start = time.perf_counter()
@@ -126,8 +126,8 @@ def alternative_rates(folder: pathlib.Path, size: dict) -> dict:
 
 
 def training_rate(images: np.ndarray, size: dict) -> float:
-    from gapdemo.data import make_pipeline
-    from gapdemo.models import build_lockstep_models
+    from gapdemo.data.sources import make_pipeline
+    from gapdemo.model.backends import build_lockstep_models
 
     batches = 4 if size["image_size"] <= 32 else 12
     count = size["batch_size"] * batches

@@ -107,8 +107,8 @@ class PreparedVariant:
         import keras
         import numpy as np
 
-        from gapdemo.data import make_pipeline
-        from gapdemo.models import build_lockstep_models
+        from gapdemo.data.sources import make_pipeline
+        from gapdemo.model.backends import build_lockstep_models
 
         backends = options.get("backends", LOCKSTEP)
         self.batch_size = options.get("batch_size", 64)

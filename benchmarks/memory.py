@@ -47,8 +47,8 @@ def child_main(args) -> None:
     """Train once in this process; print one JSON line with RSS at each stage (MiB)."""
     import keras  # noqa: F401  the import floor counts: TensorFlow alone is several hundred MiB
 
-    from gapdemo.data import load_data
-    from gapdemo.job import TrainingJob
+    from gapdemo.data.sources import load_data
+    from gapdemo.training.job import TrainingJob
 
     stages = {"after importing TensorFlow": common.current_rss_mb()}
     data_bytes = {}
@@ -78,7 +78,7 @@ def child_main(args) -> None:
 
 def activation_bytes(config) -> int:
     """Float32 bytes of every layer output of one training batch (what backprop keeps), all heads."""
-    from gapdemo.models import build_lockstep_models
+    from gapdemo.model.backends import build_lockstep_models
 
     model = build_lockstep_models(config.model.backends, config.data.image_size).training_model
     values = 0

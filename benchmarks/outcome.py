@@ -40,7 +40,7 @@ def seed_config(seed: int, runs_dir: str, quick: bool):
 
 def train_seed(seed: int, runs_dir: str, quick: bool) -> tuple[dict, float, object]:
     """backend -> final-epoch row (accuracy, val_accuracy, ...) for one seed, its wall time and config."""
-    from gapdemo.job import TrainingJob
+    from gapdemo.training.job import TrainingJob
 
     config = seed_config(seed, runs_dir, quick)
     job = TrainingJob(config)  # the real path: load_data draws the synthetic set for this seed

@@ -1,6 +1,6 @@
 """Real photos at real scale: a PetImages-shaped folder of 25,000 files, cold and from the image cache.
 
-The folder is gapdemo.petimages' stand-in (12,500 files per class, 150-500 px, with the real
+The folder is gapdemo.data.petimages' stand-in (12,500 files per class, 150-500 px, with the real
 archive's junk), written once into benchmarks/tmp/ and reused. For each image size, two fresh
 processes train the three default back-ends (fc, fc_dropout, gap) on every file for one epoch:
 the first with an empty cache (decode everything, write the cache), the second with it filled;
@@ -101,7 +101,7 @@ def load_only_main(settings: dict) -> None:
     import keras  # noqa: F401  imported before the clock starts, as the page has it
 
     from gapdemo.config import DataConfig
-    from gapdemo.data import load_data
+    from gapdemo.data.sources import load_data
 
     config = DataConfig(dataset="folder", data_dir=settings["folder"], image_size=settings["size"], train_size=None,
                         cache_dir=settings["cache_dir"], seed=settings["seed"])
@@ -133,8 +133,8 @@ def child_main(settings: dict) -> None:
     import keras  # noqa: F401  imported before Start, as the page has it
 
     from gapdemo.config import DataConfig, RunConfig
-    from gapdemo.data import load_data
-    from gapdemo.trainer import Trainer
+    from gapdemo.data.sources import load_data
+    from gapdemo.training.trainer import Trainer
 
     figures = {"import_seconds": time.perf_counter() - started}
     events = timing_events()
@@ -172,7 +172,7 @@ def child_main(settings: dict) -> None:
 
 def timing_events():
     """gapdemo TrainingEvents that remember when the first batch ended and the last training rate."""
-    from gapdemo.events import TrainingEvents
+    from gapdemo.training.events import TrainingEvents
 
     class TimingEvents(TrainingEvents):
         start, first_batch, rate = 0.0, 0.0, 0.0
@@ -196,7 +196,7 @@ def run_child(settings: dict) -> dict:
 
 def stand_in_folder(files_per_class: int, quick: bool, scratch: Path) -> tuple[Path, dict]:
     """The PetImages stand-in: reused from benchmarks/tmp/ when complete (a summary file marks it), else written."""
-    from gapdemo.petimages import write_pet_images
+    from gapdemo.data.petimages import write_pet_images
 
     folder = (scratch if quick else TMP_DIR) / f"PetImages-{files_per_class}" / "PetImages"
     marker = folder.parent / "summary.json"

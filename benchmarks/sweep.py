@@ -66,8 +66,8 @@ def train_in_turn(size: dict) -> float:
 def _train_in_turn_here(size: dict) -> float:
     import tensorflow  # noqa: F401  outside the clock: in the sweep, the workers' import is inside it
 
-    from gapdemo.job import TrainingJob
     from gapdemo.sweep.grid import expand_trials, trial_config
+    from gapdemo.training.job import TrainingJob
 
     with tempfile.TemporaryDirectory() as runs_dir:
         base = base_config(size, runs_dir)
@@ -137,7 +137,7 @@ def main(argv=None) -> None:
              f"{min(p['finished'] for p in pairs)}/{trials} trials finished in every sweep. The sweep's time includes "
              "starting Ray, each trial's process importing TensorFlow, and sending every epoch's new files home.",
              f"{len(pairs)} pair(s) in alternating order; the ratio is the median of each pair's sweep / in turn "
-             f"({each}). Every trial after a process's first reuses its compiled model (gapdemo.model_pool; the "
+             f"({each}). Every trial after a process's first reuses its compiled model (gapdemo.model.pool; the "
              "dropout rate is a variable, so the grid's two rates share one trace): in turn the first trial "
              "traces, in the sweep each worker's first. Each in-turn measurement runs in a fresh process, its "
              "clock started after importing TensorFlow (so nothing carries over from an earlier repeat)."]

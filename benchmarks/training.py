@@ -98,8 +98,8 @@ def make_candidates(config, data, clock: EngineClock) -> dict:
 
     import keras
 
-    from gapdemo.job import TrainingJob
-    from gapdemo.models import build_lockstep_models, build_model
+    from gapdemo.model.backends import build_lockstep_models, build_model
+    from gapdemo.training.job import TrainingJob
 
     backends, epochs = list(config.model.backends), config.train.epochs
     model_options = {"image_size": config.data.image_size, "seed": config.model.seed,
@@ -155,7 +155,7 @@ def warm_up(config, data) -> None:
     """An untimed two-batch engine run: one-time imports (saving, TensorBoard) and thread pools start here."""
     import dataclasses
 
-    from gapdemo.job import TrainingJob
+    from gapdemo.training.job import TrainingJob
 
     small = dataclasses.replace(data, train=data.train.take(2), validation=data.validation.take(1))
     TrainingJob(dataclasses.replace(config, train=dataclasses.replace(config.train, epochs=1)),

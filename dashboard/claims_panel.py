@@ -21,7 +21,7 @@ def claims_runner():
 
 
 def _settings_text(config, seeds: int) -> str:
-    from gapdemo.models import BACKENDS
+    from gapdemo.model.backends import BACKENDS
 
     backends = ", ".join(BACKENDS[b].label for b in config.model.backends if b in BACKENDS)
     train_size = config.data.train_size or "all"

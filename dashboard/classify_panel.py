@@ -7,7 +7,7 @@ import streamlit as st
 
 from dashboard.common import export_buttons
 from gapdemo.images import DISPLAY_NAMES, UPLOAD_EXTENSIONS, ImageError, load_image
-from gapdemo.models import BACKENDS
+from gapdemo.model.backends import BACKENDS
 
 UPLOAD_TYPES = UPLOAD_EXTENSIONS  # HEIC (iPhone) and AVIF too: gapdemo.images decides what it reads
 
@@ -82,7 +82,7 @@ def classify_panel(runs_dir: str) -> None:
     except ImageError as error:
         st.error(str(error))
         return
-    from gapdemo.insight import classify_image
+    from gapdemo.insight.maps import classify_image
 
     try:
         models = _cached_models(str(summary.run_dir), _model_signature(summary.run_dir))

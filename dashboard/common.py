@@ -43,10 +43,10 @@ def job_manager():
 
     address = resolve_address(None)
     if address:
-        from gapdemo.cluster_job import ClusterJobManager, resources_per_run
+        from gapdemo.training.cluster_job import ClusterJobManager, resources_per_run
 
         return ClusterJobManager(address, *resources_per_run())  # ValueError: app.py shows the sentence
-    from gapdemo.job import JobManager
+    from gapdemo.training.job import JobManager
 
     return JobManager()
 
@@ -58,7 +58,7 @@ def runs_dir() -> str:
 
 @st.cache_data(show_spinner="Counting parameters…")
 def cached_parameter_table(backends: tuple[str, ...], image_size: int, dropout_rate: float) -> dict:
-    from gapdemo.models import parameter_table
+    from gapdemo.model.backends import parameter_table
 
     return parameter_table(backends, image_size, dropout_rate)
 
@@ -116,7 +116,7 @@ def results_column_config(frame) -> dict:
 def run_time_caption(seconds: float | None, precision: str | None = None) -> str:
     """The run's time as one figure (the back-ends share it, so the results table has no time column),
     and the arithmetic it trained in (runs from before the setting trained in float32)."""
-    from gapdemo.precision import PRECISION_LABELS
+    from gapdemo.model.precision import PRECISION_LABELS
 
     arithmetic = f" Trained in {PRECISION_LABELS.get(precision or 'float32', precision)}."
     if seconds is None:
@@ -131,7 +131,7 @@ SMOOTHING_HELP = ("TensorBoard's smoothing: an exponential moving average over t
 
 # The smoothing slider over a pair of curves; returns TensorBoard's weight (0 = the raw values).
 def smoothing_control(key: str) -> float:
-    from gapdemo.curves import DEFAULT_SMOOTHING
+    from gapdemo.training.curves import DEFAULT_SMOOTHING
 
     column, _ = st.columns([1, 2])  # a third of the page: the curves are what matters
     return float(column.slider("Smoothing", 0.0, 0.95, value=DEFAULT_SMOOTHING, step=0.05, key=f"{key}_smoothing",

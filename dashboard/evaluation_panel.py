@@ -6,7 +6,7 @@ import streamlit as st
 
 from dashboard.common import export_buttons
 from dashboard.visitor import page_is_served
-from gapdemo.models import BACKENDS
+from gapdemo.model.backends import BACKENDS
 
 GALLERY_SIZE = 12  # mistakes shown at once, most confident first
 GALLERY_COLUMNS = 4
@@ -30,14 +30,14 @@ def _cached_models(run_dir: str, signature: tuple) -> dict:
 
 @st.cache_resource(max_entries=2, show_spinner="Evaluating every back-end on the test split…")
 def _cached_evaluation(run_dir: str, signature: tuple, served: bool):
-    from gapdemo.evaluation import evaluate_run
+    from gapdemo.insight.evaluation import evaluate_run
 
     return evaluate_run(run_dir, _cached_models(run_dir, signature), served=served)
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def _cached_overlays(run_dir: str, signature: tuple, backend: str, indices: tuple, served: bool):
-    from gapdemo.evaluation import explain_images
+    from gapdemo.insight.evaluation import explain_images
 
     evaluation = _cached_evaluation(run_dir, signature, served)
     return explain_images(_cached_models(run_dir, signature)[backend], backend, evaluation.images[list(indices)])
@@ -49,7 +49,7 @@ def _label(backend: str) -> str:
 
 # The run to evaluate, or None (with a message) when none can be.
 def _choose_run(runs_dir: str):
-    from gapdemo.evaluation import check_evaluable
+    from gapdemo.insight.evaluation import check_evaluable
     from gapdemo.runs import list_runs
 
     candidates = [summary for summary in list_runs(runs_dir) if _model_signature(str(summary.run_dir))]
@@ -91,7 +91,7 @@ def _evaluate(summary):
 
 # The confusion matrices side by side and the per-class numbers under them.
 def _confusion_section(evaluation) -> None:
-    from gapdemo.evaluation_charts import confusion_figure, per_class_frame
+    from gapdemo.insight.evaluation_charts import confusion_figure, per_class_frame
 
     confusions = {backend: report["confusion"] for backend, report in evaluation.reports.items()}
     figure = confusion_figure(confusions, evaluation.class_names)
@@ -132,7 +132,7 @@ def _tile_caption(evaluation, backend: str, index: int) -> str:
 
 # The gallery: each mistake with its heat map and what the other back-ends said.
 def _gallery(evaluation, run_dir: str) -> None:
-    from gapdemo.evaluation import filter_mistakes, rank_by_confidence
+    from gapdemo.insight.evaluation import filter_mistakes, rank_by_confidence
 
     st.subheader("Misclassified test images")
     backend, true_class, right_backend = _gallery_filters(evaluation)

@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.common import PROBES_POLL_SECONDS, export_buttons
-from gapdemo.models import BACKENDS
+from gapdemo.model.backends import BACKENDS
 
 CAPTION = (
     "Each row is one fixed validation image (cats first); each column one of the head's 64 last feature maps, "

@@ -10,7 +10,7 @@ from dashboard.common import cached_parameter_table, export_buttons
 # Head / back-end / total / trainable parameters, and how many times more fc has than gap.
 def parameters_panel(config) -> None:
     from gapdemo.charts import backend_parameter_ratio, parameter_dataframe, parameter_figure
-    from gapdemo.models import dense_after_flatten_params
+    from gapdemo.model.backends import dense_after_flatten_params
 
     backends, size = tuple(config.model.backends), config.data.image_size
     if not backends:

@@ -19,8 +19,8 @@ from gapdemo.config import (
     RunConfig,
     TrainConfig,
 )
-from gapdemo.models import BACKENDS
-from gapdemo.precision import PRECISION_LABELS, PRECISIONS, bfloat16_support
+from gapdemo.model.backends import BACKENDS
+from gapdemo.model.precision import PRECISION_LABELS, PRECISIONS, bfloat16_support
 from gapdemo.validation import validate_run_config
 
 # Every default comes from the config dataclasses; the choices below are the sidebar's own steps,

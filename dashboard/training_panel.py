@@ -62,13 +62,13 @@ def status_panel(snapshot, queued_jobs) -> None:
 # One growing copy of each run's per-batch curves per server process, shared by every tab watching it.
 @st.cache_resource(max_entries=4, show_spinner=False)
 def curve_history(run_id: str):
-    from gapdemo.curves import CurveHistory
+    from gapdemo.training.curves import CurveHistory
 
     return CurveHistory(run_id)
 
 
 # A live figure, built once per new rows and smoothing whichever tab asks first; at most
-# gapdemo.curves.MAX_POINTS points per line however long the run (the CSVs keep every batch).
+# gapdemo.training.curves.MAX_POINTS points per line however long the run (the CSVs keep every batch).
 @st.cache_resource(max_entries=16, show_spinner=False)
 def live_figure(run_id: str, rows_read: int, epoch_rows: int, metric: str, smoothing: float, _history, _epochs):
     from gapdemo.charts import curves_figure

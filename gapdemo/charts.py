@@ -1,6 +1,6 @@
 """Plotly figure builders: metrics DataFrames, probe arrays and parameter counts -> go.Figure.
 
-Every chart gives a back-end the colour of its registry entry (gapdemo.models.BACKENDS). Nothing
+Every chart gives a back-end the colour of its registry entry (gapdemo.model.backends.BACKENDS). Nothing
 here imports TensorFlow (the back-end registry is import-light), so runs on disk are charted from
 their CSV files alone.
 """
@@ -15,9 +15,9 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from gapdemo.config import CLASS_NAMES
-from gapdemo.curves import DEFAULT_SMOOTHING, MAX_POINTS, batch_series, downsample_indices, smooth_ema
-from gapdemo.models import check_backend
+from gapdemo.model.backends import check_backend
 from gapdemo.runs import BATCH_FIELDS, EPOCH_FIELDS
+from gapdemo.training.curves import DEFAULT_SMOOTHING, MAX_POINTS, batch_series, downsample_indices, smooth_ema
 
 CLASS_COLORS = {"cat": "#56B4E9", "dog": "#E69F00"}
 HEAD_COLOR = "#999999"

@@ -35,7 +35,7 @@ class DataConfig:
     # train_size (up to MAX_SYNTHETIC_TRAIN_SIZE). None = all takes this size's 80%.
     synthetic_size: int = 2500
     seed: int = 0  # drives generation, the folder split and shuffling
-    # Where decoded folder / Cats vs Dogs images are cached (gapdemo.cache); None = $GAPDEMO_CACHE_DIR,
+    # Where decoded folder / Cats vs Dogs images are cached (gapdemo.data.cache); None = $GAPDEMO_CACHE_DIR,
     # else ~/.cache/gapdemo ($XDG_CACHE_HOME honoured). Never changes what is loaded, only how fast.
     cache_dir: str | None = None
 
@@ -75,7 +75,7 @@ class TrainConfig:
     steps_per_execution: int = 1
     # Arithmetic: "float32", or "mixed_bfloat16" (bfloat16 compute, float32 variables and sigmoid
     # outputs) where the processor has bfloat16 instructions: 1.21x faster on two cores
-    # (benchmarks/RESULTS.md, section 3). gapdemo.precision checks the processor.
+    # (benchmarks/RESULTS.md, section 3). gapdemo.model.precision checks the processor.
     precision: str = "float32"
 
 

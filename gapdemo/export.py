@@ -204,7 +204,7 @@ def _parameter_table(config: dict) -> dict | None:
     backends = config.get("model", {}).get("backends")
     if not backends:
         return None
-    from gapdemo.models import parameter_table  # imports TensorFlow: only when asked for
+    from gapdemo.model.backends import parameter_table  # imports TensorFlow: only when asked for
 
     return parameter_table(backends, image_size=int(config.get("data", {}).get("image_size", 100)),
                            dropout_rate=float(config.get("model", {}).get("dropout_rate", 0.5)))

@@ -13,7 +13,7 @@ import numpy as np
 import pillow_heif
 from PIL import Image, ImageOps, features
 
-from gapdemo.decode import resize_bilinear
+from gapdemo.data.decode import resize_bilinear
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024  # keep in step with .streamlit/config.toml maxUploadSize (20 MB)
 MAX_PIXELS = 40_000_000  # decompression-bomb cap: ~160 MB as RGBA while decoding
@@ -150,7 +150,7 @@ def prepare_for_model(image_uint8: np.ndarray, image_size: int) -> np.ndarray:
     """uint8 (H, W, 3) -> float32 (1, S, S, 3) in [0, 1], exactly as the models saw their training images.
 
     Every source stores its training images as uint8 resized to S x S (bilinear, half-pixel centres,
-    no antialiasing, then rounded: gapdemo.decode.resize_bilinear, which equals tf.image.resize + round
+    no antialiasing, then rounded: gapdemo.data.decode.resize_bilinear, which equals tf.image.resize + round
     bit for bit), and the pipeline divides them by 255 in float32. The same two steps here give a
     user's image the same numbers; non-square images are stretched, as in training.
     """

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-from gapdemo.data_roots import is_loopback_address
+from gapdemo.data.roots import is_loopback_address
 
 SERVED_VARIABLE = "GAPDEMO_SERVED"  # "1": treat this machine's page and commands as served to others
 MAX_QUEUED_VARIABLE = "GAPDEMO_MAX_QUEUED"

@@ -7,9 +7,9 @@ reads config.py's image-size bounds: config stays a leaf that everything may imp
 from __future__ import annotations
 
 from gapdemo.config import DATASETS, MAX_SYNTHETIC_TRAIN_SIZE, RunConfig, validate_image_size
-from gapdemo.data_roots import DEFAULT_TFDS_DIR, allowed_roots, is_readable_folder
-from gapdemo.models import BACKENDS
-from gapdemo.precision import precision_problems
+from gapdemo.data.roots import DEFAULT_TFDS_DIR, allowed_roots, is_readable_folder
+from gapdemo.model.backends import BACKENDS
+from gapdemo.model.precision import precision_problems
 
 
 def validate_run_config(config: RunConfig, *, served: bool) -> list[str]:
@@ -21,7 +21,7 @@ def validate_run_config(config: RunConfig, *, served: bool) -> list[str]:
     Args:
         config: the run's settings.
         served: the page that asks is reachable from other machines (gapdemo.serving), so data paths
-            must lie under the data roots (gapdemo.data_roots); False (a local page, the CLI) restricts
+            must lie under the data roots (gapdemo.data.roots); False (a local page, the CLI) restricts
             them only when GAPDEMO_DATA_ROOTS is set. No default: each caller says which it is.
     """
     return [*data_problems(config, served=served), *model_problems(config), *training_problems(config)]

@@ -352,7 +352,7 @@ def held_local_page(tmp_path, monkeypatch):
     released one at a time; yields (the seed of each run as it starts loading, the release)."""
     from streamlit import config
 
-    import gapdemo.data
+    import gapdemo.data.sources
 
     started, release = [], threading.Semaphore(0)
 
@@ -361,7 +361,7 @@ def held_local_page(tmp_path, monkeypatch):
         release.acquire(timeout=120)
         raise ValueError("released by the test")
 
-    monkeypatch.setattr(gapdemo.data, "load_data", held_load_data)
+    monkeypatch.setattr(gapdemo.data.sources, "load_data", held_load_data)
     monkeypatch.setenv("GAPDEMO_RUNS_DIR", str(tmp_path / "runs"))
     previous = config.get_option("server.address")
     config.set_option("server.address", "127.0.0.1")
@@ -476,7 +476,7 @@ def test_runs_tab_explains_failed_and_interrupted_runs(runs_dir):
 
 
 def test_precision_is_offered_where_the_processor_has_bfloat16(app):
-    from gapdemo.precision import bfloat16_support
+    from gapdemo.model.precision import bfloat16_support
 
     supported, sentence = bfloat16_support()
     radio = app.radio(key="precision")

@@ -15,12 +15,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gapdemo import cache, cache_writer, decode, folder
 from gapdemo.cli import main
 from gapdemo.config import DataConfig
-from gapdemo.data import DataError, cache_status, load_data, load_splits
-from gapdemo.petimages import write_pet_images
-from gapdemo.splits import SPLITS, IndexedImages
+from gapdemo.data import cache, cache_writer, decode, folder
+from gapdemo.data.petimages import write_pet_images
+from gapdemo.data.sources import DataError, cache_status, load_data, load_splits
+from gapdemo.data.splits import SPLITS, IndexedImages
 
 SIZE = 32
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -146,7 +146,7 @@ def test_a_killed_load_leaves_no_entry_and_its_partial_folder_is_removed_later(p
     script = ("import sys, time; sys.path.insert(0, sys.argv[1]); from gapdemo import decode; "
               "slow = decode.decode_image_file; "
               "decode.decode_image_file = lambda path, size: (time.sleep(0.2), slow(path, size))[1]; "
-              "from gapdemo.config import DataConfig; from gapdemo.data import load_splits; "
+              "from gapdemo.config import DataConfig; from gapdemo.data.sources import load_splits; "
               "load_splits(DataConfig(dataset='folder', data_dir=sys.argv[2], image_size=32, train_size=None))")
     environment = dict(os.environ, GAPDEMO_CACHE_DIR=str(cache_dir))
     process = subprocess.Popen([sys.executable, "-c", script, str(REPO_ROOT), str(pets.root)], env=environment)
@@ -320,7 +320,7 @@ def test_the_memory_mapped_pipeline_yields_the_arrays_batches(pets, cache_dir):
     assert cached.info.cache_used and isinstance(cached.validation_images.base, np.memmap)
     source, _ = load_splits(_config(pets.root))
     in_memory = {name: (np.array(source.splits[name].images), source.splits[name].labels) for name in SPLITS}
-    from gapdemo.data import make_pipeline
+    from gapdemo.data.sources import make_pipeline
 
     arrays_train = make_pipeline(*in_memory["train"], batch_size=8, shuffle=True, seed=0)
     for _ in range(2):  # two epochs: the same reshuffled order from both
@@ -335,7 +335,7 @@ def test_the_memory_mapped_pipeline_yields_the_arrays_batches(pets, cache_dir):
 def test_shuffled_batches_hold_the_images_the_seeded_shuffle_picks():
     import tensorflow as tf
 
-    from gapdemo.data import make_pipeline
+    from gapdemo.data.sources import make_pipeline
 
     images = np.arange(40, dtype=np.uint8).reshape(40, 1, 1, 1).repeat(3, axis=3)
     dataset = make_pipeline(images, np.arange(40) % 2, batch_size=8, shuffle=True, seed=3)

@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gapdemo import cache, cache_entries
-from gapdemo.cache import ENTRY_PART, CacheRequest
-from gapdemo.cache_writer import EntryWriter
 from gapdemo.config import DataConfig
-from gapdemo.data import load_splits
+from gapdemo.data import cache, cache_entries
+from gapdemo.data.cache import ENTRY_PART, CacheRequest
+from gapdemo.data.cache_writer import EntryWriter
+from gapdemo.data.sources import load_splits
 from gapdemo.runs import process_token
 
 SIZE = 32

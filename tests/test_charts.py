@@ -55,7 +55,7 @@ def traces_by_split(figure):
 
 
 def test_every_registered_backend_is_drawn_in_its_registry_colour_and_label():
-    from gapdemo.models import BACKENDS as REGISTRY
+    from gapdemo.model.backends import BACKENDS as REGISTRY
 
     for backend, spec in REGISTRY.items():
         assert charts.backend_color(backend) == spec.color
@@ -116,7 +116,7 @@ def test_smoothing_zero_draws_the_raw_values_once():
 
 
 def test_curves_take_series_arrays_as_well_as_rows():
-    from gapdemo.curves import batch_series
+    from gapdemo.training.curves import batch_series
 
     batches = make_batch_metrics(backends=("fc", "gap"), epochs=2, batches=30)
     epochs = make_epoch_metrics(("fc", "gap"), epochs=2)

@@ -47,7 +47,7 @@ def test_train_and_params_defaults_are_the_config_defaults():
     from gapdemo.cli import build_parser
     from gapdemo.commands.train import config_from_args
     from gapdemo.config import RunConfig
-    from gapdemo.models import BACKENDS
+    from gapdemo.model.backends import BACKENDS
 
     parser = build_parser()
     assert config_from_args(parser.parse_args(["train"])) == RunConfig()
@@ -109,7 +109,7 @@ def photo_bytes(fmt="PNG"):
 
 
 def test_classify_json_gives_each_saved_models_answer(trained_run, tmp_path):
-    from gapdemo.decode import resize_bilinear
+    from gapdemo.data.decode import resize_bilinear
 
     runs_dir, summary = trained_run
     photo = tmp_path / "pet.png"

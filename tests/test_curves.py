@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from gapdemo.curves import MAX_POINTS, BatchValues, CurveHistory, downsample_indices, smooth_ema
+from gapdemo.training.curves import MAX_POINTS, BatchValues, CurveHistory, downsample_indices, smooth_ema
 
 
 def running_means(values, weights):

@@ -14,13 +14,13 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from gapdemo import cats_vs_dogs as cats_vs_dogs_module
-from gapdemo import data as data_module
-from gapdemo import decode as decode_module
 from gapdemo.cli import main
 from gapdemo.config import MAX_SYNTHETIC_TRAIN_SIZE, DataConfig
-from gapdemo.data import DataError, load_data, make_pipeline, synthetic_split_counts
-from gapdemo.petimages import write_cats_vs_dogs_archive
+from gapdemo.data import cats_vs_dogs as cats_vs_dogs_module
+from gapdemo.data import decode as decode_module
+from gapdemo.data import sources as data_module
+from gapdemo.data.petimages import write_cats_vs_dogs_archive
+from gapdemo.data.sources import DataError, load_data, make_pipeline, synthetic_split_counts
 
 SIZE = 32
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -447,7 +447,7 @@ def _stand_in_archive(tfds_dir, monkeypatch, non_jfif_files=cats_vs_dogs_module.
 @pytest.mark.slow
 def test_cats_vs_dogs_real_builder_prepares_offline_caches_and_trains(tmp_path, monkeypatch, runs_dir):
     from gapdemo.config import RunConfig, tiny_config
-    from gapdemo.job import TrainingJob
+    from gapdemo.training.job import TrainingJob
 
     _stand_in_archive(tmp_path / "tfds", monkeypatch)
     config = _tiny(dataset="cats_vs_dogs", data_dir=str(tmp_path / "tfds"), train_size=None)
@@ -587,7 +587,7 @@ def test_the_last_synthetic_set_is_reused_read_only_and_a_new_choice_is_drawn(mo
 
 
 def test_indexed_images_read_as_the_array_of_their_rows_would():
-    from gapdemo.splits import IndexedImages
+    from gapdemo.data.splits import IndexedImages
 
     base = np.arange(7 * 2 * 2 * 3, dtype=np.uint8).reshape(7, 2, 2, 3)
     rows = [5, 0, 3, 6]

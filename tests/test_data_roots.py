@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from gapdemo.config import tiny_config
-from gapdemo.data_roots import ROOTS_VARIABLE, allowed_roots, is_loopback_address, is_readable_folder
+from gapdemo.data.roots import ROOTS_VARIABLE, allowed_roots, is_loopback_address, is_readable_folder
 from gapdemo.validation import validate_run_config
 
 

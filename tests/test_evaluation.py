@@ -10,11 +10,12 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from gapdemo import evaluation, runs
+from gapdemo import runs
 from gapdemo.cli import main as cli_main
 from gapdemo.config import DataConfig, tiny_config
-from gapdemo.data import load_data
-from gapdemo.job import TrainingJob
+from gapdemo.data.sources import load_data
+from gapdemo.insight import evaluation
+from gapdemo.training.job import TrainingJob
 
 LABELS = np.array([0, 0, 0, 1, 1, 1, 1])
 # P(dog) of two back-ends on LABELS' images: fc wrong at 1, 2, 5; gap wrong at 2, 6
@@ -24,7 +25,7 @@ PROBABILITIES = {"fc": np.array([0.1, 0.9, 0.6, 0.8, 0.7, 0.3, 0.5]),
 
 def test_confusion_counts_rows_true_columns_predicted():
     confusion = evaluation.confusion_matrix(LABELS, evaluation.predicted_classes(PROBABILITIES["fc"]))
-    assert confusion.tolist() == [[1, 2], [1, 3]]  # P = 0.5 counts as dog, as gapdemo.insight labels it
+    assert confusion.tolist() == [[1, 2], [1, 3]]  # P = 0.5 counts as dog, as gapdemo.insight.maps labels it
     assert evaluation.per_class_accuracy(confusion) == pytest.approx([1 / 3, 3 / 4])
     assert evaluation.precision(confusion) == pytest.approx([1 / 2, 3 / 5])
     assert evaluation.recall(confusion) == pytest.approx([1 / 3, 3 / 4])
@@ -267,7 +268,7 @@ def test_the_page_has_a_mistakes_tab(finished_run, monkeypatch):
 def test_the_test_split_alone_is_the_one_the_run_was_tested_on():
     """Evaluation draws only the synthetic test split; it must equal the full load's test split."""
     from gapdemo.config import DataConfig
-    from gapdemo.data import load_data, load_test_split
+    from gapdemo.data.sources import load_data, load_test_split
 
     config = DataConfig(image_size=32, train_size=48, synthetic_size=80, seed=3)
     images, labels, class_names = load_test_split(config)

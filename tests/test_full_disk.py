@@ -13,8 +13,8 @@ import pytest
 
 from gapdemo import runs
 from gapdemo.config import tiny_config
-from gapdemo.job import TrainingJob
-from gapdemo.trainer import Trainer
+from gapdemo.training.job import TrainingJob
+from gapdemo.training.trainer import Trainer
 from toy_data import toy_loader
 
 FULL_DISK_SENTENCE = "The disk is full: the run stopped in epoch 2, and the models of epoch 1 are kept."
@@ -148,7 +148,7 @@ def test_real_full_disk_on_a_small_file_system(small_file_system, after_first_ep
 
 
 def _pet_folder(tmp_path):
-    from gapdemo.petimages import write_pet_images
+    from gapdemo.data.petimages import write_pet_images
 
     return write_pet_images(tmp_path / "PetImages", 12, seed=0, workers=2).root
 
@@ -160,7 +160,7 @@ def _folder_config(root, cache_dir):
 
 
 def test_without_posix_fallocate_the_cache_file_gets_its_full_size(tmp_path, monkeypatch):
-    from gapdemo import cache_writer
+    from gapdemo.data import cache_writer
 
     monkeypatch.delattr(os, "posix_fallocate", raising=False)
     monkeypatch.setattr(cache_writer, "RESERVE_CHUNK_BYTES", 1000)  # several chunks, the last one short
@@ -176,8 +176,8 @@ def test_without_posix_fallocate_the_cache_file_gets_its_full_size(tmp_path, mon
 
 
 def test_without_posix_fallocate_a_full_disk_is_refused_before_decoding(tmp_path, monkeypatch):
-    from gapdemo import cache_writer, decode
-    from gapdemo.data import load_splits
+    from gapdemo.data import cache_writer, decode
+    from gapdemo.data.sources import load_splits
 
     root = _pet_folder(tmp_path)
     expected, _ = load_splits(_folder_config(root, tmp_path / "reference-cache"))
@@ -205,7 +205,7 @@ def test_without_posix_fallocate_a_full_disk_is_refused_before_decoding(tmp_path
 
 @pytest.mark.parametrize("refusal", [errno.EOPNOTSUPP, errno.EINVAL])
 def test_a_file_system_refusing_posix_fallocate_gets_the_portable_reservation(tmp_path, monkeypatch, refusal):
-    from gapdemo import cache_writer
+    from gapdemo.data import cache_writer
 
     def refuse(descriptor, offset, length):
         raise OSError(refusal, os.strerror(refusal))
@@ -218,7 +218,7 @@ def test_a_file_system_refusing_posix_fallocate_gets_the_portable_reservation(tm
 
 def test_cache_on_a_real_full_disk_without_posix_fallocate(small_file_system, tmp_path, monkeypatch):
     """On a real 16 MB tmpfs, with only zeros to reserve space: the load carries on in memory, nothing is left."""
-    from gapdemo.data import load_splits
+    from gapdemo.data.sources import load_splits
 
     root = _pet_folder(tmp_path)
     (small_file_system / "spot").mkdir()

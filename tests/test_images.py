@@ -119,7 +119,7 @@ def test_prepare_for_model_gives_the_numbers_training_fed_the_models(height, wid
     pipeline's float32 / 255. An upload must reach the models as those same numbers."""
     import tensorflow as tf
 
-    from gapdemo.pipeline import make_pipeline
+    from gapdemo.data.pipeline import make_pipeline
 
     image = np.random.default_rng(height).integers(0, 256, (height, width, 3), dtype=np.uint8)
     stored = tf.image.resize(image, (32, 32), method="bilinear")  # what the TFDS source stores ...

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from gapdemo import insight
-from gapdemo.models import BACKENDS, build_lockstep_models, build_model, classifier_layer_name
+from gapdemo.insight import maps as insight
+from gapdemo.model.backends import BACKENDS, build_lockstep_models, build_model, classifier_layer_name
 
 IMAGE_SIZE = 32  # a 2x2 feature map
 
@@ -227,7 +227,7 @@ def test_overlay_heatmap_blends_a_colour_map_over_the_image():
 
 
 def test_classify_image_gives_each_models_own_answer_on_the_prepared_photo():
-    from gapdemo.decode import resize_bilinear
+    from gapdemo.data.decode import resize_bilinear
 
     models = {backend: build_model(backend, IMAGE_SIZE) for backend in ("fc", "fc_dropout", "gap")}
     models["fc"].get_layer(classifier_layer_name("fc")).bias.assign([-4.0])  # sure it is a cat

@@ -6,8 +6,8 @@ import threading
 import pytest
 
 from gapdemo.config import tiny_config
-from gapdemo.failures import readable_error
-from gapdemo.job import QUEUE_LIMIT_MESSAGE, JobManager
+from gapdemo.training.failures import readable_error
+from gapdemo.training.job import QUEUE_LIMIT_MESSAGE, JobManager
 
 
 def gated_loader(gate: threading.Event):

@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import pytest
 
-from gapdemo.models import (
+from gapdemo.model.backends import (
     BACKENDS,
     build_lockstep_models,
     build_model,
@@ -142,7 +142,7 @@ def test_gradients_taken_one_head_at_a_time_update_weights_as_keras_summed_loss_
     """The memory-saving training step is the same arithmetic as Keras' step over the summed loss."""
     import tensorflow as tf
 
-    from gapdemo.lockstep import compile_lockstep_model
+    from gapdemo.model.lockstep import compile_lockstep_model
 
     backends = ["fc", "gap", "avgpool_flatten"]
     rng = np.random.default_rng(0)
@@ -169,7 +169,7 @@ def test_gradients_taken_one_head_at_a_time_update_weights_as_keras_summed_loss_
 def test_variable_rate_dropout_draws_seeded_masks_and_takes_a_new_rate_untraced():
     import tensorflow as tf
 
-    from gapdemo.variable_dropout import VariableRateDropout
+    from gapdemo.model.variable_dropout import VariableRateDropout
 
     inputs = np.ones((8, 50), "float32")
     ours, again = VariableRateDropout(0.3, seed=7), VariableRateDropout(0.3, seed=7)

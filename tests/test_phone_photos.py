@@ -14,7 +14,7 @@ from streamlit.testing.v1 import AppTest
 
 from gapdemo.config import tiny_config
 from gapdemo.images import DISPLAY_NAMES, UPLOAD_EXTENSIONS, ImageError, load_image
-from gapdemo.job import TrainingJob
+from gapdemo.training.job import TrainingJob
 from toy_data import toy_loader
 
 AVIF_READABLE = "avif" in features.modules and features.check_module("avif")

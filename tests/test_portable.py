@@ -13,10 +13,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gapdemo import cache, cache_writer, folder, runs
+from gapdemo import runs
 from gapdemo.cli import main
 from gapdemo.config import DataConfig, RunConfig
-from gapdemo.data import DataError, load_splits
+from gapdemo.data import cache, cache_writer, folder
+from gapdemo.data.sources import DataError, load_splits
 from gapdemo.sweep.grid import sweep_id_for
 from portable_mode import LINUX_ONLY_CALLS, mapped_files, portable_mode, refuse_if_mapped, windows_name_problem
 from toy_data import toy_arrays

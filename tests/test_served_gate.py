@@ -8,7 +8,6 @@ import pytest
 from test_serving import bind_page_to, open_page
 
 from gapdemo.config import tiny_config
-from gapdemo.job import QUEUE_FULL_MESSAGE, JobManager
 from gapdemo.serving import (
     host_name,
     max_queued_runs,
@@ -16,6 +15,7 @@ from gapdemo.serving import (
     page_counts_as_served,
     request_came_from_afar,
 )
+from gapdemo.training.job import QUEUE_FULL_MESSAGE, JobManager
 
 listening_everywhere = bind_page_to("0.0.0.0")  # a fixture: the page as if served with --server.address 0.0.0.0
 
@@ -94,11 +94,11 @@ def test_served_queue_holds_at_most_the_cap_of_waiting_runs(runs_dir, monkeypatc
 def test_reloads_cannot_grow_the_queue_past_the_cap(listening_everywhere, monkeypatch, tmp_path):
     import streamlit as st
 
-    import gapdemo.data
+    import gapdemo.data.sources
     from dashboard.common import job_manager
 
     gate = threading.Event()
-    monkeypatch.setattr(gapdemo.data, "load_data", held_loader(gate))
+    monkeypatch.setattr(gapdemo.data.sources, "load_data", held_loader(gate))
     monkeypatch.setenv("GAPDEMO_RUNS_DIR", str(tmp_path / "runs"))
     monkeypatch.setenv("GAPDEMO_MAX_QUEUED", "2")
     st.cache_resource.clear()
@@ -134,7 +134,7 @@ def test_finished_jobs_leave_memory_and_their_folders_stay(runs_dir):
 
 
 def test_a_run_never_takes_an_existing_folder(runs_dir):
-    from gapdemo.job import TrainingJob
+    from gapdemo.training.job import TrainingJob
 
     job = TrainingJob(tiny_config(str(runs_dir)), data_loader=failing_loader)
     taken = runs_dir / job.run_id
@@ -289,7 +289,7 @@ def test_a_model_file_with_code_is_refused_and_runs_nothing(tmp_path):
 def test_the_mistakes_tab_reads_no_run_data_outside_the_roots(outside_folder, tmp_path):
     """A run folder in the shared runs folder may name any data folder: evaluating it on a served page
     is held to the data roots like Start (evaluate_run calls load_test_split, which asks the gate)."""
-    from gapdemo.evaluation import load_test_split
+    from gapdemo.insight.evaluation import load_test_split
     from gapdemo.runs import write_config
 
     run_dir = tmp_path / "runs" / "planted"

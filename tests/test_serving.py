@@ -134,7 +134,7 @@ def held_training(monkeypatch, tmp_path):
 
     import streamlit as st
 
-    import gapdemo.data
+    import gapdemo.data.sources
 
     gate = threading.Event()
 
@@ -142,7 +142,7 @@ def held_training(monkeypatch, tmp_path):
         gate.wait(120)
         raise ValueError("released by the test")
 
-    monkeypatch.setattr(gapdemo.data, "load_data", held_load_data)
+    monkeypatch.setattr(gapdemo.data.sources, "load_data", held_load_data)
     monkeypatch.setenv("GAPDEMO_RUNS_DIR", str(tmp_path / "runs"))
     st.cache_resource.clear()
     yield gate
@@ -175,7 +175,7 @@ def press(app, key):
 
 def test_queue_limit_holds_across_two_sessions(served, held_training):
     from dashboard.common import job_manager
-    from gapdemo.job import QUEUE_LIMIT_MESSAGE
+    from gapdemo.training.job import QUEUE_LIMIT_MESSAGE
 
     alice, bob = open_page(), open_page()
     assert press(alice, "start") == []  # runs (held in loading data)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image, UnidentifiedImageError
 
-from gapdemo.decode import DATASET_FORMATS, decode_image_file
+from gapdemo.data.decode import DATASET_FORMATS, decode_image_file
 from gapdemo.runs import list_run_files, read_run_files, symbolic_links_in, write_config
 
 PROJECT = Path(__file__).resolve().parents[1]

@@ -227,7 +227,7 @@ def test_stopping_a_sweep_keeps_finished_trials_and_says_how_to_resume(two_node_
 def stored_sweep(tmp_path_factory):
     """A finished 2 x 2 sweep on disk, its runs trained in this process by the real trainer."""
     from gapdemo.sweep.grid import Trial
-    from gapdemo.trainer import Trainer
+    from gapdemo.training.trainer import Trainer
 
     runs_dir = tmp_path_factory.mktemp("page_sweep") / "runs"
     base = tiny_sweep_config(runs_dir)

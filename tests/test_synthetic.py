@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from gapdemo import synthetic
-from gapdemo.synthetic import REGIONS, generate_pets
+from gapdemo.data import synthetic
+from gapdemo.data.synthetic import REGIONS, generate_pets
 
 SIZE = 32
 

@@ -8,9 +8,9 @@ import pytest
 
 from gapdemo import runs
 from gapdemo.config import tiny_config
-from gapdemo.events import TrainingEvents
-from gapdemo.job import JobManager, TrainingJob
-from gapdemo.models import BACKENDS
+from gapdemo.model.backends import BACKENDS
+from gapdemo.training.events import TrainingEvents
+from gapdemo.training.job import JobManager, TrainingJob
 from toy_data import toy_arrays, toy_loader, toy_pipeline
 
 
@@ -185,8 +185,8 @@ def test_invalid_config_is_refused_before_queueing(runs_dir):
 
 
 def test_batch_norm_recalibration_gives_population_statistics():
-    from gapdemo.models import build_model
-    from gapdemo.trainer import recalibrate_batch_norm
+    from gapdemo.model.backends import build_model
+    from gapdemo.training.trainer import recalibrate_batch_norm
     from toy_data import toy_arrays, toy_pipeline
 
     model = build_model("gap", 32, bn_momentum=0.99)
@@ -201,8 +201,8 @@ def test_batch_norm_recalibration_gives_population_statistics():
 
 
 def test_recalibration_reuses_one_traced_forward_pass_across_epochs():
-    from gapdemo.models import build_model
-    from gapdemo.trainer import recalibrate_batch_norm, training_forward
+    from gapdemo.model.backends import build_model
+    from gapdemo.training.trainer import recalibrate_batch_norm, training_forward
     from toy_data import toy_arrays, toy_pipeline
 
     model = build_model("gap", 32, bn_momentum=0.99)
@@ -221,8 +221,8 @@ def test_recalibration_reuses_one_traced_forward_pass_across_epochs():
 
 def test_a_job_traces_the_training_step_once(runs_dir, monkeypatch):
     """Variables created inside the first trace make TensorFlow trace a second time; the engine builds them first."""
-    from gapdemo import model_pool
-    from gapdemo.lockstep import LockstepModel
+    from gapdemo.model import pool as model_pool
+    from gapdemo.model.lockstep import LockstepModel
 
     model_pool.clear()  # a model kept by an earlier test's run would be traced already
     traced_shapes = []
@@ -239,7 +239,7 @@ def test_a_job_traces_the_training_step_once(runs_dir, monkeypatch):
 
 
 def test_first_epoch_says_it_is_compiling_until_its_first_batch(runs_dir, monkeypatch):
-    from gapdemo.trainer import Trainer
+    from gapdemo.training.trainer import Trainer
 
     published = []  # (phase, epoch, batch) in the order the page would see them
     original_phase, original_batch = Trainer.set_phase, Trainer.record_batch
@@ -264,7 +264,7 @@ def test_first_epoch_says_it_is_compiling_until_its_first_batch(runs_dir, monkey
 
 def test_images_per_second_leave_out_each_epochs_first_call(runs_dir, monkeypatch):
     """The first call of an epoch includes start-up (and tracing in epoch 1); the rate counts from its end."""
-    from gapdemo import trainer as trainer_module
+    from gapdemo.training import trainer as trainer_module
 
     config = tiny(runs_dir)  # batch 16
     run_dir = runs_dir / "rate"
@@ -317,7 +317,7 @@ class RecordingEvents(TrainingEvents):
 
 def test_trainer_needs_only_config_run_dir_and_events(runs_dir):
     """No job, no queue: the loop reports through its events and writes the run folder itself."""
-    from gapdemo.trainer import Trainer
+    from gapdemo.training.trainer import Trainer
 
     events = RecordingEvents(stop_after_epochs=1)
     run_dir = runs_dir / "plain"
@@ -333,8 +333,8 @@ def test_trainer_needs_only_config_run_dir_and_events(runs_dir):
 
 
 def pipeline_loader(train_count, validation_count):
-    """toy_loader's data through the real pipeline (gapdemo.pipeline: parallel map and prefetch)."""
-    from gapdemo.pipeline import make_pipeline
+    """toy_loader's data through the real pipeline (gapdemo.data.pipeline: parallel map and prefetch)."""
+    from gapdemo.data.pipeline import make_pipeline
 
     def load(data_config, batch_size, progress=None):
         data = toy_loader(train_count, validation_count)(data_config, batch_size, progress)
@@ -381,7 +381,7 @@ def test_no_fit_or_evaluate_of_the_engine_idles_after_its_last_batch(runs_dir, m
 def test_batch_rows_hold_each_batchs_own_loss_and_accuracy(runs_dir, backends):
     """Not Keras' running mean since the epoch began: with a zero learning rate the weights never
     change, so every row must equal the model's loss and accuracy on that very batch."""
-    from gapdemo.trainer import Trainer
+    from gapdemo.training.trainer import Trainer
 
     config = tiny(runs_dir, backends, epochs=2, train_size=40)  # batches of 16, 16 and 8
     config.train.learning_rate = 0.0
@@ -415,7 +415,7 @@ def test_batch_rows_hold_each_batchs_own_loss_and_accuracy(runs_dir, backends):
 
 def test_a_run_reusing_the_last_runs_compiled_model_trains_exactly_as_a_fresh_one(runs_dir):
     """The model pool keeps the traced step; weights, seed states and optimizer start afresh each run."""
-    from gapdemo import model_pool
+    from gapdemo.model import pool as model_pool
 
     def run(seed, backends=("fc_dropout", "gap"), dropout_rate=0.5):
         config = tiny(runs_dir, backends=backends, epochs=2)
@@ -440,7 +440,7 @@ def test_a_run_reusing_the_last_runs_compiled_model_trains_exactly_as_a_fresh_on
 
 def test_a_kept_model_trains_another_dropout_rate_exactly_as_a_fresh_one(runs_dir):
     """The dropout rate is a variable: a sweep over rates reuses one traced step and each rate still applies."""
-    from gapdemo import model_pool
+    from gapdemo.model import pool as model_pool
 
     def run(dropout_rate):
         config = tiny(runs_dir, backends=("fc_dropout",), epochs=2)

@@ -3,8 +3,8 @@
 import pytest
 
 from gapdemo.config import tiny_config
-from gapdemo.data_roots import ROOTS_VARIABLE
-from gapdemo.models import BACKENDS
+from gapdemo.data.roots import ROOTS_VARIABLE
+from gapdemo.model.backends import BACKENDS
 from gapdemo.validation import validate_run_config
 
 

@@ -186,7 +186,7 @@ def _time_steps(config: RunConfig, index: int, seeds: int, plan: _Plan) -> dict:
 def _score_seed(config: RunConfig, index: int, seeds: int, run_dirs: tuple[Path, Path], plan: _Plan,
                 shifts) -> dict:
     """One seed's measures from its two trained runs: the data are drawn again here, as the trial drew them."""
-    from gapdemo.data import load_data
+    from gapdemo.data.sources import load_data
 
     seeded = seed_config(config, index, run_dirs[0].parent)
     title = f"seed {index + 1}/{seeds}"
@@ -215,7 +215,7 @@ def check_arguments(config: RunConfig, seeds: int, *, served: bool = False) -> N
 
 def summarize(config: RunConfig, per_seed: list[dict], shifts: list[int]) -> dict:
     """The four claims (mean and spread per back-end) and their verdicts, from every seed's measures."""
-    from gapdemo.models import parameter_table
+    from gapdemo.model.backends import parameter_table
 
     backends = list(config.model.backends)
     table = parameter_table(backends, config.data.image_size, config.model.dropout_rate)

@@ -12,7 +12,7 @@ import math
 import numpy as np
 
 from gapdemo.claims.registry import CLAIMS
-from gapdemo.models import BACKENDS, HEAD_FILTERS
+from gapdemo.model.backends import BACKENDS, HEAD_FILTERS
 
 HEAD_STRIDE = 2 ** len(HEAD_FILTERS)  # each conv block ends in a 2x2 max pool: 8 px per feature-map cell
 # A bump at the stride smaller than this is called faint: on a few hundred test images it is a
@@ -148,9 +148,9 @@ def stride_gain(consistency_by_shift: dict[int, float], stride: int = HEAD_STRID
 def summarize_consistency(consistency_per_seed: list[dict]) -> tuple[dict, dict]:
     """({backend: {shift (str): spread}}, {backend: spread of stride_gain}) from per-seed curves.
 
-    Each seed gives {backend: [fraction per shift of gapdemo.evaluation.CONSISTENCY_SHIFTS]}.
+    Each seed gives {backend: [fraction per shift of gapdemo.insight.evaluation.CONSISTENCY_SHIFTS]}.
     """
-    from gapdemo.evaluation import CONSISTENCY_SHIFTS
+    from gapdemo.insight.evaluation import CONSISTENCY_SHIFTS
 
     curves, gains = {}, {}
     for backend in consistency_per_seed[0]:

@@ -8,7 +8,7 @@ class CommandError(Exception):
 
 def parse_backends(text: str) -> tuple[str, ...]:
     """'fc, gap' -> ('fc', 'gap'); unknown keys raise ValueError naming the valid ones."""
-    from gapdemo.models import check_backend
+    from gapdemo.model.backends import check_backend
 
     backends = tuple(part.strip() for part in text.split(",") if part.strip())
     if not backends:

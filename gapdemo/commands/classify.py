@@ -56,7 +56,7 @@ def _run_to_use(run_ref, runs_dir) -> tuple[Path, str | None]:
 
 def classify_with_run(run_dir, image) -> dict:
     """{backend: {"p_cat", "p_dog", "label"}} for one uint8 image."""
-    from gapdemo.insight import classify_image
+    from gapdemo.insight.maps import classify_image
     from gapdemo.runs import load_models, read_config
 
     image_size = int(read_config(run_dir)["data"]["image_size"])

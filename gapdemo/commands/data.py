@@ -54,7 +54,7 @@ def _show_progress(message: str, fraction: float) -> None:
 
 
 def run(args) -> int:
-    from gapdemo.data import load_splits  # late import: Cats vs Dogs pulls in TensorFlow
+    from gapdemo.data.sources import load_splits  # late import: Cats vs Dogs pulls in TensorFlow
 
     if args.clear_cache:
         return _clear_cache(args)
@@ -86,7 +86,7 @@ def run(args) -> int:
 
 
 def _clear_cache(args) -> int:
-    from gapdemo.cache import cache_root, clear_cache
+    from gapdemo.data.cache import cache_root, clear_cache
 
     freed = clear_cache(args.cache_dir)
     if args.json:

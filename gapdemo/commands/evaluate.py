@@ -19,7 +19,7 @@ def register(subparsers):
 
 
 def run(args) -> int:
-    from gapdemo.evaluation import check_evaluable, evaluate_run
+    from gapdemo.insight.evaluation import check_evaluable, evaluate_run
     from gapdemo.runs import load_models, resolve_run
     from gapdemo.serving import operator_says_served
 
@@ -41,8 +41,8 @@ def run(args) -> int:
 
 
 def consistency_of(models: dict, evaluation) -> dict:
-    """{backend: {shift: fraction}} on the run's test split (gapdemo.evaluation.shift_consistency)."""
-    from gapdemo.evaluation import CONSISTENCY_SHIFTS, model_predictor, shift_consistency
+    """{backend: {shift: fraction}} on the run's test split (gapdemo.insight.evaluation.shift_consistency)."""
+    from gapdemo.insight.evaluation import CONSISTENCY_SHIFTS, model_predictor, shift_consistency
 
     predictors = {backend: model_predictor(model, compiled=True) for backend, model in models.items()}
     fractions = shift_consistency(predictors, evaluation.images, CONSISTENCY_SHIFTS)

@@ -4,7 +4,7 @@ import json
 
 from gapdemo.commands import parse_backends
 from gapdemo.config import MAX_IMAGE_SIZE, MIN_IMAGE_SIZE, DataConfig
-from gapdemo.models import BACKENDS  # the registry alone: TensorFlow loads only when counting
+from gapdemo.model.backends import BACKENDS  # the registry alone: TensorFlow loads only when counting
 
 
 def register(subparsers):
@@ -18,7 +18,7 @@ def register(subparsers):
 
 def run(args) -> int:
     from gapdemo.config import validate_image_size
-    from gapdemo.models import dense_after_flatten_params, parameter_table
+    from gapdemo.model.backends import dense_after_flatten_params, parameter_table
 
     validate_image_size(args.image_size)
     table = parameter_table(parse_backends(args.backends), args.image_size)

@@ -21,7 +21,7 @@ from gapdemo.config import (
     RunConfig,
     TrainConfig,
 )
-from gapdemo.precision import PRECISION_LABELS, PRECISIONS, bfloat16_support
+from gapdemo.model.precision import PRECISION_LABELS, PRECISIONS, bfloat16_support
 
 
 def add_data_arguments(parser) -> None:
@@ -92,9 +92,9 @@ def config_from_args(args) -> RunConfig:
 
 
 def run(args) -> int:
-    from gapdemo.job import TrainingJob
     from gapdemo.serving import operator_says_served
     from gapdemo.sweep.cluster import resolve_address
+    from gapdemo.training.job import TrainingJob
 
     config = config_from_file(args) if args.config_file else config_from_args(args)
     address = resolve_address(args.address)

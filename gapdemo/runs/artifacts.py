@@ -68,7 +68,7 @@ def load_models(run_dir: Path) -> dict:
         UnsafeModelError for a file that carries code: the runs folder is shared by every visitor of a
         served page, so a file placed there must never run anything when a tab loads it.
     """
-    import gapdemo.variable_dropout  # noqa: F401  registers the dropout layer that saved models name
+    import gapdemo.model.variable_dropout  # noqa: F401  registers the dropout layer that saved models name
 
     run_dir = Path(run_dir)
     order = read_config(run_dir).get("model", {}).get("backends", [])

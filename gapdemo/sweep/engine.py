@@ -1,6 +1,6 @@
 """Training runs as Ray Tune trials, on this machine or a cluster, with every result brought home.
 
-Each trial is one ordinary lockstep run (gapdemo.trainer.Trainer) in a Ray worker, written first to
+Each trial is one ordinary lockstep run (gapdemo.training.trainer.Trainer) in a Ray worker, written first to
 a temporary folder on the worker's node. After every finished epoch the worker sends the whole run
 folder to a collector actor pinned to the driver's node, which writes it into <runs_dir>/<run_id>/
 there: nothing depends on a shared file system (Tune no longer copies trial folders to the head
@@ -24,9 +24,9 @@ from pathlib import Path
 
 from gapdemo import runs
 from gapdemo.config import RunConfig
-from gapdemo.events import StopRequested, TrainingEvents
 from gapdemo.sweep.cluster import EngineError, connect, resolve_address  # noqa: F401 (callers name them engine.*)
 from gapdemo.sweep.collector import TERMINAL_STATES, TrialCollector
+from gapdemo.training.events import StopRequested, TrainingEvents
 
 MAX_TRIAL_RETRIES = 3  # a trial whose worker (or node) died is started again this many times
 STOP_POLL_SECONDS = 1.0  # how often a trial asks whether the sweep was stopped
@@ -146,9 +146,9 @@ def train_and_send_home(spec: TrialSpec, collector, work_dir: Path, in_tune: boo
 
     Returns (state, message, epochs completed); a failure, a bad config included, ends as "failed".
     """
-    from gapdemo.failures import readable_error
-    from gapdemo.job import STOPPED_MESSAGE
-    from gapdemo.trainer import Trainer
+    from gapdemo.training.failures import readable_error
+    from gapdemo.training.job import STOPPED_MESSAGE
+    from gapdemo.training.trainer import Trainer
 
     run_dir = work_dir / spec.run_id
     events, started, completed = _TrialEvents(collector, spec, run_dir, in_tune), time.time(), 0

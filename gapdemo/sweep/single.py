@@ -16,8 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from gapdemo import runs
-from gapdemo.failures import readable_error
 from gapdemo.sweep import engine
+from gapdemo.training.failures import readable_error
 
 MAX_RUN_RETRIES = 2  # the run starts again from epoch 1 on another node this many times after a node is lost
 WAIT_SECONDS = 1.0  # how often the driver passes a stop on and reports progress

@@ -22,9 +22,9 @@ import time
 from pathlib import Path
 
 from gapdemo import runs
-from gapdemo.failures import readable_error
-from gapdemo.job import STOPPED_MESSAGE, JobManager, TrainingJob
 from gapdemo.serving import child_environment, may_stop
+from gapdemo.training.failures import readable_error
+from gapdemo.training.job import STOPPED_MESSAGE, JobManager, TrainingJob
 
 WAITING_PROGRESS = {"phase": "waiting", "message": "Waiting for the cluster's resources"}
 RUNS_PER_VISITOR = 2  # on a served page: one training, one waiting

@@ -1,7 +1,7 @@
 """Arithmetic precision of a run: float32, or mixed bfloat16 where the processor computes in bfloat16.
 
 Mixed bfloat16 (keras.mixed_precision) keeps every variable in float32 and computes layers in
-bfloat16; each back-end's sigmoid output stays float32 (gapdemo.models), so losses and probabilities
+bfloat16; each back-end's sigmoid output stays float32 (gapdemo.model.backends), so losses and probabilities
 keep their precision. It trained the lockstep model 1.21x faster on a processor with avx512_bf16
 (benchmarks/RESULTS.md, section 3); without bfloat16 instructions it is emulated, and slower.
 """

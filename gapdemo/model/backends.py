@@ -88,7 +88,7 @@ def _fully_connected(features, backend, seed, bn_momentum, dropout_rate):
     features = layers.BatchNormalization(momentum=bn_momentum, name=f"{backend}_fc_bn1")(features)
     features = layers.Dense(100, activation="relu", kernel_initializer=_seeded(seed, 10), name=f"{backend}_fc1")(features)
     if dropout_rate is not None:
-        from gapdemo.variable_dropout import VariableRateDropout
+        from gapdemo.model.variable_dropout import VariableRateDropout
 
         # The rate lives in a variable, so a kept compiled model trains another rate untraced.
         features = VariableRateDropout(dropout_rate, seed=seed, name=f"{backend}_dropout")(features)
@@ -199,13 +199,13 @@ def build_lockstep_models(backends, image_size: int = 100, seed: int = 0, bn_mom
                           dropout_rate: float = 0.5, one_head_at_a_time: bool = True) -> LockstepModels:
     """Build every back-end on its own copy of the head; all heads start from identical weights.
 
-    one_head_at_a_time: the training model takes the back-ends' gradients in turn (gapdemo.lockstep),
+    one_head_at_a_time: the training model takes the back-ends' gradients in turn (gapdemo.model.lockstep),
     holding one head's activations at a time; False = Keras' own step over the summed loss (the
     engine before, kept for the benchmarks' side-by-side runs).
     """
     import keras
 
-    from gapdemo.lockstep import LockstepModel
+    from gapdemo.model.lockstep import LockstepModel
 
     validate_image_size(image_size)
     if not backends:

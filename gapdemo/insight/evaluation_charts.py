@@ -1,6 +1,6 @@
-"""Plotly figures and tables for gapdemo.evaluation: confusion matrices side by side, per-class numbers.
+"""Plotly figures and tables for gapdemo.insight.evaluation: confusion matrices side by side, per-class numbers.
 
-Inputs are the arrays gapdemo.evaluation returns; nothing here imports TensorFlow.
+Inputs are the arrays gapdemo.insight.evaluation returns; nothing here imports TensorFlow.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from gapdemo.models import check_backend
+from gapdemo.model.backends import check_backend
 
 CONFUSION_COLORSCALE = "Blues"  # colour = share of the true class, so rows of unequal size compare
 
@@ -73,7 +73,7 @@ def per_class_frame(reports: dict, class_names) -> pd.DataFrame:
     """One row per back-end and class: images, per-class accuracy (= recall) and precision.
 
     Args:
-        reports: {backend: gapdemo.evaluation.backend_report(...)}.
+        reports: {backend: gapdemo.insight.evaluation.backend_report(...)}.
         class_names: index = label.
     """
     rows = []

@@ -1,6 +1,6 @@
 """A training job in the background, and the queue that runs jobs one at a time.
 
-TrainingJob wraps one run of the Keras loop (gapdemo.trainer) in a thread-safe snapshot that any
+TrainingJob wraps one run of the Keras loop (gapdemo.training.trainer) in a thread-safe snapshot that any
 thread may poll; JobManager is a process-wide FIFO queue with a single worker thread (the machine
 has 2 cores). The dashboard keeps one manager per server process (st.cache_resource), so every
 browser tab and every refresh sees the same jobs. Nothing here imports streamlit or TensorFlow.
@@ -23,9 +23,9 @@ from pathlib import Path
 
 from gapdemo import runs
 from gapdemo.config import RunConfig
-from gapdemo.events import StopRequested, TrainingEvents
-from gapdemo.failures import readable_error
 from gapdemo.serving import max_queued_runs, may_stop
+from gapdemo.training.events import StopRequested, TrainingEvents
+from gapdemo.training.failures import readable_error
 from gapdemo.validation import validate_run_config
 
 STOPPED_MESSAGE = "Stopped by the user; completed epochs are kept."
@@ -108,8 +108,8 @@ class TrainingJob:
         self.owner = owner  # who queued it (an opaque session id; None = local: CLI, tests)
         self.run_id = runs.new_run_id()
         self.run_dir = Path(config.train.runs_dir) / self.run_id
-        self.data_loader = data_loader  # None: gapdemo.data.load_data
-        self.engine_baseline = engine_baseline  # benchmarks only: gapdemo.trainer.Trainer's option of that name
+        self.data_loader = data_loader  # None: gapdemo.data.sources.load_data
+        self.engine_baseline = engine_baseline  # benchmarks only: gapdemo.training.trainer.Trainer's option of that name
         self._lock = threading.Lock()
         self._stop_event = threading.Event()
         self._done_event = threading.Event()
@@ -189,7 +189,7 @@ class TrainingJob:
         epochs_completed = 0
         try:
             self._claim_run_folder()
-            from gapdemo.trainer import Trainer  # TensorFlow loads here, not at import time
+            from gapdemo.training.trainer import Trainer  # TensorFlow loads here, not at import time
 
             trainer = Trainer(self.config, self.run_dir, _JobEvents(self), data_loader=self.data_loader,
                               engine_baseline=self.engine_baseline)

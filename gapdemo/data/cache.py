@@ -1,11 +1,11 @@
 """The decoded-image cache: every image of a source at one image size, as memory-mappable .npy files.
 
 The first load of a folder or of Cats vs Dogs at an image size decodes every image once into an
-entry (gapdemo.cache_writer); later loads of the same files at that size, whatever their seed,
+entry (gapdemo.data.cache_writer); later loads of the same files at that size, whatever their seed,
 split or training cap, open the entry with np.load(mmap_mode="r") in about a second and pick each
-split's rows by index (gapdemo.splits), and training reads its batches from the memory map, so
+split's rows by index (gapdemo.data.splits), and training reads its batches from the memory map, so
 the images are never held in memory twice. This module knows the entries on disk: where, under
-which key, how big they are, and how to clear them; gapdemo.cache_entries reads them, marks them
+which key, how big they are, and how to clear them; gapdemo.data.cache_entries reads them, marks them
 in use and keeps the cache under its size limit.
 
 Layout of the cache root (cache_root()):

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from gapdemo.splits import IndexedImages
+from gapdemo.data.splits import IndexedImages
 
 
 def make_pipeline(images_uint8, labels, batch_size: int, shuffle: bool, seed: int) -> tf.data.Dataset:

@@ -1,6 +1,6 @@
 """What the training loop tells the world: one object of hooks, in the spirit of Keras callbacks.
 
-gapdemo.trainer.Trainer calls these as it goes; a TrainingJob turns them into its live snapshot, a
+gapdemo.training.trainer.Trainer calls these as it goes; a TrainingJob turns them into its live snapshot, a
 sweep trial into reports to Ray, the CLI into a progress bar. Every hook is a no-op here, so a
 subclass overrides only what it needs. Hooks run in the training thread: keep them quick, and
 never call streamlit from one.
@@ -24,7 +24,7 @@ class TrainingEvents:
         """phase (loading data, compiling, training, validating, saving), epoch, batch, images/s, eta."""
 
     def on_dataset(self, info: dict) -> None:
-        """The data set's description (gapdemo.data.DatasetInfo.to_dict()) once it is loaded."""
+        """The data set's description (gapdemo.data.sources.DatasetInfo.to_dict()) once it is loaded."""
 
     def on_batch(self, rows: list[dict], progress: dict) -> None:
         """One row per back-end after each call into TensorFlow, already appended to batch_metrics.csv."""

@@ -23,16 +23,16 @@ _kept: dict[tuple, Any] = {}  # at most one entry: shape key -> PooledModels
 
 @dataclass
 class PooledModels:
-    """A compiled lockstep model and what was traced for it (see gapdemo.trainer.Trainer.prepare_models)."""
+    """A compiled lockstep model and what was traced for it (see gapdemo.training.trainer.Trainer.prepare_models)."""
 
-    models: Any  # gapdemo.models.LockstepModels, compiled
-    recalibration_forward: Any  # gapdemo.batchnorm.training_forward(models.training_model)
+    models: Any  # gapdemo.model.backends.LockstepModels, compiled
+    recalibration_forward: Any  # gapdemo.model.batchnorm.training_forward(models.training_model)
 
 
 def shape_key(config) -> tuple:
     """What a kept model must match to train config's run (a RunConfig); the rest is state or data."""
     model, train = config.model, config.train
-    # The dropout rate is not part of it: it lives in a variable (gapdemo.variable_dropout).
+    # The dropout rate is not part of it: it lives in a variable (gapdemo.model.variable_dropout).
     return (tuple(model.backends), config.data.image_size, model.bn_momentum, train.precision,
             train.steps_per_execution)
 
@@ -60,7 +60,7 @@ def load_fresh_state(pooled_model, fresh_model, learning_rate: float) -> None:
 
     Both models have the same architecture, so their variables line up one to one.
     """
-    from gapdemo.variable_dropout import copy_dropout_rates
+    from gapdemo.model.variable_dropout import copy_dropout_rates
 
     for target, source in zip(pooled_model.variables, fresh_model.variables, strict=True):
         target.assign(source.numpy())

@@ -1,6 +1,6 @@
 """Training curves as arrays: each batch's own values, TensorBoard-like smoothing, bounded downsampling.
 
-Maths only (numpy): gapdemo.trainer turns Keras' running means into per-batch values with
+Maths only (numpy): gapdemo.training.trainer turns Keras' running means into per-batch values with
 BatchValues, gapdemo.charts draws what smooth_ema and downsample_indices return, and the page keeps
 a run's curves in CurveHistory, appending only the rows that arrived since its last poll.
 """
@@ -139,7 +139,7 @@ class CurveHistory:
             return self.charted_rows
 
     def read(self, snapshot_from):
-        """Take the rows not read yet from snapshot_from(batch_start) (gapdemo.job.TrainingJob.snapshot)
+        """Take the rows not read yet from snapshot_from(batch_start) (gapdemo.training.job.TrainingJob.snapshot)
         and return that snapshot; one caller at a time, so two tabs never append the same rows."""
         with self._lock:
             snapshot = snapshot_from(self.rows_read)

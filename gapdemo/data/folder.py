@@ -18,11 +18,11 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import UnidentifiedImageError
 
-from gapdemo import decode
-from gapdemo.cache import ENTRY_PART, CacheRequest, cache_root, entry_key, entry_label
-from gapdemo.cache_writer import EntryWriter, load_or_decode
 from gapdemo.config import DataConfig
-from gapdemo.splits import SPLITS, DataError, DecodedSource, Progress, split_sizes
+from gapdemo.data import decode
+from gapdemo.data.cache import ENTRY_PART, CacheRequest, cache_root, entry_key, entry_label
+from gapdemo.data.cache_writer import EntryWriter, load_or_decode
+from gapdemo.data.splits import SPLITS, DataError, DecodedSource, Progress, split_sizes
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp"}
 DECODE_CHUNK = 256  # files handed to the decoding threads at a time (results are used in order)

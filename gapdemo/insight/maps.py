@@ -15,7 +15,7 @@ import tensorflow as tf
 from PIL import Image
 
 from gapdemo.images import prepare_for_model
-from gapdemo.models import check_backend, classifier_layer_name, feature_layer_name
+from gapdemo.model.backends import check_backend, classifier_layer_name, feature_layer_name
 
 # model -> {backend: tf.function}; weak keys so a model dropped by the app is not kept alive
 _explain_functions: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -26,7 +26,7 @@ def _get_layer(model: keras.Model, name: str):
     try:
         return model.get_layer(name)
     except ValueError:
-        raise ValueError(f"model {model.name!r} has no layer {name!r}; was it built by gapdemo.models?") from None
+        raise ValueError(f"model {model.name!r} has no layer {name!r}; was it built by gapdemo.model.backends?") from None
 
 
 def feature_map_model(model: keras.Model, backend: str) -> keras.Model:

@@ -6,7 +6,7 @@ Class 1 is "dog" in every source built in (index = label, in class-name order).
 
 Shift consistency (after Zhang 2019, "Making convolutional networks shift-invariant again"): for a
 shift of s pixels, every test image is moved s pixels right and, separately, s pixels left with
-gapdemo.insight.shift_images (output[y, x] = input[y, x - s], the uncovered border filled by
+gapdemo.insight.maps.shift_images (output[y, x] = input[y, x - s], the uncovered border filled by
 reflection, the same move as the translation claim's accuracy curve). The consistency at s is the
 fraction of (image, direction) pairs whose predicted class equals the class predicted for the
 unshifted image: 1.0 = no prediction ever flips.
@@ -35,7 +35,7 @@ Predict = Callable[[np.ndarray], np.ndarray]
 
 
 def predicted_classes(probabilities) -> np.ndarray:
-    """P(class 1) (N,) -> int64 (N,): 1 where P >= 0.5, the label gapdemo.insight gives."""
+    """P(class 1) (N,) -> int64 (N,): 1 where P >= 0.5, the label gapdemo.insight.maps gives."""
     return (np.asarray(probabilities, dtype=np.float64).reshape(-1) >= 0.5).astype(np.int64)
 
 
@@ -144,7 +144,7 @@ def shift_consistency(predictors: dict[str, Predict], images_uint8, shifts=CONSI
 
     Each shifted copy of the images is made once and handed to every predictor.
     """
-    from gapdemo.insight import shift_images
+    from gapdemo.insight.maps import shift_images
 
     images = np.asarray(images_uint8)
     if images.ndim != 4 or len(images) == 0:
@@ -266,7 +266,7 @@ def load_test_split(run_dir, *, served: bool):
     gate's data check: a run folder placed in the shared runs folder could name any folder).
     """
     from gapdemo.config import DataConfig, RunConfig
-    from gapdemo.data import load_test_split as load_test_images
+    from gapdemo.data.sources import load_test_split as load_test_images
     from gapdemo.runs import read_config
     from gapdemo.validation import validate_data_paths
 
@@ -292,7 +292,7 @@ def evaluate_run(run_dir, models: dict | None = None, *, served: bool) -> RunEva
         served: asked by a page served to others (see load_test_split).
 
     Raises:
-        ValueError when the run is still training or has no models; gapdemo.data.DataError (a
+        ValueError when the run is still training or has no models; gapdemo.data.sources.DataError (a
         ValueError) when its data can no longer be loaded.
     """
     from gapdemo.runs import load_models
@@ -317,7 +317,7 @@ def evaluate_run(run_dir, models: dict | None = None, *, served: bool) -> RunEva
 
 def explain_images(model, backend: str, images_uint8) -> tuple[np.ndarray, str]:
     """Where backend looked for its answer: (uint8 (B, S, S, 3) heat maps over the images, "CAM" | "Grad-CAM")."""
-    from gapdemo.insight import explain, overlay_heatmap
+    from gapdemo.insight.maps import explain, overlay_heatmap
 
     images = np.asarray(images_uint8)
     if len(images) == 0:

@@ -1,6 +1,6 @@
 """The Keras loop: config, data loader, run directory and event hooks in; epochs on disk out.
 
-Trainer knows no job, queue or page: it reports through a gapdemo.events.TrainingEvents object
+Trainer knows no job, queue or page: it reports through a gapdemo.training.events.TrainingEvents object
 (a TrainingJob's snapshot, a sweep trial's reports to Ray, the CLI's progress bar) and writes the
 run folder through gapdemo.runs. One ``fit`` call per epoch followed by our own ``evaluate``: a
 stop request ends ``fit`` after the call into TensorFlow in flight (TrainConfig.steps_per_execution
@@ -22,16 +22,17 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from gapdemo import model_pool, runs
-from gapdemo.batchnorm import recalibrate_batch_norm, training_forward
+from gapdemo import runs
 from gapdemo.config import RunConfig
-from gapdemo.curves import BatchValues
-from gapdemo.events import StopRequested, TrainingEvents
-from gapdemo.insight import class_activation_maps, feature_averages
-from gapdemo.lockstep import compile_lockstep_model
-from gapdemo.models import BACKENDS, build_lockstep_models, classifier_layer_name
-from gapdemo.pipeline import without_autotuning
-from gapdemo.precision import dtype_policy
+from gapdemo.data.pipeline import without_autotuning
+from gapdemo.insight.maps import class_activation_maps, feature_averages
+from gapdemo.model import pool as model_pool
+from gapdemo.model.backends import BACKENDS, build_lockstep_models, classifier_layer_name
+from gapdemo.model.batchnorm import recalibrate_batch_norm, training_forward
+from gapdemo.model.lockstep import compile_lockstep_model
+from gapdemo.model.precision import dtype_policy
+from gapdemo.training.curves import BatchValues
+from gapdemo.training.events import StopRequested, TrainingEvents
 
 
 class StreamingCallback(keras.callbacks.Callback):
@@ -63,7 +64,7 @@ class Trainer:
         config: the run's settings (validated by the caller: gapdemo.validation).
         run_dir: the run folder to create and fill (gapdemo.runs documents its layout).
         events: hooks for progress, batches, epochs, probes and stop requests.
-        data_loader: (DataConfig, batch_size, progress) -> LoadedData; None = gapdemo.data.load_data.
+        data_loader: (DataConfig, batch_size, progress) -> LoadedData; None = gapdemo.data.sources.load_data.
     """
 
     def __init__(self, config: RunConfig, run_dir: Path, events: TrainingEvents | None = None, data_loader=None,
@@ -73,7 +74,7 @@ class Trainer:
         # before the back-ends' gradients were taken in turn, kept only so the benchmarks can measure
         # both side by side.
         self.engine_baseline = engine_baseline
-        # What a reusable compiled model must match (gapdemo.model_pool); None: this run never reuses one.
+        # What a reusable compiled model must match (gapdemo.model.pool); None: this run never reuses one.
         self.pool_key = None if engine_baseline else model_pool.shape_key(config)
         self.run_dir = Path(run_dir)
         self.events = events or TrainingEvents()
@@ -113,7 +114,7 @@ class Trainer:
     def prepare_models(self, element_spec):
         """Build and compile the lockstep model (and, under mixed precision, its float32 twin).
 
-        A compiled model of the same shape left by the run before (gapdemo.model_pool) is reused
+        A compiled model of the same shape left by the run before (gapdemo.model.pool) is reused
         with this run's fresh initial state: its traced training step saves seconds before the first batch.
         """
         fresh = self.build_models(self.config.train.precision)
@@ -179,7 +180,7 @@ class Trainer:
     def load_data(self):
         loader = self.data_loader
         if loader is None:
-            from gapdemo.data import load_data as loader
+            from gapdemo.data.sources import load_data as loader
 
         def progress(message, fraction):
             self.events.on_progress({"phase": "loading data", "message": message, "fraction": float(fraction)})

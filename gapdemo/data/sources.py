@@ -1,9 +1,9 @@
 """One contract for every image source: synthetic pets, TFDS Cats vs Dogs, or a folder of images.
 
 Each source decodes its images once into uint8 arrays resized to image_size (bilinear, as
-tf.image.resize does); the folder and Cats vs Dogs keep them in the image cache (gapdemo.cache),
+tf.image.resize does); the folder and Cats vs Dogs keep them in the image cache (gapdemo.data.cache),
 one entry per files and image size, whose memory map the next load opens in about a second
-(whatever its seed or training cap) and picks its splits from by index (gapdemo.splits). make_pipeline (gapdemo.pipeline) then
+(whatever its seed or training cap) and picks its splits from by index (gapdemo.data.splits). make_pipeline (gapdemo.data.pipeline) then
 batches them, so every model sees the same element spec whatever the source:
 (images float32 (B, S, S, 3) in [0, 1], labels float32 (B,)).
 
@@ -21,10 +21,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from gapdemo import cache, cats_vs_dogs, folder
 from gapdemo.config import DATASETS, MAX_SYNTHETIC_TRAIN_SIZE, DataConfig, validate_image_size
-from gapdemo.decode import decode_image_file  # noqa: F401  (re-exported: the benchmarks decode one file)
-from gapdemo.splits import (
+from gapdemo.data import cache, cats_vs_dogs, folder
+from gapdemo.data.decode import decode_image_file  # noqa: F401  (re-exported: the benchmarks decode one file)
+from gapdemo.data.splits import (
     SPLIT_FRACTIONS,
     SPLITS,
     DataError,
@@ -36,7 +36,7 @@ from gapdemo.splits import (
     ignore_progress,
     split_sizes,
 )
-from gapdemo.synthetic import CLASS_NAMES, generate_pets
+from gapdemo.data.synthetic import CLASS_NAMES, generate_pets
 
 if TYPE_CHECKING:
     import tensorflow as tf
@@ -78,8 +78,8 @@ class LoadedData:
 
 
 def make_pipeline(images_uint8, labels, batch_size: int, shuffle: bool, seed: int) -> tf.data.Dataset:
-    """gapdemo.pipeline.make_pipeline, imported when first used (it needs TensorFlow)."""
-    from gapdemo.pipeline import make_pipeline as build_pipeline
+    """gapdemo.data.pipeline.make_pipeline, imported when first used (it needs TensorFlow)."""
+    from gapdemo.data.pipeline import make_pipeline as build_pipeline
 
     return build_pipeline(images_uint8, labels, batch_size, shuffle, seed)
 

@@ -1,10 +1,10 @@
 """Writing the decoded-image cache: a load decodes straight into a new entry, or reads the one it finds.
 
-An entry holds every image of a source's files at one image size, once (gapdemo.splits' contract):
+An entry holds every image of a source's files at one image size, once (gapdemo.data.splits' contract):
 the seed, split and training cap pick rows from it afterwards, so they never decode again.
 Images go into a .partial- folder's preallocated .npy memory maps (space reserved up front, so a
 full disk fails before decoding, never with a bus error half-way); once every file is written
-and fsync'd, the folder is renamed into place (gapdemo.cache describes the layout). An unwritable
+and fsync'd, the folder is renamed into place (gapdemo.data.cache describes the layout). An unwritable
 or full cache directory turns the cache off for that load, which carries on in memory and says so.
 """
 
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gapdemo.cache import (
+from gapdemo.data.cache import (
     CACHE_FORMAT,
     ENTRY_PART,
     CacheError,
@@ -28,8 +28,8 @@ from gapdemo.cache import (
     remove_stale_variants,
     remove_tree,
 )
-from gapdemo.cache_entries import evict_least_recently_used, read_entry
-from gapdemo.splits import DecodedImages, Progress, Split
+from gapdemo.data.cache_entries import evict_least_recently_used, read_entry
+from gapdemo.data.splits import DecodedImages, Progress, Split
 
 NPY_HEADER_BYTES = 128  # fixed, so the header can be rewritten in place once the image count is known
 RESERVE_CHUNK_BYTES = 8 * 2**20  # zeros written at a time where the system cannot reserve space itself

@@ -3,7 +3,7 @@
 The real archive holds PetImages/Cat/<n>.jpg and PetImages/Dog/<n>.jpg, 12,500 of each, photos of
 roughly 150-500 px, and junk: a Thumbs.db per class, empty files, truncated JPEGs, PNG data named
 .jpg, CMYK and grayscale JPEGs, and 1,738 files without a JFIF header that TFDS's builder drops.
-write_pet_images draws the same layout with synthetic pets (gapdemo.synthetic) enlarged to random
+write_pet_images draws the same layout with synthetic pets (gapdemo.data.synthetic) enlarged to random
 sizes, with film-grain noise so files weigh about what photos do; write_cats_vs_dogs_archive zips
 such a tree the way the builder expects it.
 """
@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from gapdemo.synthetic import draw_pet
+from gapdemo.data.synthetic import draw_pet
 
 CLASS_FOLDERS = ("Cat", "Dog")  # label 0 and 1, as TFDS orders them
 SIDE_RANGE = (150, 500)  # width and height in pixels, each drawn uniformly

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gapdemo.cache import (
+from gapdemo.data.cache import (
     CACHE_FORMAT,
     ENTRY_PART,
     CacheError,
@@ -28,8 +28,8 @@ from gapdemo.cache import (
     remove_tree,
     tree_bytes,
 )
+from gapdemo.data.splits import DecodedImages
 from gapdemo.runs import process_token, token_is_alive
-from gapdemo.splits import DecodedImages
 
 MAX_BYTES_VARIABLE = "GAPDEMO_CACHE_MAX_BYTES"
 DEFAULT_MAX_BYTES = 20 * 10**9  # 20 GB: 28 entries of a 25,000-photo folder at 100 px, 7 at 200 px

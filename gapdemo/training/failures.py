@@ -1,6 +1,6 @@
 """A failed run in one sentence for the page, the CLI and a sweep's table; the details go to log.txt.
 
-Apart from gapdemo.job because a sweep's trials end the same way without a job.
+Apart from gapdemo.training.job because a sweep's trials end the same way without a job.
 """
 
 from __future__ import annotations
