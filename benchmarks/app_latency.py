@@ -12,7 +12,7 @@ server that lets Streamlit call keras.backend.clear_session() after every run, a
 before dashboard.common.keep_keras_session (the fix, measured side by side).
 Targets: first paint < 3 s; first point < 10 s (<= 5 s once TensorFlow is loaded); classification < 300 ms;
 a run watched by 1 tab <= 1.10 x its time from the CLI, by 3 tabs <= 1.20 x.
-Usage: python benchmarks/app_latency.py [--quick] [--results PATH]
+Usage: python -m benchmarks.app_latency [--quick] [--results PATH]
 """
 
 from __future__ import annotations
@@ -26,9 +26,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-import app_watching
-
-import common
+from benchmarks import app_watching, common
 
 KEY, TITLE = "app_latency", "5. App latency"
 PAINT_TARGET_S, FIRST_POINT_TARGET_S, CLASSIFY_TARGET_MS = 3.0, 10.0, 300.0

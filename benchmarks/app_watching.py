@@ -16,7 +16,7 @@ from pathlib import Path
 
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
-import common
+from benchmarks import common
 
 # the CLI's flags for the page's tiny settings (app_latency.choose_tiny_settings): 64 images, 32 px, 1 epoch
 TINY_CLI_ARGUMENTS = ["--image-size", "32", "--train-size", "64", "--epochs", "1"]

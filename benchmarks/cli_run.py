@@ -9,7 +9,7 @@ CPU is also read from /proc every 0.5 s, from the first progress line with image
 seconds of idle cores (under a quarter of one core) show where the gaps were. Runs alternate
 (cli, baseline, then baseline, cli, ...). Targets: the default run keeps >= 180% CPU busy of the 200%
 two cores offer, and takes <= 0.85 x the baseline's wall time.
-Usage: python benchmarks/cli_run.py [--quick] [--repeats N] [--results PATH]
+Usage: python -m benchmarks.cli_run [--quick] [--repeats N] [--results PATH]
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import tempfile
 import threading
 import time
 
-import common
+from benchmarks import common
 
 KEY, TITLE = "cli_run", "1b. The CLI's default run: idle gaps and CPU busy"
 BUSY_TARGET = 1.80  # CPU seconds per wall second over the training (2 cores = 2.00)
@@ -32,21 +32,10 @@ SAMPLE_SECONDS = 0.5
 IDLE_BELOW = 0.25  # CPU seconds per second under which a sample counts as idle
 QUICK_ARGUMENTS = ["--image-size", "32", "--train-size", "128", "--epochs", "3", "--batch-size", "16",
                    "--backends", "fc,gap"]
-TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
 
 
 def add_arguments(parser) -> None:
     parser.add_argument("--repeats", type=int, default=2, help="runs of each candidate (alternating order)")
-
-
-def process_cpu_seconds(pid: int) -> float | None:
-    """User + system CPU seconds of a live process (all its threads), from /proc."""
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            fields = handle.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / TICKS_PER_SECOND
 
 
 class StderrWatcher(threading.Thread):
@@ -74,7 +63,7 @@ def run_cli(arguments: list[str], runs_dir: str) -> dict:
     samples = []  # (time, CPU seconds) while training
     while process.poll() is None:
         time.sleep(SAMPLE_SECONDS)
-        cpu = process_cpu_seconds(process.pid)
+        cpu = common.process_cpu_seconds(process.pid)
         if watcher.first_batch is not None and cpu is not None:
             samples.append((time.perf_counter(), cpu))
     wall = time.perf_counter() - started

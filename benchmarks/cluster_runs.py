@@ -9,7 +9,7 @@ Both submit the same 4 default-size runs (seeds 0-3) as four Starts would, and t
 to the last run's end and, per run, Start to the first curve point the page could draw (a batch row in
 the job's snapshot). On 2 cores the cluster can only win by the one-thread-per-run effect (two
 one-thread processes beat one two-thread process, RESULTS §8); on a real cluster each node brings its
-own cores. Usage: python benchmarks/cluster_runs.py [--quick] [--results PATH]
+own cores. Usage: python -m benchmarks.cluster_runs [--quick] [--results PATH]
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from __future__ import annotations
 import tempfile
 import time
 
-import common
+from benchmarks import common
 
 KEY, TITLE = "cluster_runs", "9. Four runs from the page: a two-node Ray cluster vs the queue here"
 RUNS = 4

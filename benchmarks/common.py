@@ -1,6 +1,6 @@
 """Shared pieces of the benchmarks: arguments, timing, tables, the machine line and RESULTS.md sections.
 
-Every benchmark is a script (``python benchmarks/<name>.py [--quick] [--results PATH]``) that prints
+Every benchmark is a script (``python -m benchmarks.<name> [--quick] [--results PATH]``) that prints
 one table and rewrites only its own section of RESULTS.md, between ``<!-- <key>:begin -->`` and
 ``<!-- <key>:end -->`` markers, so the scripts can run separately and in any order.
 """
@@ -21,12 +21,14 @@ import time
 import warnings
 from pathlib import Path
 
+import psutil
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BENCHMARKS_DIR = REPO_ROOT / "benchmarks"
 DEFAULT_RESULTS = BENCHMARKS_DIR / "RESULTS.md"
 RESULTS_HEADER = (
     "# gapdemo benchmarks\n\n"
-    "Side-by-side ratio benchmarks (`python benchmarks/run_all.py`, or one `python benchmarks/<name>.py`).\n"
+    "Side-by-side ratio benchmarks (`python -m benchmarks.run_all`, or one `python -m benchmarks.<name>`).\n"
     "Each section below is rewritten by its own script with the last run's table, the machine and the date;\n"
     "ratios were measured side by side in the same run, so they matter more than absolute figures.\n"
 )
@@ -34,8 +36,6 @@ RESULTS_HEADER = (
 SECTION_ORDER = ("training", "cli_run", "efficiency", "data_pipeline", "app_latency", "memory", "real_photos", "outcome", "sweep",
                  "cluster_runs")
 
-if str(REPO_ROOT) not in sys.path:  # run as `python benchmarks/x.py`, sys.path[0] is benchmarks/
-    sys.path.insert(0, str(REPO_ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 logging.getLogger("tensorflow").setLevel(logging.ERROR)  # "N out of the last M calls ... retracing"
 warnings.filterwarnings("ignore", message=".*shuffle=True.*")  # Keras: shuffle is ignored for tf.data
@@ -90,9 +90,16 @@ def alternate(measurements: dict, repeats: int, before_each=None) -> tuple[dict,
     return seconds, cpu_seconds
 
 
-def process_cpu_seconds() -> float:
-    """User + system CPU time of this process, all threads (nanosecond clock, unlike os.times())."""
-    return time.process_time()
+def process_cpu_seconds(pid: int | None = None) -> float | None:
+    """User + system CPU seconds of a process, all its threads: this one by default (nanosecond clock,
+    unlike os.times()), or process `pid` while it lives (None once it is gone)."""
+    if pid is None:
+        return time.process_time()
+    try:
+        times = psutil.Process(pid).cpu_times()
+    except psutil.Error:
+        return None
+    return times.user + times.system
 
 
 def median(values) -> float:

@@ -7,7 +7,7 @@
 
 Two alternative decoders (not in gapdemo) are timed on the same files to size possible gains.
 Target: every source >= 3 x what training consumes.
-Usage: python benchmarks/data_pipeline.py [--quick] [--results PATH]
+Usage: python -m benchmarks.data_pipeline [--quick] [--results PATH]
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import time
 
 import numpy as np
 
-import common
+from benchmarks import common
 
 KEY, TITLE = "data_pipeline", "4. Data pipeline vs training consumption"
 TARGET = 3.0

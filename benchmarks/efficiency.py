@@ -6,7 +6,7 @@ repeated tf.matmul on 2048x2048 float32 (and numpy's; 512x512 with --quick), mea
 run. Variants that change TensorFlow's thread pools run in their own process (pools are fixed once
 TF starts).
 
-Usage: python benchmarks/efficiency.py [--quick] [--results PATH]
+Usage: python -m benchmarks.efficiency [--quick] [--results PATH]
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 
-import common
+from benchmarks import common
 from gapdemo.config import TrainConfig
 
 KEY, TITLE = "efficiency", "3. Arithmetic efficiency (training GFLOP/s vs float32 matmul peak)"
@@ -178,10 +178,10 @@ def run_group(names: list[str], args) -> dict:
     env = dict(os.environ)
     if "onednn" in settings:
         env["TF_ENABLE_ONEDNN_OPTS"] = settings["onednn"]
-    command = [sys.executable, __file__, "--child", ",".join(names), "--image-size", str(args.image_size),
+    command = [sys.executable, "-m", "benchmarks.efficiency", "--child", ",".join(names), "--image-size", str(args.image_size),
                "--batches", str(args.batches), "--turns", str(args.turns), "--results", str(args.results)]
     command += ["--quick"] if args.quick else []
-    completed = subprocess.run(command, env=env, capture_output=True, text=True)
+    completed = subprocess.run(command, env=env, capture_output=True, text=True, cwd=common.REPO_ROOT)
     sys.stderr.write(completed.stderr[-3000:] if completed.returncode else "")
     lines = [line for line in completed.stdout.splitlines() if line.startswith("RESULT ")]
     print("\n".join(line for line in completed.stdout.splitlines() if line.startswith("  ")), flush=True)

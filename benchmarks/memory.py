@@ -4,7 +4,7 @@ Each size runs in its own process on the default synthetic set (RunConfig() defa
 images drawn from 2500, fc/fc_dropout/gap, batch 64), for 1 epoch by default: the peak is reached in
 the first epoch (data arrays + the pipeline's copy + activations of a batch + the first saves).
 The peak is the child's ru_maxrss (os.wait4), cross-checked with its own /proc VmHWM.
-Target: < 3 GB at 100x100. Usage: python benchmarks/memory.py [--quick] [--results PATH]
+Target: < 3 GB at 100x100. Usage: python -m benchmarks.memory [--quick] [--results PATH]
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import tempfile
 
 import numpy as np
 
-import common
+from benchmarks import common
 
 KEY, TITLE = "memory", "6. Peak memory of a three-back-end run"
 TARGET_MB = 3 * 1024  # at 100x100
@@ -93,10 +93,10 @@ def _outputs(layer) -> list:
 
 
 def run_child(image_size: int, args) -> dict:
-    command = [sys.executable, __file__, "--child", str(image_size), "--epochs", str(args.epochs),
+    command = [sys.executable, "-m", "benchmarks.memory", "--child", str(image_size), "--epochs", str(args.epochs),
                "--results", str(args.results)] + (["--quick"] if args.quick else [])
     with tempfile.TemporaryFile("w+") as output, tempfile.TemporaryFile("w+") as errors:
-        process = subprocess.Popen(command, stdout=output, stderr=errors, text=True)
+        process = subprocess.Popen(command, stdout=output, stderr=errors, text=True, cwd=common.REPO_ROOT)
         _, status, usage = os.wait4(process.pid, 0)  # this child's own rusage, not all children's
         process.returncode = os.waitstatus_to_exitcode(status)
         output.seek(0)

@@ -5,7 +5,7 @@ fc / fc_dropout / gap) with that seed for data, weights and batch order. Expecte
 clearly (gap >= 5 points); gap's train-val gap < half of fc's; gap's val accuracy >= fc's.
 Slow (minutes per seed on 2 cores): the section is rewritten after every seed, so a cut-short run
 still leaves its seeds, and --resume runs only the seeds it lacks.
-Usage: python benchmarks/outcome.py [--quick] [--seeds N] [--resume] [--results PATH]
+Usage: python -m benchmarks.outcome [--quick] [--seeds N] [--resume] [--results PATH]
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import statistics
 import tempfile
 import time
 
-import common
+from benchmarks import common
 
 KEY, TITLE = "outcome", "7. The tutorial's outcome on our default data"
 CLEAR_OVERFIT = 0.05  # fc's train - val accuracy must reach this to count as overfitting clearly

@@ -14,7 +14,7 @@ Each reports:
   peak memory            RssAnon sampled every 20 ms: what the process owns; the cache's memory-mapped
                          file pages (resident, but the kernel can drop them) and all file pages on their own lines
 Targets: peak RssAnon <= 2.5 GiB at 100 px and <= 4 GiB at 200 px; another seed opens the cache in <= 3 s.
-Usage: python benchmarks/real_photos.py [--quick] [--sizes 100,200] [--files-per-class 12500] [--epochs 1]
+Usage: python -m benchmarks.real_photos [--quick] [--sizes 100,200] [--files-per-class 12500] [--epochs 1]
        [--batch-size 64] [--max-batches N] [--results PATH]
 """
 
@@ -32,7 +32,7 @@ import threading
 import time
 from pathlib import Path
 
-import common
+from benchmarks import common
 
 KEY, TITLE = "real_photos", "7. Real photos: a PetImages-shaped folder, cold and cached"
 TARGETS_MIB = {100: 2.5 * 1024, 200: 4 * 1024}  # peak anonymous memory per image size
@@ -185,8 +185,8 @@ def timing_events():
 
 
 def run_child(settings: dict) -> dict:
-    command = [sys.executable, __file__, "--child", json.dumps(settings)]
-    completed = subprocess.run(command, capture_output=True, text=True)
+    command = [sys.executable, "-m", "benchmarks.real_photos", "--child", json.dumps(settings)]
+    completed = subprocess.run(command, capture_output=True, text=True, cwd=common.REPO_ROOT)
     lines = [line for line in completed.stdout.splitlines() if line.startswith("RESULT ")]
     if completed.returncode or not lines:
         sys.stderr.write(completed.stderr[-3000:])

@@ -1,6 +1,6 @@
 """Run every benchmark in turn, each in its own process; the slow outcome benchmark runs last.
 
-Usage: python benchmarks/run_all.py [--quick] [--results PATH] [--only a,b] [--skip a,b] [--seeds N]
+Usage: python -m benchmarks.run_all [--quick] [--results PATH] [--only a,b] [--skip a,b] [--seeds N]
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 
-import common
+from benchmarks import common
 
 # cheapest first; the outcome (minutes per seed) last so a cut-short session still has the rest
 BENCHMARKS = ("data_pipeline", "training", "cli_run", "efficiency", "memory", "app_latency", "sweep", "cluster_runs", "real_photos",
@@ -35,13 +35,13 @@ def main(argv=None) -> int:
     args = common.parse_args(__doc__.splitlines()[0], add_arguments, argv)
     failed = []
     for name in selected(args):
-        command = [sys.executable, str(common.BENCHMARKS_DIR / f"{name}.py"), "--results", str(args.results)]
+        command = [sys.executable, "-m", f"benchmarks.{name}", "--results", str(args.results)]
         command += ["--quick"] if args.quick else []
         if name == "outcome" and args.seeds is not None:
             command += ["--seeds", str(args.seeds)]
         print(f"=== {name} (load average {common.load_average()})", flush=True)
         start = time.perf_counter()
-        if subprocess.run(command).returncode:
+        if subprocess.run(command, cwd=common.REPO_ROOT).returncode:
             failed.append(name)
         print(f"=== {name}: {time.perf_counter() - start:.0f} s", flush=True)
     if failed:

@@ -9,7 +9,7 @@ two cores, so it should beat training the same runs in turn, Ray's start-up incl
 
 Trials: dropout 0.3 and 0.6 x 4 seeds = 8 (--seeds 2 gives the 4 of the first version).
 Targets: sweep wall time <= 0.87 x in turn; Ray start-up to the first running trial < 10 s.
-Usage: python benchmarks/sweep.py [--quick] [--repeats 2] [--seeds 4] [--results PATH]
+Usage: python -m benchmarks.sweep [--quick] [--repeats 2] [--seeds 4] [--results PATH]
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from __future__ import annotations
 import tempfile
 import time
 
-import common
+from benchmarks import common
 
 KEY, TITLE = "sweep", "8. Sweeps on Ray vs the same trials in turn"
 RATIO_TARGET = 0.87

@@ -14,7 +14,7 @@ each with validation after every epoch:
 
 Runs rotate (A B C ..., B C ... A, ...) and the tables report medians. Targets: engine <= 0.85 x
 tutorial; streaming overhead (engine without recalibration / bare) <= 1.03.
-Usage: python benchmarks/training.py [--quick] [--results PATH]
+Usage: python -m benchmarks.training [--quick] [--results PATH]
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import collections
 import tempfile
 import time
 
-import common
+from benchmarks import common
 from gapdemo.config import TrainConfig
 
 KEY, TITLE = "training", "1-2. Lockstep vs the tutorial's way, and streaming overhead"

@@ -21,7 +21,7 @@ SCRIPTS = ["data_pipeline", "training", "cli_run", "efficiency", "memory", "outc
 
 def run_quick(script: str, results: Path, timeout_s: int = 240) -> subprocess.CompletedProcess:
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    return subprocess.run([sys.executable, str(REPO_ROOT / "benchmarks" / f"{script}.py"), "--quick",
+    return subprocess.run([sys.executable, "-m", f"benchmarks.{script}", "--quick",
                            "--results", str(results)], cwd=REPO_ROOT, env=env, capture_output=True, text=True,
                           timeout=timeout_s)
 
@@ -56,11 +56,7 @@ def test_app_latency_runs_quick(tmp_path):
 
 
 def test_sections_are_replaced_not_duplicated(tmp_path):
-    sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
-    try:
-        import common
-    finally:
-        sys.path.remove(str(REPO_ROOT / "benchmarks"))
+    from benchmarks import common
     results = tmp_path / "RESULTS.md"
     common.write_section(results, "a", "A", "first")
     common.write_section(results, "b", "B", "other")
