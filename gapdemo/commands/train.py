@@ -52,8 +52,6 @@ def register(subparsers):
                         help="on a cluster: the run's folder name (another is chosen when it is taken)")
     parser.add_argument("--events", action="store_true",
                         help="on a cluster: one JSON line per update on stdout (state, node, progress)")
-    # benchmarks only (benchmarks/cli_run.py): the engine before the idle gaps between epochs were removed
-    parser.add_argument("--engine-baseline", action="store_true", help=argparse.SUPPRESS)
     parser.set_defaults(run=run)
 
 
@@ -102,7 +100,7 @@ def run(args) -> int:
         from gapdemo.commands.cluster_run import run_on_cluster
 
         return run_on_cluster(args, config, address)
-    job = TrainingJob(config, served=operator_says_served(), engine_baseline=args.engine_baseline)
+    job = TrainingJob(config, served=operator_says_served())
     thread = threading.Thread(target=job.run, name="gapdemo-training", daemon=True)
     for signal_number in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signal_number, lambda *_: job.stop())
