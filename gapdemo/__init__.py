@@ -1,9 +1,29 @@
 """gapdemo: see and measure why Global Average Pooling beats a fully connected classifier."""
 
+import importlib.metadata
+import pathlib
+import re
+
 from gapdemo.quiet import install_hook
 
 # TensorFlow's start-up chatter (oneDNN, CUDA probing) would bury the CLI's own output and the
 # app's terminal; GAPDEMO_TF_LOGS=1 or the CLI's --verbose shows it (gapdemo.quiet).
 install_hook()
 
-__version__ = "0.1.0"
+
+
+def read_version() -> str:
+    """The version pyproject.toml declares: from the installed package's metadata, or, run from a
+    checkout that was never installed (`pip install -r requirements.txt`), from pyproject.toml itself."""
+    try:
+        return importlib.metadata.version("gapdemo")
+    except importlib.metadata.PackageNotFoundError:
+        pyproject = pathlib.Path(__file__).resolve().parent.parent / "pyproject.toml"
+        try:
+            found = re.search(r'^version\s*=\s*"([^"]+)"', pyproject.read_text(), flags=re.M)
+        except OSError:
+            found = None
+        return found.group(1) if found else "unknown"
+
+
+__version__ = read_version()

@@ -10,6 +10,7 @@ import argparse
 import importlib
 import sys
 
+import gapdemo
 from gapdemo.commands import CommandError
 
 COMMANDS = ("params", "data", "train", "runs", "classify", "export", "claims", "evaluate", "sweep")
@@ -31,6 +32,7 @@ def add_verbose_argument(parser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m gapdemo", description=__doc__.splitlines()[0])
     add_verbose_argument(parser)
+    parser.add_argument("--version", action="version", version=f"gapdemo {gapdemo.__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for name in COMMANDS:
         importlib.import_module(f"gapdemo.commands.{name}").register(subparsers)
