@@ -52,7 +52,10 @@ def main() -> None:
     with classify_tab:
         classify_panel(runs_dir())
     with mistakes_tab:
-        evaluation_panel(runs_dir())
+        # Drawn only while open: it evaluates the newest finished run (TensorFlow, the data and the models),
+        # which the other tabs' first draw would otherwise wait for.
+        if mistakes_tab.open:
+            evaluation_panel(runs_dir())
     with claims_tab:
         claims_panel(runs_dir(), config, problems)
     with sweeps_tab:

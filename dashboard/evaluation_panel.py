@@ -47,7 +47,13 @@ def _label(backend: str) -> str:
     return BACKENDS[backend].label if backend in BACKENDS else backend
 
 
-# The run to evaluate, or None (with a message) when none can be.
+def newest_finished_index(candidates: list) -> int | None:
+    """Where the newest finished run stands among the candidates (newest first), or None when none finished."""
+    return next((index for index, summary in enumerate(candidates) if summary.state == "finished"), None)
+
+
+# The run to evaluate (the newest finished one unless the user picks another),
+# or None (with a message) when none can be.
 def _choose_run(runs_dir: str):
     from gapdemo.insight.evaluation import check_evaluable
     from gapdemo.runs import list_runs
@@ -56,11 +62,10 @@ def _choose_run(runs_dir: str):
     if not candidates:
         st.info("No run with saved models yet: train one, then see here where each back-end goes wrong.")
         return None
-    # No run until one is chosen: evaluating loads TensorFlow, the data and the models, which every
-    # other tab's first draw would otherwise wait for.
     # Plain strings (AppTest drives them reliably) that stay the same when the run's state changes.
     by_name = {f"{s.run_id} · {', '.join(s.backends)}": s for s in candidates}
-    chosen = st.selectbox("Run", list(by_name), index=None, key="evaluation_run", placeholder="Choose a run to evaluate")
+    chosen = st.selectbox("Run", list(by_name), index=newest_finished_index(candidates), key="evaluation_run",
+                          placeholder="Choose a run to evaluate")
     if chosen is None:
         return None
     summary = by_name[chosen]

@@ -126,3 +126,12 @@ def test_bad_folder_shows_a_message_not_a_traceback(streamlit_server, page):
     folder.press("Enter")
     page.get_by_text("does not exist").first.wait_for(timeout=20_000)
     assert page.get_by_text("Traceback").count() == 0
+
+
+def test_the_toolbar_offers_no_deploy_button(streamlit_server, page):
+    """.streamlit/config.toml's client.toolbarMode = "viewer": the page is not deployed from its own toolbar."""
+    page.goto(streamlit_server)
+    page.get_by_text("Run settings").wait_for(timeout=60_000)
+    page.locator('[data-testid="stMainMenu"]').wait_for(timeout=20_000)  # the toolbar is drawn
+    assert page.locator('[data-testid="stAppDeployButton"]').count() == 0
+    assert page.get_by_role("button", name="Deploy").count() == 0

@@ -212,10 +212,9 @@ def panel(runs_dir) -> AppTest:
 
 
 def test_panel_shows_confusion_matrices_and_the_gallery(finished_run):
-    app = panel(finished_run.parent)
-    assert not app.get("plotly_chart")  # nothing is evaluated before a run is chosen
-    app.selectbox(key="evaluation_run").select_index(0).run()
+    app = panel(finished_run.parent)  # opens on the newest finished run: nothing to choose
     assert not app.exception and not app.error
+    assert app.selectbox(key="evaluation_run").value.startswith(finished_run.name)
     (chart,) = app.get("plotly_chart")
     figure = json.loads(chart.proto.spec)
     assert [trace["type"] for trace in figure["data"]] == ["heatmap", "heatmap"]
@@ -234,6 +233,23 @@ def test_panel_shows_confusion_matrices_and_the_gallery(finished_run):
             assert not app.exception and not app.error
     expected = evaluation.filter_mistakes(result.labels, result.predicted(), "fc", 1, "gap")
     assert len(app.image) == min(len(expected), 12)
+
+
+def test_panel_opens_on_the_newest_finished_run_not_a_newer_stopped_one(finished_run, tmp_path):
+    from dashboard.evaluation_panel import newest_finished_index
+
+    older, newer = tmp_path / "runs" / finished_run.name, tmp_path / "runs" / f"{finished_run.name}-later"
+    shutil.copytree(finished_run, older)
+    shutil.copytree(finished_run, newer)
+    runs.write_status(newer, "stopped")
+    candidates = runs.list_runs(tmp_path / "runs")
+    assert [summary.state for summary in candidates] == ["stopped", "finished"]
+    assert newest_finished_index(candidates) == 1 and newest_finished_index(candidates[:1]) is None
+    app = panel(tmp_path / "runs")
+    assert app.selectbox(key="evaluation_run").value.startswith(f"{finished_run.name} ")
+    assert app.get("plotly_chart")  # evaluated without a choice
+    app.selectbox(key="evaluation_run").select_index(0).run()  # the stopped run, on request, with a warning
+    assert not app.exception and any("was stopped" in warning.value for warning in app.warning)
 
 
 def test_panel_explains_what_it_cannot_evaluate(finished_run, tmp_path):
@@ -260,8 +276,12 @@ def test_the_page_has_a_mistakes_tab(finished_run, monkeypatch):
     app.run()
     assert not app.exception
     assert any("Mistakes" in tab.label for tab in app.tabs)
-    app.selectbox(key="evaluation_run").select_index(0).run()
+    # closed, the tab evaluates nothing: the other tabs' first draw never waits for TensorFlow and the models
+    assert not app.get("selectbox") or not any(box.key == "evaluation_run" for box in app.selectbox)
+    app.session_state["main_tab"] = ":material/rule: Mistakes"
+    app.run()  # opened, it shows the newest finished run at once
     assert not app.exception and not app.error
+    assert app.selectbox(key="evaluation_run").value.startswith(finished_run.name)
     assert any(chart.proto.spec and '"heatmap"' in chart.proto.spec for chart in app.get("plotly_chart"))
 
 
