@@ -8,7 +8,8 @@ import streamlit as st
 
 from dashboard.visitor import page_is_served
 from gapdemo.config import DataConfig
-from gapdemo.data.cache import cache_root
+from gapdemo.data.cache import cache_root, clear_cache
+from gapdemo.data.sources import cache_status
 
 STATUS_SECONDS = 10  # how long a status is reused: it scans the folder (a stat per file) or opens TFDS
 
@@ -17,8 +18,6 @@ STATUS_SECONDS = 10  # how long a status is reused: it scans the folder (a stat 
 def _cache_status(dataset: str, data_dir: str | None, image_size: int, train_size: int | None, seed: int,
                   cache_dir: str | None, cache_changed: int):
     """cache_status for these settings; cache_changed (the cache folder's mtime) renews it when entries come or go."""
-    from gapdemo.data.sources import cache_status
-
     return cache_status(DataConfig(dataset=dataset, data_dir=data_dir, image_size=image_size,
                                    train_size=train_size, seed=seed, cache_dir=cache_dir))
 
@@ -53,8 +52,6 @@ def cache_widget(config: DataConfig, problems: list[str]) -> None:
                    f"about a second. The cache holds {_size_text(status.total_bytes)}{where}.")
     if not served and st.button("Clear cache", key="clear_cache", disabled=status.total_bytes == 0,
                                 help="Delete every cached data set; runs in progress keep theirs until they end."):
-        from gapdemo.data.cache import clear_cache
-
         freed = clear_cache(config.cache_dir)
         _cache_status.clear()
         st.session_state["notice"] = f"Cleared the image cache ({_size_text(freed)} freed)."

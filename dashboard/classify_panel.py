@@ -6,29 +6,32 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.common import export_buttons
+from gapdemo.charts import classification_figure
 from gapdemo.images import DISPLAY_NAMES, UPLOAD_EXTENSIONS, ImageError, load_image
 from gapdemo.model.backends import BACKENDS
+from gapdemo.runs import (
+    choose_classifier_run,
+    describe_training_data,
+    list_runs,
+    load_models,
+    models_signature,
+    read_config,
+)
 
 UPLOAD_TYPES = UPLOAD_EXTENSIONS  # HEIC (iPhone) and AVIF too: gapdemo.images decides what it reads
 
 
 def _model_signature(run_dir) -> tuple:
     """Changes whenever a running job saves a new epoch, so its newest models get loaded."""
-    from gapdemo.runs import models_signature
-
     return models_signature(run_dir)
 
 
 @st.cache_resource(max_entries=3, show_spinner="Loading the run's models…")
 def _cached_models(run_dir: str, signature: tuple) -> dict:
-    from gapdemo.runs import load_models
-
     return load_models(run_dir)
 
 
 def _runs_with_models(runs_dir: str) -> list:
-    from gapdemo.runs import list_runs
-
     return [s for s in list_runs(runs_dir) if _model_signature(s.run_dir)]
 
 
@@ -46,8 +49,6 @@ def _overlays(result: dict) -> None:
 
 # Which run's models classify the photo (by default gapdemo.runs.choose_classifier_run's); says which and why.
 def _run_picker(runs_dir: str, candidates: list):
-    from gapdemo.runs import choose_classifier_run, describe_training_data, read_config
-
     choice = choose_classifier_run(runs_dir)
     run_ids = [summary.run_id for summary in candidates]
     default = run_ids.index(choice[0].run_id) if choice and choice[0].run_id in run_ids else 0
@@ -62,8 +63,6 @@ def _run_picker(runs_dir: str, candidates: list):
 
 # The classify tab.
 def classify_panel(runs_dir: str) -> None:
-    from gapdemo.runs import read_config
-
     candidates = _runs_with_models(runs_dir)
     if not candidates:
         st.info("Train a run first: the newest finished run trained on real photos (else the newest run) "
@@ -82,7 +81,7 @@ def classify_panel(runs_dir: str) -> None:
     except ImageError as error:
         st.error(str(error))
         return
-    from gapdemo.insight.maps import classify_image
+    from gapdemo.insight.maps import classify_image  # deferred: imports TensorFlow (~3 s), only once a photo is in
 
     try:
         models = _cached_models(str(summary.run_dir), _model_signature(summary.run_dir))
@@ -90,7 +89,6 @@ def classify_panel(runs_dir: str) -> None:
         st.error(str(error))
         return
     result = classify_image(models, image, int(config["data"]["image_size"]))
-    from gapdemo.charts import classification_figure
 
     figure = classification_figure(result)
     st.plotly_chart(figure, key="classification_chart")

@@ -8,6 +8,15 @@ import sys
 import streamlit as st
 from streamlit.runtime.scriptrunner import script_runner
 
+from gapdemo.charts import curves_figure
+from gapdemo.export import dataframe_to_csv, figure_to_html, figure_to_png, png_export_available
+from gapdemo.model.backends import parameter_table
+from gapdemo.model.precision import PRECISION_LABELS
+from gapdemo.sweep.cluster import resolve_address
+from gapdemo.training.cluster_job import ClusterJobManager, resources_per_run
+from gapdemo.training.curves import DEFAULT_SMOOTHING
+from gapdemo.training.job import JobManager
+
 # How often a tab polls running work. Each poll of a fragment costs the browser about 0.2 s of CPU
 # whatever it redraws (Streamlit re-renders its page tree), on the cores that train, in every tab
 # that watches: with three tabs, polls every 5 s took 24% of a core, every 10 s 16%
@@ -39,14 +48,9 @@ def _close_matplotlib_figures() -> None:
 # GAPDEMO_RAY_ADDRESS set, runs go to that Ray cluster side by side instead of one at a time here.
 @st.cache_resource
 def job_manager():
-    from gapdemo.sweep.cluster import resolve_address
-
     address = resolve_address(None)
     if address:
-        from gapdemo.training.cluster_job import ClusterJobManager, resources_per_run
-
         return ClusterJobManager(address, *resources_per_run())  # ValueError: app.py shows the sentence
-    from gapdemo.training.job import JobManager
 
     return JobManager()
 
@@ -58,15 +62,11 @@ def runs_dir() -> str:
 
 @st.cache_data(show_spinner="Counting parameters…")
 def cached_parameter_table(backends: tuple[str, ...], image_size: int, dropout_rate: float) -> dict:
-    from gapdemo.model.backends import parameter_table
-
     return parameter_table(backends, image_size, dropout_rate)
 
 
 @st.cache_data(show_spinner=False)
 def png_available() -> tuple[bool, str]:
-    from gapdemo.export import png_export_available
-
     return png_export_available()
 
 
@@ -80,8 +80,6 @@ def png_scale() -> float:
 
 # Download buttons under a chart: interactive HTML, PNG (when Chromium is there) and the data as CSV.
 def export_buttons(figure, frame, name: str, key: str) -> None:
-    from gapdemo.export import dataframe_to_csv, figure_to_html, figure_to_png
-
     html_column, png_column, csv_column = st.columns(3)
     # HTML and PNG are made only when clicked: an embedded plotly.js is ~4 MB per chart.
     html_column.download_button("⬇ HTML", data=lambda: figure_to_html(figure), file_name=f"{name}.html",
@@ -116,8 +114,6 @@ def results_column_config(frame) -> dict:
 def run_time_caption(seconds: float | None, precision: str | None = None) -> str:
     """The run's time as one figure (the back-ends share it, so the results table has no time column),
     and the arithmetic it trained in (runs from before the setting trained in float32)."""
-    from gapdemo.model.precision import PRECISION_LABELS
-
     arithmetic = f" Trained in {PRECISION_LABELS.get(precision or 'float32', precision)}."
     if seconds is None:
         return "Run time not recorded." + arithmetic
@@ -131,8 +127,6 @@ SMOOTHING_HELP = ("TensorBoard's smoothing: an exponential moving average over t
 
 # The smoothing slider over a pair of curves; returns TensorBoard's weight (0 = the raw values).
 def smoothing_control(key: str) -> float:
-    from gapdemo.training.curves import DEFAULT_SMOOTHING
-
     column, _ = st.columns([1, 2])  # a third of the page: the curves are what matters
     return float(column.slider("Smoothing", 0.0, 0.95, value=DEFAULT_SMOOTHING, step=0.05, key=f"{key}_smoothing",
                                help=SMOOTHING_HELP))
@@ -141,8 +135,6 @@ def smoothing_control(key: str) -> float:
 # Accuracy and loss side by side: training solid (per batch, smoothed), validation dashed (per epoch).
 def curves_pair(epochs, batches, run_id: str, key: str, with_exports: bool = True, build_figure=None) -> None:
     """build_figure(metric, smoothing) -> figure; default: charts.curves_figure of epochs and batches."""
-    from gapdemo.charts import curves_figure
-
     smoothing = smoothing_control(key)
     if build_figure is None:
         def build_figure(metric, weight):

@@ -6,7 +6,16 @@ import streamlit as st
 
 from dashboard.common import export_buttons
 from dashboard.visitor import page_is_served
+from gapdemo.insight.evaluation import (
+    check_evaluable,
+    evaluate_run,
+    explain_images,
+    filter_mistakes,
+    rank_by_confidence,
+)
+from gapdemo.insight.evaluation_charts import confusion_figure, per_class_frame
 from gapdemo.model.backends import BACKENDS
+from gapdemo.runs import list_runs, load_models, models_signature
 
 GALLERY_SIZE = 12  # mistakes shown at once, most confident first
 GALLERY_COLUMNS = 4
@@ -15,30 +24,22 @@ TILE_WIDTH = 200  # pixels on the page; small test images are scaled up by the b
 
 def _model_signature(run_dir: str) -> tuple:
     """(name, mtime) of the run's saved models: a cache key that changes if the models do."""
-    from gapdemo.runs import models_signature
-
     return models_signature(run_dir)
 
 
 # Models and the evaluation stay in memory per run (the test images are in it: no copy per rerun).
 @st.cache_resource(max_entries=2, show_spinner="Loading the run's models…")
 def _cached_models(run_dir: str, signature: tuple) -> dict:
-    from gapdemo.runs import load_models
-
     return load_models(run_dir)
 
 
 @st.cache_resource(max_entries=2, show_spinner="Evaluating every back-end on the test split…")
 def _cached_evaluation(run_dir: str, signature: tuple, served: bool):
-    from gapdemo.insight.evaluation import evaluate_run
-
     return evaluate_run(run_dir, _cached_models(run_dir, signature), served=served)
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def _cached_overlays(run_dir: str, signature: tuple, backend: str, indices: tuple, served: bool):
-    from gapdemo.insight.evaluation import explain_images
-
     evaluation = _cached_evaluation(run_dir, signature, served)
     return explain_images(_cached_models(run_dir, signature)[backend], backend, evaluation.images[list(indices)])
 
@@ -55,9 +56,6 @@ def newest_finished_index(candidates: list) -> int | None:
 # The run to evaluate (the newest finished one unless the user picks another),
 # or None (with a message) when none can be.
 def _choose_run(runs_dir: str):
-    from gapdemo.insight.evaluation import check_evaluable
-    from gapdemo.runs import list_runs
-
     candidates = [summary for summary in list_runs(runs_dir) if _model_signature(str(summary.run_dir))]
     if not candidates:
         st.info("No run with saved models yet: train one, then see here where each back-end goes wrong.")
@@ -96,8 +94,6 @@ def _evaluate(summary):
 
 # The confusion matrices side by side and the per-class numbers under them.
 def _confusion_section(evaluation) -> None:
-    from gapdemo.insight.evaluation_charts import confusion_figure, per_class_frame
-
     confusions = {backend: report["confusion"] for backend, report in evaluation.reports.items()}
     figure = confusion_figure(confusions, evaluation.class_names)
     st.plotly_chart(figure, key="confusion_chart")
@@ -137,8 +133,6 @@ def _tile_caption(evaluation, backend: str, index: int) -> str:
 
 # The gallery: each mistake with its heat map and what the other back-ends said.
 def _gallery(evaluation, run_dir: str) -> None:
-    from gapdemo.insight.evaluation import filter_mistakes, rank_by_confidence
-
     st.subheader("Misclassified test images")
     backend, true_class, right_backend = _gallery_filters(evaluation)
     chosen = filter_mistakes(evaluation.labels, evaluation.predicted(), backend, true_class, right_backend)

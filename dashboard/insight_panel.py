@@ -6,7 +6,9 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.common import PROBES_POLL_SECONDS, export_buttons
+from gapdemo.charts import cam_grid_figure, class_means_figure, feature_averages_figure
 from gapdemo.model.backends import BACKENDS
+from gapdemo.runs import list_runs, load_probes
 
 CAPTION = (
     "Each row is one fixed validation image (cats first); each column one of the head's 64 last feature maps, "
@@ -24,16 +26,12 @@ NO_BATCH_ROWS = 2**62  # a snapshot's batch_start past every row: this tab draws
 # show them (probes change once per epoch; rebuilding them every poll took the cores from training).
 @st.cache_resource(max_entries=12, show_spinner=False)
 def probe_figures(source: str, epoch: int, backend: str, _probe):
-    from gapdemo.charts import cam_grid_figure, class_means_figure, feature_averages_figure
-
     cams = cam_grid_figure(_probe) if _probe.get("cams") is not None else None
     return feature_averages_figure(_probe, backend), class_means_figure(_probe, backend), cams
 
 
 def _probes_source(manager, runs_dir: str):
     """(epoch, {backend: probes}, title) from the live job, else from the newest run on disk."""
-    from gapdemo.runs import list_runs, load_probes
-
     job = manager.latest()
     if job is not None:
         snapshot = job.snapshot(batch_start=NO_BATCH_ROWS)

@@ -5,13 +5,12 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard.common import cached_parameter_table, export_buttons
+from gapdemo.charts import backend_parameter_ratio, parameter_dataframe, parameter_figure
+from gapdemo.model.backends import dense_after_flatten_params
 
 
 # Head / back-end / total / trainable parameters, and how many times more fc has than gap.
 def parameters_panel(config) -> None:
-    from gapdemo.charts import backend_parameter_ratio, parameter_dataframe, parameter_figure
-    from gapdemo.model.backends import dense_after_flatten_params
-
     backends, size = tuple(config.model.backends), config.data.image_size
     if not backends:
         st.info("Choose at least one back-end in the sidebar.")

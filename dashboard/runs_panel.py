@@ -7,6 +7,17 @@ import streamlit as st
 
 from dashboard.common import curves_pair, export_buttons, results_column_config, run_time_caption
 from dashboard.visitor import shown_path
+from gapdemo.charts import overlay_runs_figure, results_dataframe
+from gapdemo.export import run_zip, symbolic_links_sentence
+from gapdemo.runs import (
+    list_runs,
+    read_batch_metrics,
+    read_config,
+    read_elapsed_seconds,
+    read_epoch_metrics,
+    read_status,
+    symbolic_links_in,
+)
 
 
 def _runs_frame(summaries) -> pd.DataFrame:
@@ -20,17 +31,6 @@ def _runs_frame(summaries) -> pd.DataFrame:
 
 # One earlier run: state, curves and results from its files.
 def _run_view(summary) -> None:
-    from gapdemo.charts import results_dataframe
-    from gapdemo.export import run_zip, symbolic_links_sentence
-    from gapdemo.runs import (
-        read_batch_metrics,
-        read_config,
-        read_elapsed_seconds,
-        read_epoch_metrics,
-        read_status,
-        symbolic_links_in,
-    )
-
     if summary.state == "failed":
         st.error(f"This run failed: {summary.message}")
     elif summary.state == "interrupted":
@@ -55,9 +55,6 @@ def _run_view(summary) -> None:
 
 # Several runs' validation accuracy on one chart.
 def _overlay(summaries) -> None:
-    from gapdemo.charts import overlay_runs_figure
-    from gapdemo.runs import read_epoch_metrics
-
     chosen = st.multiselect("Overlay validation accuracy of runs", [s.run_id for s in summaries],
                             default=[s.run_id for s in summaries[:2]], key="overlay_runs")
     frames = {s.run_id: read_epoch_metrics(s.run_dir) for s in summaries if s.run_id in chosen}
@@ -70,8 +67,6 @@ def _overlay(summaries) -> None:
 
 # The run-history tab.
 def runs_panel(runs_dir: str) -> None:
-    from gapdemo.runs import list_runs
-
     summaries = list_runs(runs_dir)
     if not summaries:
         st.info(f"No runs in {shown_path(runs_dir)} yet.")
