@@ -12,6 +12,7 @@ import functools
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+import plotly.io as pio
 from plotly.subplots import make_subplots
 
 from gapdemo.config import CLASS_NAMES
@@ -94,8 +95,6 @@ def _validation_trace(backend, epoch_rows, metric) -> dict:
 @functools.cache
 def _plotly_white() -> dict:
     """The plotly_white template as plain data, resolved once (resolving it took most of a figure's build)."""
-    import plotly.io as pio
-
     return pio.templates["plotly_white"].to_plotly_json()
 
 

@@ -12,6 +12,7 @@ import sys
 
 import gapdemo
 from gapdemo.commands import CommandError
+from gapdemo.quiet import allow_tensorflow_logs
 
 COMMANDS = ("params", "data", "train", "runs", "classify", "export", "claims", "evaluate", "sweep")
 
@@ -45,8 +46,6 @@ def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "verbose", False):
-        from gapdemo.quiet import allow_tensorflow_logs
-
         allow_tensorflow_logs()  # commands import TensorFlow later, when they run
     try:
         return int(args.run(args) or 0)

@@ -24,6 +24,7 @@ from pathlib import Path
 import plotly.graph_objects as go
 
 from gapdemo import charts, runs
+from gapdemo.model.backends import parameter_table
 
 CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser",  # Debian, Ubuntu
                        "/Applications/Google Chrome.app/Contents/MacOS/Google Chrome",  # macOS
@@ -67,7 +68,7 @@ def png_export_available() -> tuple[bool, str]:
 
 
 def _offline_chromium_class():
-    from choreographer.browsers import Chromium
+    from choreographer.browsers import Chromium  # deferred: kaleido's browser driver, only for a PNG
 
     class OfflineChromium(Chromium):
         """choreographer's Chromium with the network-quiet flags added."""
@@ -128,7 +129,7 @@ class ExportBrowser:
             self._exit_hook_registered = True
 
     async def _open_kaleido(self, path: str):
-        import kaleido
+        import kaleido  # deferred: a PNG is the only use, and the page starts without it
 
         # mathjax=False: kaleido's default loads MathJax from a CDN; plotly.js comes from plotly's package.
         browser = kaleido.Kaleido(path=path, mathjax=False, timeout=RENDER_TIMEOUT_S,
@@ -204,7 +205,6 @@ def _parameter_table(config: dict) -> dict | None:
     backends = config.get("model", {}).get("backends")
     if not backends:
         return None
-    from gapdemo.model.backends import parameter_table  # imports TensorFlow: only when asked for
 
     return parameter_table(backends, image_size=int(config.get("data", {}).get("image_size", 100)),
                            dropout_rate=float(config.get("model", {}).get("dropout_rate", 0.5)))

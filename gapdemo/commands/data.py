@@ -5,6 +5,8 @@ import sys
 
 from gapdemo.commands import CommandError
 from gapdemo.config import DATASETS, DataConfig, RunConfig
+from gapdemo.data.cache import cache_root, clear_cache
+from gapdemo.data.sources import load_splits
 from gapdemo.serving import operator_says_served
 from gapdemo.validation import data_problems
 
@@ -54,8 +56,6 @@ def _show_progress(message: str, fraction: float) -> None:
 
 
 def run(args) -> int:
-    from gapdemo.data.sources import load_splits  # late import: Cats vs Dogs pulls in TensorFlow
-
     if args.clear_cache:
         return _clear_cache(args)
     config = DataConfig(dataset=args.dataset, data_dir=args.data_dir, image_size=args.image_size,
@@ -86,8 +86,6 @@ def run(args) -> int:
 
 
 def _clear_cache(args) -> int:
-    from gapdemo.data.cache import cache_root, clear_cache
-
     freed = clear_cache(args.cache_dir)
     if args.json:
         print(json.dumps({"cache_dir": str(cache_root(args.cache_dir)), "freed_bytes": freed}))

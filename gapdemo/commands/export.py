@@ -1,7 +1,10 @@
 """python -m gapdemo export: a run's charts and metrics as files."""
 
+import warnings
+
 from gapdemo.commands import CommandError
 from gapdemo.config import TrainConfig
+from gapdemo.runs import resolve_run
 
 
 def register(subparsers):
@@ -15,10 +18,7 @@ def register(subparsers):
 
 
 def run(args) -> int:
-    import warnings
-
-    from gapdemo.export import EXPORT_FORMATS, export_run
-    from gapdemo.runs import resolve_run
+    from gapdemo.export import EXPORT_FORMATS, export_run  # deferred: plotly + pandas (~0.4 s) on every command
 
     formats = tuple(part.strip() for part in args.formats.split(",") if part.strip())
     unknown = [name for name in formats if name not in EXPORT_FORMATS]

@@ -3,8 +3,12 @@
 import json
 
 from gapdemo.commands import parse_backends
-from gapdemo.config import MAX_IMAGE_SIZE, MIN_IMAGE_SIZE, DataConfig
-from gapdemo.model.backends import BACKENDS  # the registry alone: TensorFlow loads only when counting
+from gapdemo.config import MAX_IMAGE_SIZE, MIN_IMAGE_SIZE, DataConfig, validate_image_size
+from gapdemo.model.backends import (
+    BACKENDS,  # the registry alone: TensorFlow loads only when counting
+    dense_after_flatten_params,
+    parameter_table,
+)
 
 
 def register(subparsers):
@@ -17,9 +21,6 @@ def register(subparsers):
 
 
 def run(args) -> int:
-    from gapdemo.config import validate_image_size
-    from gapdemo.model.backends import dense_after_flatten_params, parameter_table
-
     validate_image_size(args.image_size)
     table = parameter_table(parse_backends(args.backends), args.image_size)
     if args.json:

@@ -2,6 +2,8 @@
 
 import json
 
+from gapdemo.runs import list_runs
+
 
 def register(subparsers):
     parser = subparsers.add_parser("runs", help="list earlier runs")
@@ -11,8 +13,6 @@ def register(subparsers):
 
 
 def run(args) -> int:
-    from gapdemo.runs import list_runs
-
     summaries = list_runs(args.runs_dir)
     if args.json:
         print(json.dumps({"runs_dir": str(args.runs_dir), "runs": [s.to_dict() for s in summaries]}))

@@ -21,6 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
+from gapdemo.config import DataConfig, RunConfig
+from gapdemo.data.sources import load_test_split as load_test_images
+from gapdemo.runs import has_models, load_models, read_config, read_status
+from gapdemo.validation import validate_data_paths
+
 CONSISTENCY_SHIFTS = tuple(range(1, 17))  # pixels: two periods of the head's total stride (8)
 EVALUATION_BATCH = 250  # images per call into a model: the whole synthetic test split in one call
 # States whose saved models no longer change: a run that stopped, died or failed after an epoch keeps
@@ -144,7 +149,7 @@ def shift_consistency(predictors: dict[str, Predict], images_uint8, shifts=CONSI
 
     Each shifted copy of the images is made once and handed to every predictor.
     """
-    from gapdemo.insight.maps import shift_images
+    from gapdemo.insight.maps import shift_images  # deferred: imports TensorFlow (~3 s)
 
     images = np.asarray(images_uint8)
     if images.ndim != 4 or len(images) == 0:
@@ -174,7 +179,7 @@ def model_predictor(model, batch_size: int = EVALUATION_BATCH, compiled: bool = 
     """
     forward = lambda images: model(images, training=False)  # noqa: E731
     if compiled:
-        import tensorflow as tf
+        import tensorflow as tf  # deferred: ~3 s; listing and checking runs needs none
 
         forward = tf.function(forward, input_signature=[tf.TensorSpec((None, *model.input_shape[1:]), tf.float32)])
 
@@ -246,8 +251,6 @@ def _report_dict(report: dict, labels, probabilities, class_names) -> dict:
 
 def check_evaluable(run_dir) -> dict:
     """The run's status when it can be evaluated; ValueError saying why not (still training, no models)."""
-    from gapdemo.runs import has_models, read_status
-
     run_dir = Path(run_dir)
     status = read_status(run_dir)
     state = status.get("state", "unknown")
@@ -265,10 +268,6 @@ def load_test_split(run_dir, *, served: bool):
     served: asked by a page served to others, so the run's data must lie under the data roots (the
     gate's data check: a run folder placed in the shared runs folder could name any folder).
     """
-    from gapdemo.config import DataConfig, RunConfig
-    from gapdemo.data.sources import load_test_split as load_test_images
-    from gapdemo.runs import read_config
-    from gapdemo.validation import validate_data_paths
 
     config = read_config(run_dir)
     if "data" not in config:
@@ -295,8 +294,6 @@ def evaluate_run(run_dir, models: dict | None = None, *, served: bool) -> RunEva
         ValueError when the run is still training or has no models; gapdemo.data.sources.DataError (a
         ValueError) when its data can no longer be loaded.
     """
-    from gapdemo.runs import load_models
-
     run_dir = Path(run_dir)
     status = check_evaluable(run_dir)
     started = time.perf_counter()
@@ -317,7 +314,7 @@ def evaluate_run(run_dir, models: dict | None = None, *, served: bool) -> RunEva
 
 def explain_images(model, backend: str, images_uint8) -> tuple[np.ndarray, str]:
     """Where backend looked for its answer: (uint8 (B, S, S, 3) heat maps over the images, "CAM" | "Grad-CAM")."""
-    from gapdemo.insight.maps import explain, overlay_heatmap
+    from gapdemo.insight.maps import explain, overlay_heatmap  # deferred: imports TensorFlow (~3 s)
 
     images = np.asarray(images_uint8)
     if len(images) == 0:

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from gapdemo.runs.files import PROBE_KEYS, models_dir, read_config, replace_file, write_bytes_atomic
+import shutil
 
 
 def save_model_atomic(model, path: Path) -> None:
@@ -68,7 +69,8 @@ def load_models(run_dir: Path) -> dict:
         UnsafeModelError for a file that carries code: the runs folder is shared by every visitor of a
         served page, so a file placed there must never run anything when a tab loads it.
     """
-    import gapdemo.model.variable_dropout  # noqa: F401  registers the dropout layer that saved models name
+    # deferred: imports Keras (seconds); registers the dropout layer that saved models name
+    import gapdemo.model.variable_dropout  # noqa: F401
 
     run_dir = Path(run_dir)
     order = read_config(run_dir).get("model", {}).get("backends", [])
@@ -81,7 +83,7 @@ def load_models(run_dir: Path) -> dict:
 
 def load_model_file(path: Path):
     """One .keras file with Keras' safe mode on, written out (keras>=3.11.3 closes its known bypasses)."""
-    import keras
+    import keras  # deferred: seconds to import, and most readers of a run folder load no model
 
     try:
         return keras.models.load_model(path, compile=False, safe_mode=True)
@@ -155,6 +157,4 @@ def unpack_run_folder(run_dir: Path, files: dict[str, bytes]) -> None:
 
 def clear_run_folder(run_dir: Path) -> None:
     """Remove a run folder that is about to be written again from scratch (a retried sweep trial)."""
-    import shutil
-
     shutil.rmtree(Path(run_dir), ignore_errors=True)

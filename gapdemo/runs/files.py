@@ -162,7 +162,7 @@ def read_batch_metrics(run_dir: Path):
     return _read_csv(Path(run_dir) / BATCH_METRICS_FILE, BATCH_FIELDS)
 
 def _read_csv(path: Path, fields):
-    import pandas as pd
+    import pandas as pd  # deferred: ~0.3 s; the status and config readers (and the CLI's start) do without
 
     try:
         data = path.read_bytes()
