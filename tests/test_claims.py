@@ -15,7 +15,17 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from gapdemo import runs
-from gapdemo.claims import CLAIMS, ClaimsRunner, ClaimsStopped, check_claim, latest_claims, run_claims, summary
+from gapdemo.claims import (
+    CLAIMS,
+    ClaimsFailed,
+    ClaimsRunner,
+    ClaimsStopped,
+    check_claim,
+    latest_claims,
+    measures,
+    run_claims,
+    summary,
+)
 from gapdemo.claims.charts import claim_figure, claim_frame
 from gapdemo.claims.measures import (
     score_localization,
@@ -26,6 +36,8 @@ from gapdemo.claims.measures import (
     val_loss_slope,
 )
 from gapdemo.config import DataConfig, tiny_config
+from gapdemo.sweep import engine
+from gapdemo.sweep.grid import expand_trials, trial_config
 
 APP = "../app.py"
 TINY = ["--image-size", "32", "--train-size", "32", "--synthetic-size", "80", "--batch-size", "16",
@@ -251,9 +263,6 @@ def test_spread_and_val_loss_slope():
 
 def test_runner_stops_between_phases(tmp_path, monkeypatch):
     """Stop while the last step is timed: the timing phase finishes, training never starts, nothing is saved."""
-    from gapdemo.claims import measures
-    from gapdemo.sweep import engine
-
     runner, timed = ClaimsRunner(), []
     original = measures.measure_step_seconds
 
@@ -314,11 +323,35 @@ def test_claims_tab_shows_the_newest_result(claims_result, monkeypatch):
     assert not app.button(key="claims_start").disabled
 
 
+def test_claims_and_sweeps_draw_each_seed_alike(tmp_path, monkeypatch):
+    """Seed i of a claims job times, trains and tests with the seed a sweep's trial i of the same settings gets."""
+    timed, trained = [], []
+
+    def record_timing(backend, image_size, batch_size, seed, *args):
+        timed.append(seed)
+        return 0.01
+
+    def record_training(specs, runs_dir, experiment_dir, **options):
+        trained.extend(specs)
+        return {}  # every run lost: the job ends before anything is scored
+
+    monkeypatch.setattr(measures, "measure_step_seconds", record_timing)
+    monkeypatch.setattr(engine, "connect", lambda address=None, num_cpus=None: False)  # no Ray
+    monkeypatch.setattr(engine, "run_trials", record_training)
+    config = tiny_config(str(tmp_path))
+    config.data.seed = 5
+    with pytest.raises(ClaimsFailed, match="lost"):
+        run_claims(config, seeds=3)
+    sweep_seeds = [trial_config(config, trial, tmp_path).data.seed for trial in expand_trials({}, 3, config.data.seed)]
+    assert sweep_seeds == [5, 6, 7]
+    assert timed == [5, 5, 6, 6, 7, 7]  # both back-ends of each seed
+    assert [(spec.config["data"]["seed"], spec.config["model"]["seed"], spec.config["train"]["seed"])
+            for spec in trained] == [(seed, seed, seed) for seed in (5, 5, 6, 6, 7, 7)]  # its two runs per seed
+    assert [spec.tags["claims"]["seed"] for spec in trained] == [5, 5, 6, 6, 7, 7]
+
+
 def test_a_failed_training_run_ends_the_claims_tab_with_its_message(tmp_path, monkeypatch):
     """The engine's outcome for the chosen data's run is a failure (the command test below fails one for real)."""
-    from gapdemo.claims import measures
-    from gapdemo.sweep import engine
-
     def one_failed_trial(specs, runs_dir, experiment_dir, **options):
         return {spec.run_id: {"state": "finished", "message": ""} if spec.data_loader else
                 {"state": "failed", "message": "None of the 4 image files in /photos could be decoded."}

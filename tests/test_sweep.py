@@ -14,6 +14,7 @@ from gapdemo import runs
 from gapdemo.config import tiny_config
 from gapdemo.sweep import store
 from gapdemo.sweep.grid import expand_trials, parse_grid, sweep_id_for, trial_config
+from gapdemo.sweep.seeds import repeat_seed, seeded_config
 from gapdemo.sweep.summary import epoch_bands, summary_rows, trial_rows
 
 ray = pytest.importorskip("ray")  # a requirement: CI installs it, so this never skips there
@@ -37,6 +38,13 @@ def test_trials_cover_grid_times_seeds_and_apply_their_settings(tmp_path):
     assert config.model.dropout_rate == 0.6 and config.train.epochs == 2
     assert config.data.seed == config.model.seed == config.train.seed == 7
     assert config.train.runs_dir == str(tmp_path)
+
+
+def test_a_repeat_draws_data_weights_and_order_from_one_seed(tmp_path):
+    assert [repeat_seed(5, repeat) for repeat in range(3)] == [5, 6, 7]
+    config = seeded_config(tiny_config("elsewhere"), 9, tmp_path)
+    assert (config.data.seed, config.model.seed, config.train.seed) == (9, 9, 9)
+    assert config.train.runs_dir == str(tmp_path) and config.data.image_size == 32  # the rest as it was
 
 
 def test_sweep_id_is_stable_for_the_same_command_and_ignores_the_runs_folder():

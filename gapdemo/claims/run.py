@@ -24,6 +24,7 @@ from pathlib import Path
 from gapdemo import runs
 from gapdemo.claims import measures, summary
 from gapdemo.config import DEFAULT_SEEDS, MAX_SEEDS, RunConfig
+from gapdemo.sweep.seeds import repeat_seed, seeded_config
 from gapdemo.validation import validate_run_config
 
 # Relative cost of each phase, for the progress fraction: training dominates.
@@ -69,22 +70,13 @@ class _Plan:
             raise ClaimsStopped("stopped by the user")
 
 
-def seed_config(config: RunConfig, index: int, runs_dir: Path) -> RunConfig:
-    """config with data, weights and batch order all drawn from seed config.data.seed + index."""
-    values = config.to_dict()
-    seed = config.data.seed + index
-    values["data"]["seed"] = values["model"]["seed"] = values["train"]["seed"] = seed
-    values["train"]["runs_dir"] = str(runs_dir)
-    return RunConfig.from_dict(values)
-
-
 def _training_specs(config: RunConfig, seeds: int, claims_dir: Path) -> list:
     """Per seed, two trials: the chosen data, and synthetic pets confined to one half (unseen positions)."""
     from gapdemo.sweep.engine import TrialSpec
 
     specs = []
     for index in range(seeds):
-        seeded = seed_config(config, index, claims_dir / "runs")
+        seeded = seeded_config(config, repeat_seed(config.data.seed, index), claims_dir / "runs")
         for kind, loader in (("chosen data", None), ("unseen positions", measures.unseen_position_loader)):
             tags = {"claims": {"id": claims_dir.name, "seed": seeded.data.seed, "kind": kind}}
             specs.append(TrialSpec(runs.new_run_id(), seeded.to_dict(), tags, loader))
@@ -172,7 +164,7 @@ def _evaluate_lockstep(run_dir: Path, data, config: RunConfig, shifts: list[int]
 
 def _time_steps(config: RunConfig, index: int, seeds: int, plan: _Plan) -> dict:
     """Seconds per training step of each back-end, timed while nothing else trains."""
-    seed = config.data.seed + index
+    seed = repeat_seed(config.data.seed, index)
     step_seconds = {}
     for backend in config.model.backends:
         plan.report("timing", f"seed {index + 1}/{seeds}: timing one training step of {backend}")
@@ -188,7 +180,7 @@ def _score_seed(config: RunConfig, index: int, seeds: int, run_dirs: tuple[Path,
     """One seed's measures from its two trained runs: the data are drawn again here, as the trial drew them."""
     from gapdemo.data.sources import load_data
 
-    seeded = seed_config(config, index, run_dirs[0].parent)
+    seeded = seeded_config(config, repeat_seed(config.data.seed, index), run_dirs[0].parent)
     title = f"seed {index + 1}/{seeds}"
     plan.report("evaluate", f"{title}: scoring maps, shifted test images and shift consistency")
     evaluated = _evaluate_lockstep(run_dirs[0], load_data(seeded.data, seeded.train.batch_size), seeded, shifts)
@@ -239,7 +231,8 @@ def run_claims(config: RunConfig, seeds: int = DEFAULT_SEEDS, progress: Progress
 
     Args:
         config: data source, back-ends, image size, epochs, ...; config.train.runs_dir is where
-            the claims-<id>/ folder goes. Seed i uses config.data.seed + i for data, weights and order.
+            the claims-<id>/ folder goes. Seed i draws data, weights and order from
+            gapdemo.sweep.seeds.repeat_seed(config.data.seed, i), as a sweep's trials do.
         seeds: independent repeats (1 to MAX_SEEDS).
         progress: optional progress(message, fraction 0..1), called from this thread.
         stop_event: set it to stop between phases (a training run stops after the batches in flight).

@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass
 
 from gapdemo.config import MAX_SEEDS, RunConfig
+from gapdemo.sweep.seeds import repeat_seed, seeded_config
 
 # setting name -> (RunConfig section, field, parser): what --set NAME=... may name
 SWEEPABLE = {
@@ -67,12 +68,12 @@ def parse_grid(assignments: list[str]) -> dict[str, list]:
 
 
 def expand_trials(grid: dict[str, list], seeds: int, first_seed: int = 0) -> list[Trial]:
-    """Every grid point x every seed, grid points outermost (seed i uses first_seed + i)."""
+    """Every grid point x every seed, grid points outermost (seed i: seeds.repeat_seed(first_seed, i))."""
     if not 1 <= seeds <= MAX_SEEDS:
         raise ValueError(f"a sweep takes 1 to {MAX_SEEDS} seeds per grid point, got {seeds}")
     points = [dict(zip(grid, values, strict=True)) for values in itertools.product(*grid.values())] if grid else [{}]
-    trials = [Trial(index, point, first_seed + seed)
-              for index, (point, seed) in enumerate((p, s) for p in points for s in range(seeds))]
+    trials = [Trial(index, point, repeat_seed(first_seed, repeat))
+              for index, (point, repeat) in enumerate(itertools.product(points, range(seeds)))]
     if len(trials) > MAX_TRIALS:
         raise ValueError(f"the sweep has {len(trials)} trials; at most {MAX_TRIALS} are allowed")
     return trials
@@ -84,9 +85,7 @@ def trial_config(base: RunConfig, trial: Trial, runs_dir: str) -> RunConfig:
     for name, value in trial.settings.items():
         section, field_name, _ = SWEEPABLE[name]
         values[section][field_name] = value
-    values["data"]["seed"] = values["model"]["seed"] = values["train"]["seed"] = trial.seed
-    values["train"]["runs_dir"] = str(runs_dir)
-    return RunConfig.from_dict(values)
+    return seeded_config(RunConfig.from_dict(values), trial.seed, runs_dir)
 
 
 def sweep_id_for(base: RunConfig, grid: dict[str, list], seeds: int) -> str:
