@@ -6,7 +6,13 @@ import pytest
 import tensorflow as tf
 
 from gapdemo.insight import maps as insight
-from gapdemo.model.backends import BACKENDS, build_lockstep_models, build_model, classifier_layer_name
+from gapdemo.model.backends import (
+    BACKENDS,
+    build_lockstep_models,
+    build_model,
+    classifier_layer_name,
+    feature_layer_name,
+)
 
 IMAGE_SIZE = 32  # a 2x2 feature map
 
@@ -34,13 +40,42 @@ def slow_class_activation_maps(feature_maps, kernel):
     return maps
 
 
+def feature_maps_and_probability(model, backend, images):
+    """The test's own read of a one-back-end model by its layer names: (B, s, s, 64) maps and (B, 1) P(dog)."""
+    probe = keras.Model(model.input, [model.get_layer(feature_layer_name(backend)).output,
+                                      model.get_layer(backend).output])
+    return probe(images, training=False)
+
+
+def reference_grad_cam(model, backend, images):
+    """Selvaraju et al.'s Grad-CAM written out with loops: alpha_k = mean over cells of d score / d F_k,
+    score = the logit toward the predicted class, map = ReLU(sum_k alpha_k F_k)."""
+    classifier = model.get_layer(classifier_layer_name(backend))
+    probe = keras.Model(model.input, [model.get_layer(feature_layer_name(backend)).output, classifier.input])
+
+    with tf.GradientTape() as tape:
+        feature_maps, penultimate = probe(images, training=False)
+        logits = tf.matmul(penultimate, classifier.kernel)[:, 0] + classifier.bias[0]
+        total = tf.reduce_sum(logits)  # recorded on the tape: each image's own gradient, as they are independent
+    gradients = tape.gradient(total, feature_maps).numpy()
+    feature_maps, logits = feature_maps.numpy(), logits.numpy()
+    batch, height, width, channels = feature_maps.shape
+    maps = np.zeros((batch, height, width))
+    for image in range(batch):
+        sign = 1.0 if logits[image] >= 0 else -1.0
+        for channel in range(channels):
+            alpha = sign * gradients[image, :, :, channel].mean()
+            maps[image] += alpha * feature_maps[image, :, :, channel]
+    return np.maximum(maps, 0.0)
+
+
 def logit(probability):
     probability = np.asarray(probability, dtype=np.float64)
     return np.log(probability / (1.0 - probability))
 
 
 def test_cam_matches_slow_reference_on_a_real_gap_model(gap_model, images):
-    feature_maps, _ = insight.feature_map_model(gap_model, "gap")(images, training=False)
+    feature_maps, _ = feature_maps_and_probability(gap_model, "gap", images)
     kernel = gap_model.get_layer(classifier_layer_name("gap")).kernel.numpy()  # (64, 1)
     expected = slow_class_activation_maps(feature_maps.numpy(), kernel)
     maps = insight.class_activation_maps(feature_maps, kernel)
@@ -49,10 +84,10 @@ def test_cam_matches_slow_reference_on_a_real_gap_model(gap_model, images):
 
 
 def test_cam_mean_plus_bias_is_the_gap_models_logit(gap_model, images):
-    feature_maps, probability = insight.feature_map_model(gap_model, "gap")(images, training=False)
+    feature_maps, probability = feature_maps_and_probability(gap_model, "gap", images)
     classifier = gap_model.get_layer(classifier_layer_name("gap"))
     classifier.bias.assign([0.3])  # a non-zero bias, so leaving it out would show
-    feature_maps, probability = insight.feature_map_model(gap_model, "gap")(images, training=False)
+    feature_maps, probability = feature_maps_and_probability(gap_model, "gap", images)
     kernel, bias = classifier.kernel.numpy(), classifier.bias.numpy()
     expected_logits = logit(probability.numpy()[:, 0])
     maps = insight.class_activation_maps(feature_maps, kernel)
@@ -75,11 +110,13 @@ def test_explain_gives_the_models_probability_and_one_map_per_image(backend, ima
         assert explanation["maps"].min() >= 0.0
 
 
-def test_grad_cam_of_a_gap_model_is_its_relu_cam(gap_model, images):
-    """For GAP, d logit / d F_k = w_k / (s*s) everywhere, so Grad-CAM reduces to ReLU(signed CAM) / (s*s)."""
-    cam = insight.explain(gap_model, "gap", images)["maps"]
-    grad_cam = insight.grad_cam(gap_model, "gap", images)
-    np.testing.assert_allclose(grad_cam, np.maximum(cam, 0.0) / 4, rtol=1e-4, atol=1e-7)
+@pytest.mark.parametrize("backend", ["fc", "fc_dropout"])
+def test_grad_cam_matches_a_reference_written_with_loops(backend, images):
+    keras.utils.set_random_seed(1)
+    model = build_model(backend, IMAGE_SIZE)
+    explanation = insight.explain(model, backend, images)
+    assert explanation["method"] == "Grad-CAM"
+    np.testing.assert_allclose(explanation["maps"], reference_grad_cam(model, backend, images), rtol=1e-4, atol=1e-6)
 
 
 def test_backend_layers_are_found_inside_a_lockstep_model(images):
@@ -87,8 +124,10 @@ def test_backend_layers_are_found_inside_a_lockstep_model(images):
     explanation = insight.explain(lockstep.training_model, "gap", images)
     expected = lockstep.backend_models["gap"](images, training=False).numpy()[:, 0]
     np.testing.assert_allclose(explanation["probability_dog"], expected, atol=1e-5)
-    feature_maps, probability = insight.feature_map_model(lockstep.training_model, "fc")(images)
-    assert feature_maps.shape == (3, 2, 2, 64) and probability.shape == (3, 1)
+    explanation = insight.explain(lockstep.training_model, "fc", images)
+    expected = lockstep.backend_models["fc"](images, training=False).numpy()[:, 0]
+    np.testing.assert_allclose(explanation["probability_dog"], expected, atol=1e-5)
+    assert explanation["maps"].shape == (3, 2, 2) and explanation["method"] == "Grad-CAM"
 
 
 def test_models_saved_and_loaded_as_keras_files_are_explained_alike(tmp_path, images):
@@ -105,7 +144,7 @@ def test_unknown_backend_or_missing_layers_are_value_errors(gap_model, images):
     with pytest.raises(ValueError, match="valid back-ends"):
         insight.explain(gap_model, "vgg", images)
     with pytest.raises(ValueError, match="has no layer 'fc_"):
-        insight.grad_cam(gap_model, "fc", images)
+        insight.explain(gap_model, "fc", images)
 
 
 # --- Grad-CAM follows the object: a tiny FC model trained on squares (cat) vs crosses (dog) ---
@@ -144,7 +183,7 @@ def test_grad_cam_peak_follows_the_object(toy_fc_model, is_cross, top):
     pair = np.stack([draw_shape(is_cross, 2, top), draw_shape(is_cross, TOY_SIZE - 10, top)])  # left, right
     explanation = insight.explain(toy_fc_model, "fc", pair)
     assert np.all((explanation["probability_dog"] >= 0.5) == bool(is_cross))  # it learned the task
-    maps = insight.grad_cam(toy_fc_model, "fc", pair)
+    maps = explanation["maps"]  # Grad-CAM: FC has no CAM
     assert maps.shape == (2, 4, 4) and maps.min() >= 0.0 and maps.max() > 0.0
     peak_columns = [np.unravel_index(np.argmax(single), single.shape)[1] for single in maps]
     assert peak_columns[0] <= 1 and peak_columns[1] >= 2  # the peak moved from the left half to the right

@@ -29,14 +29,6 @@ def _get_layer(model: keras.Model, name: str):
         raise ValueError(f"model {model.name!r} has no layer {name!r}; was it built by gapdemo.model.backends?") from None
 
 
-def feature_map_model(model: keras.Model, backend: str) -> keras.Model:
-    """image -> [feature maps (B, s, s, 64), P(dog) (B, 1)] for backend's branch of model."""
-    check_backend(backend)
-    feature_maps = _get_layer(model, feature_layer_name(backend)).output
-    probability = _get_layer(model, backend).output
-    return keras.Model(model.input, [feature_maps, probability], name=f"{backend}_feature_map_model")
-
-
 def feature_averages(feature_maps) -> np.ndarray:
     """(B, s, s, C) -> (B, C): each channel's spatial mean, which is exactly what GAP computes."""
     feature_maps = np.asarray(feature_maps, dtype=np.float64)
@@ -115,15 +107,6 @@ def _grad_cam_from_gradients(feature_maps, logit_gradients, logits) -> np.ndarra
     alphas = np.asarray(logit_gradients, dtype=np.float64).mean(axis=(1, 2)) * sign  # (B, C)
     maps = np.einsum("bijc,bc->bij", np.asarray(feature_maps, dtype=np.float64), alphas)  # (B, s, s)
     return np.maximum(maps, 0.0)
-
-
-def grad_cam(model: keras.Model, backend: str, images) -> np.ndarray:
-    """Grad-CAM (Selvaraju et al. 2017) for the predicted class: (B, size, size, 3) -> (B, s, s), >= 0.
-
-    The score is the dog logit when the model predicts dog and its negation when it predicts cat.
-    """
-    feature_maps, logits, gradients = _explain_function(model, backend)(_check_images(images))
-    return _grad_cam_from_gradients(feature_maps.numpy(), gradients.numpy(), logits.numpy())
 
 
 def explain(model: keras.Model, backend: str, images) -> dict:
