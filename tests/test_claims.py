@@ -38,6 +38,7 @@ from gapdemo.claims.measures import (
 from gapdemo.config import DataConfig, tiny_config
 from gapdemo.sweep import engine
 from gapdemo.sweep.grid import expand_trials, trial_config
+from gapdemo.sweep.seeds import spread
 
 APP = "../app.py"
 TINY = ["--image-size", "32", "--train-size", "32", "--synthetic-size", "80", "--batch-size", "16",
@@ -162,7 +163,7 @@ def test_unseen_position_split_keeps_objects_in_their_halves():
 
 
 def spread_of(low, high):
-    return summary.spread([low, high])
+    return spread([low, high])
 
 
 def known_result() -> dict:
@@ -240,8 +241,8 @@ def test_verdicts_without_a_pair_or_without_boxes_say_why():
 ])
 def test_verdict_says_within_the_spread_only_when_ranges_overlap(gap_values, fc_values, overlapping):
     overfitting = {"backends": {
-        "gap": {"final_gap": spread_of(*gap_values), "val_loss_slope": summary.spread([0.01, 0.02])},
-        "fc": {"final_gap": spread_of(*fc_values), "val_loss_slope": summary.spread([0.05, 0.07])},
+        "gap": {"final_gap": spread_of(*gap_values), "val_loss_slope": spread([0.01, 0.02])},
+        "fc": {"final_gap": spread_of(*fc_values), "val_loss_slope": spread([0.05, 0.07])},
     }}
     sentence = summary.overfitting_verdict(overfitting, ("gap", "fc"))
     assert ("within the spread over 2 seeds, so not a clear difference" in sentence) == overlapping
@@ -249,12 +250,12 @@ def test_verdict_says_within_the_spread_only_when_ranges_overlap(gap_values, fc_
 
 
 def test_one_seed_claims_no_spread():
-    sentence = summary.comparison_sentence("gap", ("gap", "fc"), summary.spread([0.1]), summary.spread([0.1]))
+    sentence = summary.comparison_sentence("gap", ("gap", "fc"), spread([0.1]), spread([0.1]))
     assert "1 seed, so no spread was measured" in sentence and "within the spread" not in sentence
 
 
 def test_spread_and_val_loss_slope():
-    values = summary.spread([1.0, 2.0, None, float("nan"), 3.0])
+    values = spread([1.0, 2.0, None, float("nan"), 3.0])
     assert (values["mean"], values["min"], values["max"], values["count"]) == (2.0, 1.0, 3.0, 3)
     assert values["std"] == pytest.approx(1.0) and values["values"][2:4] == [None, None]
     assert val_loss_slope([1, 2, 3, 4], [0.9, 0.5, 0.6, 0.7]) == pytest.approx(0.1)  # last half only: rising

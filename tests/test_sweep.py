@@ -73,6 +73,10 @@ def test_summary_means_and_sample_spreads_match_numpy():
     bands = epoch_bands(metrics)
     band = bands[(bands.settings == "dropout_rate=0.6") & (bands.backend == "gap") & (bands.epoch == 1)].iloc[0]
     assert band["mean"] == pytest.approx(np.mean([0.70, 0.73])) and band["n"] == 2
+    last = bands[(bands.settings == "dropout_rate=0.3") & (bands.backend == "fc") & (bands.epoch == 2)].iloc[0]
+    assert (last["mean"], last["std"]) == (fc_low["val_accuracy_mean"], fc_low["val_accuracy_std"])  # one spread
+    one_seed = epoch_bands(metrics[metrics.seed == 0])
+    assert set(one_seed["std"]) == {0.0} and set(one_seed["n"]) == {1}
 
 
 def test_a_grid_point_with_invalid_settings_is_refused_before_anything_trains(tmp_path):

@@ -1,8 +1,9 @@
 """From per-seed measurements to the four claims: mean and spread per back-end, and one verdict each.
 
 Pure Python and numpy: every function takes the plain dicts gapdemo.claims.measures returns
-(one per seed) and gives JSON-ready dicts. A spread is {"mean", "std", "min", "max", "count",
-"values"}; std is the sample standard deviation (0 for one seed); None stands for "not measured".
+(one per seed) and gives JSON-ready dicts. A spread is gapdemo.sweep.seeds.spread's {"mean", "std",
+"min", "max", "count", "values"}, as a sweep's; std is the sample standard deviation (0 for one seed);
+None stands for "not measured".
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import numpy as np
 
 from gapdemo.claims.registry import CLAIMS
 from gapdemo.model.backends import BACKENDS, HEAD_FILTERS
+from gapdemo.sweep.seeds import spread
 
 HEAD_STRIDE = 2 ** len(HEAD_FILTERS)  # each conv block ends in a 2x2 max pool: 8 px per feature-map cell
 # A bump at the stride smaller than this is called faint: on a few hundred test images it is a
@@ -21,16 +23,6 @@ STRIDE_GAIN_CLEAR = 0.01
 
 
 NO_PAIR_VERDICT = "Train a global-pooling and a fully connected back-end to compare them."
-
-def spread(values) -> dict:
-    """Mean, sample std, min, max and count of the finite values (None/NaN are skipped)."""
-    finite = [float(v) for v in values if v is not None and math.isfinite(float(v))]
-    listed = [float(v) if v is not None and math.isfinite(float(v)) else None for v in values]
-    if not finite:
-        return {"mean": None, "std": None, "min": None, "max": None, "count": 0, "values": listed}
-    array = np.asarray(finite)
-    return {"mean": float(array.mean()), "std": float(array.std(ddof=1)) if array.size > 1 else 0.0,
-            "min": float(array.min()), "max": float(array.max()), "count": int(array.size), "values": listed}
 
 
 def json_ready(value):

@@ -1,15 +1,17 @@
 """A sweep's numbers: one row per trial, mean and spread over seeds per grid point and back-end.
 
-Spreads are sample standard deviations (n - 1 in the denominator); a grid point with a single
-finished seed has a spread of 0, and its n says so.
+Spreads are gapdemo.sweep.seeds.spread's, as the claims' are: sample standard deviations (n - 1 in
+the denominator); a grid point with a single finished seed has a spread of 0, and its n says so.
 """
 
 from __future__ import annotations
 
-import numpy as np
+import math
+
 import pandas as pd
 
 from gapdemo.sweep.grid import settings_label
+from gapdemo.sweep.seeds import spread
 
 
 def final_epoch_rows(epoch_metrics: pd.DataFrame) -> pd.DataFrame:
@@ -36,12 +38,12 @@ def trial_rows(sweep: dict, epoch_metrics: pd.DataFrame) -> list[dict]:
     return rows
 
 
-def spread(values) -> tuple[float, float]:
-    """(mean, sample standard deviation; 0 for a single value)."""
-    values = np.asarray(list(values), dtype=float)
-    if not len(values):
-        return float("nan"), float("nan")
-    return float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0
+def mean_std_count(values) -> tuple[float, float, int]:
+    """seeds.spread's mean, sample std and count of values; NaN for mean and std when there is none."""
+    numbers = spread(values)
+    if not numbers["count"]:
+        return math.nan, math.nan, 0
+    return numbers["mean"], numbers["std"], numbers["count"]
 
 
 def summary_rows(sweep: dict, trials: list[dict]) -> list[dict]:
@@ -56,8 +58,8 @@ def summary_rows(sweep: dict, trials: list[dict]) -> list[dict]:
         done = [t for t in trials if t["settings"] == settings and t["state"] == "finished"]
         for backend in backends:
             finals = [t["final"][backend] for t in done if backend in t["final"]]
-            accuracy_mean, accuracy_std = spread(f["val_accuracy"] for f in finals)
-            gap_mean, gap_std = spread(f["train_accuracy"] - f["val_accuracy"] for f in finals)
+            accuracy_mean, accuracy_std, _ = mean_std_count([f["val_accuracy"] for f in finals])
+            gap_mean, gap_std, _ = mean_std_count([f["train_accuracy"] - f["val_accuracy"] for f in finals])
             rows.append({"settings": settings, "label": settings_label(settings), "backend": backend,
                          "n": len(finals), "val_accuracy_mean": accuracy_mean, "val_accuracy_std": accuracy_std,
                          "gap_mean": gap_mean, "gap_std": gap_std})
@@ -66,10 +68,8 @@ def summary_rows(sweep: dict, trials: list[dict]) -> list[dict]:
 
 def epoch_bands(epoch_metrics: pd.DataFrame, metric: str = "val_accuracy") -> pd.DataFrame:
     """Per settings label x back-end x epoch: mean, std and n of metric over seeds."""
-    columns = ["settings", "backend", "epoch", "mean", "std", "n"]
+    keys, columns = ["settings", "backend", "epoch"], ["settings", "backend", "epoch", "mean", "std", "n"]
     if not len(epoch_metrics):
         return pd.DataFrame(columns=columns)
-    grouped = epoch_metrics.groupby(["settings", "backend", "epoch"])[metric]
-    frame = grouped.agg(["mean", "std", "count"]).reset_index().rename(columns={"count": "n"})
-    frame["std"] = frame["std"].fillna(0.0)  # one seed: no spread to show
-    return frame[columns]
+    rows = [(*key, *mean_std_count(values)) for key, values in epoch_metrics.groupby(keys)[metric]]
+    return pd.DataFrame(rows, columns=columns)
