@@ -11,9 +11,10 @@ import pandas as pd
 import pytest
 
 from gapdemo import runs
+from gapdemo.cli import build_parser
 from gapdemo.config import tiny_config
 from gapdemo.sweep import store
-from gapdemo.sweep.grid import expand_trials, parse_grid, sweep_id_for, trial_config
+from gapdemo.sweep.grid import SWEEPABLE, expand_trials, parse_grid, sweep_id_for, trial_config
 from gapdemo.sweep.seeds import repeat_seed, seeded_config
 from gapdemo.sweep.summary import epoch_bands, summary_rows, trial_rows
 
@@ -28,6 +29,12 @@ def test_grid_parses_values_and_names_the_problem():
         parse_grid(["epochs=1,two"])
     with pytest.raises(ValueError, match="set twice"):
         parse_grid(["epochs=1", "epochs=2"])
+
+
+def test_the_sweep_command_offers_every_sweepable_setting(capsys):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["sweep", "--help"])
+    assert f"NAME is one of: {', '.join(SWEEPABLE)}" in " ".join(capsys.readouterr().out.split())
 
 
 def test_trials_cover_grid_times_seeds_and_apply_their_settings(tmp_path):

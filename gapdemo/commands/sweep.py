@@ -10,14 +10,14 @@ import threading
 from gapdemo.commands import CommandError
 from gapdemo.commands.train import add_run_arguments, config_from_args, config_from_file
 from gapdemo.config import DEFAULT_SEEDS, RunConfig
+from gapdemo.sweep.grid import SWEEPABLE, parse_grid
 
 
 def register(subparsers):
     parser = subparsers.add_parser("sweep", help="train a grid of settings x seeds on Ray (this machine or a cluster)")
     add_run_arguments(parser)
     parser.add_argument("--set", dest="assignments", action="append", default=[], metavar="NAME=V1,V2",
-                        help="a setting to sweep and its values (repeatable); NAME is one of: "
-                             "dropout_rate, image_size, train_size, bn_momentum, learning_rate, batch_size, epochs")
+                        help=f"a setting to sweep and its values (repeatable); NAME is one of: {', '.join(SWEEPABLE)}")
     parser.add_argument("--seeds", type=int, default=DEFAULT_SEEDS, help="seeds per grid point (seed, seed + 1, ...)")
     parser.add_argument("--address", default=None,
                         help="Ray cluster to join (host:port); default $GAPDEMO_RAY_ADDRESS, else a local Ray")
@@ -34,7 +34,6 @@ def register(subparsers):
 def run(args) -> int:
     from gapdemo.serving import operator_says_served
     from gapdemo.sweep import engine
-    from gapdemo.sweep.grid import parse_grid
     from gapdemo.sweep.run import run_sweep
 
     base = base_config(args)
