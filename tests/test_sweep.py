@@ -1,6 +1,9 @@
 """Sweeps: the grid, the summary maths, and real Ray clusters of two nodes on this machine."""
 
+import dataclasses
 import json
+import os
+import signal
 import subprocess
 import sys
 import threading
@@ -11,10 +14,12 @@ import pandas as pd
 import pytest
 
 from gapdemo import runs
-from gapdemo.cli import build_parser
+from gapdemo.cli import build_parser, main
 from gapdemo.config import tiny_config
-from gapdemo.sweep import store
-from gapdemo.sweep.grid import SWEEPABLE, expand_trials, parse_grid, sweep_id_for, trial_config
+from gapdemo.sweep import engine, store
+from gapdemo.sweep.grid import SWEEPABLE, Trial, expand_trials, parse_grid, plan_trials, sweep_id_for, trial_config
+from gapdemo.sweep.launcher import SweepLauncher
+from gapdemo.sweep.run import plan_sweep, run_sweep, sweep_result
 from gapdemo.sweep.seeds import repeat_seed, seeded_config
 from gapdemo.sweep.summary import epoch_bands, summary_rows, trial_rows
 
@@ -87,10 +92,49 @@ def test_summary_means_and_sample_spreads_match_numpy():
 
 
 def test_a_grid_point_with_invalid_settings_is_refused_before_anything_trains(tmp_path):
-    from gapdemo.sweep.run import plan_sweep
-
     with pytest.raises(ValueError, match="batch_size"):
         plan_sweep(tiny_config(str(tmp_path)), {"batch_size": [16, 4096]}, 1)
+
+
+def test_a_plan_survives_its_json_and_resumes_only_the_same_trials(tmp_path):
+    plan = plan_trials(tiny_config(str(tmp_path)), {"dropout_rate": [0.3, 0.6]}, 2)
+    assert store.read_plan(store.write_plan(plan)) == plan
+    first = store.create_or_resume(tmp_path, plan)
+    assert store.create_or_resume(tmp_path, plan)["trials"] == first["trials"]  # resumed: the same run ids
+    other = dataclasses.replace(plan, trials=[Trial(0, {"dropout_rate": 0.3}, 9)])
+    (trial,) = store.create_or_resume(tmp_path, other)["trials"]
+    assert trial["seed"] == 9 and trial["run_id"] not in {t["run_id"] for t in first["trials"]}
+    (tmp_path / "broken.json").write_text('{"sweep_id": "sweep-x"}')
+    with pytest.raises(ValueError, match="not a sweep plan"):
+        store.read_plan(tmp_path / "broken.json")
+
+
+def test_the_sweep_command_trains_exactly_the_trials_of_its_plan(tmp_path, monkeypatch, capsys):
+    """The page hands its sweep's process the planned trials as JSON: the child trains those, with their
+    seeds, and plans nothing again (here trial 2 of a 2 x 2 grid alone, seed 7 instead of 0)."""
+    base = tiny_config(str(tmp_path / "runs"), ("gap",))
+    plan = dataclasses.replace(plan_trials(base, {"epochs": [1, 2]}, 2), trials=[Trial(2, {"epochs": 2}, 7)])
+    trained = []
+
+    def record(specs, runs_dir, experiment_dir, **options):
+        trained.extend(specs)
+        for spec in specs:
+            (runs_dir / spec.run_id).mkdir(parents=True)
+            runs.write_status(runs_dir / spec.run_id, "finished", "", 2, 1.0)
+        return {spec.run_id: {"state": "finished", "message": "", "attempts": 1} for spec in specs}
+
+    monkeypatch.setattr(engine, "connect", lambda address=None, num_cpus=None: False)  # no Ray: the specs are the point
+    monkeypatch.setattr(engine, "run_trials", record)
+    monkeypatch.setattr(signal, "signal", lambda *args: None)  # the command's handlers stay out of pytest
+    assert main(["sweep", "--plan", str(store.write_plan(plan)), "--json"]) == 0
+    (spec,) = trained
+    assert spec.tags["sweep"] == {"sweep_id": plan.sweep_id, "index": 2, "settings": {"epochs": 2}, "seed": 7}
+    assert spec.config["train"]["epochs"] == 2
+    assert spec.config["data"]["seed"] == spec.config["model"]["seed"] == spec.config["train"]["seed"] == 7
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["sweep_id"] == plan.sweep_id
+    assert [(t["run_id"], t["settings"], t["seed"], t["state"]) for t in result["trials"]] == [
+        (spec.run_id, {"epochs": 2}, 7, "finished")]
 
 
 def test_an_unreachable_address_fails_within_seconds_with_one_sentence(tmp_path):
@@ -130,8 +174,6 @@ def test_sweep_json_from_the_cli_on_a_local_ray(tmp_path):
 def two_node_cluster():
     from ray.cluster_utils import Cluster
 
-    from gapdemo.sweep import engine
-
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
     cluster.add_node(num_cpus=1)
     cluster.wait_for_nodes()
@@ -149,8 +191,6 @@ def tiny_sweep_config(runs_dir):
 
 @pytest.mark.slow
 def test_trials_land_on_both_nodes_and_every_result_comes_home(two_node_cluster, tmp_path):
-    from gapdemo.sweep.run import run_sweep
-
     runs_dir = tmp_path / "runs"
     result = run_sweep(tiny_sweep_config(runs_dir), {"dropout_rate": [0.3, 0.6]}, 2, max_concurrent=2)
     assert result["engine"] == "ray" and result["state"] == "finished"
@@ -185,8 +225,6 @@ def test_trials_land_on_both_nodes_and_every_result_comes_home(two_node_cluster,
 
 @pytest.mark.slow
 def test_a_killed_worker_node_loses_no_trial(two_node_cluster, tmp_path):
-    from gapdemo.sweep.run import run_sweep
-
     cluster = two_node_cluster
     worker = cluster.add_node(num_cpus=1)  # the node this test kills
     cluster.wait_for_nodes()
@@ -214,8 +252,6 @@ def test_a_killed_worker_node_loses_no_trial(two_node_cluster, tmp_path):
 
 @pytest.mark.slow
 def test_stopping_a_sweep_keeps_finished_trials_and_says_how_to_resume(two_node_cluster, tmp_path):
-    from gapdemo.sweep.run import run_sweep
-
     runs_dir = tmp_path / "runs"
     config = tiny_sweep_config(runs_dir)
     # long enough that the stop lands while later trials train: a worker's later trials reuse its
@@ -245,14 +281,12 @@ def test_stopping_a_sweep_keeps_finished_trials_and_says_how_to_resume(two_node_
 @pytest.fixture(scope="module")
 def stored_sweep(tmp_path_factory):
     """A finished 2 x 2 sweep on disk, its runs trained in this process by the real trainer."""
-    from gapdemo.sweep.grid import Trial
-    from gapdemo.training.trainer import Trainer
+    from gapdemo.training.trainer import Trainer  # TensorFlow, for this fixture only
 
     runs_dir = tmp_path_factory.mktemp("page_sweep") / "runs"
     base = tiny_sweep_config(runs_dir)
     grid = {"dropout_rate": [0.3, 0.6]}
-    trials = expand_trials(grid, 2)
-    sweep = store.create_or_resume(runs_dir, sweep_id_for(base, grid, 2), base, grid, 2, trials)
+    sweep = store.create_or_resume(runs_dir, plan_trials(base, grid, 2))
     for stored in sweep["trials"]:
         trial = Trial(stored["index"], stored["settings"], stored["seed"])
         run_dir = runs_dir / stored["run_id"]
@@ -286,14 +320,13 @@ def test_sweeps_tab_shows_trials_bands_and_summary(stored_sweep, monkeypatch):
 
 
 def test_the_launcher_runs_the_sweep_command_in_a_child_process(tmp_path):
-    from gapdemo.sweep.launcher import SweepLauncher
-    from gapdemo.sweep.run import sweep_result
-
     runs_dir = tmp_path / "runs"
     base = tiny_config(str(runs_dir), ("gap",))
     launcher = SweepLauncher()
     sweep_id = launcher.start(base, {"epochs": [1, 2]}, 1, served=False)
     assert sweep_id == sweep_id_for(base, {"epochs": [1, 2]}, 1)
+    handed = store.read_plan(runs_dir / "sweeps" / sweep_id / "plan.json")  # what the child was given
+    assert handed == plan_sweep(base, {"epochs": [1, 2]}, 1)
     with pytest.raises(ValueError, match="already running"):
         launcher.start(base, {"epochs": [1, 2]}, 1, served=False)
     deadline = time.monotonic() + 300
@@ -302,16 +335,14 @@ def test_the_launcher_runs_the_sweep_command_in_a_child_process(tmp_path):
     assert not launcher.is_running() and launcher.failure() is None
     result = sweep_result(runs_dir, sweep_id)
     assert result["state"] == "finished"
-    assert sorted(t["epochs_completed"] for t in result["trials"]) == [1, 2]
+    assert [(t["settings"], t["seed"], t["epochs_completed"]) for t in result["trials"]] == [
+        (trial.settings, trial.seed, trial.settings["epochs"]) for trial in handed.trials]
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(sys.platform == "win32", reason="needs POSIX SIGKILL")
 def test_a_killed_driver_is_resumed_by_the_same_command(tmp_path):
     """SIGKILL the sweep command once a trial finished; the same command again keeps that trial."""
-    import os
-    import signal
-
     command = [sys.executable, "-m", "gapdemo", "sweep", "--image-size", "32", "--train-size", "48",
                "--batch-size", "16", "--epochs", "1", "--backends", "gap", "--set", "epochs=1,2", "--seeds", "2",
                "--max-concurrent", "1", "--runs-dir", str(tmp_path)]

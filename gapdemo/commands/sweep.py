@@ -10,7 +10,9 @@ import threading
 from gapdemo.commands import CommandError
 from gapdemo.commands.train import add_run_arguments, config_from_args, config_from_file
 from gapdemo.config import DEFAULT_SEEDS, RunConfig
-from gapdemo.sweep.grid import SWEEPABLE, parse_grid
+from gapdemo.serving import operator_says_served
+from gapdemo.sweep.cluster import EngineError
+from gapdemo.sweep.grid import SWEEPABLE, parse_grid, plan_trials
 
 
 def register(subparsers):
@@ -28,24 +30,29 @@ def register(subparsers):
     parser.add_argument("--config", dest="config_file", default=None, metavar="FILE",
                         help="base settings from a JSON file (a run's config.json will do); "
                              "the run options above are then ignored, except --runs-dir")
+    parser.add_argument("--plan", dest="plan_file", default=None, metavar="FILE",
+                        help="train exactly the trials of a sweep plan (the JSON the Sweeps tab hands its sweep); "
+                             "the run options, --config, --set and --seeds are then ignored")
     parser.set_defaults(run=run)
 
 
 def run(args) -> int:
-    from gapdemo.serving import operator_says_served
-    from gapdemo.sweep import engine
-    from gapdemo.sweep.run import run_sweep
+    # deferred: the sweep's store and summary load pandas, which no other command needs at the CLI's start
+    from gapdemo.sweep import store
+    from gapdemo.sweep.run import run_plan
 
-    base = base_config(args)
-    grid = parse_grid(args.assignments)
+    if args.plan_file:
+        plan = store.read_plan(args.plan_file)
+    else:
+        plan = plan_trials(base_config(args), parse_grid(args.assignments), args.seeds)
     stop_event = threading.Event()
     for signal_number in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signal_number, lambda *_: stop_event.set())
     try:
-        result = run_sweep(base, grid, args.seeds, address=args.address, max_concurrent=args.max_concurrent,
-                           cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
-                           stop_event=stop_event, on_update=_progress_printer(), served=operator_says_served())
-    except engine.EngineError as error:
+        result = run_plan(plan, address=args.address, max_concurrent=args.max_concurrent,
+                          cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
+                          stop_event=stop_event, on_update=_progress_printer(), served=operator_says_served())
+    except EngineError as error:
         raise CommandError(str(error)) from None
     if args.json:
         print(json.dumps(result, default=str))

@@ -2,10 +2,13 @@
 
 One trial = one grid point (a value for every swept setting) x one seed; it is an ordinary
 lockstep run whose config is the base config with the point's values and the seed applied.
+A SweepPlan is the sweep as planned (id, base config, grid, seeds, trials), as data: what the page
+hands the process that trains it, which runs exactly those trials.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 import json
@@ -34,6 +37,32 @@ class Trial:
     index: int  # position in the sweep, stable across resumes
     settings: dict  # swept setting -> value for this grid point
     seed: int  # seeds data, initial weights and batch order alike
+
+
+@dataclass(frozen=True)
+class SweepPlan:
+    """A sweep as planned: its trials, exactly as they will train, and what they were planned from."""
+
+    sweep_id: str  # sweep_id_for(base, grid, seeds): planning the same sweep again resumes it
+    base: RunConfig  # every trial's settings before its grid point and seed are applied
+    grid: dict  # swept setting -> values, in the order given
+    seeds: int  # seeds per grid point
+    trials: list[Trial]
+
+    def to_dict(self) -> dict:
+        """JSON-ready: {"sweep_id", "base_config", "grid", "seeds", "trials": [{"index", "settings", "seed"}]}."""
+        return {"sweep_id": self.sweep_id, "base_config": self.base.to_dict(), "grid": self.grid,
+                "seeds": self.seeds, "trials": [dataclasses.asdict(trial) for trial in self.trials]}
+
+    @classmethod
+    def from_dict(cls, values: dict) -> SweepPlan:
+        """The plan to_dict wrote; ValueError when a trial sweeps a setting that cannot be swept."""
+        trials = [Trial(int(t["index"]), dict(t["settings"]), int(t["seed"])) for t in values["trials"]]
+        unknown = sorted({name for trial in trials for name in trial.settings} - set(SWEEPABLE))
+        if unknown:
+            raise ValueError(f"cannot sweep {', '.join(unknown)}; sweepable settings: {', '.join(SWEEPABLE)}")
+        return cls(str(values["sweep_id"]), RunConfig.from_dict(values["base_config"]), dict(values["grid"]),
+                   int(values["seeds"]), trials)
 
 
 def parse_assignment(text: str) -> tuple[str, list]:
@@ -77,6 +106,11 @@ def expand_trials(grid: dict[str, list], seeds: int, first_seed: int = 0) -> lis
     if len(trials) > MAX_TRIALS:
         raise ValueError(f"the sweep has {len(trials)} trials; at most {MAX_TRIALS} are allowed")
     return trials
+
+
+def plan_trials(base: RunConfig, grid: dict[str, list], seeds: int) -> SweepPlan:
+    """The sweep's id and every trial, seeds from base.data.seed on (gapdemo.sweep.run.plan_sweep asks the gate)."""
+    return SweepPlan(sweep_id_for(base, grid, seeds), base, grid, seeds, expand_trials(grid, seeds, base.data.seed))
 
 
 def trial_config(base: RunConfig, trial: Trial, runs_dir: str) -> RunConfig:

@@ -1,4 +1,8 @@
-"""Starts a sweep for the dashboard as a child process: `python -m gapdemo sweep --config FILE ...`.
+"""Starts a sweep for the dashboard as a child process: `python -m gapdemo sweep --plan FILE`.
+
+The page plans the sweep (gapdemo.sweep.run.plan_sweep: the trials, each with its settings and seed,
+asked of the gate) and hands the plan to the child as JSON in the sweep's folder (plan.json); the
+child trains exactly those trials, resuming a sweep of the same plan.
 
 Ray and its workers stay out of the web server's process, the page reads progress from the sweep
 folder like any other reader, and a sweep outlives a closed browser tab. Stopping sends SIGTERM
@@ -14,7 +18,6 @@ import sys
 import threading
 from pathlib import Path
 
-from gapdemo import runs
 from gapdemo.config import RunConfig
 from gapdemo.serving import child_environment, may_stop
 from gapdemo.sweep import store
@@ -37,25 +40,21 @@ class SweepLauncher:
               owner: str | None = None, served: bool) -> str:
         """Start owner's sweep; its id. ValueError when one is running, or a grid point may not run here
         (plan_sweep: the gate, and the trial cap when served)."""
-        sweep_id, _ = plan_sweep(base, grid, seeds, served=served)
+        plan = plan_sweep(base, grid, seeds, served=served)
         with self._lock:
             if self._process is not None and self._process.poll() is None:
                 raise ValueError("A sweep is already running; stop it or wait for it to finish.")
-            folder = store.sweeps_root(base.train.runs_dir) / sweep_id
-            folder.mkdir(parents=True, exist_ok=True)
-            runs.write_json_atomic(folder / "base_config.json", base.to_dict())
-            command = [sys.executable, "-m", "gapdemo", "sweep", "--config", str(folder / "base_config.json"),
-                       "--runs-dir", str(base.train.runs_dir), "--seeds", str(seeds)]
-            command += [f"--set={name}={','.join(str(v) for v in values)}" for name, values in grid.items()]
+            plan_path = store.write_plan(plan)
+            command = [sys.executable, "-m", "gapdemo", "sweep", "--plan", str(plan_path)]
             if max_concurrent:
                 command += ["--max-concurrent", str(max_concurrent)]
-            self._log_path = folder / "driver.log"
+            self._log_path = plan_path.parent / "driver.log"
             environment = child_environment(served)
             with open(self._log_path, "ab") as log:
                 self._process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log,
                                                  stdin=subprocess.DEVNULL, env=environment)
-            self._sweep_id, self._owner = sweep_id, owner
-        return sweep_id
+            self._sweep_id, self._owner = plan.sweep_id, owner
+        return plan.sweep_id
 
     def stop(self, visitor: str | None = None, any_owner: bool = True) -> bool:
         """Stop the running sweep if visitor may (gapdemo.serving.may_stop); False when they may not."""
@@ -88,9 +87,4 @@ class SweepLauncher:
             tail = self._log_path.read_text(errors="replace")[-LOG_TAIL_CHARACTERS:] if self._log_path else ""
         lines = [line for line in tail.splitlines() if line.startswith("error:")]
         return lines[-1].removeprefix("error: ") if lines else "The sweep's process ended unexpectedly; see driver.log."
-
-
-def stored_grid_text(sweep: dict) -> str:
-    """The grid as the CLI would take it: --set NAME=V1,V2 ..."""
-    return " ".join(f"--set {name}={','.join(str(v) for v in values)}" for name, values in sweep["grid"].items())
 

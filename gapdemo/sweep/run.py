@@ -1,7 +1,7 @@
-"""A sweep from start to summary: expand the grid, resume what is stored, train the rest on Ray.
+"""A sweep from start to summary: plan its trials, ask the gate, resume what is stored, train the rest on Ray.
 
-Running the same sweep again (same base settings, grid and seeds) resumes it: trials whose run
-finished are kept and not trained again; the others start from epoch 1.
+Running the same sweep again (same base settings, grid and seeds: the same plan) resumes it: trials
+whose run finished are kept and not trained again; the others start from epoch 1.
 """
 
 from __future__ import annotations
@@ -14,30 +14,32 @@ from gapdemo import runs
 from gapdemo.config import RunConfig
 from gapdemo.serving import max_served_trials
 from gapdemo.sweep import engine, store
-from gapdemo.sweep.grid import expand_trials, sweep_id_for, trial_config
+from gapdemo.sweep.grid import SweepPlan, Trial, plan_trials, trial_config
 from gapdemo.sweep.summary import summary_rows, trial_rows
 from gapdemo.validation import validate_run_config
 
 
-def plan_sweep(base: RunConfig, grid: dict, seeds: int, *, served: bool = False) -> tuple[str, list]:
-    """(sweep id, trials); ValueError naming the first grid point whose settings may not run here
-    (gapdemo.validation's gate; served: asked from a page served to others), or, when served, for a
-    grid of more than max_served_trials() runs."""
-    trials = expand_trials(grid, seeds, base.data.seed)
-    if served and len(trials) > max_served_trials():
+def plan_sweep(base: RunConfig, grid: dict, seeds: int, *, served: bool = False) -> SweepPlan:
+    """The sweep's plan (gapdemo.sweep.grid.plan_trials), asked of the gate first (check_plan)."""
+    plan = plan_trials(base, grid, seeds)
+    check_plan(plan, served=served)
+    return plan
+
+
+def check_plan(plan: SweepPlan, *, served: bool) -> None:
+    """ValueError naming the first trial whose settings may not run here (gapdemo.validation's gate;
+    served: asked from a page served to others), or, when served, for more than max_served_trials() trials."""
+    if served and len(plan.trials) > max_served_trials():
         raise ValueError(f"A sweep on a served page trains at most {max_served_trials()} runs; this one asks for "
-                         f"{len(trials)}. Use fewer values or seeds.")
-    for trial in trials:
-        problems = validate_run_config(trial_config(base, trial, base.train.runs_dir), served=served)
+                         f"{len(plan.trials)}. Use fewer values or seeds.")
+    for trial in plan.trials:
+        problems = validate_run_config(trial_config(plan.base, trial, plan.base.train.runs_dir), served=served)
         if problems:
             raise ValueError(f"trial {trial.settings or 'base'} seed {trial.seed}: {' '.join(problems)}")
-    return sweep_id_for(base, grid, seeds), trials
 
 
 def pending_specs(sweep: dict, base: RunConfig, runs_dir) -> list[engine.TrialSpec]:
     """A TrialSpec for every stored trial whose run has not finished."""
-    from gapdemo.sweep.grid import Trial
-
     specs = []
     for stored in sweep["trials"]:
         if runs.read_status(Path(runs_dir) / stored["run_id"]).get("state") == "finished":
@@ -49,16 +51,21 @@ def pending_specs(sweep: dict, base: RunConfig, runs_dir) -> list[engine.TrialSp
     return specs
 
 
-def run_sweep(base: RunConfig, grid: dict, seeds: int, *, address: str | None = None,
-              max_concurrent: int | None = None, cpus_per_trial: float = 1, gpus_per_trial: float = 0,
-              stop_event: threading.Event | None = None, on_update: Callable[[dict], None] | None = None,
-              served: bool = False) -> dict:
-    """Train the sweep's unfinished trials and return sweep_result(); EngineError if Ray is unusable.
-    served: started from a page served to others (see plan_sweep)."""
-    runs_dir = Path(base.train.runs_dir)
-    sweep_id, trials = plan_sweep(base, grid, seeds, served=served)
-    sweep = store.create_or_resume(runs_dir, sweep_id, base, grid, seeds, trials)
-    specs = pending_specs(sweep, base, runs_dir)
+def run_sweep(base: RunConfig, grid: dict, seeds: int, **options) -> dict:
+    """Plan the sweep of grid x seeds on base (gapdemo.sweep.grid.plan_trials) and run it; options as run_plan's."""
+    return run_plan(plan_trials(base, grid, seeds), **options)
+
+
+def run_plan(plan: SweepPlan, *, address: str | None = None, max_concurrent: int | None = None,
+             cpus_per_trial: float = 1, gpus_per_trial: float = 0, stop_event: threading.Event | None = None,
+             on_update: Callable[[dict], None] | None = None, served: bool = False) -> dict:
+    """Train exactly plan's trials, with their seeds, except those whose run finished before; return
+    sweep_result(). ValueError from check_plan (served: started from a page served to others) before
+    anything trains; EngineError if Ray is unusable."""
+    check_plan(plan, served=served)
+    runs_dir = Path(plan.base.train.runs_dir)
+    sweep = store.create_or_resume(runs_dir, plan)
+    specs = pending_specs(sweep, plan.base, runs_dir)
     started_here = engine.connect(engine.resolve_address(address)) if specs else False
     sweep.update(state="running", message="")
     store.save(runs_dir, sweep)
@@ -72,7 +79,7 @@ def run_sweep(base: RunConfig, grid: dict, seeds: int, *, address: str | None = 
 
     try:
         if specs:
-            outcome = engine.run_trials(specs, runs_dir, store.sweep_path(runs_dir, sweep_id).parent,
+            outcome = engine.run_trials(specs, runs_dir, store.sweep_path(runs_dir, plan.sweep_id).parent,
                                         max_concurrent=max_concurrent, cpus_per_trial=cpus_per_trial,
                                         gpus_per_trial=gpus_per_trial, stop_event=stop_event, on_update=record)
             record(outcome)
@@ -89,7 +96,7 @@ def run_sweep(base: RunConfig, grid: dict, seeds: int, *, address: str | None = 
             import ray
 
             ray.shutdown()
-    return sweep_result(runs_dir, sweep_id)
+    return sweep_result(runs_dir, plan.sweep_id)
 
 
 def sweep_result(runs_dir, sweep_id: str) -> dict:

@@ -1,21 +1,23 @@
-"""The sweep folder's only owner: <runs_dir>/sweeps/<sweep_id>/sweep.json.
+"""The sweep folder's only owner: <runs_dir>/sweeps/<sweep_id>/ with sweep.json and plan.json.
 
 sweep.json holds what the sweep is (base config, grid, seeds, one entry per trial with its run id)
-and what the driver last saw (state, message, the Ray node of each trial). The trials' results
+and what the driver last saw (state, message, the Ray node of each trial). plan.json is the plan
+(gapdemo.sweep.grid.SweepPlan) the page hands the process that trains the sweep. The trials' results
 live in ordinary run folders, <runs_dir>/<run_id>/, read through gapdemo.runs, so the Runs tab,
 export and classify work on them unchanged.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
 from gapdemo import runs
-from gapdemo.config import RunConfig
-from gapdemo.sweep.grid import Trial
+from gapdemo.sweep.grid import SweepPlan
 
 SWEEPS_FOLDER = "sweeps"
+PLAN_FILE = "plan.json"
 ACTIVE_STATES = ("running", "stopping")
 
 
@@ -27,20 +29,40 @@ def sweep_path(runs_dir, sweep_id: str) -> Path:
     return sweeps_root(runs_dir) / sweep_id / "sweep.json"
 
 
-def create_or_resume(runs_dir, sweep_id: str, base: RunConfig, grid: dict, seeds: int,
-                     trials: list[Trial]) -> dict:
-    """The stored sweep with this id (resumed: same run ids), else a new one with fresh run ids."""
-    stored = runs.read_json(sweep_path(runs_dir, sweep_id))
-    if stored.get("trials") and len(stored["trials"]) == len(trials):
+def create_or_resume(runs_dir, plan: SweepPlan) -> dict:
+    """The stored sweep of plan's id when it holds plan's trials (resumed: same run ids), else a new one
+    with fresh run ids."""
+    stored = runs.read_json(sweep_path(runs_dir, plan.sweep_id))
+    planned = [(trial.index, trial.settings, trial.seed) for trial in plan.trials]
+    if planned == [(trial["index"], trial["settings"], trial["seed"]) for trial in stored.get("trials", [])]:
         return stored
     sweep = {
-        "sweep_id": sweep_id, "created": time.strftime("%Y-%m-%d %H:%M:%S"), "base_config": base.to_dict(),
-        "grid": grid, "seeds": seeds, "state": "running", "message": "", "nodes": {},
+        "sweep_id": plan.sweep_id, "created": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "base_config": plan.base.to_dict(), "grid": plan.grid, "seeds": plan.seeds, "state": "running",
+        "message": "", "nodes": {},
         "trials": [{"index": t.index, "run_id": runs.new_run_id(), "settings": t.settings, "seed": t.seed}
-                   for t in trials],
+                   for t in plan.trials],
     }
     save(runs_dir, sweep)
     return sweep
+
+
+def write_plan(plan: SweepPlan) -> Path:
+    """Write plan as JSON into its sweep's folder under plan.base.train.runs_dir; the file's path."""
+    path = sweeps_root(plan.base.train.runs_dir) / plan.sweep_id / PLAN_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    runs.write_json_atomic(path, plan.to_dict())
+    return path
+
+
+def read_plan(path) -> SweepPlan:
+    """The plan write_plan wrote to path; ValueError, one sentence, when the file holds none."""
+    try:
+        return SweepPlan.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+    except KeyError as error:
+        raise ValueError(f"{path} is not a sweep plan: it has no {error} field") from None
+    except (OSError, ValueError, TypeError) as error:
+        raise ValueError(f"cannot read a sweep plan from {path}: {error}") from None
 
 
 def save(runs_dir, sweep: dict) -> None:
