@@ -164,6 +164,22 @@ def test_a_trial_whose_settings_the_worker_cannot_read_fails_once_and_leaves_no_
     assert trial_folders(local_ray) == []
 
 
+def test_following_the_collector_passes_the_stop_on_and_ends_with_a_last_snapshot(local_ray, tmp_path):
+    """The one wait of a sweep's driver and a single cluster run: rounds until the work ends, the stop passed on."""
+    import ray  # here, not at the top: Ray takes its mode from its first import, which local_ray makes
+
+    from gapdemo.sweep import engine
+
+    collector = engine.start_collector(tmp_path)
+    ray.get(collector.report.remote("a-run", {"epoch": 1}))
+    stop, rounds, seen = threading.Event(), iter([False, False, True]), []
+    stop.set()
+    last = engine.follow_collector(collector, stop, lambda seconds: next(rounds), seen.append)
+    assert ray.get(collector.stop_requested.remote())  # a trial starting now would train nothing
+    assert len(seen) == 3 and last == seen[-1] and last["a-run"]["progress"] == {"epoch": 1}
+    ray.kill(collector)
+
+
 def test_a_local_start_after_ray_was_imported_in_its_cluster_mode_is_refused(tmp_path):
     """Ray picks its mode on its first import: a local instance that would listen on the network is shut down."""
     script = ("import ray\nfrom gapdemo.sweep import engine\ntry:\n    engine.connect(num_cpus=1)\n"

@@ -32,6 +32,8 @@ MAX_TRIAL_RETRIES = 3  # a trial whose worker (or node) died is started again th
 STOP_POLL_SECONDS = 1.0  # how often a trial asks whether the sweep was stopped
 PROGRESS_EVERY_SECONDS = 2.0
 BATCH_ROWS_HOME_SECONDS = 10.0  # between epochs, the batch rows written since go home this often
+WATCH_SECONDS = 1.0  # how often the driver passes a stop on and reads the collector's snapshot
+SNAPSHOT_TIMEOUT_SECONDS = 10.0  # a collector busy writing epochs home is waited for this long per round
 TRIAL_FOLDER_PREFIX = "gapdemo-trial-"  # a trial's temporary folder on its worker's node
 
 
@@ -202,7 +204,16 @@ def run_trials(specs: list[TrialSpec], runs_dir, experiment_dir, *, max_concurre
                                   failure_config=tune.FailureConfig(max_failures=MAX_TRIAL_RETRIES)),
     )
     finished = threading.Event()
-    watcher = threading.Thread(target=_watch, args=(collector, stop_event, on_update, finished), daemon=True)
+
+    def show(snapshot: dict) -> None:
+        if on_update is not None:
+            try:
+                on_update(snapshot)
+            except Exception:  # a failing update (a full disk, say) must not end the watch: stops still pass
+                traceback.print_exc()
+
+    watcher = threading.Thread(target=follow_collector, args=(collector, stop_event, finished.wait, show),
+                               daemon=True)
     watcher.start()
     try:
         tuner.fit()
@@ -215,19 +226,32 @@ def run_trials(specs: list[TrialSpec], runs_dir, experiment_dir, *, max_concurre
     return outcome
 
 
-def _watch(collector, stop_event, on_update, finished: threading.Event) -> None:
-    import ray
+def follow_collector(collector, stop_event: threading.Event | None, wait_for_end: Callable[[float], bool],
+                     on_snapshot: Callable[[dict], None]) -> dict:
+    """Follow the collector until the work ends: once a round, pass a set stop_event on to it (once) and
+    hand on_snapshot its snapshot; return the last snapshot.
+
+    A sweep (run_trials) and a single run on a cluster (gapdemo.sweep.single) both wait this way.
+
+    Args:
+        wait_for_end: wait_for_end(seconds) waits up to seconds and says whether the work has ended.
+        on_snapshot: on_snapshot(run_id -> collector entry), about once a second and once more at the end.
+    """
+    import ray  # deferred: Ray picks its single-machine mode once, when first imported (cluster.py)
 
     stop_sent = False
-    while not finished.wait(1.0):
+    while True:
+        ended = wait_for_end(WATCH_SECONDS)
         if stop_event is not None and stop_event.is_set() and not stop_sent:
-            ray.get(collector.request_stop.remote())
+            ray.get(collector.request_stop.remote())  # a trial that starts from now on trains nothing
             stop_sent = True
-        if on_update is not None:
-            try:
-                on_update(ray.get(collector.snapshot.remote(), timeout=10))
-            except Exception:  # a slow or busy collector must not end the sweep; next second tries again
-                continue
+        try:
+            snapshot = ray.get(collector.snapshot.remote(), timeout=SNAPSHOT_TIMEOUT_SECONDS)
+        except ray.exceptions.GetTimeoutError:  # a busy collector, not a lost one: the next round asks again
+            continue
+        on_snapshot(snapshot)
+        if ended:
+            return snapshot
 
 
 def _mark_lost_trials(specs: list[TrialSpec], outcome: dict, runs_dir) -> None:

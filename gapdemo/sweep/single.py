@@ -20,7 +20,6 @@ from gapdemo.sweep import engine
 from gapdemo.training.failures import readable_error
 
 MAX_RUN_RETRIES = 2  # the run starts again from epoch 1 on another node this many times after a node is lost
-WAIT_SECONDS = 1.0  # how often the driver passes a stop on and reports progress
 LOST_NODE_MESSAGE = ("The node training this run was lost {attempts} time(s), so it ended here; "
                      "the epochs already home are kept.")
 CLUSTER_GONE_MESSAGE = "The Ray cluster went away mid-run; the epochs already home are kept."
@@ -86,25 +85,25 @@ def _reserved_task(cpus: float, gpus: float):
 
 
 def _wait(reference, collector, run_id: str, stop_event, on_update) -> dict:
-    """Poll until the task ends; a stop goes to the collector, and a task not yet on a node is cancelled."""
-    import ray
+    """Follow the task until it ends (engine.follow_collector); a task stopped before it reached a node is cancelled."""
+    import ray  # deferred: Ray picks its single-machine mode once, when first imported (cluster.py)
 
-    stop_sent, entry = False, {}
-    while True:
-        done, _ = ray.wait([reference], timeout=WAIT_SECONDS)
-        try:
-            entry = ray.get(collector.snapshot.remote(), timeout=30).get(run_id, {})
-        except ray.exceptions.GetTimeoutError:  # a busy collector: the next round asks again
-            continue
-        if stop_event is not None and stop_event.is_set() and not stop_sent:
-            ray.get(collector.request_stop.remote())  # a task that starts now sees it and trains nothing
-            stop_sent = True
-            if not done and not entry.get("state"):  # still waiting for a node: it need not wait any longer
-                ray.cancel(reference)
+    cancelled = False
+
+    def task_ended(seconds: float) -> bool:
+        return bool(ray.wait([reference], timeout=seconds)[0])
+
+    def show(snapshot: dict) -> None:
+        nonlocal cancelled
+        entry = snapshot.get(run_id, {})
+        if stop_event is not None and stop_event.is_set() and not entry.get("state") and not cancelled:
+            ray.cancel(reference)  # still waiting for a node: it need not wait any longer
+            cancelled = True
         if on_update is not None:
             on_update(entry)
-        if done:
-            return {**ray.get(reference), "attempts": entry.get("attempts", 1)}
+
+    entry = engine.follow_collector(collector, stop_event, task_ended, show).get(run_id, {})
+    return {**ray.get(reference), "attempts": entry.get("attempts", 1)}
 
 
 def _ended_by(error: Exception, collector, run_id: str) -> dict:
