@@ -16,6 +16,7 @@ from dashboard.common import (
 )
 from dashboard.visitor import queue_caption, run_owner_note
 from gapdemo.runs import EPOCH_FIELDS
+from gapdemo.training.phases import phase_text
 
 # The live charts take their new batch points at each epoch's end, and between ends at most this
 # often (TensorBoard reloads every 30 s): meanwhile a poll re-sends the same cached figures.
@@ -36,20 +37,19 @@ def status_panel(snapshot, queued_jobs) -> None:
     progress = snapshot.progress
     st.markdown(f"**Run `{snapshot.run_id}`**{run_owner_note(snapshot)} — "
                 f"{STATE_TEXT.get(snapshot.state, snapshot.state)} · {snapshot.elapsed_seconds:.0f} s")
-    if snapshot.state == "queued" and progress.get("message"):  # a cluster run waiting for free CPUs
-        st.caption(progress["message"])
+    if snapshot.state == "queued" and progress.get("phase") == "waiting":  # a cluster run waiting for free CPUs
+        st.caption(phase_text(progress, capitalized=True))
     if snapshot.state in ("running", "stopping"):
         if progress.get("phase") == "loading data":
-            st.progress(float(progress.get("fraction", 0.0)), text=f"Loading data: {progress.get('message', '')}")
+            st.progress(float(progress.get("fraction", 0.0)), text=phase_text(progress, capitalized=True))
         elif progress.get("phase") == "compiling":
-            st.progress(0.0, text="Compiling the training step for TensorFlow: the first batch follows in a few "
-                                  "seconds")
+            st.progress(0.0, text=phase_text(progress, capitalized=True))
         elif "epoch" in progress:
             batches = max(progress["batches_per_epoch"], 1)
             done = ((progress["epoch"] - 1) * batches + progress["batch"]) / (progress["epochs"] * batches)
             st.progress(min(done, 1.0), text=(
                 f"Epoch {progress['epoch']}/{progress['epochs']} · batch {progress['batch']}/{batches} · "
-                f"{progress['phase']} · {progress['images_per_second']:.0f} images/s · "
+                f"{phase_text(progress)} · {progress['images_per_second']:.0f} images/s · "
                 f"{format_seconds(progress.get('eta_seconds'))} left"))
     if snapshot.state == "failed":
         st.error(snapshot.message)
