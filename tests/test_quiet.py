@@ -1,6 +1,7 @@
 """TensorFlow's start-up lines stay off the CLI's stderr unless asked for; the CLI's own output stays."""
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -52,9 +53,25 @@ def test_the_cli_keeps_tensorflows_startup_lines_off_stderr_unless_asked(verbose
         assert not shown and completed.stderr.strip() == "", completed.stderr
 
 
-def test_a_training_run_shows_its_progress_but_no_startup_lines(tmp_path):
-    completed = gapdemo_cli("train", "--image-size", "32", "--train-size", "64", "--epochs", "1", "--batch-size", "16",
+# What a piped run may print on stderr: its phases, each finished epoch (100% and its rate) with its
+# rows, a heartbeat in a phase over a minute long (a slow machine), and how the run ended.
+PIPED_LINE = re.compile(
+    r"loading data|compiling the training step \(a few seconds\)"
+    r"|epoch [12]/2: 100% \(4/4 batches, \d+ img/s\)|  epoch [12] gap: acc \d\.\d{3} val_acc \d\.\d{3}"
+    r"|epoch [12]/2: \d{1,2}% \(.+\)|loading data: .+|run finished after 2/2 epochs")
+
+
+def test_a_piped_training_run_prints_each_phase_and_each_finished_epoch_on_lines_of_their_own(tmp_path):
+    completed = gapdemo_cli("train", "--image-size", "32", "--train-size", "64", "--epochs", "2", "--batch-size", "16",
                             "--backends", "gap", "--runs-dir", str(tmp_path))
     assert completed.returncode == 0, completed.stderr
     assert not [word for word in STARTUP_WORDS if word in completed.stderr], completed.stderr
-    assert "epoch 1/1 [" in completed.stderr and "img/s" in completed.stderr
+    lines = completed.stderr.splitlines()
+    assert "\r" not in completed.stderr and all(lines), completed.stderr  # nothing redrawn, no empty line
+    assert [line for line in lines if not PIPED_LINE.fullmatch(line)] == [], completed.stderr  # no fragments
+    assert lines.count("loading data") == 1, completed.stderr
+    assert lines.count("compiling the training step (a few seconds)") == 1, completed.stderr
+    for epoch in (1, 2):  # however short the epoch: from its own record, not from a lucky poll
+        assert len([line for line in lines if line.startswith(f"epoch {epoch}/2: 100% (4/4 batches, ")]) == 1
+    assert lines[-1] == "run finished after 2/2 epochs", completed.stderr
+    assert completed.stdout.startswith("run ") and "img/s" not in completed.stdout  # results apart from progress

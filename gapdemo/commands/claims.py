@@ -7,8 +7,11 @@ import signal
 import sys
 import threading
 
+from gapdemo.claims import CLAIMS, ClaimsFailed, ClaimsStopped, run_claims
 from gapdemo.commands import parse_backends
+from gapdemo.commands.progress import StepProgress
 from gapdemo.config import DATASETS, DEFAULT_SEEDS, MAX_SEEDS, DataConfig, ModelConfig, RunConfig, TrainConfig
+from gapdemo.serving import operator_says_served
 
 
 def register(subparsers):
@@ -40,33 +43,12 @@ def config_from_args(args) -> RunConfig:
     )
 
 
-class _ProgressBar:
-    """progress(message, fraction) as one stderr line rewritten in place: a bar, the step, the time left."""
-
-    def __init__(self):
-        from gapdemo.commands.progress import ProgressLine, TimeLeft
-
-        self.line, self.time_left = ProgressLine(), TimeLeft()
-
-    def __call__(self, message: str, fraction: float) -> None:
-        from gapdemo.commands.progress import bar, format_time_left
-
-        left = format_time_left(self.time_left.seconds(fraction))  # before the message: a narrow terminal cuts its end
-        self.line.show(f"{bar(fraction, 20)} {fraction:4.0%}" + (f" · {left}" if left else "") + f" · {message}")
-
-    def end(self) -> None:
-        self.line.end()
-
-
 def run(args) -> int:
-    from gapdemo.claims import CLAIMS, ClaimsFailed, ClaimsStopped, run_claims
-    from gapdemo.serving import operator_says_served
-
     config = config_from_args(args)
     stop_event = threading.Event()
     for signal_number in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signal_number, lambda *_: stop_event.set())
-    progress = _ProgressBar()
+    progress = StepProgress()  # a live bar on a terminal, a line per step when piped
     try:
         result = run_claims(config, args.seeds, progress=progress, stop_event=stop_event,
                             served=operator_says_served())

@@ -9,28 +9,25 @@ from __future__ import annotations
 import json
 import re
 import signal
-import sys
 import threading
 from pathlib import Path
 
 from gapdemo import runs
 from gapdemo.commands import CommandError
-from gapdemo.commands.progress import ProgressLine, final_metrics, print_finished_epochs, progress_text
+from gapdemo.commands.progress import RunProgress, final_metrics, rows_by_epoch
 from gapdemo.config import RunConfig
 from gapdemo.serving import operator_says_served
+from gapdemo.sweep import engine
+from gapdemo.sweep.cluster import EngineError
+from gapdemo.sweep.single import train_remotely
 from gapdemo.validation import validate_run_config
 
-WAITING_TEXT = "waiting for the cluster's resources"
 RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 WINDOWS_DEVICE_NAMES = {"CON", "PRN", "AUX", "NUL", *(f"COM{n}" for n in range(1, 10)), *(f"LPT{n}" for n in range(1, 10))}
 
 
 def run_on_cluster(args, config: RunConfig, address: str) -> int:
     """Submit config as one Ray task at address, report while it trains, print the result; exit status."""
-    from gapdemo.sweep import engine
-    from gapdemo.sweep.cluster import EngineError
-    from gapdemo.sweep.single import train_remotely
-
     problems = validate_run_config(config, served=operator_says_served())  # the gate, as in this process
     problems += run_id_problems(args.run_id)
     if problems:
@@ -46,15 +43,15 @@ def run_on_cluster(args, config: RunConfig, address: str) -> int:
         raise CommandError(f"Could not join the Ray cluster at {address}: {error}") from None
     run_dir = runs.create_run_folder(config.train.runs_dir, args.run_id)
     runs.write_config(run_dir, config.to_dict())
-    reporter = _Reporter(run_dir, args.events)
+    reporter = _Reporter(run_dir, args.events, config.train.epochs)
     reporter.event({"event": "submitted", "run_id": run_dir.name, "run_dir": str(run_dir)})
     try:
         outcome = train_remotely(engine.TrialSpec(run_dir.name, config.to_dict()), config.train.runs_dir,
                                  address=address, cpus=args.cpus_per_run, gpus=args.gpus_per_run,
                                  stop_event=stop_event, on_update=reporter.update)
     finally:
-        reporter.line.end()
-    return _print_result(args, run_dir, outcome)
+        reporter.display.close()  # an open bar would take the next line onto its own
+    return _print_result(args, run_dir, outcome, reporter)
 
 
 def run_id_problems(run_id: str | None) -> list[str]:
@@ -69,13 +66,16 @@ def run_id_problems(run_id: str | None) -> list[str]:
 
 
 class _Reporter:
-    """Turns the collector's view of the run into a progress line, epoch lines and (--events) JSON lines.
+    """Turns the collector's view of the run into progress on stderr and (--events) JSON lines on stdout.
 
-    With --events a program reads stdout; the progress line, redrawn every second, is then left out.
+    The view is polled about once a second: each finished epoch is read from the run's metrics.csv
+    and drawn full with the rate of the newest progress seen during it. With --events a program reads
+    stdout (the page's cluster runs); stderr then gets plain lines, never a bar redrawn in place.
     """
 
-    def __init__(self, run_dir: Path, events: bool):
-        self.run_dir, self.events, self.line, self.epoch_rows = run_dir, events, ProgressLine(), 0
+    def __init__(self, run_dir: Path, events: bool, epochs: int):
+        self.run_dir, self.events, self.epoch_rows = run_dir, events, 0
+        self.display = RunProgress(epochs, live=False if events else None)
 
     def event(self, values: dict) -> None:
         if self.events:
@@ -89,25 +89,27 @@ class _Reporter:
         except (OSError, ValueError):  # metrics.csv arriving as it is read: the next update reads it
             return
         if len(rows) < self.epoch_rows:  # a lost node: the run started again from epoch 1 on another
-            self.line.end()
-            print(f"the run starts again from epoch 1 (attempt {entry.get('attempts')})", file=sys.stderr)
+            self.display.restart(f"the run starts again from epoch 1 (attempt {entry.get('attempts')})")
             self.epoch_rows = 0
-        self.epoch_rows = print_finished_epochs(rows, self.epoch_rows, self.line, entry.get("progress"))
-        text = WAITING_TEXT if state == "waiting" else progress_text(entry.get("progress") or {})
-        if text and not self.events:
-            self.line.show(text)
+        progress = {"phase": "waiting"} if state == "waiting" else entry.get("progress") or {}
+        self.display.remember(progress)  # first: it may be the last word on an epoch whose rows are below
+        for epoch_rows in rows_by_epoch(rows[self.epoch_rows:]):
+            self.display.end_epoch(epoch_rows)
+        self.epoch_rows = len(rows)
+        self.display.show(progress)
 
 
-def _print_result(args, run_dir: Path, outcome: dict) -> int:
+def _print_result(args, run_dir: Path, outcome: dict, reporter: _Reporter) -> int:
     rows = runs.read_epoch_metrics(run_dir).to_dict("records")
     state = outcome["state"]
-    if state == "failed":
-        print(f"error: {outcome['message']}", file=sys.stderr)
+    for epoch_rows in rows_by_epoch(rows[reporter.epoch_rows:]):  # epochs that came home after the last update
+        reporter.display.end_epoch(epoch_rows)
+    epochs_completed = max((int(r["epoch"]) for r in rows), default=0)
+    reporter.display.finish(state, outcome.get("message", ""), epochs_completed)
     if args.json:
         print(json.dumps({"run_id": run_dir.name, "run_dir": str(run_dir), "status": state, "engine": "ray",
                           "node": outcome.get("node"), "attempts": outcome.get("attempts"),
-                          "epochs_completed": max((int(r["epoch"]) for r in rows), default=0),
-                          "backends": final_metrics(rows)}), flush=True)
+                          "epochs_completed": epochs_completed, "backends": final_metrics(rows)}), flush=True)
     else:
         print(f"run {run_dir.name}: {state} ({run_dir}) on Ray node {outcome.get('node')}")
     return 1 if state == "failed" else 0

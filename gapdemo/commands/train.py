@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import queue
 import signal
 import sys
 import threading
+from pathlib import Path
 
-from gapdemo.commands import parse_backends
+from gapdemo.commands import CommandError, parse_backends
+from gapdemo.commands.cluster_run import run_on_cluster
 from gapdemo.commands.data import add_cache_argument
-from gapdemo.commands.progress import ProgressLine, final_metrics, print_finished_epochs, progress_text
+from gapdemo.commands.progress import RunProgress, final_metrics
 from gapdemo.config import (
     DATASETS,
     MAX_IMAGE_SIZE,
@@ -21,6 +24,9 @@ from gapdemo.config import (
     TrainConfig,
 )
 from gapdemo.model.precision import PRECISION_LABELS, PRECISIONS, bfloat16_support
+from gapdemo.serving import operator_says_served
+from gapdemo.sweep.cluster import resolve_address
+from gapdemo.training.job import TrainingJob
 
 
 def add_data_arguments(parser) -> None:
@@ -89,32 +95,26 @@ def config_from_args(args) -> RunConfig:
 
 
 def run(args) -> int:
-    from gapdemo.serving import operator_says_served
-    from gapdemo.sweep.cluster import resolve_address
-    from gapdemo.training.job import TrainingJob
-
     config = config_from_file(args) if args.config_file else config_from_args(args)
     address = resolve_address(args.address)
     if address:
-        from gapdemo.commands.cluster_run import run_on_cluster
-
         return run_on_cluster(args, config, address)
-    job = TrainingJob(config, served=operator_says_served())
+    job = ShownJob(config, served=operator_says_served())
     thread = threading.Thread(target=job.run, name="gapdemo-training", daemon=True)
     for signal_number in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signal_number, lambda *_: job.stop())
+    display = RunProgress(config.train.epochs)
     thread.start()
-    print_progress_until_done(job)
+    show_progress_until_done(job, display)
     thread.join()
     snapshot = job.snapshot()
-    if snapshot.state == "failed":
-        print(f"error: {snapshot.message}", file=sys.stderr)
+    epochs_completed = max((r["epoch"] for r in snapshot.epoch_metrics), default=0)
+    display.finish(snapshot.state, snapshot.message, epochs_completed)
     final = final_metrics(snapshot.epoch_metrics)
     precision = snapshot.config.train.precision
     if args.json:
         print(json.dumps({"run_id": job.run_id, "run_dir": str(job.run_dir), "status": snapshot.state,
-                          "precision": precision, "engine": "in-process",
-                          "epochs_completed": max((r["epoch"] for r in snapshot.epoch_metrics), default=0),
+                          "precision": precision, "engine": "in-process", "epochs_completed": epochs_completed,
                           "backends": final}))
     else:
         print(f"run {job.run_id}: {snapshot.state} ({job.run_dir}), {PRECISION_LABELS[precision]}")
@@ -125,10 +125,6 @@ def run(args) -> int:
 
 def config_from_file(args) -> RunConfig:
     """The settings stored in --config FILE, with --runs-dir applied (train and sweep)."""
-    from pathlib import Path
-
-    from gapdemo.commands import CommandError
-
     try:  # "-": from standard input (how the page hands a run to a child process)
         text = sys.stdin.read() if args.config_file == "-" else Path(args.config_file).read_text(encoding="utf-8")
         values = json.loads(text)
@@ -143,23 +139,46 @@ def config_from_file(args) -> RunConfig:
         raise CommandError(f"{args.config_file} is not a gapdemo run config ({error})") from None
 
 
-NO_BATCH_ROWS = 2**62  # a snapshot's batch_start past every row: the progress bar needs none of them
+class ShownJob(TrainingJob):
+    """A TrainingJob that also queues its progress, finished epochs and data note for the CLI, in order.
+
+    A poll of the snapshot misses an epoch that ends between two polls, and with it the epoch's rate;
+    here every update reaches the display, however short the epoch.
+    """
+
+    def __init__(self, config: RunConfig, served: bool):
+        super().__init__(config, served=served)
+        self.updates: queue.SimpleQueue = queue.SimpleQueue()  # (kind, value), kind: progress, epoch or note
+
+    def publish(self, **changes) -> None:
+        super().publish(**changes)
+        if "progress" in changes:
+            self.updates.put(("progress", changes["progress"]))
+        if (changes.get("dataset_info") or {}).get("cache_note"):  # where the images came from
+            self.updates.put(("note", changes["dataset_info"]["cache_note"]))
+
+    def add_batch_rows(self, rows: list[dict], progress: dict) -> None:
+        super().add_batch_rows(rows, progress)
+        self.updates.put(("progress", progress))
+
+    def add_epoch_rows(self, rows: list[dict]) -> None:
+        super().add_epoch_rows(rows)
+        self.updates.put(("epoch", rows))
 
 
-def print_progress_until_done(job, width: int = 30) -> None:
-    """One progress bar per epoch on stderr (epoch, images/s, time left); each epoch ends with its accuracies."""
-    line, shown_rows, cache_note_shown = ProgressLine(), 0, False
-    while not job.wait(0.5):
-        snapshot = job.snapshot(batch_start=NO_BATCH_ROWS)
-        # above the next bar
-        shown_rows = print_finished_epochs(snapshot.epoch_metrics, shown_rows, line, snapshot.progress)
-        if snapshot.dataset_info.get("cache_note") and not cache_note_shown:  # where the images came from
-            line.end()
-            sys.stderr.write(f"{snapshot.dataset_info['cache_note']}\n")
-            cache_note_shown = True
-        text = progress_text(snapshot.progress, width)
-        if text:
-            line.show(text)
-    final = job.snapshot(batch_start=NO_BATCH_ROWS)  # its progress keeps the last epoch's batch and rate
-    print_finished_epochs(final.epoch_metrics, shown_rows, line, final.progress)
-    line.end()
+def show_progress_until_done(job: ShownJob, display: RunProgress) -> None:
+    """Show the job's updates in the order they happened (stderr), until it is done and all are shown."""
+    while True:
+        try:
+            kind, value = job.updates.get(timeout=0.2)
+        except queue.Empty:
+            if job.is_done() and job.updates.empty():  # every update is queued before the job is done
+                return
+            display.tick()
+            continue
+        if kind == "progress":
+            display.show(value)
+        elif kind == "epoch":
+            display.end_epoch(value)
+        else:
+            display.note(value)
