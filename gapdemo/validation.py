@@ -6,8 +6,9 @@ reads config.py's image-size bounds: config stays a leaf that everything may imp
 
 from __future__ import annotations
 
-from gapdemo.config import DATASETS, MAX_SYNTHETIC_TRAIN_SIZE, RunConfig, validate_image_size
-from gapdemo.data.roots import DEFAULT_TFDS_DIR, allowed_roots, is_readable_folder
+from gapdemo.config import RunConfig
+from gapdemo.data.checks import config_problems
+from gapdemo.data.roots import DEFAULT_TFDS_DIR, allowed_roots, folder_path_problem, is_readable_folder
 from gapdemo.model.backends import BACKENDS
 from gapdemo.model.precision import precision_problems
 
@@ -28,19 +29,8 @@ def validate_run_config(config: RunConfig, *, served: bool) -> list[str]:
 
 
 def data_problems(config: RunConfig, *, served: bool) -> list[str]:
-    """The data half of validate_run_config: image size, source, paths under the roots, synthetic cap."""
-    problems = []
-    try:
-        validate_image_size(config.data.image_size)
-    except ValueError as error:
-        problems.append(str(error).capitalize() + ".")
-    if config.data.dataset not in DATASETS:
-        problems.append(f"Unknown data set {config.data.dataset!r}; choose one of {', '.join(DATASETS)}.")
-    problems += validate_data_paths(config, served=served)
-    if config.data.dataset == "synthetic" and (config.data.train_size or 0) > MAX_SYNTHETIC_TRAIN_SIZE:
-        problems.append(f"The synthetic data set draws at most {MAX_SYNTHETIC_TRAIN_SIZE:,} training images "
-                        f"(all held in memory); ask for fewer than {config.data.train_size:,}.")
-    return problems
+    """The data half of validate_run_config: gapdemo.data.checks' rules, then the paths under the roots."""
+    return [*config_problems(config.data), *validate_data_paths(config, served=served)]
 
 
 def model_problems(config: RunConfig) -> list[str]:
@@ -70,9 +60,8 @@ def training_problems(config: RunConfig) -> list[str]:
     if not 0.0 < config.train.learning_rate <= 1.0:
         problems.append("Learning rate must be above 0 and at most 1.")
     problems += precision_problems(config.train.precision)
-    if config.data.train_size is not None and config.data.train_size < 2:
-        problems.append("Use at least 2 training images.")
-    if config.data.train_size is not None and config.data.train_size < config.train.batch_size:
+    train_size = config.data.train_size
+    if isinstance(train_size, int) and train_size < config.train.batch_size:
         problems.append(
             f"Batch size {config.train.batch_size} is larger than the {config.data.train_size} "
             "training images; lower it or use more images."
@@ -83,16 +72,14 @@ def training_problems(config: RunConfig) -> list[str]:
 def validate_data_paths(config: RunConfig, *, served: bool) -> list[str]:
     """Problems with the folder source's path or the TFDS data directory (see validate_run_config).
 
-    A path outside the data roots gets the sentence of a missing folder, so the answer never tells
-    whether something exists outside them.
+    A path outside the data roots gets the sentence of a missing folder (gapdemo.data.roots), so the
+    answer never tells whether something exists outside them.
     """
     roots = allowed_roots(served)
     data_dir = config.data.data_dir
     if config.data.dataset == "folder":
-        if not data_dir:
-            return ["The folder data set needs a folder path."]
-        if not is_readable_folder(data_dir, roots):
-            return [f"The folder {data_dir} does not exist."]
+        problem = folder_path_problem(data_dir, roots)
+        return [problem] if problem else []
     # Without roots tensorflow_datasets may create its directory; with roots it must already be one under them.
     if config.data.dataset == "cats_vs_dogs" and roots is not None:
         if not is_readable_folder(data_dir or DEFAULT_TFDS_DIR, roots):

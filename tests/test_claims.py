@@ -20,6 +20,7 @@ from gapdemo.claims import (
     ClaimsFailed,
     ClaimsRunner,
     ClaimsStopped,
+    check_arguments,
     check_claim,
     latest_claims,
     measures,
@@ -113,6 +114,15 @@ def test_command_refuses_bad_arguments_with_one_line(tmp_path):
     finished = subprocess.run([sys.executable, "-m", "gapdemo", "claims", "--seeds", "0", "--runs-dir", str(tmp_path)],
                               capture_output=True, text=True, timeout=120)
     assert finished.returncode == 2 and finished.stderr.strip().splitlines()[-1].startswith("error: seeds")
+
+
+@pytest.mark.parametrize("dataset", ["synthetic", "folder"])
+def test_claims_refuse_a_synthetic_set_their_unseen_position_run_cannot_draw(dataset, tmp_path):
+    """Whatever the chosen data, the unseen-position run draws synthetic pets: its bounds are asked once."""
+    config = tiny_config(str(tmp_path))
+    config.data.dataset, config.data.data_dir, config.data.synthetic_size = dataset, str(tmp_path), 9
+    with pytest.raises(ValueError, match=r"^The synthetic data set needs at least 10 images, got 9\.$"):
+        check_arguments(config, 1)
 
 
 def test_registry_numbers_the_four_claims_in_order_and_refuses_unknown_keys():

@@ -1,9 +1,11 @@
-"""validate_run_config: every rule, as the one sentence the sidebar and the CLI show, and its boundaries."""
+"""validate_run_config: every rule, as the one sentence the sidebar and the CLI show, and its boundaries; the data
+sources refuse with the same sentences."""
 
 import pytest
 
-from gapdemo.config import tiny_config
+from gapdemo.config import MAX_SYNTHETIC_TRAIN_SIZE, tiny_config
 from gapdemo.data.roots import ROOTS_VARIABLE
+from gapdemo.data.sources import DataError, load_splits
 from gapdemo.model.backends import BACKENDS
 from gapdemo.validation import validate_run_config
 
@@ -47,6 +49,13 @@ RULES = {
     "learning rate 0": ({"train.learning_rate": 0.0}, "Learning rate must be above 0 and at most 1."),
     "learning rate above 1": ({"train.learning_rate": 1.5}, "Learning rate must be above 0 and at most 1."),
     "one training image": ({"data.train_size": 1, "train.batch_size": 1}, "Use at least 2 training images."),
+    "training images not a whole number": ({"data.train_size": 2.5}, "The number of training images must be a "
+                                                                      "whole number, got 2.5."),
+    "synthetic set too small": ({"data.synthetic_size": 9}, "The synthetic data set needs at least 10 images, got 9."),
+    "synthetic training images beyond the cap": (
+        {"data.train_size": MAX_SYNTHETIC_TRAIN_SIZE + 1},
+        f"The synthetic data set draws at most {MAX_SYNTHETIC_TRAIN_SIZE:,} training images (all held in memory); "
+        f"ask for fewer than {MAX_SYNTHETIC_TRAIN_SIZE + 1:,}."),
     "batch larger than the training set": ({"data.train_size": 10, "train.batch_size": 16},
                                            "Batch size 16 is larger than the 10 training images; lower it or use "
                                            "more images."),
@@ -57,6 +66,26 @@ RULES = {
 def test_each_rule_gives_its_one_sentence(rule):
     changes, sentence = RULES[rule]
     assert validate_run_config(config_with(**changes), served=False) == [sentence]
+
+
+DATA_RULES = ["image too small", "image too large", "unknown data set", "one training image",
+              "training images not a whole number", "synthetic set too small", "synthetic training images beyond the cap"]
+
+
+@pytest.mark.parametrize("rule", DATA_RULES)
+def test_the_data_sources_refuse_with_the_gates_sentence(rule):
+    changes, sentence = RULES[rule]
+    with pytest.raises(DataError) as refused:
+        load_splits(config_with(**changes).data)  # called directly, without the gate
+    assert str(refused.value) == sentence
+
+
+@pytest.mark.parametrize("rule", ["folder without a path", "missing folder"])
+def test_the_folder_source_refuses_a_path_with_the_gates_sentence_and_the_layout_it_needs(rule):
+    changes, sentence = RULES[rule]
+    with pytest.raises(DataError, match="one sub-folder per class") as refused:
+        load_splits(config_with(**changes).data)
+    assert str(refused.value).startswith(sentence + " ")
 
 
 @pytest.mark.parametrize("changes", [

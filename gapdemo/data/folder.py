@@ -22,6 +22,7 @@ from gapdemo.config import DataConfig
 from gapdemo.data import decode
 from gapdemo.data.cache import ENTRY_PART, CacheRequest, cache_root, entry_key, entry_label
 from gapdemo.data.cache_writer import EntryWriter, load_or_decode
+from gapdemo.data.roots import folder_path_problem
 from gapdemo.data.splits import SPLITS, DataError, DecodedSource, Progress, split_sizes
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp"}
@@ -64,13 +65,10 @@ def cache_request(config: DataConfig, listing: FolderListing) -> CacheRequest:
 
 def scan_folder(data_dir: str | None) -> FolderListing:
     """The two class folders (sorted sub-folders) and each one's image files (sorted), with a fingerprint."""
-    if not data_dir:
-        raise DataError("The folder data set needs a folder path; give one with a sub-folder per class, "
-                        "e.g. PetImages/ holding Cat/ and Dog/.")
+    problem = folder_path_problem(data_dir, None)  # the gate's sentence (gapdemo.validation), and how to fix it
+    if problem:
+        raise DataError(f"{problem} Give a folder with one sub-folder per class, e.g. PetImages/ holding Cat/ and Dog/.")
     root = pathlib.Path(data_dir).expanduser()
-    if not root.is_dir():
-        raise DataError(f"Folder {root} does not exist; give a folder with one sub-folder per class, "
-                        "e.g. PetImages/ holding Cat/ and Dog/.")
     class_dirs = sorted((path for path in root.iterdir() if path.is_dir() and not path.name.startswith(".")),
                         key=lambda path: path.name)
     _refuse_names_differing_in_case(root, [path.name for path in class_dirs])

@@ -70,3 +70,16 @@ def is_readable_folder(path: str | os.PathLike, roots: Sequence[Path] | None) ->
     if not is_under_roots(path, roots):
         return False
     return resolve_path(path).is_dir()
+
+
+def folder_path_problem(data_dir: str | None, roots: Sequence[Path] | None) -> str | None:
+    """The sentence for a folder source whose path cannot be read under roots, or None when it can.
+
+    A path outside the roots gets the sentence of a missing folder, so the answer never tells whether
+    something exists outside them.
+    """
+    if not data_dir:
+        return "The folder data set needs a folder path."
+    if not is_readable_folder(data_dir, roots):
+        return f"The folder {data_dir} does not exist."
+    return None

@@ -21,8 +21,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from gapdemo.config import DATASETS, MAX_SYNTHETIC_TRAIN_SIZE, DataConfig, validate_image_size
+from gapdemo.config import DataConfig
 from gapdemo.data import cache, cats_vs_dogs, folder
+from gapdemo.data.checks import refuse_problems, refuse_unloadable, synthetic_problems
 from gapdemo.data.decode import decode_image_file  # noqa: F401  (re-exported: the benchmarks decode one file)
 from gapdemo.data.splits import (
     SPLIT_FRACTIONS,
@@ -105,11 +106,7 @@ def load_splits(config: DataConfig, progress: Progress | None = None) -> tuple[D
     The synthetic and folder sources need no TensorFlow here. Raises as load_data does, and
     DataError when a split has no images.
     """
-    validate_image_size(config.image_size)
-    if config.dataset not in DATASETS:
-        raise ValueError(f"unknown data set {config.dataset!r}; choose one of {', '.join(DATASETS)}")
-    if config.train_size is not None and (not isinstance(config.train_size, int) or config.train_size < 1):
-        raise ValueError(f"train size must be a positive integer or None, got {config.train_size!r}")
+    refuse_unloadable(config)
     report = progress or ignore_progress
     loader = {"synthetic": _synthetic_source, "cats_vs_dogs": cats_vs_dogs.load_cats_vs_dogs,
               "folder": folder.load_folder}
@@ -134,7 +131,7 @@ def load_test_split(config: DataConfig) -> tuple[np.ndarray, np.ndarray, list[st
     ones a run was tested on); the others decode or open their cache as load_splits does.
     """
     if config.dataset == "synthetic":
-        validate_image_size(config.image_size)
+        refuse_unloadable(config)
         splits, class_names, _ = _load_synthetic(config, ignore_progress, names=("test",))
     else:
         source, _ = load_splits(config)
@@ -222,15 +219,10 @@ def synthetic_split_counts(config: DataConfig) -> dict[str, int]:
     (a tenth each); while train_size fits in synthetic_size's 80%, changing it leaves them alone.
 
     Raises:
-        DataError when synthetic_size is below 10 or train_size above MAX_SYNTHETIC_TRAIN_SIZE.
+        DataError with synthetic_problems' sentences.
     """
-    train_size = config.train_size
-    if config.synthetic_size < 10:
-        raise DataError(f"The synthetic data set needs at least 10 images, got {config.synthetic_size}; raise its size.")
-    if train_size is not None and train_size > MAX_SYNTHETIC_TRAIN_SIZE:
-        raise DataError(f"The synthetic data set draws at most {MAX_SYNTHETIC_TRAIN_SIZE:,} training images "
-                        f"(they are all held in memory), got {train_size:,}; ask for fewer.")
-    total = config.synthetic_size
+    refuse_problems(synthetic_problems(config))
+    train_size, total = config.train_size, config.synthetic_size
     if train_size is not None:
         total = max(total, math.ceil(train_size / SPLIT_FRACTIONS[0]))
         while split_sizes(total)[0] < train_size:  # rounding the held-out splits up can leave one short
