@@ -60,12 +60,6 @@ class ClaimsRunner:
         with self._lock:
             return self._thread is not None and self._thread.is_alive()
 
-    def wait(self, timeout: float | None = None) -> bool:
-        thread = self._thread
-        if thread is not None:
-            thread.join(timeout)
-        return not self.is_running()
-
     def status(self) -> dict:
         """state (idle/running/stopping/finished/stopped/failed), message, fraction, result, elapsed_seconds."""
         with self._lock:
