@@ -140,6 +140,16 @@ def test_on_a_terminal_each_epoch_is_a_bar_left_full_with_its_rate():
     assert "compiling the training step" in stream.getvalue()  # shown in the bar while it lasted
 
 
+def test_on_a_terminal_the_data_bar_ends_full_when_training_begins():
+    stream = Terminal()
+    display = cli_progress.RunProgress(1, stream=stream)
+    display.show({"phase": "loading data", "message": "Decoding images 10/90", "fraction": 0.11})
+    display.show(epoch_progress(1, 0, "compiling", rate=0.0, epochs=1))  # a poll missed the rest of the loading
+    display.close()
+    screen = [part.split("\r")[-1] for part in stream.getvalue().split("\n")]
+    assert screen[0].startswith("loading data 100%|") and "Decoding" not in screen[0], screen
+
+
 def test_a_polled_view_counts_an_epochs_last_progress_seen_with_its_rows():
     stream = io.StringIO()
     display = cli_progress.RunProgress(2, stream=stream)

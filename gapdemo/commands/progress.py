@@ -214,6 +214,9 @@ class RunProgress:
     def _bar_for(self, epoch: int | None, total: int, desc: str, bar_format: str, initial: int = 0):
         """The open bar when it shows this epoch (None: loading data), else a new one in its place."""
         if self.bar is None or self.bar_epoch != epoch:
+            if self.bar is not None and self.bar_epoch is None and self.bar.n < self.bar.total:
+                self.bar.n = self.bar.total  # training begins, so the data are loaded: a poll missed the end
+                self.bar.set_postfix_str("", refresh=False)
             self._close_bar()
             self.bar = tqdm(total=total, initial=initial, desc=desc, bar_format=bar_format, file=self.stream,
                             leave=True, mininterval=0.1, **bar_size(self.stream))
