@@ -1,8 +1,11 @@
 """The CLI's default run as a newcomer types it: wall time, CPU busy and idle seconds, against the engine before #17.
 
   cli        python -m gapdemo train (synthetic, 100 px, 2,000 images, 10 epochs, fc + fc_dropout + gap)
-  baseline   the same with --engine-baseline: tf.data's autotuning on, as before the idle gaps between
-             epochs were removed (deleting each autotuned iterator waited for the tuner's thread)
+  baseline   the same command and settings, its run trained by the engine before #17
+             (benchmarks.training.BaselineTrainer: no model pool, Keras' step over the summed loss, tf.data's
+             autotuning on, so deleting each autotuned iterator waits for the tuner's thread). The product
+             has no such option: a child `python -m benchmarks.cli_run --baseline-child <train options>`
+             runs gapdemo's own CLI (gapdemo.cli.main) with every job's trainer swapped for that baseline
 
 Each run is a fresh process. Its CPU time is exact (the reaped child's rusage); while it trains, its
 CPU is also read from /proc every 0.5 s, from the first progress line with images/s to its exit, so
@@ -24,12 +27,15 @@ import threading
 import time
 
 from benchmarks import common
+from gapdemo import cli
+from gapdemo.training.job import TrainingJob
 
 KEY, TITLE = "cli_run", "1b. The CLI's default run: idle gaps and CPU busy"
 BUSY_TARGET = 1.80  # CPU seconds per wall second over the training (2 cores = 2.00)
 WALL_TARGET = 0.85  # wall(cli) / wall(baseline)
 SAMPLE_SECONDS = 0.5
 IDLE_BELOW = 0.25  # CPU seconds per second under which a sample counts as idle
+BASELINE_CHILD = "--baseline-child"  # first argument of the child that trains through the baseline
 QUICK_ARGUMENTS = ["--image-size", "32", "--train-size", "128", "--epochs", "3", "--batch-size", "16",
                    "--backends", "fc,gap"]
 
@@ -52,12 +58,16 @@ class StderrWatcher(threading.Thread):
             self.tail = (self.tail + chunk)[-4000:]
 
 
-def run_cli(arguments: list[str], runs_dir: str) -> dict:
-    """One CLI run: wall and CPU seconds, CPU busy and idle seconds while training, the job's own time."""
+def run_cli(arguments: list[str], runs_dir: str, baseline: bool = False) -> dict:
+    """One CLI run: wall and CPU seconds, CPU busy and idle seconds while training, the job's own time.
+
+    baseline: the same command with its run trained by the engine before #17 (train_through_baseline).
+    """
+    command = ["benchmarks.cli_run", BASELINE_CHILD] if baseline else ["gapdemo", "train"]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    process = subprocess.Popen([sys.executable, "-m", "gapdemo", "train", *arguments, "--runs-dir", runs_dir,
-                                "--json"], cwd=common.REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process = subprocess.Popen([sys.executable, "-m", *command, *arguments, "--runs-dir", runs_dir, "--json"],
+                               cwd=common.REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     watcher = StderrWatcher(process.stderr)
     watcher.start()
     samples = []  # (time, CPU seconds) while training
@@ -72,8 +82,6 @@ def run_cli(arguments: list[str], runs_dir: str) -> dict:
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if process.returncode:
         raise RuntimeError(f"gapdemo train failed: {watcher.tail.decode(errors='replace')[-2000:]}")
-
-
     result = json.loads(stdout.strip().splitlines()[-1])
     rates = [(c2 - c1) / (t2 - t1) for (t1, c1), (t2, c2) in zip(samples[:-1], samples[1:], strict=True) if t2 > t1]
     training = samples[-1][0] - samples[0][0] if len(samples) > 1 else 0.0
@@ -93,8 +101,7 @@ def measure(args) -> dict:
     with tempfile.TemporaryDirectory(prefix="gapdemo-cli-") as runs_dir:
         for repeat in range(repeats):
             for name in (["cli", "baseline"] if repeat % 2 == 0 else ["baseline", "cli"]):
-                extra = ["--engine-baseline"] if name == "baseline" else []
-                runs[name].append(run_cli(arguments + extra, runs_dir))
+                runs[name].append(run_cli(arguments, runs_dir, baseline=name == "baseline"))
                 run = runs[name][-1]
                 print(f"  {name}: {run['wall']:.1f} s wall, CPU busy {run['cpu'] / run['wall']:.0%} overall and "
                       f"{run['training_busy']:.0%} while training, {run['idle_seconds']:.1f} s idle "
@@ -111,7 +118,8 @@ def build_report(runs: dict, quick: bool):
     busy = median("cli", "training_busy")
     rows = []
     for name, label in (("cli", "python -m gapdemo train (as shipped)"),
-                        ("baseline", "the same, --engine-baseline (tf.data autotuning on, before #17)")):
+                        ("baseline", "the same, engine before #17 (no model pool, summed-loss step, "
+                                     "tf.data autotuning on)")):
         overall = common.median([run["cpu"] / run["wall"] for run in runs[name]])
         rows.append([label, f"{median(name, 'wall'):.1f}", f"{median(name, 'job_seconds'):.1f}", f"{overall:.0%}",
                      f"{median(name, 'training_busy'):.0%}", f"{median(name, 'idle_seconds'):.1f}", "", ""])
@@ -140,7 +148,19 @@ def build_report(runs: dict, quick: bool):
     return table, notes
 
 
+def train_through_baseline(arguments: list[str]) -> int:
+    """python -m gapdemo train arguments, in this process, every job trained by benchmarks.training.BaselineTrainer."""
+    # deferred: it imports TensorFlow, which only this child needs (the parent measures, never trains)
+    from benchmarks.training import BaselineJob
+
+    TrainingJob.new_trainer = BaselineJob.new_trainer  # the CLI's job (a TrainingJob) trains through the baseline
+    return cli.main(["train", *arguments])
+
+
 def main(argv=None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == [BASELINE_CHILD]:
+        sys.exit(train_through_baseline(argv[1:]))
     args = common.parse_args(__doc__.splitlines()[0], add_arguments, argv)
     load_before = common.load_average()
     runs = measure(args)

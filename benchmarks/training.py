@@ -7,7 +7,9 @@ each with validation after every epoch:
              batches per call, streaming after every call, batch-norm recalibration before each
              validation, per-epoch saves and probes
   engine, recalibrate_bn=False   the same without the recalibration (extra computation, not streaming)
-  engine baseline   the engine before #17 (tf.data autotuning on: an idle wait after every fit and evaluate)
+  engine baseline   the engine before #17: no model pool, Keras' step over the summed loss (all heads at once
+             instead of one at a time), tf.data autotuning on (an idle wait after every fit and evaluate).
+             It lives here only (BaselineJob, BaselineTrainer), built from the trainer's parts
   bare       a plain model.fit of the same lockstep model, compiled the same way, nothing else
   bare, 1 batch per call   the same with Keras' default steps_per_execution=1
   tutorial   the tutorial's way: build_model per back-end and one plain model.fit each, in turn
@@ -20,11 +22,19 @@ Usage: python -m benchmarks.training [--quick] [--results PATH]
 from __future__ import annotations
 
 import collections
+import dataclasses
 import tempfile
 import time
 
 from benchmarks import common
-from gapdemo.config import TrainConfig
+from gapdemo import runs
+from gapdemo.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from gapdemo.model.backends import LockstepModels, build_lockstep_models, build_model
+from gapdemo.training import epoch_end, saving, streaming
+from gapdemo.training.feeder import BatchFeeder
+from gapdemo.training.job import TrainingJob
+from gapdemo.training.step import TrainingStep
+from gapdemo.training.trainer import Trainer
 
 KEY, TITLE = "training", "1-2. Lockstep vs the tutorial's way, and streaming overhead"
 LOCKSTEP_TARGET = 0.85  # engine / tutorial
@@ -47,8 +57,6 @@ def sizes(args) -> dict:
 
 
 def run_config(size: dict, runs_dir: str):
-    from gapdemo.config import DataConfig, ModelConfig, RunConfig, TrainConfig
-
     return RunConfig(
         data=DataConfig(image_size=size["image_size"], train_size=size["train_size"],
                         synthetic_size=int(round(size["train_size"] / 0.8))),
@@ -57,15 +65,61 @@ def run_config(size: dict, runs_dir: str):
     )
 
 
+# ----- the engine before #17, kept here only: the trainer's parts as they were then -----
+
+
+class BaselineFeeder(BatchFeeder):
+    """Feeds with tf.data's autotuning on: deleting each iterator waits for the tuner's thread."""
+
+    def pipeline(self, dataset):
+        return common.per_backend_labels(dataset, self.backends)
+
+
+class BaselineStep(TrainingStep):
+    """No model pool (every run compiles and traces afresh) and Keras' own step over the summed loss,
+    which keeps every head's activations alive at once (the shipped step takes one head at a time)."""
+
+    def build_models(self, precision: str) -> LockstepModels:
+        # here, not at the top: imported after gapdemo, whose hook keeps TensorFlow's start-up lines quiet
+        import keras
+
+        models = super().build_models(precision)
+        outputs = {backend: models.backend_models[backend].outputs[0] for backend in self.backends}
+        summed = keras.Model(models.training_model.inputs[0], outputs, name="lockstep")  # the same layers
+        return dataclasses.replace(models, training_model=summed)
+
+    def take_pooled(self):
+        return None
+
+    def give_back(self) -> None:
+        pass
+
+
+class BaselineTrainer(Trainer):
+    """gapdemo's Trainer with the parts of the engine before #17."""
+
+    def __init__(self, config, run_dir, events=None, data_loader=None):
+        super().__init__(config, run_dir, events, data_loader)
+        self.feeder = BaselineFeeder(config, self.events, data_loader)
+        self.step = BaselineStep(config)
+
+
+class BaselineJob(TrainingJob):
+    """A TrainingJob that trains through BaselineTrainer."""
+
+    def new_trainer(self, events):
+        return BaselineTrainer(self.config, self.run_dir, events, data_loader=self.data_loader)
+
+
 class EngineClock:
     """Wraps the engine's per-batch and per-epoch hooks to attribute its time (a few us per call).
 
     Times are kept per label (the candidate running), so two engine candidates do not mix.
     """
 
-    WRAPPED = (("trainer", "Trainer", "record_batch"), ("trainer", "Trainer", "finish_epoch"),
-               ("trainer", "Trainer", "record_probes"), ("trainer", "Trainer", "write_tensorboard"),
-               ("runs", None, "save_model_atomic"), ("trainer", None, "recalibrate_batch_norm"))
+    WRAPPED = ((streaming.BatchStream, "record_batch"), (Trainer, "finish_epoch"),
+               (saving.RunWriter, "record_probes"), (saving.RunWriter, "write_tensorboard"),
+               (runs, "save_models_atomic"), (epoch_end, "recalibrate_batch_norm"))
 
     def __init__(self):
         self.label = ""
@@ -73,13 +127,8 @@ class EngineClock:
         self.calls = collections.defaultdict(int)
 
     def install(self) -> None:
-        import importlib
-
-        for module_name, class_name, function_name in self.WRAPPED:
-            owner = importlib.import_module(f"gapdemo.{module_name}")
-            owner = getattr(owner, class_name) if class_name else owner
-            if hasattr(owner, function_name):  # hooks another engineer removes are simply not timed
-                setattr(owner, function_name, self._timed(function_name, getattr(owner, function_name)))
+        for owner, function_name in self.WRAPPED:
+            setattr(owner, function_name, self._timed(function_name, getattr(owner, function_name)))
 
     def _timed(self, name, function):
         def wrapper(*args, **kwargs):
@@ -94,21 +143,14 @@ class EngineClock:
 
 def make_candidates(config, data, clock: EngineClock) -> dict:
     """name -> callable that trains once and returns its wall time in seconds."""
-    import dataclasses
-
-    import keras
-
-    from gapdemo.model.backends import build_lockstep_models, build_model
-    from gapdemo.training.job import TrainingJob
-
     backends, epochs = list(config.model.backends), config.train.epochs
     model_options = {"image_size": config.data.image_size, "seed": config.model.seed,
                      "bn_momentum": config.model.bn_momentum, "dropout_rate": config.model.dropout_rate}
 
-    def engine_with(run_config, label, engine_baseline=False):
+    def engine_with(run_config, label, job_class=TrainingJob):
         def engine():
             clock.label = label
-            job = TrainingJob(run_config, data_loader=common.fixed_loader(data), engine_baseline=engine_baseline)
+            job = job_class(run_config, data_loader=common.fixed_loader(data))
             start = time.perf_counter()
             state = job.run()
             elapsed = time.perf_counter() - start
@@ -130,6 +172,8 @@ def make_candidates(config, data, clock: EngineClock) -> dict:
         return bare
 
     def tutorial():
+        # here, not at the top: imported after gapdemo, whose hook keeps TensorFlow's start-up lines quiet
+        import keras
         import tensorflow as tf
 
         start = time.perf_counter()
@@ -143,7 +187,7 @@ def make_candidates(config, data, clock: EngineClock) -> dict:
 
     plain = dataclasses.replace(config, train=dataclasses.replace(config.train, recalibrate_bn=False))
     candidates = {"engine": engine_with(config, "engine"),
-                  "engine_baseline": engine_with(config, "engine_baseline", engine_baseline=True),
+                  "engine_baseline": engine_with(config, "engine_baseline", BaselineJob),
                   "engine_no_recalibration": engine_with(plain, "engine_no_recalibration"),
                   "bare": bare_with(config.train.steps_per_execution)}
     if config.train.steps_per_execution != 1:
@@ -153,10 +197,6 @@ def make_candidates(config, data, clock: EngineClock) -> dict:
 
 def warm_up(config, data) -> None:
     """An untimed two-batch engine run: one-time imports (saving, TensorBoard) and thread pools start here."""
-    import dataclasses
-
-    from gapdemo.training.job import TrainingJob
-
     small = dataclasses.replace(data, train=data.train.take(2), validation=data.validation.take(1))
     TrainingJob(dataclasses.replace(config, train=dataclasses.replace(config.train, epochs=1)),
                 data_loader=common.fixed_loader(small)).run()
@@ -168,7 +208,7 @@ def paired_ratios(numerator: list, denominator: list) -> list[float]:
 
 
 LABELS = {"engine": "engine (TrainingJob, as shipped)",
-          "engine_baseline": "engine before #17 (engine_baseline=True: tf.data autotuning on)",
+          "engine_baseline": "engine before #17 (BaselineJob: no model pool, summed-loss step, tf.data autotuning on)",
           "engine_no_recalibration": "engine, recalibrate_bn=False",
           "bare": "bare model.fit of the lockstep model, compiled as the engine compiles it",
           "bare_one_per_call": "bare model.fit of the lockstep model, 1 batch per call"}
@@ -233,16 +273,16 @@ def build_report(seconds: dict, cpu_seconds: dict, clock: EngineClock, size: dic
 
 def overhead_note(seconds: dict, cpu_seconds: dict, clock: EngineClock, size: dict, overhead: float) -> str:
     """Why target 2 was missed: the engine's fixed per-epoch work against this run's short epochs."""
-    runs = max(size["repeats"], 1)
-    fixed = clock.seconds["engine", "finish_epoch"] / runs
-    streaming = clock.seconds["engine", "record_batch"] / runs
+    run_count = max(size["repeats"], 1)
+    fixed = clock.seconds["engine", "finish_epoch"] / run_count
+    streaming_seconds = clock.seconds["engine", "record_batch"] / run_count
     engine = common.median(seconds["engine_no_recalibration"])
     cpu_overhead = paired(cpu_seconds, "engine_no_recalibration", "bare") - 1
     spread = common.spread(seconds["engine_no_recalibration"]) / engine
     return (f"Target 2 missed on the wall clock ({overhead:+.1%}; {cpu_overhead:+.1%} on the CPU clock). Per run, "
             f"finish_epoch (saving the models so no finished epoch is lost, the probes, TensorBoard) took "
-            f"{fixed:.2f} s, {fixed / engine:.1%} of the run, and streaming the batches {streaming:.3f} s "
-            f"({streaming / engine:.2%}); the rest lies within the wall-clock range of the runs ({spread:.0%}). "
+            f"{fixed:.2f} s, {fixed / engine:.1%} of the run, and streaming the batches {streaming_seconds:.3f} s "
+            f"({streaming_seconds / engine:.2%}); the rest lies within the wall-clock range of the runs ({spread:.0%}). "
             "The per-epoch work is fixed, so its share shrinks as epochs grow (see above).")
 
 
@@ -260,14 +300,14 @@ def setup_note(size: dict, steps_per_execution: int) -> str:
 def engine_time_note(seconds: dict, clock: EngineClock, size: dict) -> str:
     epochs = max(size["repeats"] * size["epochs"], 1)
     per_epoch = {name: clock.seconds["engine", name] / epochs
-                 for name in ("recalibrate_batch_norm", "finish_epoch", "save_model_atomic", "record_probes",
+                 for name in ("recalibrate_batch_norm", "finish_epoch", "save_models_atomic", "record_probes",
                               "write_tensorboard")}
     per_batch_ms = 1000 * clock.seconds["engine", "record_batch"] / max(clock.calls["engine", "record_batch"], 1)
     epoch_seconds = common.median(seconds["engine"]) / size["epochs"]
     fixed = per_epoch["finish_epoch"]
     return (f"Where the engine's extra time goes, per epoch (wall, mean): batch-norm recalibration "
             f"{per_epoch['recalibrate_batch_norm']:.2f} s; finish_epoch {fixed:.2f} s, of which saving the models "
-            f"{per_epoch['save_model_atomic']:.2f} s, probes {per_epoch['record_probes']:.2f} s (counting the one "
+            f"{per_epoch['save_models_atomic']:.2f} s, probes {per_epoch['record_probes']:.2f} s (counting the one "
             f"before training) and TensorBoard {per_epoch['write_tensorboard']:.2f} s; streaming "
             f"{per_batch_ms:.2f} ms per call into TensorFlow. An engine epoch took about {epoch_seconds:.1f} s here; the "
             f"finish_epoch work would be about {fixed / (epoch_seconds * 2000 / size['train_size']):.1%} of an "

@@ -8,9 +8,16 @@ import pytest
 
 from gapdemo import runs
 from gapdemo.config import tiny_config
-from gapdemo.model.backends import BACKENDS
+from gapdemo.data.pipeline import make_pipeline
+from gapdemo.model import pool as model_pool
+from gapdemo.model.backends import BACKENDS, build_model
+from gapdemo.model.batchnorm import recalibrate_batch_norm, training_forward
+from gapdemo.model.lockstep import LockstepModel
+from gapdemo.training import streaming
 from gapdemo.training.events import TrainingEvents
 from gapdemo.training.job import JobManager, TrainingJob
+from gapdemo.training.trainer import Trainer
+from gapdemo.validation import validate_run_config
 from toy_data import toy_arrays, toy_loader, toy_pipeline
 
 
@@ -91,8 +98,6 @@ def test_several_batches_per_call_learn_as_one_per_call_and_stream_per_call(runs
 
 
 def test_batches_per_call_outside_its_range_is_refused(runs_dir):
-    from gapdemo.validation import validate_run_config
-
     config = tiny(runs_dir)
     config.train.steps_per_execution = 0
     assert validate_run_config(config, served=False) == ["Batches per TensorFlow call must be from 1 to 64."]
@@ -185,10 +190,6 @@ def test_invalid_config_is_refused_before_queueing(runs_dir):
 
 
 def test_batch_norm_recalibration_gives_population_statistics():
-    from gapdemo.model.backends import build_model
-    from gapdemo.training.trainer import recalibrate_batch_norm
-    from toy_data import toy_arrays, toy_pipeline
-
     model = build_model("gap", 32, bn_momentum=0.99)
     images, labels = toy_arrays(64)
     dataset = toy_pipeline(images, labels, 16, shuffle=False)
@@ -201,10 +202,6 @@ def test_batch_norm_recalibration_gives_population_statistics():
 
 
 def test_recalibration_reuses_one_traced_forward_pass_across_epochs():
-    from gapdemo.model.backends import build_model
-    from gapdemo.training.trainer import recalibrate_batch_norm, training_forward
-    from toy_data import toy_arrays, toy_pipeline
-
     model = build_model("gap", 32, bn_momentum=0.99)
     images, labels = toy_arrays(40)
     dataset = toy_pipeline(images, labels, 16, shuffle=False)  # batches of 16, 16, 8
@@ -221,10 +218,8 @@ def test_recalibration_reuses_one_traced_forward_pass_across_epochs():
 
 def test_a_job_traces_the_training_step_once(runs_dir, monkeypatch):
     """Variables created inside the first trace make TensorFlow trace a second time; the engine builds them first."""
-    from gapdemo.model import pool as model_pool
-    from gapdemo.model.lockstep import LockstepModel
-
-    model_pool.clear()  # a model kept by an earlier test's run would be traced already
+    config = tiny(runs_dir, epochs=2, train_size=40)
+    model_pool.take(model_pool.shape_key(config))  # a model kept by an earlier test's run would be traced already
     traced_shapes = []
     original = LockstepModel.train_step
 
@@ -233,50 +228,48 @@ def test_a_job_traces_the_training_step_once(runs_dir, monkeypatch):
         return original(self, data)
 
     monkeypatch.setattr(LockstepModel, "train_step", counting_train_step)
-    job = TrainingJob(tiny(runs_dir, epochs=2, train_size=40), data_loader=toy_loader(64))  # batches 16, 16, 8
+    job = TrainingJob(config, data_loader=toy_loader(64))  # batches 16, 16, 8
     assert job.run() == "finished", job.snapshot().message
     assert traced_shapes == [(None, 32, 32, 3)]  # one trace, for any batch size: the short last batch included
 
 
-def test_first_epoch_says_it_is_compiling_until_its_first_batch(runs_dir, monkeypatch):
-    from gapdemo.training.trainer import Trainer
+class PhaseEvents(TrainingEvents):
+    """(phase, epoch, batch) of every progress, and ("batch", epoch, batch) of every call, in order."""
 
-    published = []  # (phase, epoch, batch) in the order the page would see them
-    original_phase, original_batch = Trainer.set_phase, Trainer.record_batch
+    def __init__(self):
+        self.published = []
 
-    def set_phase(self, phase, epoch, batch):
-        published.append((phase, epoch, batch))
-        return original_phase(self, phase, epoch, batch)
+    def on_progress(self, progress):
+        if "epoch" in progress:  # the data loader's progress has none
+            self.published.append((progress["phase"], progress["epoch"], progress["batch"]))
 
-    def record_batch(self, epoch_index, batch, logs):
-        published.append(("batch", epoch_index + 1, batch + 1))
-        return original_batch(self, epoch_index, batch, logs)
+    def on_batch(self, rows, progress):
+        self.published.append(("batch", progress["epoch"], progress["batch"]))
 
-    monkeypatch.setattr(Trainer, "set_phase", set_phase)
-    monkeypatch.setattr(Trainer, "record_batch", record_batch)
-    job = TrainingJob(tiny(runs_dir, epochs=2, train_size=32), data_loader=toy_loader(64))
-    assert job.run() == "finished", job.snapshot().message
+
+def test_first_epoch_says_it_is_compiling_until_its_first_batch(runs_dir):
+    events = PhaseEvents()
+    Trainer(tiny(runs_dir, epochs=2, train_size=32), runs_dir / "phases", events, data_loader=toy_loader(64)).train()
+    published = events.published
     starts = [entry for entry in published if entry[0] in ("compiling", "training")]
     assert starts == [("compiling", 1, 0), ("training", 2, 0)]
     assert published.index(("compiling", 1, 0)) + 1 == published.index(("batch", 1, 1))
-    assert job.snapshot().progress["phase"] != "compiling"
+    assert published[-1] == ("saving", 2, 4)  # toy_loader(64): four batches of 16
 
 
 def test_images_per_second_leave_out_each_epochs_first_call(runs_dir, monkeypatch):
     """The first call of an epoch includes start-up (and tracing in epoch 1); the rate counts from its end."""
-    from gapdemo.training import trainer as trainer_module
-
     config = tiny(runs_dir)  # batch 16
     run_dir = runs_dir / "rate"
     run_dir.mkdir(parents=True)
-    trainer = trainer_module.Trainer(config, run_dir)
-    trainer.batches_per_epoch = 10
+    stream = streaming.BatchStream(config, run_dir, TrainingEvents())
+    stream.start(batches_per_epoch=10, train_images=160)
     clock = iter([100.0, 101.0, 102.0, 200.0, 200.5])  # epoch 1: a 90 s trace before 100.0
-    monkeypatch.setattr(trainer_module.time, "time", lambda: next(clock))
+    monkeypatch.setattr(streaming.time, "time", lambda: next(clock))
     rates = []
     for epoch_index, batch in [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1)]:
-        trainer.record_batch(epoch_index, batch, {})
-        rates.append(trainer.images_per_second)
+        stream.record_batch(epoch_index, batch, {})
+        rates.append(stream.images_per_second)
     assert rates == [0.0, 16.0, 16.0, 16.0, 32.0]
 
 
@@ -317,8 +310,6 @@ class RecordingEvents(TrainingEvents):
 
 def test_trainer_needs_only_config_run_dir_and_events(runs_dir):
     """No job, no queue: the loop reports through its events and writes the run folder itself."""
-    from gapdemo.training.trainer import Trainer
-
     events = RecordingEvents(stop_after_epochs=1)
     run_dir = runs_dir / "plain"
     completed = Trainer(tiny(runs_dir, epochs=3), run_dir, events, data_loader=toy_loader(64)).train()
@@ -334,8 +325,6 @@ def test_trainer_needs_only_config_run_dir_and_events(runs_dir):
 
 def pipeline_loader(train_count, validation_count):
     """toy_loader's data through the real pipeline (gapdemo.data.pipeline: parallel map and prefetch)."""
-    from gapdemo.data.pipeline import make_pipeline
-
     def load(data_config, batch_size, progress=None):
         data = toy_loader(train_count, validation_count)(data_config, batch_size, progress)
         images, labels = toy_arrays(train_count, data_config.image_size, seed=data_config.seed)
@@ -381,8 +370,6 @@ def test_no_fit_or_evaluate_of_the_engine_idles_after_its_last_batch(runs_dir, m
 def test_batch_rows_hold_each_batchs_own_loss_and_accuracy(runs_dir, backends):
     """Not Keras' running mean since the epoch began: with a zero learning rate the weights never
     change, so every row must equal the model's loss and accuracy on that very batch."""
-    from gapdemo.training.trainer import Trainer
-
     config = tiny(runs_dir, backends, epochs=2, train_size=40)  # batches of 16, 16 and 8
     config.train.learning_rate = 0.0
     config.train.recalibrate_bn = False
@@ -415,8 +402,6 @@ def test_batch_rows_hold_each_batchs_own_loss_and_accuracy(runs_dir, backends):
 
 def test_a_run_reusing_the_last_runs_compiled_model_trains_exactly_as_a_fresh_one(runs_dir):
     """The model pool keeps the traced step; weights, seed states and optimizer start afresh each run."""
-    from gapdemo.model import pool as model_pool
-
     def run(seed, backends=("fc_dropout", "gap"), dropout_rate=0.5):
         config = tiny(runs_dir, backends=backends, epochs=2)
         config.model.seed, config.train.seed = seed, seed
@@ -427,7 +412,7 @@ def test_a_run_reusing_the_last_runs_compiled_model_trains_exactly_as_a_fresh_on
         model_pool.give_back(model_pool.shape_key(config), kept)
         return runs.read_epoch_metrics(runs_dir / job.snapshot().run_id), kept.models.training_model
 
-    model_pool.clear()
+    model_pool.take(model_pool.shape_key(tiny(runs_dir, backends=("fc_dropout", "gap"))))  # not an earlier test's
     fresh, first_model = run(seed=1)
     other, second_model = run(seed=2)  # same shape: reuses the model, loading seed 2's initial weights
     again, third_model = run(seed=1)  # again, after seed 2 moved every weight, seed state and Adam moment
@@ -440,8 +425,6 @@ def test_a_run_reusing_the_last_runs_compiled_model_trains_exactly_as_a_fresh_on
 
 def test_a_kept_model_trains_another_dropout_rate_exactly_as_a_fresh_one(runs_dir):
     """The dropout rate is a variable: a sweep over rates reuses one traced step and each rate still applies."""
-    from gapdemo.model import pool as model_pool
-
     def run(dropout_rate):
         config = tiny(runs_dir, backends=("fc_dropout",), epochs=2)
         config.model.dropout_rate = dropout_rate
@@ -452,9 +435,10 @@ def test_a_kept_model_trains_another_dropout_rate_exactly_as_a_fresh_one(runs_di
         run_dir = runs_dir / job.snapshot().run_id
         return runs.read_epoch_metrics(run_dir), kept.models.training_model, runs.load_models(run_dir)["fc_dropout"]
 
-    model_pool.clear()
+    shape = model_pool.shape_key(tiny(runs_dir, backends=("fc_dropout",)))  # the same for every rate
+    model_pool.take(shape)
     fresh_low, _, _ = run(0.1)
-    model_pool.clear()
+    model_pool.take(shape)
     fresh_high, high_model, _ = run(0.7)
     reused_low, low_model, saved = run(0.1)  # the 0.7 run's compiled model, set to 0.1
     assert low_model is high_model

@@ -196,12 +196,11 @@ class LockstepModels:
 
 
 def build_lockstep_models(backends, image_size: int = 100, seed: int = 0, bn_momentum: float = 0.9,
-                          dropout_rate: float = 0.5, one_head_at_a_time: bool = True) -> LockstepModels:
+                          dropout_rate: float = 0.5) -> LockstepModels:
     """Build every back-end on its own copy of the head; all heads start from identical weights.
 
-    one_head_at_a_time: the training model takes the back-ends' gradients in turn (gapdemo.model.lockstep),
-    holding one head's activations at a time; False = Keras' own step over the summed loss (the
-    engine before, kept for the benchmarks' side-by-side runs).
+    The training model takes the back-ends' gradients in turn (gapdemo.model.lockstep), holding one
+    head's activations at a time.
     """
     import keras
 
@@ -215,11 +214,8 @@ def build_lockstep_models(backends, image_size: int = 100, seed: int = 0, bn_mom
     for backend in backends:
         feature_maps[backend], probabilities[backend] = add_backend(inputs, backend, seed, bn_momentum, dropout_rate)
     backend_models = {b: keras.Model(inputs, probabilities[b], name=b) for b in backends}
-    if one_head_at_a_time:
-        training_model = LockstepModel(inputs, probabilities, name="lockstep")
-        training_model.set_backend_models(backend_models)
-    else:
-        training_model = keras.Model(inputs, probabilities, name="lockstep")
+    training_model = LockstepModel(inputs, probabilities, name="lockstep")
+    training_model.set_backend_models(backend_models)
     return LockstepModels(training_model=training_model, backend_models=backend_models,
                           probe_model=keras.Model(inputs, feature_maps, name="probes"))
 

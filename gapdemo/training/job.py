@@ -99,8 +99,7 @@ class _JobEvents(TrainingEvents):
 class TrainingJob:
     """One run: load data, build the lockstep model, train, publish, save every epoch."""
 
-    def __init__(self, config: RunConfig, data_loader=None, owner: str | None = None, served: bool = False,
-                 engine_baseline: bool = False):
+    def __init__(self, config: RunConfig, data_loader=None, owner: str | None = None, served: bool = False):
         problems = validate_run_config(config, served=served)
         if problems:
             raise ValueError(" ".join(problems))
@@ -109,7 +108,6 @@ class TrainingJob:
         self.run_id = runs.new_run_id()
         self.run_dir = Path(config.train.runs_dir) / self.run_id
         self.data_loader = data_loader  # None: gapdemo.data.sources.load_data
-        self.engine_baseline = engine_baseline  # benchmarks only: gapdemo.training.trainer.Trainer's option of that name
         self._lock = threading.Lock()
         self._stop_event = threading.Event()
         self._done_event = threading.Event()
@@ -189,11 +187,7 @@ class TrainingJob:
         epochs_completed = 0
         try:
             self._claim_run_folder()
-            from gapdemo.training.trainer import Trainer  # TensorFlow loads here, not at import time
-
-            trainer = Trainer(self.config, self.run_dir, _JobEvents(self), data_loader=self.data_loader,
-                              engine_baseline=self.engine_baseline)
-            epochs_completed = trainer.train()
+            epochs_completed = self.new_trainer(_JobEvents(self)).train()
             final_state, message = ("stopped", STOPPED_MESSAGE) if self.stop_requested else ("finished", "")
         except StopRequested:
             final_state, message = "stopped", STOPPED_MESSAGE
@@ -208,6 +202,13 @@ class TrainingJob:
         self._write_final_status(final_state, message, epochs_completed, elapsed)
         self._done_event.set()
         return final_state
+
+    def new_trainer(self, events: TrainingEvents):
+        """The trainer of this run, reporting to events (a subclass may train another way)."""
+        # deferred: the trainer imports TensorFlow (seconds); the page imports this module at start-up
+        from gapdemo.training.trainer import Trainer
+
+        return Trainer(self.config, self.run_dir, events, data_loader=self.data_loader)
 
     def _claim_run_folder(self) -> None:
         """Create the run folder, never one that exists: a clash (two runs in one second) takes a new id."""
