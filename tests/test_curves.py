@@ -1,3 +1,5 @@
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
@@ -19,14 +21,12 @@ def test_batch_values_undo_the_running_mean(weights):
     np.testing.assert_allclose(recovered, own, rtol=1e-12)
 
 
-def test_batch_values_of_a_call_of_several_batches_are_their_mean_and_restart_each_epoch():
+def test_batch_values_of_a_call_of_several_batches_are_their_mean():
     own = [0.8, 0.6, 0.4, 0.2, 1.0, 0.0]
     means, counts = running_means(own, [1] * 6)
     values = BatchValues()
     calls = [values.update({"accuracy": means[k]}, {"accuracy": counts[k]})["accuracy"] for k in (1, 3, 5)]
     np.testing.assert_allclose(calls, [0.7, 0.3, 0.5])  # two batches per call
-    values.start_epoch()
-    assert values.update({"accuracy": 0.25}, {"accuracy": 1})["accuracy"] == 0.25
 
 
 def test_smoothing_zero_returns_the_raw_values():
@@ -87,36 +87,59 @@ def test_downsampling_survives_non_finite_values():
     assert len(indices) <= 20 and 500 in indices and indices[0] == 0 and indices[-1] == 999
 
 
+class FakeJob:
+    """A job's snapshot(batch_start) over a growing list of batch rows, as TrainingJob.snapshot gives them."""
+
+    def __init__(self):
+        self.rows, self.asked = [], []
+
+    def add(self, *rows):
+        self.rows.extend(rows)
+
+    def snapshot(self, batch_start=0):
+        self.asked.append(batch_start)
+        return SimpleNamespace(batch_metrics=self.rows[batch_start:])
+
+
+def batch_row(backend, step, loss, accuracy=0.5):
+    return {"backend": backend, "epoch": 1, "batch": 1, "step": step, "loss": loss, "accuracy": accuracy}
+
+
 def test_curve_history_appends_only_new_rows_per_backend():
-    history = CurveHistory("run")
-    row = lambda backend, step, loss: {"backend": backend, "epoch": 1, "batch": 1, "step": step,  # noqa: E731
-                                       "loss": loss, "accuracy": 0.5}
-    history.extend([row("fc", 0.5, 0.7), row("gap", 0.5, 0.6)], version=3)
-    history.extend([row("fc", 1.0, 0.5), row("gap", 1.0, 0.4)], version=5)
+    history, job = CurveHistory("run"), FakeJob()
+    job.add(batch_row("fc", 0.5, 0.7), batch_row("gap", 0.5, 0.6))
+    history.read(job.snapshot)
+    job.add(batch_row("fc", 1.0, 0.5), batch_row("gap", 1.0, 0.4))
+    assert history.read(job.snapshot).batch_metrics == job.rows[2:]
     series = history.series()
-    assert list(series) == ["fc", "gap"] and history.rows_read == 4 and history.version == 5
+    assert list(series) == ["fc", "gap"] and history.rows_read == 4 and job.asked == [0, 2]
     np.testing.assert_array_equal(series["fc"]["step"], [0.5, 1.0])
     np.testing.assert_array_equal(series["gap"]["loss"], [0.6, 0.4])
 
 
 def test_live_charts_take_new_rows_at_once_then_at_most_once_per_interval():
-    history = CurveHistory("run")
+    history, job = CurveHistory("run"), FakeJob()
     assert history.rows_to_chart(10.0, now=100.0) == 0  # nothing read yet
-    history.extend([{"backend": "gap", "step": 0.1, "loss": 0.7, "accuracy": 0.5}], version=1)
+    job.add(batch_row("gap", 0.1, 0.7))
+    history.read(job.snapshot)
     assert history.rows_to_chart(10.0, now=100.5) == 1  # the first point shows at once
-    history.extend([{"backend": "gap", "step": 0.2, "loss": 0.6, "accuracy": 0.6}], version=2)
+    job.add(batch_row("gap", 0.2, 0.6, 0.6))
+    history.read(job.snapshot)
     assert history.rows_to_chart(10.0, now=105.0) == 1  # the charts keep their figure meanwhile
     assert history.rows_to_chart(10.0, now=110.5) == 2  # ten seconds on: the new row
     assert history.rows_to_chart(10.0, now=111.0) == 2
 
 
 def test_live_charts_take_every_row_read_when_an_epoch_ends_between_refreshes():
-    history = CurveHistory("run")
-    history.extend([{"backend": "gap", "step": 0.5, "loss": 0.7, "accuracy": 0.5}], version=1)
+    history, job = CurveHistory("run"), FakeJob()
+    job.add(batch_row("gap", 0.5, 0.7))
+    history.read(job.snapshot)
     assert history.rows_to_chart(30.0, epochs_completed=0, now=100.0) == 1
-    history.extend([{"backend": "gap", "step": 1.0, "loss": 0.6, "accuracy": 0.6}], version=2)
+    job.add(batch_row("gap", 1.0, 0.6, 0.6))
+    history.read(job.snapshot)
     assert history.rows_to_chart(30.0, epochs_completed=0, now=105.0) == 1  # within the interval: kept
     assert history.rows_to_chart(30.0, epochs_completed=1, now=106.0) == 2  # epoch 1 ended: its last batch too
-    history.extend([{"backend": "gap", "step": 1.5, "loss": 0.5, "accuracy": 0.7}], version=3)
+    job.add(batch_row("gap", 1.5, 0.5, 0.7))
+    history.read(job.snapshot)
     assert history.rows_to_chart(30.0, epochs_completed=1, now=110.0) == 2  # same epoch count: throttled again
     assert history.rows_to_chart(30.0, epochs_completed=1, now=136.5) == 3

@@ -50,11 +50,6 @@ def give_back(key: tuple, pooled: PooledModels) -> None:
         _kept[key] = pooled
 
 
-def clear() -> None:
-    with _lock:
-        _kept.clear()
-
-
 def load_fresh_state(pooled_model, fresh_model, learning_rate: float) -> None:
     """Give pooled_model fresh_model's variables (weights, batch-norm statistics, seed states) and a new optimizer state.
 

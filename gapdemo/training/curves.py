@@ -1,6 +1,6 @@
 """Training curves as arrays: each batch's own values, TensorBoard-like smoothing, bounded downsampling.
 
-Maths only (numpy): gapdemo.training.trainer turns Keras' running means into per-batch values with
+Maths only (numpy): gapdemo.training.streaming turns Keras' running means into per-batch values with
 BatchValues, gapdemo.charts draws what smooth_ema and downsample_indices return, and the page keeps
 a run's curves in CurveHistory, appending only the rows that arrived since its last poll.
 """
@@ -28,9 +28,6 @@ class BatchValues:
 
     def __init__(self):
         self.totals: dict[str, tuple[float, float]] = {}  # name -> (count so far, count * mean)
-
-    def start_epoch(self) -> None:
-        self.totals = {}
 
     def update(self, means: dict[str, float], counts: dict[str, float]) -> dict[str, float]:
         """Values since the last update; means and counts are cumulative within the epoch, keyed alike."""
@@ -115,7 +112,6 @@ class CurveHistory:
     def __init__(self, run_id: str):
         self.run_id = run_id
         self.rows_read = 0  # batch rows taken from the job so far (JobSnapshot.batch_start of the next read)
-        self.version = -1  # the snapshot version last read
         self._lock = threading.Lock()
         self._columns: dict[str, dict[str, list[float]]] = {}  # backend -> step/loss/accuracy lists
         self.charted_rows, self.charted_at = 0, 0.0  # rows the live charts last showed, and when (monotonic)
@@ -143,21 +139,12 @@ class CurveHistory:
         and return that snapshot; one caller at a time, so two tabs never append the same rows."""
         with self._lock:
             snapshot = snapshot_from(self.rows_read)
-            self._extend(snapshot.batch_metrics, snapshot.version)
+            for row in snapshot.batch_metrics:  # gapdemo.runs.BATCH_FIELDS
+                columns = self._columns.setdefault(row["backend"], {name: [] for name in SERIES_FIELDS})
+                for name, values in columns.items():
+                    values.append(float(row[name]))
+            self.rows_read += len(snapshot.batch_metrics)
             return snapshot
-
-    def extend(self, rows: list[dict], version: int) -> None:
-        """Append batch rows (gapdemo.runs.BATCH_FIELDS) that follow the ones already read."""
-        with self._lock:
-            self._extend(rows, version)
-
-    def _extend(self, rows: list[dict], version: int) -> None:
-        for row in rows:
-            columns = self._columns.setdefault(row["backend"], {name: [] for name in SERIES_FIELDS})
-            for name, values in columns.items():
-                values.append(float(row[name]))
-        self.rows_read += len(rows)
-        self.version = max(self.version, version)
 
     def series(self) -> dict[str, dict[str, np.ndarray]]:
         """backend -> {"step", "loss", "accuracy"} arrays, back-ends in order of first appearance."""
