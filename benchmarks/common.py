@@ -23,6 +23,9 @@ from pathlib import Path
 
 import psutil
 
+from gapdemo.config import DataConfig
+from gapdemo.data.sources import load_data
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BENCHMARKS_DIR = REPO_ROOT / "benchmarks"
 DEFAULT_RESULTS = BENCHMARKS_DIR / "RESULTS.md"
@@ -113,7 +116,7 @@ def spread(values) -> float:
 
 def fresh_keras() -> None:
     """Drop Keras' global state and garbage between measurements."""
-    import keras
+    import keras  # deferred: several benchmarks never load TensorFlow (seconds)
 
     keras.backend.clear_session()
     gc.collect()
@@ -149,9 +152,6 @@ def load_average() -> str:
 def synthetic_data(image_size: int, train_size: int, batch_size: int, synthetic_size: int | None = None,
                    seed: int = 0):
     """LoadedData from the real synthetic source; synthetic_size defaults to train_size / 0.8."""
-    from gapdemo.config import DataConfig
-    from gapdemo.data.sources import load_data
-
     synthetic_size = synthetic_size or max(int(round(train_size / 0.8)), 10)
     config = DataConfig(dataset="synthetic", image_size=image_size, train_size=train_size,
                         synthetic_size=synthetic_size, seed=seed)
@@ -167,14 +167,14 @@ def fixed_loader(data):
 
 def per_backend_labels(dataset, backends):
     """(images, labels (B,)) -> (images, {backend: labels (B, 1)}), as the engine feeds its model."""
-    import tensorflow as tf
+    import tensorflow as tf  # deferred: several benchmarks never load TensorFlow (seconds)
 
     return dataset.map(lambda images, labels: (images, {b: tf.expand_dims(labels, -1) for b in backends}))
 
 
 def compile_like_engine(model, backends, learning_rate: float = 1e-3, element_spec=None, **compile_options) -> None:
     """gapdemo.model.lockstep.compile_lockstep_model; with element_spec, the first fit traces its step once."""
-    from gapdemo.model.lockstep import compile_lockstep_model
+    from gapdemo.model.lockstep import compile_lockstep_model  # deferred: it imports TensorFlow
 
     compile_lockstep_model(model, backends, learning_rate, element_spec, **compile_options)
 
@@ -188,7 +188,7 @@ def steady_training_rate(model, dataset, batch_size: int, warmup_batches: int = 
     first steps do not count.
     Returns (images per wall second, images per CPU second of this process).
     """
-    import keras
+    import keras  # deferred: several benchmarks never load TensorFlow (seconds)
 
     batch_ends = []  # (index of the last batch done, wall time, CPU time)
 

@@ -47,7 +47,7 @@ def classifier_layer_name(backend: str) -> str:
 
 
 def _seeded(seed: int, offset: int) -> keras.initializers.Initializer:
-    import keras
+    import keras  # deferred: Keras takes seconds; the page reads the registry first
 
     # A fixed seed per layer position makes the head's initial weights depend on the seed only,
     # not on which back-end sits on top or how many models were built before.
@@ -56,7 +56,7 @@ def _seeded(seed: int, offset: int) -> keras.initializers.Initializer:
 
 def build_head(inputs, prefix: str, seed: int, bn_momentum: float):
     """The tutorial's head: 3 x (Conv 3x3 valid -> BN -> ReLU -> MaxPool 2)."""
-    from keras import layers
+    from keras import layers  # deferred: Keras takes seconds; the page reads the registry first
 
     features = inputs
     for index, filters in enumerate(HEAD_FILTERS):
@@ -73,7 +73,7 @@ def build_head(inputs, prefix: str, seed: int, bn_momentum: float):
 
 
 def _classifier(features, backend: str, seed: int):
-    from keras import layers
+    from keras import layers  # deferred: Keras takes seconds; the page reads the registry first
 
     return layers.Dense(
         1, activation="sigmoid", kernel_initializer=_seeded(seed, 99), name=classifier_layer_name(backend),
@@ -82,13 +82,13 @@ def _classifier(features, backend: str, seed: int):
 
 
 def _fully_connected(features, backend, seed, bn_momentum, dropout_rate):
-    from keras import layers
+    from keras import layers  # deferred: Keras takes seconds; the page reads the registry first
 
     features = layers.Flatten(name=f"{backend}_flatten")(features)
     features = layers.BatchNormalization(momentum=bn_momentum, name=f"{backend}_fc_bn1")(features)
     features = layers.Dense(100, activation="relu", kernel_initializer=_seeded(seed, 10), name=f"{backend}_fc1")(features)
     if dropout_rate is not None:
-        from gapdemo.model.variable_dropout import VariableRateDropout
+        from gapdemo.model.variable_dropout import VariableRateDropout  # deferred: it imports Keras
 
         # The rate lives in a variable, so a kept compiled model trains another rate untraced.
         features = VariableRateDropout(dropout_rate, seed=seed, name=f"{backend}_dropout")(features)
@@ -106,21 +106,21 @@ def _build_fc_dropout(features, backend, seed, bn_momentum, dropout_rate):
 
 
 def _build_gap(features, backend, seed, bn_momentum, dropout_rate):
-    from keras import layers
+    from keras import layers  # deferred: Keras takes seconds; the page reads the registry first
 
     pooled = layers.GlobalAveragePooling2D(name=f"{backend}_global_average")(features)  # (batch, 64)
     return _classifier(pooled, backend, seed)
 
 
 def _build_gmp(features, backend, seed, bn_momentum, dropout_rate):
-    from keras import layers
+    from keras import layers  # deferred: Keras takes seconds; the page reads the registry first
 
     pooled = layers.GlobalMaxPooling2D(name=f"{backend}_global_max")(features)  # (batch, 64)
     return _classifier(pooled, backend, seed)
 
 
 def _build_avgpool_flatten(features, backend, seed, bn_momentum, dropout_rate):
-    from keras import layers
+    from keras import layers  # deferred: Keras takes seconds; the page reads the registry first
 
     pooled = layers.AveragePooling2D(2, name=f"{backend}_average_pool")(features)  # (batch, s/2, s/2, 64)
     return _classifier(layers.Flatten(name=f"{backend}_flatten")(pooled), backend, seed)
@@ -160,7 +160,7 @@ def check_backend(backend: str) -> BackendSpec:
 
 def add_backend(inputs, backend: str, seed: int = 0, bn_momentum: float = 0.9, dropout_rate: float = 0.5):
     """Add one head + back-end branch on inputs; return (feature_maps, probability) tensors."""
-    from keras import layers
+    from keras import layers  # deferred: Keras takes seconds; the page reads the registry first
 
     spec = check_backend(backend)
     if not 0.0 <= dropout_rate < 1.0:
@@ -175,7 +175,7 @@ def add_backend(inputs, backend: str, seed: int = 0, bn_momentum: float = 0.9, d
 def build_model(backend: str, image_size: int = 100, seed: int = 0, bn_momentum: float = 0.9,
                 dropout_rate: float = 0.5) -> keras.Model:
     """One back-end on its own head: image (batch, size, size, 3) in [0, 1] -> P(dog) (batch, 1)."""
-    import keras
+    import keras  # deferred: Keras takes seconds; the page reads the registry first
 
     validate_image_size(image_size)
     inputs = keras.Input((image_size, image_size, 3), name="image")
@@ -202,9 +202,9 @@ def build_lockstep_models(backends, image_size: int = 100, seed: int = 0, bn_mom
     The training model takes the back-ends' gradients in turn (gapdemo.model.lockstep), holding one
     head's activations at a time.
     """
-    import keras
+    import keras  # deferred: Keras takes seconds; the page reads the registry first
 
-    from gapdemo.model.lockstep import LockstepModel
+    from gapdemo.model.lockstep import LockstepModel  # deferred: it imports Keras and TensorFlow
 
     validate_image_size(image_size)
     if not backends:

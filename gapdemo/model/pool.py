@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from gapdemo.model.variable_dropout import copy_dropout_rates
+
 _lock = threading.Lock()
 _kept: dict[tuple, Any] = {}  # at most one entry: shape key -> PooledModels
 
@@ -55,8 +57,6 @@ def load_fresh_state(pooled_model, fresh_model, learning_rate: float) -> None:
 
     Both models have the same architecture, so their variables line up one to one.
     """
-    from gapdemo.model.variable_dropout import copy_dropout_rates
-
     for target, source in zip(pooled_model.variables, fresh_model.variables, strict=True):
         target.assign(source.numpy())
     copy_dropout_rates(pooled_model, fresh_model)

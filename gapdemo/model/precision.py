@@ -59,7 +59,7 @@ def dtype_policy(precision: str):
 
     Keras keeps its global dtype policy per thread, so a run in the job thread leaves the page's alone.
     """
-    import keras
+    import keras  # deferred: the CLI's --help and the page's gate read this module; Keras takes seconds
 
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy(precision)

@@ -11,6 +11,7 @@ inference; its masks come from Keras' seeded uniform draws, so a seed gives the 
 from __future__ import annotations
 
 import keras
+from keras import ops
 
 
 class _RateHolder:
@@ -45,8 +46,6 @@ class VariableRateDropout(keras.layers.Layer):
     def call(self, inputs, training=False):
         if not training:
             return inputs
-        from keras import ops
-
         rate = self.holder.variable.value  # a tensor: Keras' own dropout wants a Python number
         kept = keras.random.uniform(ops.shape(inputs), seed=self.seed_generator) >= rate
         scale = ops.cast(1.0 / (1.0 - rate), inputs.dtype)  # inverted dropout: the expected sum is unchanged

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from gapdemo import runs
 from gapdemo.serving import child_environment, may_stop
+from gapdemo.sweep.cluster import EngineError, check_reachable
 from gapdemo.training.failures import readable_error
 from gapdemo.training.job import STOPPED_MESSAGE, JobManager, TrainingJob
 
@@ -185,8 +186,6 @@ class ClusterJobManager(JobManager):
                             f"{cpus_per_run:g} CPU(s){gpus} each.")
 
     def _new_job(self, config, data_loader, owner, served) -> ClusterJob:
-        from gapdemo.sweep.cluster import EngineError, check_reachable
-
         try:
             check_reachable(self.address)  # within seconds, before the run is queued
         except EngineError as error:
