@@ -3,8 +3,10 @@ import re
 import subprocess
 import sys
 
+import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from gapdemo.model.backends import (
     BACKENDS,
@@ -15,6 +17,8 @@ from gapdemo.model.backends import (
     feature_layer_name,
     parameter_table,
 )
+from gapdemo.model.lockstep import compile_lockstep_model
+from gapdemo.model.variable_dropout import VariableRateDropout
 
 # Exact counts at 100x100 (head 29,152 of which 28,896 trainable), as in the tutorial.
 EXPECTED_BACKEND_PARAMS_100 = {"fc": 676301, "fc_dropout": 676301, "gap": 65, "gmp": 65, "avgpool_flatten": 1601}
@@ -140,11 +144,6 @@ def test_cli_params_text_and_errors():
 
 def test_gradients_taken_one_head_at_a_time_update_weights_as_keras_summed_loss_step_does():
     """The memory-saving training step is the same arithmetic as Keras' step over the summed loss."""
-    import keras
-    import tensorflow as tf
-
-    from gapdemo.model.lockstep import compile_lockstep_model
-
     backends = ["fc", "gap", "avgpool_flatten"]
     rng = np.random.default_rng(0)
     images = rng.random((8, 32, 32, 3), dtype=np.float32)
@@ -171,10 +170,6 @@ def test_gradients_taken_one_head_at_a_time_update_weights_as_keras_summed_loss_
 
 
 def test_variable_rate_dropout_draws_seeded_masks_and_takes_a_new_rate_untraced():
-    import tensorflow as tf
-
-    from gapdemo.model.variable_dropout import VariableRateDropout
-
     inputs = np.ones((8, 50), "float32")
     ours, again = VariableRateDropout(0.3, seed=7), VariableRateDropout(0.3, seed=7)
     dropped = ours(inputs, training=True).numpy()

@@ -7,6 +7,7 @@ import pytest
 from gapdemo import runs
 from gapdemo.config import tiny_config
 from gapdemo.model.precision import bfloat16_support, precision_problems, processor_flags
+from gapdemo.training.trainer import Trainer
 from toy_data import toy_loader
 
 HAS_BFLOAT16 = bfloat16_support()[0]
@@ -42,8 +43,6 @@ def test_a_system_without_proc_cpuinfo_says_it_cannot_tell(tmp_path):
 
 @pytest.mark.skipif(not HAS_BFLOAT16, reason="this processor has no bfloat16 instructions")
 def test_a_mixed_bfloat16_run_computes_in_bfloat16_and_saves_float32_models(runs_dir):
-    from gapdemo.training.trainer import Trainer
-
     config = tiny_config(str(runs_dir), ("fc", "gap"))
     config.train.precision = "mixed_bfloat16"
     config.train.epochs = 2
