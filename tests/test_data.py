@@ -8,19 +8,22 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import tensorflow as tf
-from PIL import Image
+from PIL import Image, ImageFile
 
 from gapdemo.cli import main
-from gapdemo.config import MAX_SYNTHETIC_TRAIN_SIZE, DataConfig
+from gapdemo.config import MAX_SYNTHETIC_TRAIN_SIZE, DataConfig, RunConfig, tiny_config
 from gapdemo.data import cats_vs_dogs as cats_vs_dogs_module
 from gapdemo.data import decode as decode_module
 from gapdemo.data import sources as data_module
 from gapdemo.data.petimages import write_cats_vs_dogs_archive
 from gapdemo.data.sources import DataError, load_data, make_pipeline, synthetic_split_counts
+from gapdemo.data.splits import IndexedImages
+from gapdemo.training.job import TrainingJob
 
 SIZE = 32
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -199,8 +202,6 @@ def test_folder_skips_bad_files_reports_them_and_batches_flow(pet_folder):
 
 
 def test_truncated_files_are_refused_even_when_pil_is_told_to_allow_them(pet_folder, monkeypatch):
-    from PIL import ImageFile
-
     root, _ = pet_folder
     monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", True)  # as some other library might
     with pytest.raises(OSError, match="truncated"):
@@ -383,9 +384,7 @@ def test_folder_errors_for_missing_folder_and_empty_class(tmp_path):
 def _numbered_tfds(count):
     """An as_dataset_fn for tfds.testing.mock_data: `count` examples, each a flat grey whose level is its
     index, sliced by TFDS's own ReadInstruction ('train[80%:90%]' -> examples 160-179 of 200)."""
-    from types import SimpleNamespace
-
-    import tensorflow_datasets as tfds
+    import tensorflow_datasets as tfds  # deferred: several seconds; only the TFDS tests need it
 
     def as_dataset(self, split, decoders=None, read_config=None, shuffle_files=False, **kwargs):
         (instruction,) = tfds.core.ReadInstruction.from_spec(str(split)).to_absolute(
@@ -402,7 +401,7 @@ def _numbered_tfds(count):
 
 @pytest.mark.parametrize("train_size", [None, 16])
 def test_cats_vs_dogs_slices_are_disjoint_80_10_10(monkeypatch, train_size):
-    import tensorflow_datasets as tfds
+    import tensorflow_datasets as tfds  # deferred: several seconds; only the TFDS tests need it
 
     monkeypatch.setattr(cats_vs_dogs_module, "host_reachable", lambda url, timeout_s: True)
     with tfds.testing.mock_data(as_dataset_fn=_numbered_tfds(200)):
@@ -416,7 +415,7 @@ def test_cats_vs_dogs_slices_are_disjoint_80_10_10(monkeypatch, train_size):
 
 
 def test_cats_vs_dogs_end_to_end_with_mocked_tfds(monkeypatch):
-    import tensorflow_datasets as tfds
+    import tensorflow_datasets as tfds  # deferred: several seconds; only the TFDS tests need it
 
     monkeypatch.setattr(cats_vs_dogs_module, "host_reachable", lambda url, timeout_s: True)  # mock_data: prepare is a no-op
     with tfds.testing.mock_data(as_dataset_fn=_numbered_tfds(200)):
@@ -430,8 +429,8 @@ def test_cats_vs_dogs_end_to_end_with_mocked_tfds(monkeypatch):
 
 def _stand_in_archive(tfds_dir, monkeypatch, non_jfif_files=cats_vs_dogs_module.NON_JFIF_FILES, register=True):
     """A stand-in kagglecatsanddogs_5340.zip in tfds_dir's manual folder, its checksum registered for this test only."""
-    import tensorflow_datasets as tfds
-    from tensorflow_datasets.core.download import checksums
+    import tensorflow_datasets as tfds  # deferred: several seconds; only the TFDS tests need it
+    from tensorflow_datasets.core.download import checksums  # with tfds, above
 
     archive = tfds_dir / "downloads" / "manual" / cats_vs_dogs_module.CATS_VS_DOGS_ARCHIVE
     write_cats_vs_dogs_archive(archive, photos_per_class=40, seed=0, non_jfif_files=non_jfif_files)
@@ -446,9 +445,6 @@ def _stand_in_archive(tfds_dir, monkeypatch, non_jfif_files=cats_vs_dogs_module.
 
 @pytest.mark.slow
 def test_cats_vs_dogs_real_builder_prepares_offline_caches_and_trains(tmp_path, monkeypatch, runs_dir):
-    from gapdemo.config import RunConfig, tiny_config
-    from gapdemo.training.job import TrainingJob
-
     _stand_in_archive(tmp_path / "tfds", monkeypatch)
     config = _tiny(dataset="cats_vs_dogs", data_dir=str(tmp_path / "tfds"), train_size=None)
     loaded = load_data(config, batch_size=16)  # the real download_and_prepare, from the manual folder
@@ -509,7 +505,7 @@ def _never_download(*args, **kwargs):
 
 @pytest.mark.parametrize("network", ["refused", "hangs"])
 def test_cats_vs_dogs_offline_fails_fast_with_manual_instructions(tmp_path, monkeypatch, network):
-    import tensorflow_datasets as tfds
+    import tensorflow_datasets as tfds  # deferred: several seconds; only the TFDS tests need it
 
     def unreachable(request, timeout=None):
         if network == "hangs":  # like a DNS look-up that never answers
@@ -587,8 +583,6 @@ def test_the_last_synthetic_set_is_reused_read_only_and_a_new_choice_is_drawn(mo
 
 
 def test_indexed_images_read_as_the_array_of_their_rows_would():
-    from gapdemo.data.splits import IndexedImages
-
     base = np.arange(7 * 2 * 2 * 3, dtype=np.uint8).reshape(7, 2, 2, 3)
     rows = [5, 0, 3, 6]
     view, expected = IndexedImages(base, rows), base[rows]

@@ -14,8 +14,10 @@ import threading
 from pathlib import Path
 
 import pytest
+import ray
 
 from gapdemo.config import tiny_config
+from gapdemo.sweep import engine
 
 ROOT = Path(__file__).resolve().parent.parent
 TRIAL_FOLDER_PREFIX = "gapdemo-trial-"
@@ -27,6 +29,7 @@ LISTENERS_SCRIPT = r"""
 import json, socket, sys, tempfile
 import psutil
 from gapdemo.config import tiny_config
+from gapdemo.sweep import engine
 from gapdemo.sweep import engine
 
 def listeners():
@@ -88,8 +91,6 @@ def test_a_local_sweep_listens_on_loopback_only(tmp_path):
 @pytest.fixture(scope="module")
 def local_ray(tmp_path_factory):
     """A local Ray started by the engine whose workers make their temporary folders in a folder of ours."""
-    from gapdemo.sweep import engine
-
     temp_root = tmp_path_factory.mktemp("worker_tmp")
     with pytest.MonkeyPatch.context() as patch:
         # Workers inherit the environment Ray starts with; Ray's own session folder stays where it was
@@ -98,9 +99,7 @@ def local_ray(tmp_path_factory):
         patch.setenv("TMPDIR", str(temp_root))
         assert engine.connect(num_cpus=1), "another test left Ray running"
     yield temp_root
-    import ray
-
-    ray.shutdown()
+    engine.disconnect()
 
 
 def trial_folders(temp_root: Path) -> list[str]:
@@ -108,8 +107,6 @@ def trial_folders(temp_root: Path) -> list[str]:
 
 
 def train_one_trial(config, tmp_path, **options) -> dict:
-    from gapdemo.sweep import engine
-
     spec = engine.TrialSpec("the-trial", config.to_dict())
     outcome = engine.run_trials([spec], tmp_path / "runs", tmp_path / "tune", **options)
     return outcome["the-trial"]
@@ -153,8 +150,6 @@ def test_a_stopped_trial_leaves_no_temporary_folder(local_ray, tmp_path):
 
 def test_a_trial_whose_settings_the_worker_cannot_read_fails_once_and_leaves_no_temporary_folder(local_ray, tmp_path):
     """A failure before training starts (here a setting this version does not know) is a failure like any other."""
-    from gapdemo.sweep import engine
-
     config = tiny_config(str(tmp_path / "runs"), ("gap",)).to_dict()
     config["model"]["colour"] = "red"
     outcome = engine.run_trials([engine.TrialSpec("the-trial", config)], tmp_path / "runs", tmp_path / "tune")
@@ -166,10 +161,6 @@ def test_a_trial_whose_settings_the_worker_cannot_read_fails_once_and_leaves_no_
 
 def test_following_the_collector_passes_the_stop_on_and_ends_with_a_last_snapshot(local_ray, tmp_path):
     """The one wait of a sweep's driver and a single cluster run: rounds until the work ends, the stop passed on."""
-    import ray  # here, not at the top: Ray takes its mode from its first import, which local_ray makes
-
-    from gapdemo.sweep import engine
-
     collector = engine.start_collector(tmp_path)
     ray.get(collector.report.remote("a-run", {"epoch": 1}))
     stop, rounds, seen = threading.Event(), iter([False, False, True]), []

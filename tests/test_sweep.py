@@ -12,6 +12,8 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
 
 from gapdemo import runs
 from gapdemo.cli import build_parser, main
@@ -172,7 +174,7 @@ def test_sweep_json_from_the_cli_on_a_local_ray(tmp_path):
 # ----- a real Ray cluster: two nodes of one CPU each, on this machine -----
 @pytest.fixture(scope="module")
 def two_node_cluster():
-    from ray.cluster_utils import Cluster
+    from ray.cluster_utils import Cluster  # here: after the importorskip of ray above
 
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
     cluster.add_node(num_cpus=1)
@@ -297,9 +299,6 @@ def stored_sweep(tmp_path_factory):
 
 
 def test_sweeps_tab_shows_trials_bands_and_summary(stored_sweep, monkeypatch):
-    import streamlit as st
-    from streamlit.testing.v1 import AppTest
-
     runs_dir, sweep_id = stored_sweep
     monkeypatch.setenv("GAPDEMO_RUNS_DIR", str(runs_dir))
     st.cache_resource.clear()

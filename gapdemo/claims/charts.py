@@ -12,6 +12,7 @@ from plotly.subplots import make_subplots
 
 from gapdemo.charts import backend_color, backend_label
 from gapdemo.claims.registry import CLAIMS, check_claim
+from gapdemo.claims.summary import HEAD_STRIDE
 
 
 def _spread_note(result: dict) -> str:
@@ -113,8 +114,6 @@ def localization_figure(result: dict) -> go.Figure:
 
 def _consistency_traces(figure: go.Figure, consistency: dict, column: int) -> None:
     """Share of predictions unchanged vs shift (1-16 px), dotted lines at every full stride (8 px)."""
-    from gapdemo.claims.summary import HEAD_STRIDE
-
     for backend, by_shift in consistency.items():
         shifts = [int(shift) for shift in by_shift]
         for trace in _band_traces(shifts, list(by_shift.values()), backend, backend_label(backend)):

@@ -2,7 +2,7 @@
 
 Each function measures one thing on trained models or saved metrics and returns plain floats
 or arrays; gapdemo.claims.run runs them per seed and gapdemo.claims.summary turns them into a
-mean and a spread. TensorFlow is imported inside the functions that need it.
+mean and a spread. TensorFlow (Keras, gapdemo.insight.maps) is imported inside the functions that need it.
 """
 
 from __future__ import annotations
@@ -13,7 +13,10 @@ from collections.abc import Callable
 import numpy as np
 
 from gapdemo.config import DataConfig
-from gapdemo.model.backends import check_backend
+from gapdemo.data.sources import loaded_data_from_arrays, synthetic_split_counts
+from gapdemo.data.synthetic import generate_pets
+from gapdemo.insight import evaluation
+from gapdemo.model.backends import build_model, check_backend
 
 SHIFTS = (0, 4, 8, 16, 24)  # pixels, as in the tutorial's translation argument
 EVALUATION_BATCH = 128  # images per forward pass when scoring saved models
@@ -35,10 +38,8 @@ def measure_step_seconds(backend: str, image_size: int, batch_size: int, seed: i
     Every back-end gets the same seeded batch of batch_size images; the first `warmup` steps are
     not timed (tracing, memory allocation).
     """
-    import keras
-    import tensorflow as tf
-
-    from gapdemo.model.backends import build_model
+    import keras  # deferred: Keras and TensorFlow take seconds to import; only the timing needs them here
+    import tensorflow as tf  # with keras, above
 
     check_backend(backend)
     if batch_size < 1 or warmup < 0 or repeats < 1:
@@ -129,7 +130,7 @@ def score_localization(maps, boxes, image_size: int) -> dict:
         {"pointing_game", "energy_in_box", "baseline"} in [0, 1]; the baseline is what a uniform
         map scores on energy, and a random peak's expected pointing score: the box's share of the image.
     """
-    from gapdemo.insight.maps import energy_in_box, pointing_game, uniform_baseline
+    from gapdemo.insight.maps import energy_in_box, pointing_game, uniform_baseline  # deferred: TensorFlow
 
     return {"pointing_game": float(np.mean(pointing_game(maps, boxes, image_size))),
             "energy_in_box": float(np.mean(energy_in_box(maps, boxes, image_size))),
@@ -139,7 +140,7 @@ def score_localization(maps, boxes, image_size: int) -> dict:
 def localization_measures(models: dict, images_uint8, boxes, image_size: int) -> dict:
     """{backend: {"method", "pointing_game", "energy_in_box"}} plus "baseline", for each back-end's
     own map: CAM for global-pooling back-ends, Grad-CAM for the others (insight.explain)."""
-    from gapdemo.insight.maps import explain
+    from gapdemo.insight.maps import explain  # deferred: gapdemo.insight.maps imports TensorFlow (seconds)
 
     images = to_model_input(images_uint8)
     results, baseline = {}, None
@@ -161,7 +162,7 @@ def shifted_variants(images, shift: int) -> list[np.ndarray]:
 
     Both directions count, so a back-end that happens to prefer one side gains nothing.
     """
-    from gapdemo.insight.maps import shift_images
+    from gapdemo.insight.maps import shift_images  # deferred: gapdemo.insight.maps imports TensorFlow (seconds)
 
     if shift == 0:
         return [np.asarray(images)]
@@ -188,10 +189,8 @@ def consistency_measures(models: dict, images_uint8) -> dict[str, list[float]]:
     Shift consistency as gapdemo.insight.evaluation defines it (Zhang 2019): the image against itself moved
     1-16 px left or right, borders reflected like shift_accuracy's.
     """
-    from gapdemo.insight.evaluation import CONSISTENCY_SHIFTS, model_predictor, shift_consistency
-
-    predictors = {backend: model_predictor(model, compiled=True) for backend, model in models.items()}
-    fractions = shift_consistency(predictors, images_uint8, CONSISTENCY_SHIFTS)
+    predictors = {backend: evaluation.model_predictor(model, compiled=True) for backend, model in models.items()}
+    fractions = evaluation.shift_consistency(predictors, images_uint8, evaluation.CONSISTENCY_SHIFTS)
     return {backend: [float(value) for value in values] for backend, values in fractions.items()}
 
 
@@ -200,8 +199,6 @@ def consistency_measures(models: dict, images_uint8) -> dict[str, list[float]]:
 
 def unseen_position_counts(data_config: DataConfig) -> dict[str, int]:
     """Images per split: as many as the synthetic source draws for data_config (gapdemo.data.sources's split)."""
-    from gapdemo.data.sources import synthetic_split_counts
-
     counts = synthetic_split_counts(data_config)
     if counts["train"] < 2:
         raise ValueError(f"the unseen-position test needs at least 2 training images, got {counts['train']}")
@@ -213,8 +210,6 @@ def unseen_position_splits(data_config: DataConfig) -> dict[str, tuple[np.ndarra
 
     Returns {split: (images uint8 (N, S, S, 3), labels int64 (N,), boxes float32 (N, 4))}.
     """
-    from gapdemo.data.synthetic import generate_pets
-
     regions = {"train": "left", "validation": "left", "test": "right"}
     splits = {}
     for index, (name, count) in enumerate(unseen_position_counts(data_config).items()):
@@ -226,8 +221,6 @@ def unseen_position_splits(data_config: DataConfig) -> dict[str, tuple[np.ndarra
 
 def unseen_position_loader(data_config: DataConfig, batch_size: int, progress=None):
     """A TrainingJob data_loader: objects left at training and validation, right at test (LoadedData)."""
-    from gapdemo.data.sources import loaded_data_from_arrays
-
     report = progress or (lambda message, fraction: None)
     report("Drawing synthetic pets, left half for training, right half for testing", 0.0)
     splits = unseen_position_splits(data_config)

@@ -25,6 +25,9 @@ from gapdemo import runs
 from gapdemo.claims import measures, summary
 from gapdemo.config import DEFAULT_SEEDS, MAX_SEEDS, RunConfig
 from gapdemo.data.checks import synthetic_problems
+from gapdemo.data.sources import load_data
+from gapdemo.model.backends import parameter_table
+from gapdemo.sweep import engine
 from gapdemo.sweep.seeds import repeat_seed, seeded_config
 from gapdemo.validation import validate_run_config
 
@@ -73,21 +76,17 @@ class _Plan:
 
 def _training_specs(config: RunConfig, seeds: int, claims_dir: Path) -> list:
     """Per seed, two trials: the chosen data, and synthetic pets confined to one half (unseen positions)."""
-    from gapdemo.sweep.engine import TrialSpec
-
     specs = []
     for index in range(seeds):
         seeded = seeded_config(config, repeat_seed(config.data.seed, index), claims_dir / "runs")
         for kind, loader in (("chosen data", None), ("unseen positions", measures.unseen_position_loader)):
             tags = {"claims": {"id": claims_dir.name, "seed": seeded.data.seed, "kind": kind}}
-            specs.append(TrialSpec(runs.new_run_id(), seeded.to_dict(), tags, loader))
+            specs.append(engine.TrialSpec(runs.new_run_id(), seeded.to_dict(), tags, loader))
     return specs
 
 
 def _train_all(config: RunConfig, seeds: int, claims_dir: Path, plan: _Plan) -> list[Path]:
     """Train every seed's two runs as trials on the sweep engine; their run folders, in spec order."""
-    from gapdemo.sweep import engine
-
     specs = _training_specs(config, seeds, claims_dir)
     weight = seeds * (PHASE_WEIGHTS["train"] + PHASE_WEIGHTS["train_unseen"])
 
@@ -105,9 +104,7 @@ def _train_all(config: RunConfig, seeds: int, claims_dir: Path, plan: _Plan) -> 
                                     stop_event=plan.stop_event, on_update=show)
     finally:
         if started_here:
-            import ray
-
-            ray.shutdown()
+            engine.disconnect()
     plan.check_stop()  # only now, so stopped trials have ended before ClaimsStopped leaves
     for spec in specs:
         entry = outcome.get(spec.run_id, {})
@@ -179,8 +176,6 @@ def _time_steps(config: RunConfig, index: int, seeds: int, plan: _Plan) -> dict:
 def _score_seed(config: RunConfig, index: int, seeds: int, run_dirs: tuple[Path, Path], plan: _Plan,
                 shifts) -> dict:
     """One seed's measures from its two trained runs: the data are drawn again here, as the trial drew them."""
-    from gapdemo.data.sources import load_data
-
     seeded = seeded_config(config, repeat_seed(config.data.seed, index), run_dirs[0].parent)
     title = f"seed {index + 1}/{seeds}"
     plan.report("evaluate", f"{title}: scoring maps, shifted test images and shift consistency")
@@ -208,8 +203,6 @@ def check_arguments(config: RunConfig, seeds: int, *, served: bool = False) -> N
 
 def summarize(config: RunConfig, per_seed: list[dict], shifts: list[int]) -> dict:
     """The four claims (mean and spread per back-end) and their verdicts, from every seed's measures."""
-    from gapdemo.model.backends import parameter_table
-
     backends = list(config.model.backends)
     table = parameter_table(backends, config.data.image_size, config.model.dropout_rate)
     step_seconds = {b: [seed["step_seconds"][b] for seed in per_seed] for b in backends}

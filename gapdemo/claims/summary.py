@@ -13,6 +13,7 @@ import math
 import numpy as np
 
 from gapdemo.claims.registry import CLAIMS
+from gapdemo.insight.evaluation import CONSISTENCY_SHIFTS
 from gapdemo.model.backends import BACKENDS, HEAD_FILTERS
 from gapdemo.sweep.seeds import spread
 
@@ -142,8 +143,6 @@ def summarize_consistency(consistency_per_seed: list[dict]) -> tuple[dict, dict]
 
     Each seed gives {backend: [fraction per shift of gapdemo.insight.evaluation.CONSISTENCY_SHIFTS]}.
     """
-    from gapdemo.insight.evaluation import CONSISTENCY_SHIFTS
-
     curves, gains = {}, {}
     for backend in consistency_per_seed[0]:
         per_seed = [dict(zip(CONSISTENCY_SHIFTS, seed[backend], strict=True)) for seed in consistency_per_seed]

@@ -36,7 +36,7 @@ PROGRESS_EVERY = 100  # images between two progress reports
 
 def load_cats_vs_dogs(config: DataConfig, report: Progress) -> DecodedSource:
     """Prepare Cats vs Dogs if needed, then open its cache entry or decode its three slices."""
-    import tensorflow_datasets as tfds  # late import: slow, and only this source needs it
+    import tensorflow_datasets as tfds  # deferred: it imports TensorFlow (seconds); only this source needs it
 
     report("Opening Cats vs Dogs", 0.0)
     builder = tfds.builder("cats_vs_dogs", data_dir=config.data_dir)
@@ -70,7 +70,7 @@ def cache_request(config: DataConfig, builder) -> CacheRequest:
 
 def prepared_cache_request(config: DataConfig) -> CacheRequest | None:
     """config's cache request when Cats vs Dogs is prepared in its data dir, else None (nothing to cache yet)."""
-    import tensorflow_datasets as tfds
+    import tensorflow_datasets as tfds  # deferred: it imports TensorFlow (seconds); only this source needs it
 
     builder = tfds.builder("cats_vs_dogs", data_dir=config.data_dir)
     return cache_request(config, builder) if builder.is_prepared() else None
@@ -90,7 +90,7 @@ def _decode(builder, size: int, writer, report: Progress):
     Returns:
         (class names, no skipped files, layout {"slice_counts": {split: images}}).
     """
-    import tensorflow as tf
+    import tensorflow as tf  # deferred: seconds to import; only this source needs it
 
     def resize(image, label):
         resized = tf.image.resize(image, (size, size), method="bilinear")  # float32 (S, S, 3)
@@ -130,7 +130,7 @@ def _expected_count(builder, split_slice: str) -> int | None:
 
 def prepare(builder) -> None:
     """Prepare Cats vs Dogs from the manual archive or a download, or fail fast with one sentence."""
-    import tensorflow_datasets as tfds
+    import tensorflow_datasets as tfds  # deferred: it imports TensorFlow (seconds); only this source needs it
 
     archive = manual_archive(builder)
     if not archive.exists() and not host_reachable(CATS_VS_DOGS_URL, REACHABILITY_TIMEOUT_S):

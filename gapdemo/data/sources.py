@@ -80,7 +80,7 @@ class LoadedData:
 
 def make_pipeline(images_uint8, labels, batch_size: int, shuffle: bool, seed: int) -> tf.data.Dataset:
     """gapdemo.data.pipeline.make_pipeline, imported when first used (it needs TensorFlow)."""
-    from gapdemo.data.pipeline import make_pipeline as build_pipeline
+    from gapdemo.data.pipeline import make_pipeline as build_pipeline  # deferred: it imports TensorFlow (seconds)
 
     return build_pipeline(images_uint8, labels, batch_size, shuffle, seed)
 

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import psutil
 
+import gapdemo
+
 RAY_ADDRESS_VARIABLE = "GAPDEMO_RAY_ADDRESS"
 CONNECT_TIMEOUT_SECONDS = 5.0
 WORKER_ENVIRONMENT = {"TF_CPP_MIN_LOG_LEVEL": "2"}  # no TensorFlow start-up lines from the trials
@@ -60,6 +62,11 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> bool:
     return True
 
 
+def disconnect() -> None:
+    """Leave Ray: stop the local instance connect started, or let go of the cluster it joined."""
+    import_ray().shutdown()
+
+
 def start_local(num_cpus: int | None = None) -> bool:
     """Start a Ray instance on this machine whose every process listens on loopback only."""
     # Inside local_environment: Ray decides its single-machine mode once, when first imported.
@@ -99,8 +106,9 @@ def exposed_listeners(children_before: set[int]) -> list[str]:
 
 
 def import_ray():
+    """The ray module; EngineError when it is not installed."""
     try:
-        import ray
+        import ray  # deferred: Ray picks its single-machine mode once, when first imported (local_environment)
     except ImportError:
         raise EngineError("Sweeps need Ray: pip install 'ray[tune]'.") from None
     return ray
@@ -117,8 +125,6 @@ def is_loopback(host: str) -> bool:
 
 
 def cluster_runtime_env() -> dict:
-    import gapdemo
-
     return {"py_modules": [gapdemo], "env_vars": dict(WORKER_ENVIRONMENT)}
 
 
@@ -129,8 +135,6 @@ def local_environment():
     A local instance's processes inherit this environment, so its workers find this package without a
     runtime environment (which costs about 2 s of start-up: packing, an agent, new workers).
     """
-    import gapdemo
-
     package_parent = str(Path(gapdemo.__file__).resolve().parent.parent)
     names = ("PYTHONPATH", SINGLE_MACHINE_VARIABLE, *WORKER_ENVIRONMENT)
     saved = {name: os.environ.get(name) for name in names}

@@ -24,9 +24,16 @@ from pathlib import Path
 
 from gapdemo import runs
 from gapdemo.config import RunConfig
-from gapdemo.sweep.cluster import EngineError, connect, resolve_address  # noqa: F401 (callers name them engine.*)
+from gapdemo.sweep.cluster import (  # noqa: F401 (callers name them engine.*)
+    EngineError,
+    connect,
+    disconnect,
+    resolve_address,
+)
 from gapdemo.sweep.collector import TERMINAL_STATES, TrialCollector
 from gapdemo.training.events import StopRequested, TrainingEvents
+from gapdemo.training.failures import readable_error
+from gapdemo.training.job import STOPPED_MESSAGE
 
 MAX_TRIAL_RETRIES = 3  # a trial whose worker (or node) died is started again this many times
 STOP_POLL_SECONDS = 1.0  # how often a trial asks whether the sweep was stopped
@@ -59,7 +66,7 @@ class _TrialEvents(TrainingEvents):
         self.rows_sent = 0.0  # the first batch's rows go home at once: the page's first curve point
 
     def should_stop(self) -> bool:
-        import ray
+        import ray  # deferred: Ray fixes its single-machine mode on first import (cluster.py)
 
         now = time.monotonic()
         if not self.stop_seen and now - self.stop_checked >= STOP_POLL_SECONDS:
@@ -83,13 +90,13 @@ class _TrialEvents(TrainingEvents):
     def on_epoch(self, rows: list[dict], epochs_completed: int) -> None:
         self.send_home()
         if self.in_tune:
-            from ray import tune
+            from ray import tune  # deferred: Ray fixes its single-machine mode on first import (cluster.py)
 
             tune.report({"epoch": epochs_completed, **{f"{r['backend']}_val_accuracy": r["val_accuracy"] for r in rows}})
 
     def send_home(self) -> None:
         """Send the files that changed since the last call (the models, the new rows, the new probes)."""
-        import ray
+        import ray  # deferred: Ray fixes its single-machine mode on first import (cluster.py)
 
         signatures = runs.run_file_signatures(self.run_dir)
         changed = [path for path, signature in signatures.items() if self.sent.get(path) != signature]
@@ -103,7 +110,7 @@ def limit_threads(cpus: float) -> None:
     threads = str(max(1, int(cpus)))
     for variable in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS"):
         os.environ[variable] = threads
-    import tensorflow as tf
+    import tensorflow as tf  # deferred: TensorFlow takes seconds to import; only a trial's worker needs it
 
     try:
         tf.config.threading.set_intra_op_parallelism_threads(int(threads))
@@ -116,7 +123,7 @@ def limit_threads(cpus: float) -> None:
 
 def run_trial(parameters: dict, specs: list[TrialSpec], collector, cpus: float) -> None:
     """Tune's function trainable: train specs[parameters['trial']] and send it home."""
-    from ray import tune
+    from ray import tune  # deferred: Ray fixes its single-machine mode on first import (cluster.py)
 
     outcome = train_in_worker(specs[parameters["trial"]], collector, cpus, in_tune=True)
     # reported even for a trial stopped before it started: one that reports nothing is announced on stdout
@@ -128,7 +135,7 @@ def train_in_worker(spec: TrialSpec, collector, cpus: float, in_tune: bool = Fal
 
     Sweep trials (run_trial) and single runs on a cluster (gapdemo.sweep.single) both train here.
     """
-    import ray
+    import ray  # deferred: Ray fixes its single-machine mode on first import (cluster.py)
 
     node = ray.get_runtime_context().get_node_id()
     if not ray.get(collector.begin.remote(spec.run_id, node)):
@@ -148,9 +155,7 @@ def train_and_send_home(spec: TrialSpec, collector, work_dir: Path, in_tune: boo
 
     Returns (state, message, epochs completed); a failure, a bad config included, ends as "failed".
     """
-    from gapdemo.training.failures import readable_error
-    from gapdemo.training.job import STOPPED_MESSAGE
-    from gapdemo.training.trainer import Trainer
+    from gapdemo.training.trainer import Trainer  # deferred: it imports Keras and TensorFlow (seconds)
 
     run_dir = work_dir / spec.run_id
     events, started, completed = _TrialEvents(collector, spec, run_dir, in_tune), time.time(), 0
@@ -171,8 +176,8 @@ def train_and_send_home(spec: TrialSpec, collector, work_dir: Path, in_tune: boo
 
 # ----- the driver -----
 def start_collector(runs_dir):
-    import ray
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+    import ray  # deferred: Ray fixes its single-machine mode on first import (cluster.py)
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy  # with ray, above
 
     here = ray.get_runtime_context().get_node_id()
     remote_class = ray.remote(num_cpus=0, max_restarts=0)(TrialCollector)  # no CPU: trials get them all
@@ -188,8 +193,8 @@ def run_trials(specs: list[TrialSpec], runs_dir, experiment_dir, *, max_concurre
     stop_event: set it to stop every trial after its batches in flight (finished trials are kept).
     on_update: called about once a second from this thread's helper with the collector's snapshot.
     """
-    import ray
-    from ray import tune
+    import ray  # deferred: Ray fixes its single-machine mode on first import (cluster.py)
+    from ray import tune  # with ray, above
 
     # Tune's newer console output prints a box on stdout whatever verbose says; the CLI's stdout is JSON.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
@@ -237,7 +242,7 @@ def follow_collector(collector, stop_event: threading.Event | None, wait_for_end
         wait_for_end: wait_for_end(seconds) waits up to seconds and says whether the work has ended.
         on_snapshot: on_snapshot(run_id -> collector entry), about once a second and once more at the end.
     """
-    import ray  # deferred: Ray picks its single-machine mode once, when first imported (cluster.py)
+    import ray  # deferred: Ray fixes its single-machine mode on first import (cluster.py)
 
     stop_sent = False
     while True:

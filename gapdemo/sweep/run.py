@@ -93,9 +93,7 @@ def run_plan(plan: SweepPlan, *, address: str | None = None, max_concurrent: int
         sweep.pop("progress", None)
         store.save(runs_dir, sweep)
         if started_here:
-            import ray
-
-            ray.shutdown()
+            engine.disconnect()
     return sweep_result(runs_dir, plan.sweep_id)
 
 

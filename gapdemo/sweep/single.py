@@ -41,7 +41,7 @@ def train_remotely(spec: engine.TrialSpec, runs_dir, *, address: str, cpus: floa
         on_update: on_update(entry) about once a second, entry = the collector's view of the run
             ({"state", "node", "progress", "attempts"}; empty while the run waits for resources).
     """
-    import ray
+    import ray  # deferred: Ray fixes its single-machine mode on first import (cluster.py)
 
     engine.connect(address)
     collector = engine.start_collector(runs_dir)
@@ -74,8 +74,8 @@ def _reserved_task(cpus: float, gpus: float):
     trained at once. Inside its own placement group a released CPU can only go back to the same run.
     A lost node's group is placed again on another node, and the retried task with it.
     """
-    import ray
-    from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+    import ray  # deferred: Ray fixes its single-machine mode on first import (cluster.py)
+    from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy  # with ray, above
 
     group = ray.util.placement_group([{"CPU": cpus, **({"GPU": gpus} if gpus else {})}])
     task = ray.remote(engine.train_in_worker).options(
@@ -86,7 +86,7 @@ def _reserved_task(cpus: float, gpus: float):
 
 def _wait(reference, collector, run_id: str, stop_event, on_update) -> dict:
     """Follow the task until it ends (engine.follow_collector); a task stopped before it reached a node is cancelled."""
-    import ray  # deferred: Ray picks its single-machine mode once, when first imported (cluster.py)
+    import ray  # deferred: Ray fixes its single-machine mode on first import (cluster.py)
 
     cancelled = False
 
@@ -108,7 +108,7 @@ def _wait(reference, collector, run_id: str, stop_event, on_update) -> dict:
 
 def _ended_by(error: Exception, collector, run_id: str) -> dict:
     """The outcome of a run whose task died: a node lost more often than retried, or the cluster gone."""
-    import ray
+    import ray  # deferred: Ray fixes its single-machine mode on first import (cluster.py)
 
     try:
         entry = ray.get(collector.snapshot.remote(), timeout=10).get(run_id, {})

@@ -13,8 +13,10 @@ import json
 import time
 from pathlib import Path
 
+import pandas as pd
+
 from gapdemo import runs
-from gapdemo.sweep.grid import SweepPlan
+from gapdemo.sweep.grid import SweepPlan, settings_label
 
 SWEEPS_FOLDER = "sweeps"
 PLAN_FILE = "plan.json"
@@ -88,12 +90,8 @@ def load(runs_dir, sweep_id: str) -> dict:
     return sweep
 
 
-def trial_epoch_metrics(runs_dir, sweep: dict):
+def trial_epoch_metrics(runs_dir, sweep: dict) -> pd.DataFrame:
     """Every trial's metrics.csv rows in one DataFrame, with run_id, seed and settings label added."""
-    import pandas as pd
-
-    from gapdemo.sweep.grid import settings_label
-
     frames = []
     for trial in sweep["trials"]:
         frame = runs.read_epoch_metrics(Path(runs_dir) / trial["run_id"])
