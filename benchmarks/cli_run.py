@@ -2,7 +2,7 @@
 
   cli        python -m gapdemo train (synthetic, 100 px, 2,000 images, 10 epochs, fc + fc_dropout + gap)
   baseline   the same command and settings, its run trained by the engine before #17
-             (benchmarks.training.BaselineTrainer: no model pool, Keras' step over the summed loss, tf.data's
+             (benchmarks.baseline.BaselineTrainer: no model pool, Keras' step over the summed loss, tf.data's
              autotuning on, so deleting each autotuned iterator waits for the tuner's thread). The product
              has no such option: a child `python -m benchmarks.cli_run --baseline-child <train options>`
              runs gapdemo's own CLI (gapdemo.cli.main) with every job's trainer swapped for that baseline
@@ -149,9 +149,9 @@ def build_report(runs: dict, quick: bool):
 
 
 def train_through_baseline(arguments: list[str]) -> int:
-    """python -m gapdemo train arguments, in this process, every job trained by benchmarks.training.BaselineTrainer."""
+    """python -m gapdemo train arguments, in this process, every job trained by benchmarks.baseline.BaselineTrainer."""
     # deferred: it imports TensorFlow, which only this child needs (the parent measures, never trains)
-    from benchmarks.training import BaselineJob
+    from benchmarks.baseline import BaselineJob
 
     TrainingJob.new_trainer = BaselineJob.new_trainer  # the CLI's job (a TrainingJob) trains through the baseline
     return cli.main(["train", *arguments])

@@ -9,7 +9,7 @@ each with validation after every epoch:
   engine, recalibrate_bn=False   the same without the recalibration (extra computation, not streaming)
   engine baseline   the engine before #17: no model pool, Keras' step over the summed loss (all heads at once
              instead of one at a time), tf.data autotuning on (an idle wait after every fit and evaluate).
-             It lives here only (BaselineJob, BaselineTrainer), built from the trainer's parts
+             It lives in benchmarks/ only (benchmarks.baseline), built from the trainer's parts
   bare       a plain model.fit of the same lockstep model, compiled the same way, nothing else
   bare, 1 batch per call   the same with Keras' default steps_per_execution=1
   tutorial   the tutorial's way: build_model per back-end and one plain model.fit each, in turn
@@ -27,13 +27,12 @@ import tempfile
 import time
 
 from benchmarks import common
+from benchmarks.baseline import BaselineJob
 from gapdemo import runs
 from gapdemo.config import DataConfig, ModelConfig, RunConfig, TrainConfig
-from gapdemo.model.backends import LockstepModels, build_lockstep_models, build_model
+from gapdemo.model.backends import build_lockstep_models, build_model
 from gapdemo.training import epoch_end, saving, streaming
-from gapdemo.training.feeder import BatchFeeder
 from gapdemo.training.job import TrainingJob
-from gapdemo.training.step import TrainingStep
 from gapdemo.training.trainer import Trainer
 
 KEY, TITLE = "training", "1-2. Lockstep vs the tutorial's way, and streaming overhead"
@@ -63,52 +62,6 @@ def run_config(size: dict, runs_dir: str):
         model=ModelConfig(backends=size["backends"]),
         train=TrainConfig(epochs=size["epochs"], batch_size=size["batch_size"], runs_dir=runs_dir),
     )
-
-
-# ----- the engine before #17, kept here only: the trainer's parts as they were then -----
-
-
-class BaselineFeeder(BatchFeeder):
-    """Feeds with tf.data's autotuning on: deleting each iterator waits for the tuner's thread."""
-
-    def pipeline(self, dataset):
-        return common.per_backend_labels(dataset, self.backends)
-
-
-class BaselineStep(TrainingStep):
-    """No model pool (every run compiles and traces afresh) and Keras' own step over the summed loss,
-    which keeps every head's activations alive at once (the shipped step takes one head at a time)."""
-
-    def build_models(self, precision: str) -> LockstepModels:
-        # here, not at the top: imported after gapdemo, whose hook keeps TensorFlow's start-up lines quiet
-        import keras
-
-        models = super().build_models(precision)
-        outputs = {backend: models.backend_models[backend].outputs[0] for backend in self.backends}
-        summed = keras.Model(models.training_model.inputs[0], outputs, name="lockstep")  # the same layers
-        return dataclasses.replace(models, training_model=summed)
-
-    def take_pooled(self):
-        return None
-
-    def give_back(self) -> None:
-        pass
-
-
-class BaselineTrainer(Trainer):
-    """gapdemo's Trainer with the parts of the engine before #17."""
-
-    def __init__(self, config, run_dir, events=None, data_loader=None):
-        super().__init__(config, run_dir, events, data_loader)
-        self.feeder = BaselineFeeder(config, self.events, data_loader)
-        self.step = BaselineStep(config)
-
-
-class BaselineJob(TrainingJob):
-    """A TrainingJob that trains through BaselineTrainer."""
-
-    def new_trainer(self, events):
-        return BaselineTrainer(self.config, self.run_dir, events, data_loader=self.data_loader)
 
 
 class EngineClock:
@@ -141,36 +94,44 @@ class EngineClock:
         return wrapper
 
 
-def make_candidates(config, data, clock: EngineClock) -> dict:
-    """name -> callable that trains once and returns its wall time in seconds."""
-    backends, epochs = list(config.model.backends), config.train.epochs
-    model_options = {"image_size": config.data.image_size, "seed": config.model.seed,
-                     "bn_momentum": config.model.bn_momentum, "dropout_rate": config.model.dropout_rate}
+def model_options(config) -> dict:
+    """build_model's and build_lockstep_models' options for config's run."""
+    return {"image_size": config.data.image_size, "seed": config.model.seed,
+            "bn_momentum": config.model.bn_momentum, "dropout_rate": config.model.dropout_rate}
 
-    def engine_with(run_config, label, job_class=TrainingJob):
-        def engine():
-            clock.label = label
-            job = job_class(run_config, data_loader=common.fixed_loader(data))
-            start = time.perf_counter()
-            state = job.run()
-            elapsed = time.perf_counter() - start
-            if state != "finished":
-                raise RuntimeError(f"engine run ended {state}: {job.snapshot().message}")
-            return elapsed
-        return engine
 
-    def bare_with(steps_per_execution):
-        def bare():
-            start = time.perf_counter()
-            models = build_lockstep_models(backends, **model_options)
-            train = common.per_backend_labels(data.train, backends)
-            common.compile_like_engine(models.training_model, backends, config.train.learning_rate,
-                                       element_spec=train.element_spec, steps_per_execution=steps_per_execution)
-            models.training_model.fit(train, epochs=epochs, verbose=0,
-                                      validation_data=common.per_backend_labels(data.validation, backends))
-            return time.perf_counter() - start
-        return bare
+def engine_candidate(run_config, data, clock: EngineClock, label: str, job_class=TrainingJob):
+    """Trains one job_class (a TrainingJob, or benchmarks.baseline's engine before #17) of run_config."""
+    def engine():
+        clock.label = label
+        job = job_class(run_config, data_loader=common.fixed_loader(data))
+        start = time.perf_counter()
+        state = job.run()
+        elapsed = time.perf_counter() - start
+        if state != "finished":
+            raise RuntimeError(f"engine run ended {state}: {job.snapshot().message}")
+        return elapsed
+    return engine
 
+
+def bare_candidate(config, data, steps_per_execution: int):
+    """A plain model.fit of the lockstep model, compiled as the engine compiles it."""
+    backends = list(config.model.backends)
+
+    def bare():
+        start = time.perf_counter()
+        models = build_lockstep_models(backends, **model_options(config))
+        train = common.per_backend_labels(data.train, backends)
+        common.compile_like_engine(models.training_model, backends, config.train.learning_rate,
+                                   element_spec=train.element_spec, steps_per_execution=steps_per_execution)
+        models.training_model.fit(train, epochs=config.train.epochs, verbose=0,
+                                  validation_data=common.per_backend_labels(data.validation, backends))
+        return time.perf_counter() - start
+    return bare
+
+
+def tutorial_candidate(config, data):
+    """The tutorial's way: build_model and a plain model.fit per back-end, in turn."""
     def tutorial():
         # here, not at the top: imported after gapdemo, whose hook keeps TensorFlow's start-up lines quiet
         import keras
@@ -178,21 +139,26 @@ def make_candidates(config, data, clock: EngineClock) -> dict:
 
         start = time.perf_counter()
         column = lambda images, labels: (images, tf.expand_dims(labels, -1))  # noqa: E731  labels (B, 1)
-        for backend in backends:
-            model = build_model(backend, **model_options)
+        for backend in config.model.backends:
+            model = build_model(backend, **model_options(config))
             model.compile(optimizer=keras.optimizers.Adam(config.train.learning_rate),
                           loss="binary_crossentropy", metrics=["accuracy"])
-            model.fit(data.train.map(column), epochs=epochs, verbose=0, validation_data=data.validation.map(column))
+            model.fit(data.train.map(column), epochs=config.train.epochs, verbose=0,
+                      validation_data=data.validation.map(column))
         return time.perf_counter() - start
+    return tutorial
 
+
+def make_candidates(config, data, clock: EngineClock) -> dict:
+    """name -> callable that trains once and returns its wall time in seconds."""
     plain = dataclasses.replace(config, train=dataclasses.replace(config.train, recalibrate_bn=False))
-    candidates = {"engine": engine_with(config, "engine"),
-                  "engine_baseline": engine_with(config, "engine_baseline", BaselineJob),
-                  "engine_no_recalibration": engine_with(plain, "engine_no_recalibration"),
-                  "bare": bare_with(config.train.steps_per_execution)}
+    candidates = {"engine": engine_candidate(config, data, clock, "engine"),
+                  "engine_baseline": engine_candidate(config, data, clock, "engine_baseline", BaselineJob),
+                  "engine_no_recalibration": engine_candidate(plain, data, clock, "engine_no_recalibration"),
+                  "bare": bare_candidate(config, data, config.train.steps_per_execution)}
     if config.train.steps_per_execution != 1:
-        candidates["bare_one_per_call"] = bare_with(1)
-    return {**candidates, "tutorial": tutorial}
+        candidates["bare_one_per_call"] = bare_candidate(config, data, 1)
+    return {**candidates, "tutorial": tutorial_candidate(config, data)}
 
 
 def warm_up(config, data) -> None:
