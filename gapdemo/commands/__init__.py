@@ -1,5 +1,5 @@
 """Sub-commands of python -m gapdemo; each module has register(subparsers) and run(args), except
-progress.py, the progress line that train and claims share."""
+progress.py, the progress display (tqdm) that train and claims share."""
 
 
 class CommandError(Exception):
