@@ -214,7 +214,7 @@ def test_a_served_sweep_has_a_trial_cap(listening_everywhere, monkeypatch, tmp_p
     config = tiny_config(str(tmp_path / "runs"))
     with pytest.raises(ValueError, match="at most 3 runs; this one asks for 4"):
         plan_sweep(config, {"dropout_rate": [0.3, 0.6]}, 2, served=True)
-    assert len(plan_sweep(config, {"dropout_rate": [0.3, 0.6]}, 2, served=False)[1]) == 4
+    assert len(plan_sweep(config, {"dropout_rate": [0.3, 0.6]}, 2, served=False).trials) == 4
     st.cache_resource.clear()
     page = open_page()
     page.number_input(key="sweep_seeds").set_value(2).run()
@@ -239,7 +239,11 @@ def test_only_the_owner_stops_a_claims_job_on_a_served_page(monkeypatch, tmp_pat
     assert runner.stop("visitor-b", any_owner=False) is False
     assert runner.is_running() and runner.status()["state"] == "running"
     assert runner.stop("visitor-a", any_owner=False) is True
-    assert runner.wait(60) and runner.status()["state"] == "stopped" and seen["served"] is True
+    deadline = time.monotonic() + 60
+    while runner.is_running() and time.monotonic() < deadline:  # as the Claims tab polls it
+        time.sleep(0.1)
+    assert not runner.is_running()
+    assert runner.status()["state"] == "stopped" and seen["served"] is True
 
 
 def test_only_the_owner_stops_a_served_sweep_and_its_process_knows_it_is_served(tmp_path):
