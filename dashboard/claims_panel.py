@@ -9,6 +9,8 @@ import streamlit as st
 from dashboard.common import POLL_SECONDS, export_buttons, format_seconds
 from dashboard.visitor import page_is_served, shown_path, visitor_id
 from gapdemo.claims import CLAIMS, DEFAULT_SEEDS, MAX_SEEDS, ClaimsRunner, latest_claims
+from gapdemo.claims.charts import claim_figure, claim_frame
+from gapdemo.model.backends import BACKENDS
 from gapdemo.serving import may_stop
 
 ANOTHER_VISITORS_CLAIMS = "Another visitor is measuring the claims; only they can stop it. Results show here when done."
@@ -21,8 +23,6 @@ def claims_runner():
 
 
 def _settings_text(config, seeds: int) -> str:
-    from gapdemo.model.backends import BACKENDS
-
     backends = ", ".join(BACKENDS[b].label for b in config.model.backends if b in BACKENDS)
     train_size = config.data.train_size or "all"
     return (f"Uses the sidebar settings: {config.data.dataset}, {config.data.image_size}×{config.data.image_size}, "
@@ -83,8 +83,6 @@ def _result_caption(result: dict) -> str:
 
 # Each claim: heading, how it is measured, one chart, one verdict, export buttons.
 def claims_results(result: dict) -> None:
-    from gapdemo.claims.charts import claim_figure, claim_frame
-
     st.caption(_result_caption(result))
     for key, claim in CLAIMS.items():
         st.subheader(claim.heading)

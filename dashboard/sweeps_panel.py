@@ -4,28 +4,25 @@ from __future__ import annotations
 
 import dataclasses
 
+import pandas as pd
 import streamlit as st
 
 from dashboard.common import POLL_SECONDS, export_buttons
 from dashboard.visitor import page_is_served, shown_path, visitor_id
 from gapdemo.config import DEFAULT_SEEDS, MAX_SEEDS
 from gapdemo.serving import may_stop
-from gapdemo.sweep.grid import SWEEPABLE, parse_assignment
-from gapdemo.sweep.run import plan_sweep
+from gapdemo.sweep import store
+from gapdemo.sweep.charts import bands_figure, summary_figure, summary_frame
+from gapdemo.sweep.grid import SWEEPABLE, parse_assignment, settings_label
+from gapdemo.sweep.launcher import SweepLauncher
+from gapdemo.sweep.run import plan_sweep, sweep_result
+from gapdemo.sweep.summary import epoch_bands
 
 ANOTHER_VISITORS_SWEEP = "Another visitor's sweep is running; only they can stop it. You can watch it below."
-
-# What the value box starts with for each setting: two values around the default that differ visibly.
-EXAMPLE_VALUES = {"dropout_rate": "0.3, 0.6", "image_size": "64, 100", "train_size": "500, 2000",
-                  "bn_momentum": "0.9, 0.99", "learning_rate": "0.0003, 0.001", "batch_size": "32, 64",
-                  "epochs": "5, 10"}
-
 
 # One launcher per server process: a refresh re-attaches to the running sweep.
 @st.cache_resource
 def sweep_launcher():
-    from gapdemo.sweep.launcher import SweepLauncher
-
     return SweepLauncher()
 
 
@@ -35,7 +32,7 @@ def grid_inputs(disabled: bool) -> tuple[dict, list[str]]:
                            disabled=disabled, help="Every combination of their values is a grid point.")
     grid, problems = {}, []
     for name in names:
-        text = st.text_input(f"Values of {name}", EXAMPLE_VALUES[name], key=f"sweep_values_{name}", disabled=disabled)
+        text = st.text_input(f"Values of {name}", SWEEPABLE[name].example, key=f"sweep_values_{name}", disabled=disabled)
         try:
             grid[name] = parse_assignment(f"{name}={text}")[1]
         except ValueError as error:
@@ -90,11 +87,9 @@ def sweep_controls(launcher, config, problems: list[str]) -> None:
 
 
 def _trial_table(result: dict):
-    import pandas as pd
-
     rows = []
     for trial in result["trials"]:
-        row = {"run": trial["run_id"], "grid point": ", ".join(f"{k}={v}" for k, v in trial["settings"].items()),
+        row = {"run": trial["run_id"], "grid point": settings_label(trial["settings"]),
                "seed": trial["seed"], "state": trial["state"], "epochs": trial["epochs_completed"]}
         row.update({f"{backend} val acc": values["val_accuracy"] for backend, values in trial["final"].items()})
         rows.append(row)
@@ -103,11 +98,6 @@ def _trial_table(result: dict):
 
 # One sweep: state, trials, bands per back-end, summary; polled while it runs.
 def sweep_view(runs_dir: str, sweep_id: str, launcher) -> None:
-    from gapdemo.sweep import store
-    from gapdemo.sweep.charts import bands_figure, summary_figure, summary_frame
-    from gapdemo.sweep.run import sweep_result
-    from gapdemo.sweep.summary import epoch_bands
-
     result = sweep_result(runs_dir, sweep_id)
     done = sum(trial["state"] == "finished" for trial in result["trials"])
     text = f"Sweep `{sweep_id}`: **{result['state']}** · {done}/{len(result['trials'])} trials finished"
@@ -137,8 +127,6 @@ def sweep_view(runs_dir: str, sweep_id: str, launcher) -> None:
 
 # The Sweeps tab.
 def sweeps_panel(runs_dir: str, config, problems: list[str]) -> None:
-    from gapdemo.sweep import store
-
     config = dataclasses.replace(config, train=dataclasses.replace(config.train, runs_dir=runs_dir))
     st.markdown("One run shows one seed. A sweep trains every combination of the values below, several seeds "
                 "each, and shows the mean and the spread over seeds: does GAP really overfit less, and at which "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pandas as pd
+import plotly.graph_objects as go
 import streamlit as st
 
 from dashboard.common import (
@@ -15,7 +16,9 @@ from dashboard.common import (
     run_time_caption,
 )
 from dashboard.visitor import queue_caption, run_owner_note
+from gapdemo.charts import backend_color, curves_figure, results_dataframe
 from gapdemo.runs import EPOCH_FIELDS
+from gapdemo.training.curves import CurveHistory
 from gapdemo.training.phases import phase_text
 
 # The live charts take their new batch points at each epoch's end, and between ends at most this
@@ -62,8 +65,6 @@ def status_panel(snapshot, queued_jobs) -> None:
 # One growing copy of each run's per-batch curves per server process, shared by every tab watching it.
 @st.cache_resource(max_entries=4, show_spinner=False)
 def curve_history(run_id: str):
-    from gapdemo.training.curves import CurveHistory
-
     return CurveHistory(run_id)
 
 
@@ -71,8 +72,6 @@ def curve_history(run_id: str):
 # gapdemo.training.curves.MAX_POINTS points per line however long the run (the CSVs keep every batch).
 @st.cache_resource(max_entries=16, show_spinner=False)
 def live_figure(run_id: str, rows_read: int, epoch_rows: int, metric: str, smoothing: float, _history, _epochs):
-    from gapdemo.charts import curves_figure
-
     return curves_figure(_epochs, _history.series(), metric=metric, smoothing=smoothing)
 
 
@@ -93,8 +92,6 @@ def curves_panel(snapshot, history, with_exports: bool) -> None:
 
 # Best and final validation accuracy and the train-validation gap per back-end; the run's time once.
 def results_panel(snapshot) -> None:
-    from gapdemo.charts import results_dataframe
-
     epochs = epoch_frame(snapshot.epoch_metrics)
     if epochs.empty:
         return
@@ -107,10 +104,6 @@ def results_panel(snapshot) -> None:
 
 
 def _results_figure(results):
-    import plotly.graph_objects as go
-
-    from gapdemo.charts import backend_color
-
     figure = go.Figure()
     for name in ("Final train accuracy", "Final val accuracy"):
         figure.add_trace(go.Bar(x=results["Back-end"], y=results[name], name=name,

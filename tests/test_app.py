@@ -315,7 +315,7 @@ def test_status_explains_the_wait_before_the_first_batch():
 def test_live_curves_are_smoothed_on_request_and_built_once_per_new_data(app, monkeypatch):
     import json
 
-    from gapdemo import charts
+    from dashboard import training_panel
 
     set_tiny_settings(app, epochs=1)
     app.button(key="start").click().run()
@@ -331,13 +331,13 @@ def test_live_curves_are_smoothed_on_request_and_built_once_per_new_data(app, mo
 
     assert all("train_raw" in splits for splits in live_splits()[:2])  # the live pair comes first
     live_builds = []
-    original = charts.curves_figure
+    original = training_panel.curves_figure
 
     def counting(epochs, batches=None, *args, **kwargs):
         live_builds.append(isinstance(batches, dict))
         return original(epochs, batches, *args, **kwargs)
 
-    monkeypatch.setattr(charts, "curves_figure", counting)
+    monkeypatch.setattr(training_panel, "curves_figure", counting)  # the live figures' builder
     app.run()
     app.run()
     assert not any(live_builds)  # nothing new arrived: the cached live figures are sent again

@@ -13,19 +13,30 @@ import hashlib
 import itertools
 import json
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from gapdemo.config import MAX_SEEDS, RunConfig
 from gapdemo.sweep.seeds import repeat_seed, seeded_config
 
+
 # setting name -> (RunConfig section, field, parser): what --set NAME=... may name
+class Sweepable(NamedTuple):
+    """Where a sweepable setting lives in RunConfig, how its values parse, and two values to start from."""
+
+    section: str
+    field_name: str
+    parse: type
+    example: str  # two values around the default that differ visibly (the Sweeps tab's value box starts here)
+
+
 SWEEPABLE = {
-    "dropout_rate": ("model", "dropout_rate", float),
-    "image_size": ("data", "image_size", int),
-    "train_size": ("data", "train_size", int),
-    "bn_momentum": ("model", "bn_momentum", float),
-    "learning_rate": ("train", "learning_rate", float),
-    "batch_size": ("train", "batch_size", int),
-    "epochs": ("train", "epochs", int),
+    "dropout_rate": Sweepable("model", "dropout_rate", float, "0.3, 0.6"),
+    "image_size": Sweepable("data", "image_size", int, "64, 100"),
+    "train_size": Sweepable("data", "train_size", int, "500, 2000"),
+    "bn_momentum": Sweepable("model", "bn_momentum", float, "0.9, 0.99"),
+    "learning_rate": Sweepable("train", "learning_rate", float, "0.0003, 0.001"),
+    "batch_size": Sweepable("train", "batch_size", int, "32, 64"),
+    "epochs": Sweepable("train", "epochs", int, "5, 10"),
 }
 MAX_TRIALS = 200  # a grid beyond this is more likely a typo than a plan on a 2-core machine
 
@@ -73,7 +84,7 @@ def parse_assignment(text: str) -> tuple[str, list]:
         raise ValueError(f"--set needs NAME=V1,V2,...; got {text!r}")
     if name not in SWEEPABLE:
         raise ValueError(f"cannot sweep {name!r}; sweepable settings: {', '.join(SWEEPABLE)}")
-    parse = SWEEPABLE[name][2]
+    parse = SWEEPABLE[name].parse
     values = []
     for part in values_text.split(","):
         try:
@@ -117,7 +128,7 @@ def trial_config(base: RunConfig, trial: Trial, runs_dir: str) -> RunConfig:
     """base with the trial's settings and seed applied, writing its run under runs_dir."""
     values = base.to_dict()
     for name, value in trial.settings.items():
-        section, field_name, _ = SWEEPABLE[name]
+        section, field_name = SWEEPABLE[name].section, SWEEPABLE[name].field_name
         values[section][field_name] = value
     return seeded_config(RunConfig.from_dict(values), trial.seed, runs_dir)
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 import tensorflow as tf
 
 from gapdemo.config import RunConfig
+from gapdemo.data import sources
 from gapdemo.data.pipeline import without_autotuning
-from gapdemo.data.sources import load_data
 from gapdemo.training.events import TrainingEvents
 
 
@@ -28,7 +28,8 @@ class BatchFeeder:
 
     def __init__(self, config: RunConfig, events: TrainingEvents, data_loader=None):
         self.config, self.events = config, events
-        self.data_loader = data_loader or load_data
+        # looked up when the run starts, so a loader swapped in on the module (tests, a host) is the one used
+        self.data_loader = data_loader or sources.load_data
         self.backends = list(config.model.backends)
 
     def load(self):
