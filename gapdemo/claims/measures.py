@@ -100,12 +100,8 @@ def to_model_input(images_uint8) -> np.ndarray:
 
 
 def model_predictor(model) -> Predict:
-    """A Predict for a Keras model with one P(dog) output, in batches, inference mode."""
-    def predict(images: np.ndarray) -> np.ndarray:
-        parts = [np.asarray(model(images[start:start + EVALUATION_BATCH], training=False)).reshape(-1)
-                 for start in range(0, len(images), EVALUATION_BATCH)]
-        return np.concatenate(parts) if parts else np.zeros(0)
-    return predict
+    """A Predict for a Keras model with one P(dog) output, on images already in [0, 1]."""
+    return evaluation.model_predictor(model, EVALUATION_BATCH, full_scale=1.0)
 
 
 def accuracy(probabilities, labels) -> float:
