@@ -109,7 +109,7 @@ def median(values) -> float:
     return float(statistics.median(values))
 
 
-def spread(values) -> float:
+def value_range(values) -> float:
     """max - min: with two or three repeats, a range says more than a standard deviation."""
     return float(max(values) - min(values)) if values else 0.0
 

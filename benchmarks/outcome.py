@@ -17,6 +17,7 @@ import tempfile
 import time
 
 from benchmarks import common
+from gapdemo.sweep.seeds import spread
 
 KEY, TITLE = "outcome", "7. The tutorial's outcome on our default data"
 CLEAR_OVERFIT = 0.05  # fc's train - val accuracy must reach this to count as overfitting clearly
@@ -58,7 +59,8 @@ def train_seed(seed: int, runs_dir: str, quick: bool) -> tuple[dict, float, obje
 def mean_and_spread(values) -> str:
     if len(values) == 1:
         return f"{values[0]:.3f}"
-    return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
+    over_seeds = spread(values)
+    return f"{over_seeds['mean']:.3f} ± {over_seeds['std']:.3f}"
 
 
 def summarize(per_seed: list[dict]) -> dict:

@@ -213,7 +213,7 @@ def ratio_rows(seconds: dict, cpu_seconds: dict) -> list[list[str]]:
 def build_report(seconds: dict, cpu_seconds: dict, clock: EngineClock, size: dict,
                  steps_per_execution: int) -> tuple[str, list[str]]:
     labels = {**LABELS, "tutorial": f"tutorial: {len(size['backends'])} x build_model + model.fit (1 batch per call)"}
-    rows = [[labels[name], f"{common.median(seconds[name]):.1f}", f"{common.spread(seconds[name]):.1f}",
+    rows = [[labels[name], f"{common.median(seconds[name]):.1f}", f"{common.value_range(seconds[name]):.1f}",
              f"{common.median(cpu_seconds[name]):.1f}", "", ""] for name in seconds]
     rows += ratio_rows(seconds, cpu_seconds)
     table = common.format_table(["measure", "wall s (median) / ratio", "wall range s", "CPU s / ratio",
@@ -244,7 +244,7 @@ def overhead_note(seconds: dict, cpu_seconds: dict, clock: EngineClock, size: di
     streaming_seconds = clock.seconds["engine", "record_batch"] / run_count
     engine = common.median(seconds["engine_no_recalibration"])
     cpu_overhead = paired(cpu_seconds, "engine_no_recalibration", "bare") - 1
-    spread = common.spread(seconds["engine_no_recalibration"]) / engine
+    spread = common.value_range(seconds["engine_no_recalibration"]) / engine
     return (f"Target 2 missed on the wall clock ({overhead:+.1%}; {cpu_overhead:+.1%} on the CPU clock). Per run, "
             f"finish_epoch (saving the models so no finished epoch is lost, the probes, TensorBoard) took "
             f"{fixed:.2f} s, {fixed / engine:.1%} of the run, and streaming the batches {streaming_seconds:.3f} s "
