@@ -121,6 +121,31 @@ def test_the_packages_show_the_architecture_and_few_modules_stand_loose():
     assert len(loose) <= 12, loose
 
 
+def test_no_class_runs_over_150_lines():
+    """A class that long does several jobs (the Trainer once did five in 251 lines)."""
+    longest = {}
+    for path in source_files():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ClassDef):
+                longest[f"{module_name(path)}.{node.name}"] = node.end_lineno - node.lineno + 1
+    assert "gapdemo.training.trainer.Trainer" in longest
+    assert {name: lines for name, lines in longest.items() if lines > 150} == {}
+
+
+def test_benchmark_only_paths_stay_in_benchmarks():
+    """The product neither imports the benchmarks nor carries a switch that only they use."""
+    offenders = []
+    for path in source_files():
+        text = path.read_text()
+        if "engine_baseline" in text or "engine-baseline" in text:
+            offenders.append(f"{path.relative_to(ROOT)}: the engine baseline")
+        if any(name == "benchmarks" or name.startswith("benchmarks.")
+               for name in imported_names(path, module_name(path))):
+            offenders.append(f"{path.relative_to(ROOT)}: imports benchmarks")
+    assert offenders == []
+    assert "BaselineTrainer" in (ROOT / "benchmarks" / "baseline.py").read_text()
+
+
 def test_only_runs_py_names_the_run_folders_files():
     """Every read and write of a run folder's files goes through gapdemo.runs."""
     offenders = []
