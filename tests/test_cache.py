@@ -143,7 +143,7 @@ def test_a_load_failing_mid_write_leaves_no_cache_behind(pets, cache_dir, monkey
 
 
 def test_a_killed_load_leaves_no_entry_and_its_partial_folder_is_removed_later(pets, cache_dir):
-    script = ("import sys, time; sys.path.insert(0, sys.argv[1]); from gapdemo import decode; "
+    script = ("import sys, time; sys.path.insert(0, sys.argv[1]); from gapdemo.data import decode; "
               "slow = decode.decode_image_file; "
               "decode.decode_image_file = lambda path, size: (time.sleep(0.2), slow(path, size))[1]; "
               "from gapdemo.config import DataConfig; from gapdemo.data.sources import load_splits; "

@@ -33,6 +33,7 @@ from gapdemo.runs.artifacts import (
 )
 from gapdemo.runs.files import (
     BATCH_FIELDS,
+    METRIC_FILES,
     EPOCH_FIELDS,
     REPLACE_ATTEMPTS,
     adopt_status,
@@ -84,6 +85,7 @@ __all__ = [
     "has_models",
     "create_run_folder",
     "BATCH_FIELDS",
+    "METRIC_FILES",
     "EPOCH_FIELDS",
     "REPLACE_ATTEMPTS",
     "append_csv_rows",
