@@ -37,9 +37,14 @@ def train(address: str, runs_dir: Path, *extra: str) -> subprocess.Popen:
 
 
 def result_of(process: subprocess.Popen, timeout: float = 600) -> dict:
+    return result_and_progress(process, timeout)[0]
+
+
+def result_and_progress(process: subprocess.Popen, timeout: float = 600) -> tuple[dict, list[str]]:
+    """The run's JSON result (stdout) and its progress lines (stderr, piped: plain lines)."""
     stdout, stderr = process.communicate(timeout=timeout)
     assert process.returncode == 0, stderr[-3000:]
-    return json.loads(stdout.strip().splitlines()[-1])
+    return json.loads(stdout.strip().splitlines()[-1]), stderr.splitlines()
 
 
 def assert_complete(run_dir: Path, epochs: int, backends=("fc", "gap")) -> None:
@@ -58,7 +63,11 @@ def test_two_runs_at_once_train_side_by_side_on_different_nodes(cluster, tmp_pat
     # each holds its node for its start (seconds: a worker, TensorFlow, data) and 4 epochs: far longer than
     # the other driver takes to join, so both are on a node while the other trains, whichever comes first
     first, second = (train(cluster.address, runs_dir, "--epochs", "4") for _ in range(2))
-    results = [result_of(first), result_of(second)]
+    (results, progress) = zip(result_and_progress(first), result_and_progress(second), strict=True)
+    for lines in progress:  # epochs of 3 batches end between two polls, yet each shows its final rate
+        epoch_lines = [line for line in lines if line.startswith("epoch ") and "/4:" in line]
+        assert [line.split(":")[0] for line in epoch_lines] == [f"epoch {epoch}/4" for epoch in range(1, 5)], lines
+        assert all("100%" in line and "img/s" in line for line in epoch_lines), epoch_lines
     assert [r["status"] for r in results] == ["finished", "finished"]
     assert {r["engine"] for r in results} == {"ray"}
     assert {r["node"] for r in results} == node_ids(cluster)  # one run on each node: side by side

@@ -69,7 +69,7 @@ class _Reporter:
     """Turns the collector's view of the run into progress on stderr and (--events) JSON lines on stdout.
 
     The view is polled about once a second: each finished epoch is read from the run's metrics.csv
-    and drawn full with the rate of the newest progress seen during it. With --events a program reads
+    and drawn full with its final rate, which the collector keeps per epoch. With --events a program reads
     stdout (the page's cluster runs); stderr then gets plain lines, never a bar redrawn in place.
     """
 
@@ -92,6 +92,8 @@ class _Reporter:
             self.display.restart(f"the run starts again from epoch 1 (attempt {entry.get('attempts')})")
             self.epoch_rows = 0
         progress = {"phase": "waiting"} if state == "waiting" else entry.get("progress") or {}
+        for epoch_end in entry.get("epoch_ends", {}).values():  # each epoch's final rate, however short it was
+            self.display.remember(epoch_end)
         self.display.remember(progress)  # first: it may be the last word on an epoch whose rows are below
         for epoch_rows in rows_by_epoch(rows[self.epoch_rows:]):
             self.display.end_epoch(epoch_rows)

@@ -21,12 +21,13 @@ class TrialCollector:
     def __init__(self, runs_dir: str):
         self.runs_dir = Path(runs_dir)
         self.stop = False
-        self.trials = {}  # run_id -> {"state", "message", "node", "progress", "attempts"}
+        # run_id -> {"state", "message", "node", "progress", "attempts", "epoch_ends"}
+        self.trials = {}
 
     def begin(self, run_id: str, node_id: str) -> bool:
         """A worker starts run_id; False when the sweep was stopped (the worker should not train)."""
         entry = self.trials.setdefault(run_id, {"attempts": 0})
-        entry.update(state="running", message="", node=node_id, progress={})
+        entry.update(state="running", message="", node=node_id, progress={}, epoch_ends={})
         entry["attempts"] += 1
         if not self.stop:
             runs.clear_run_folder(self.runs_dir / run_id)  # a retried trial starts clean
@@ -42,6 +43,12 @@ class TrialCollector:
     def report(self, run_id: str, progress: dict) -> None:
         self.trials.setdefault(run_id, {"attempts": 0})["progress"] = progress
 
+    def end_epoch(self, run_id: str, progress: dict) -> None:
+        """An epoch's last training progress (its final rate), kept per epoch: a view polled once a second
+        would otherwise miss it when the epoch is shorter than that."""
+        entry = self.trials.setdefault(run_id, {"attempts": 0})
+        entry.setdefault("epoch_ends", {})[int(progress["epoch"])] = progress
+
     def finish(self, run_id: str, state: str, message: str) -> None:
         self.trials.setdefault(run_id, {"attempts": 0}).update(state=state, message=message)
 
@@ -52,4 +59,4 @@ class TrialCollector:
         return self.stop
 
     def snapshot(self) -> dict:
-        return {run_id: dict(entry) for run_id, entry in self.trials.items()}
+        return {run_id: {**entry, "epoch_ends": dict(entry.get("epoch_ends", {}))} for run_id, entry in self.trials.items()}

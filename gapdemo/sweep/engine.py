@@ -64,6 +64,7 @@ class _TrialEvents(TrainingEvents):
         self.stop_seen, self.stop_checked, self.progress_sent = False, 0.0, 0.0
         self.sent = {}  # relative path -> signature of the file as last sent home
         self.rows_sent = 0.0  # the first batch's rows go home at once: the page's first curve point
+        self.last_training_progress = {}  # the epoch's newest, sent home at its end with its final rate
 
     def should_stop(self) -> bool:
         import ray  # deferred: Ray fixes its single-machine mode on first import (cluster.py)
@@ -81,6 +82,7 @@ class _TrialEvents(TrainingEvents):
             self.collector.report.remote(self.spec.run_id, progress)
 
     def on_batch(self, rows: list[dict], progress: dict) -> None:
+        self.last_training_progress = progress
         self.on_progress(progress)
         now = time.monotonic()
         if now - self.rows_sent >= BATCH_ROWS_HOME_SECONDS:  # live curves at home between epochs
@@ -88,6 +90,8 @@ class _TrialEvents(TrainingEvents):
             self.send_home()
 
     def on_epoch(self, rows: list[dict], epochs_completed: int) -> None:
+        if self.last_training_progress.get("epoch") == epochs_completed:
+            self.collector.end_epoch.remote(self.spec.run_id, self.last_training_progress)  # before the rows
         self.send_home()
         if self.in_tune:
             from ray import tune  # deferred: Ray fixes its single-machine mode on first import (cluster.py)
