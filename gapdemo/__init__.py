@@ -26,4 +26,8 @@ def read_version() -> str:
         return found.group(1) if found else "unknown"
 
 
-__version__ = read_version()
+def __getattr__(name: str):
+    # __version__ is read when asked for (--version), not by every process that imports gapdemo
+    if name == "__version__":
+        return read_version()
+    raise AttributeError(f"module 'gapdemo' has no attribute {name!r}")

@@ -30,10 +30,21 @@ def add_verbose_argument(parser) -> None:
                              "GAPDEMO_TF_LOGS=1 does the same")
 
 
+class VersionAction(argparse.Action):
+    """--version: prints gapdemo's version, read only then (argparse's own action wants it up front)."""
+
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help="print the version and exit")
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(f"gapdemo {gapdemo.__version__}")
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m gapdemo", description=__doc__.splitlines()[0])
     add_verbose_argument(parser)
-    parser.add_argument("--version", action="version", version=f"gapdemo {gapdemo.__version__}")
+    parser.add_argument("--version", action=VersionAction)
     subparsers = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for name in COMMANDS:
         importlib.import_module(f"gapdemo.commands.{name}").register(subparsers)

@@ -8,7 +8,6 @@ mean and a spread. TensorFlow (Keras, gapdemo.insight.maps) is imported inside t
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 
 import numpy as np
 
@@ -24,7 +23,7 @@ MAX_EVALUATION_IMAGES = 500  # cap on test images scored per run (folder/TFDS te
 STEP_WARMUP = 3  # untimed train steps first: tracing and allocation happen there
 STEP_REPEATS = 10  # timed train steps; their median is reported
 
-Predict = Callable[[np.ndarray], np.ndarray]  # float32 (N, S, S, 3) in [0, 1] -> P(dog) (N,)
+Predict = evaluation.Predict  # uint8 (N, S, S, 3) -> P(dog) (N,)
 
 
 # --- claim 1: parameters and step time ---------------------------------------------------------
@@ -99,11 +98,6 @@ def to_model_input(images_uint8) -> np.ndarray:
     return np.asarray(images_uint8, dtype=np.float32) / 255.0
 
 
-def model_predictor(model) -> Predict:
-    """A Predict for a Keras model with one P(dog) output, on images already in [0, 1]."""
-    return evaluation.model_predictor(model, EVALUATION_BATCH, full_scale=1.0)
-
-
 def accuracy(probabilities, labels) -> float:
     """Share of images where P(dog) >= 0.5 agrees with the label (1 = dog)."""
     probabilities, labels = np.asarray(probabilities).reshape(-1), np.asarray(labels).reshape(-1)
@@ -175,7 +169,7 @@ def shift_accuracy(predict: Predict, images_uint8, labels, shifts) -> list[float
     curve = []
     for shift in shifts:
         variants = shifted_variants(images_uint8, shift)
-        curve.append(float(np.mean([accuracy(predict(to_model_input(v)), labels) for v in variants])))
+        curve.append(float(np.mean([accuracy(predict(v), labels) for v in variants])))
     return curve
 
 
@@ -230,8 +224,8 @@ def unseen_position_measures(models: dict, data) -> dict:
     """{backend: {"left_accuracy", "right_accuracy", "drop"}}: held-out left-half objects vs right-half ones."""
     results = {}
     for backend, model in models.items():
-        predict = model_predictor(model)
-        left = accuracy(predict(to_model_input(data.validation_images)), data.validation_labels)
-        right = accuracy(predict(to_model_input(data.test_images)), data.test_labels)
+        predict = evaluation.model_predictor(model, EVALUATION_BATCH)  # uint8 images in
+        left = accuracy(predict(data.validation_images), data.validation_labels)
+        right = accuracy(predict(data.test_images), data.test_labels)
         results[backend] = {"left_accuracy": left, "right_accuracy": right, "drop": left - right}
     return results

@@ -26,6 +26,7 @@ from gapdemo.claims import measures, summary
 from gapdemo.config import DEFAULT_SEEDS, MAX_SEEDS, RunConfig
 from gapdemo.data.checks import synthetic_problems
 from gapdemo.data.sources import load_data
+from gapdemo.insight import evaluation
 from gapdemo.model.backends import parameter_table
 from gapdemo.sweep import engine
 from gapdemo.sweep.seeds import repeat_seed, seeded_config
@@ -153,7 +154,7 @@ def _evaluate_lockstep(run_dir: Path, data, config: RunConfig, shifts: list[int]
     else:
         localization = {"available": True, "reason": None,
                         **measures.localization_measures(models, images, boxes, config.data.image_size)}
-    shift_curves = {b: measures.shift_accuracy(measures.model_predictor(m), images, labels, shifts)
+    shift_curves = {b: measures.shift_accuracy(evaluation.model_predictor(m, measures.EVALUATION_BATCH), images, labels, shifts)
                     for b, m in models.items()}
     overfitting = measures.overfitting_measures(runs.read_epoch_metrics(run_dir))
     return {"overfitting": overfitting, "localization": localization, "shift_accuracy": shift_curves,

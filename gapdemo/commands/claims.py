@@ -7,7 +7,6 @@ import signal
 import sys
 import threading
 
-from gapdemo.claims import CLAIMS, ClaimsFailed, ClaimsStopped, run_claims
 from gapdemo.commands import parse_backends
 from gapdemo.commands.progress import StepProgress
 from gapdemo.config import DATASETS, DEFAULT_SEEDS, MAX_SEEDS, DataConfig, ModelConfig, RunConfig, TrainConfig
@@ -44,6 +43,9 @@ def config_from_args(args) -> RunConfig:
 
 
 def run(args) -> int:
+    # deferred: numpy and the run folder's code; every command is imported to build the parser
+    from gapdemo.claims import CLAIMS, ClaimsFailed, ClaimsStopped, run_claims
+
     config = config_from_args(args)
     stop_event = threading.Event()
     for signal_number in (signal.SIGINT, signal.SIGTERM):

@@ -4,8 +4,6 @@ import json
 from pathlib import Path
 
 from gapdemo.commands import CommandError
-from gapdemo.images import ImageError, load_image
-from gapdemo.runs import choose_classifier_run, describe_training_data, load_models, read_config, resolve_run
 
 
 def register(subparsers):
@@ -21,6 +19,10 @@ def register(subparsers):
 
 
 def run(args) -> int:
+    # deferred: numpy and the run folder's code; every command is imported to build the parser
+    from gapdemo.images import ImageError, load_image
+    from gapdemo.runs import describe_training_data, read_config
+
     try:
         image = load_image(Path(args.image).read_bytes())
     except OSError as error:
@@ -43,6 +45,9 @@ def run(args) -> int:
 
 def _run_to_use(run_ref, runs_dir) -> tuple[Path, str | None]:
     """(run folder, the sentence saying why it was chosen); the sentence is None for a run the user named."""
+    # deferred: numpy and the run folder's code; every command is imported to build the parser
+    from gapdemo.runs import choose_classifier_run, resolve_run
+
     if run_ref is not None:
         return resolve_run(run_ref, runs_dir), None
     chosen = choose_classifier_run(runs_dir)
@@ -53,7 +58,9 @@ def _run_to_use(run_ref, runs_dir) -> tuple[Path, str | None]:
 
 def classify_with_run(run_dir, image) -> dict:
     """{backend: {"p_cat", "p_dog", "label"}} for one uint8 image."""
-    from gapdemo.insight.maps import classify_image  # deferred: TensorFlow; every command is imported for --help
+    # deferred: TensorFlow, numpy and the run folder's code; every command is imported to build the parser
+    from gapdemo.insight.maps import classify_image
+    from gapdemo.runs import load_models, read_config
 
     image_size = int(read_config(run_dir)["data"]["image_size"])
     result = classify_image(load_models(run_dir), image, image_size)

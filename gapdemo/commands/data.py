@@ -5,8 +5,6 @@ import sys
 
 from gapdemo.commands import CommandError
 from gapdemo.config import DATASETS, DataConfig, RunConfig
-from gapdemo.data.cache import cache_root, clear_cache
-from gapdemo.data.sources import load_splits
 from gapdemo.serving import operator_says_served
 from gapdemo.validation import data_problems
 
@@ -56,6 +54,9 @@ def _show_progress(message: str, fraction: float) -> None:
 
 
 def run(args) -> int:
+    # deferred: numpy and the run folder's code; every command is imported to build the parser
+    from gapdemo.data.sources import load_splits
+
     if args.clear_cache:
         return _clear_cache(args)
     config = DataConfig(dataset=args.dataset, data_dir=args.data_dir, image_size=args.image_size,
@@ -86,6 +87,9 @@ def run(args) -> int:
 
 
 def _clear_cache(args) -> int:
+    # deferred: numpy and the run folder's code; every command is imported to build the parser
+    from gapdemo.data.cache import cache_root, clear_cache
+
     freed = clear_cache(args.cache_dir)
     if args.json:
         print(json.dumps({"cache_dir": str(cache_root(args.cache_dir)), "freed_bytes": freed}))

@@ -3,14 +3,6 @@
 import json
 
 from gapdemo.commands import CommandError
-from gapdemo.insight.evaluation import (
-    CONSISTENCY_SHIFTS,
-    check_evaluable,
-    evaluate_run,
-    model_predictor,
-    shift_consistency,
-)
-from gapdemo.runs import load_models, resolve_run
 from gapdemo.serving import operator_says_served
 
 MISTAKES_SHOWN = 5  # most confident mistakes listed per back-end in the text output
@@ -28,6 +20,10 @@ def register(subparsers):
 
 
 def run(args) -> int:
+    # deferred: numpy and the run folder's code; every command is imported to build the parser
+    from gapdemo.insight.evaluation import check_evaluable, evaluate_run
+    from gapdemo.runs import load_models, resolve_run
+
     run_dir = resolve_run(args.run_id, args.runs_dir)
     try:
         check_evaluable(run_dir)
@@ -47,6 +43,9 @@ def run(args) -> int:
 
 def consistency_of(models: dict, evaluation) -> dict:
     """{backend: {shift: fraction}} on the run's test split (gapdemo.insight.evaluation.shift_consistency)."""
+    # deferred: numpy and the run folder's code; every command is imported to build the parser
+    from gapdemo.insight.evaluation import CONSISTENCY_SHIFTS, model_predictor, shift_consistency
+
     predictors = {backend: model_predictor(model, compiled=True) for backend, model in models.items()}
     fractions = shift_consistency(predictors, evaluation.images, CONSISTENCY_SHIFTS)
     return {backend: {str(shift): round(float(value), 6) for shift, value in zip(CONSISTENCY_SHIFTS, values, strict=True)}

@@ -4,7 +4,6 @@ import warnings
 
 from gapdemo.commands import CommandError
 from gapdemo.config import TrainConfig
-from gapdemo.runs import resolve_run
 
 
 def register(subparsers):
@@ -18,7 +17,9 @@ def register(subparsers):
 
 
 def run(args) -> int:
-    from gapdemo.export import EXPORT_FORMATS, export_run  # deferred: plotly + pandas (~0.4 s) on every command
+    # deferred: plotly, pandas, numpy and the run folder's code; every command is imported to build the parser
+    from gapdemo.export import EXPORT_FORMATS, export_run
+    from gapdemo.runs import resolve_run
 
     formats = tuple(part.strip() for part in args.formats.split(",") if part.strip())
     unknown = [name for name in formats if name not in EXPORT_FORMATS]

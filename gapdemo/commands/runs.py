@@ -2,8 +2,6 @@
 
 import json
 
-from gapdemo.runs import list_runs
-
 
 def register(subparsers):
     parser = subparsers.add_parser("runs", help="list earlier runs")
@@ -13,6 +11,9 @@ def register(subparsers):
 
 
 def run(args) -> int:
+    # deferred: numpy and the run folder's code; every command is imported to build the parser
+    from gapdemo.runs import list_runs
+
     summaries = list_runs(args.runs_dir)
     if args.json:
         print(json.dumps({"runs_dir": str(args.runs_dir), "runs": [s.to_dict() for s in summaries]}))

@@ -23,7 +23,8 @@ import numpy as np
 from gapdemo.config import CLASS_NAMES, DataConfig
 from gapdemo.data.cache import ENTRY_PART, CacheRequest, cache_root, entry_key, entry_label
 from gapdemo.data.cache_writer import load_or_decode
-from gapdemo.data.splits import SPLITS, DataError, DecodedSource, Progress, cap
+from gapdemo.data.checks import DataError
+from gapdemo.data.splits import SPLITS, DecodedSource, Progress, cap
 
 TFDS_SLICES = {"train": "train[:80%]", "validation": "train[80%:90%]", "test": "train[90%:]"}
 CATS_VS_DOGS_URL = ("https://download.microsoft.com/download/3/E/1/"

@@ -8,7 +8,11 @@ since their unseen-position test always draws synthetic pets.
 from __future__ import annotations
 
 from gapdemo.config import DATASETS, MAX_SYNTHETIC_TRAIN_SIZE, DataConfig, validate_image_size
-from gapdemo.data.splits import DataError
+
+
+class DataError(ValueError):
+    """A data problem the user can fix; str() is one readable sentence (what is wrong + what to do).
+    Here, beside the rules, so the gate reads them without numpy (gapdemo.data.splits re-exports it)."""
 
 
 def config_problems(config: DataConfig) -> list[str]:

@@ -22,8 +22,9 @@ from gapdemo.config import DataConfig
 from gapdemo.data import decode
 from gapdemo.data.cache import ENTRY_PART, CacheRequest, cache_root, entry_key, entry_label
 from gapdemo.data.cache_writer import EntryWriter, load_or_decode
+from gapdemo.data.checks import DataError
 from gapdemo.data.roots import folder_path_problem
-from gapdemo.data.splits import SPLITS, DataError, DecodedSource, Progress, split_sizes
+from gapdemo.data.splits import SPLITS, DecodedSource, Progress, split_sizes
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp"}
 DECODE_CHUNK = 256  # files handed to the decoding threads at a time (results are used in order)

@@ -23,12 +23,11 @@ import numpy as np
 
 from gapdemo.config import DataConfig
 from gapdemo.data import cache, cats_vs_dogs, folder
-from gapdemo.data.checks import refuse_problems, refuse_unloadable, synthetic_problems
+from gapdemo.data.checks import DataError, refuse_problems, refuse_unloadable, synthetic_problems
 from gapdemo.data.decode import decode_image_file  # noqa: F401  (re-exported: the benchmarks decode one file)
 from gapdemo.data.splits import (
     SPLIT_FRACTIONS,
     SPLITS,
-    DataError,
     DecodedSource,
     IndexedImages,
     Progress,

@@ -1,7 +1,7 @@
-"""What every image source shares: the split names and sizes, a decoded split, progress reports, DataError.
+"""What every image source shares: the split names and sizes, a decoded split, progress reports.
 
-It sits apart from data.py so that the sources (folder.py, cats_vs_dogs.py) and the image cache
-(cache.py) can raise DataError and fill splits without importing data.py, which imports them.
+It sits apart from sources.py so that the sources (folder.py, cats_vs_dogs.py) and the image cache
+(cache.py) can fill splits without importing sources.py, which imports them. DataError lives in checks.py.
 
 The contract: a source first decodes every image it has once, in its own fixed order, into a
 DecodedImages (the folder and Cats vs Dogs keep it in the image cache, so it depends on the files
@@ -23,10 +23,6 @@ SPLITS = ("train", "validation", "test")
 SPLIT_FRACTIONS = (0.8, 0.1, 0.1)  # train / validation / test, for every source
 
 Progress = Callable[[str, float], None]  # progress(message, fraction 0..1)
-
-
-class DataError(ValueError):
-    """A data problem the user can fix; str() is one readable sentence (what is wrong + what to do)."""
 
 
 class IndexedImages:

@@ -171,10 +171,8 @@ def shift_consistency(predictors: dict[str, Predict], images_uint8, shifts=CONSI
 # --- a run's test split ------------------------------------------------------------------------
 
 
-def model_predictor(model, batch_size: int = EVALUATION_BATCH, compiled: bool = False,
-                    full_scale: float = 255.0) -> Predict:
-    """A Predict for a Keras model with one P(class 1) output, in batches, inference mode: uint8 images
-    in by default; full_scale=1.0 for images already in [0, 1].
+def model_predictor(model, batch_size: int = EVALUATION_BATCH, compiled: bool = False) -> Predict:
+    """A Predict for a Keras model with one P(class 1) output: uint8 in, batches in inference mode.
 
     compiled=True traces the model once (~0.2 s CPU at 100x100); each call then costs ~30% less CPU
     than eager, which pays off only over many calls, such as shift_consistency's 33 per model.
@@ -185,10 +183,10 @@ def model_predictor(model, batch_size: int = EVALUATION_BATCH, compiled: bool = 
 
         forward = tf.function(forward, input_signature=[tf.TensorSpec((None, *model.input_shape[1:]), tf.float32)])
 
-    def predict(images: np.ndarray) -> np.ndarray:
+    def predict(images_uint8: np.ndarray) -> np.ndarray:
         parts = []
-        for start in range(0, len(images), batch_size):
-            batch = np.asarray(images[start:start + batch_size], dtype=np.float32) / full_scale  # (B, S, S, 3)
+        for start in range(0, len(images_uint8), batch_size):
+            batch = np.asarray(images_uint8[start:start + batch_size], dtype=np.float32) / 255.0  # (B, S, S, 3)
             parts.append(np.asarray(forward(batch)).reshape(-1))
         return np.concatenate(parts) if parts else np.zeros(0)
     return predict

@@ -9,8 +9,7 @@ table and bands and the claims' verdicts and charts read the same mean and sampl
 from __future__ import annotations
 
 import math
-
-import numpy as np
+import statistics
 
 from gapdemo.config import RunConfig
 
@@ -36,8 +35,8 @@ def spread(values) -> dict:
     measured, count is 0 and every number is None.
     """
     listed = [float(v) if v is not None and math.isfinite(float(v)) else None for v in values]
-    finite = np.asarray([v for v in listed if v is not None], dtype=float)
-    if not finite.size:
+    finite = [v for v in listed if v is not None]  # the standard library: sweep.grid imports this module at the CLI's start
+    if not finite:
         return {"mean": None, "std": None, "min": None, "max": None, "count": 0, "values": listed}
-    return {"mean": float(finite.mean()), "std": float(finite.std(ddof=1)) if finite.size > 1 else 0.0,
-            "min": float(finite.min()), "max": float(finite.max()), "count": int(finite.size), "values": listed}
+    return {"mean": statistics.fmean(finite), "std": statistics.stdev(finite) if len(finite) > 1 else 0.0,
+            "min": min(finite), "max": max(finite), "count": len(finite), "values": listed}

@@ -27,7 +27,7 @@ from gapdemo.sweep.cluster import EngineError, check_reachable
 from gapdemo.training.failures import readable_error
 from gapdemo.training.job import STOPPED_MESSAGE, JobManager, TrainingJob
 
-WAITING_PROGRESS = {"phase": "waiting", "message": "Waiting for the cluster's resources"}
+WAITING_PROGRESS = {"phase": "waiting"}  # in words: gapdemo.training.phases
 RUNS_PER_VISITOR = 2  # on a served page: one training, one waiting
 CLUSTER_LIMIT_MESSAGE = ("You already have a run training and one waiting; wait until one ends, or stop one, "
                          "before starting another.")

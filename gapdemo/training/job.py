@@ -34,7 +34,6 @@ class JobSnapshot:
     state: str
     message: str
     config: RunConfig
-    version: int  # grows with every update; a reader whose version matches has nothing new
     progress: dict  # phase, epoch, epochs, batch, batches_per_epoch, images_per_second, eta_seconds
     epoch_metrics: list[dict]  # one row per back-end per completed epoch (runs.EPOCH_FIELDS)
     batch_metrics: list[dict]  # rows from batch_start on (runs.BATCH_FIELDS)
@@ -50,7 +49,6 @@ class JobSnapshot:
 class _Published:
     state: str = "queued"
     message: str = ""
-    version: int = 0
     progress: dict = field(default_factory=lambda: {"phase": "queued"})
     epoch_metrics: list = field(default_factory=list)
     batch_metrics: list = field(default_factory=list)
@@ -110,7 +108,7 @@ class TrainingJob:
             end = published.finished or time.time()
             return JobSnapshot(
                 run_id=self.run_id, run_dir=str(self.run_dir), state=published.state, message=published.message,
-                config=self.config, version=published.version, progress=dict(published.progress),
+                config=self.config, progress=dict(published.progress),
                 epoch_metrics=list(published.epoch_metrics), batch_metrics=published.batch_metrics[batch_start:],
                 batch_start=batch_start, probes=published.probes, probes_epoch=published.probes_epoch,
                 dataset_info=published.dataset_info,
@@ -147,7 +145,6 @@ class TrainingJob:
     def _publish_locked(self, **changes) -> None:
         for key, value in changes.items():
             setattr(self._published, key, value)
-        self._published.version += 1
 
     def publish(self, **changes) -> None:
         with self._lock:
