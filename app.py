@@ -1,7 +1,7 @@
 """gapdemo dashboard: streamlit run app.py
 
-Draws only: every computation goes through the gapdemo package, and training runs in a
-background job that this page polls.
+Draws only: every computation goes through the gapdemo package, and every run, claims job and sweep
+trains in a process of its own (gapdemo.jobs) that this page follows through its folder.
 """
 
 import streamlit as st
@@ -32,7 +32,7 @@ def main() -> None:
     st.markdown(INTRODUCTION)
     try:
         manager = job_manager()
-    except ValueError as error:  # an unreadable GAPDEMO_CPUS_PER_RUN / GAPDEMO_GPUS_PER_RUN
+    except ValueError as error:  # an unreadable GAPDEMO_CPUS_PER_RUN, GAPDEMO_MAX_TRAINING, ...
         st.error(str(error))
         st.stop()
     config, problems = settings_sidebar(runs_dir())
@@ -57,9 +57,9 @@ def main() -> None:
         if mistakes_tab.open:
             evaluation_panel(runs_dir())
     with claims_tab:
-        claims_panel(runs_dir(), config, problems)
+        claims_panel(manager, runs_dir(), config, problems)
     with sweeps_tab:
-        sweeps_panel(runs_dir(), config, problems)
+        sweeps_panel(manager, runs_dir(), config, problems)
     with runs_tab:
         runs_panel(runs_dir())
 

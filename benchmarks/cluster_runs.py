@@ -1,8 +1,8 @@
 """Four runs started from the page: on a two-node Ray cluster side by side vs the page's queue here.
 
-  queue here   gapdemo.training.job.JobManager: one run at a time in this process, TensorFlow's default threads
-               (in a fresh process, TensorFlow imported before the clock starts)
-  cluster      gapdemo.training.cluster_job.ClusterJobManager against a local ray.cluster_utils cluster of two
+  queue here   gapdemo.jobs.page.PageScheduler: one run at a time in its training worker, TensorFlow's default
+               threads (the worker started and TensorFlow imported before the clock starts)
+  cluster      gapdemo.jobs.cluster_job.ClusterJobManager against a local ray.cluster_utils cluster of two
                nodes, one CPU each: each run a child `gapdemo train --address` process, one Ray task
 
 Both submit the same 4 default-size runs (seeds 0-3) as four Starts would, and time the wall clock
@@ -65,18 +65,22 @@ def queue_here(size: dict) -> dict:
 
 
 def _queue_here(size: dict) -> dict:
-    import tensorflow  # noqa: F401  outside the clock, as a page server has it loaded
+    from gapdemo.jobs.page import PageScheduler
 
-    from gapdemo.training.job import JobManager
-
-    with tempfile.TemporaryDirectory() as runs_dir:
-        return submit_and_watch(JobManager(), configs(size, runs_dir))
+    scheduler = PageScheduler()
+    scheduler.warm()  # outside the clock, as a page server has its worker ready
+    scheduler.pool.wait_ready(120)
+    try:
+        with tempfile.TemporaryDirectory() as runs_dir:
+            return submit_and_watch(scheduler, configs(size, runs_dir))
+    finally:
+        scheduler.close()
 
 
 def on_cluster(size: dict) -> dict:
     from ray.cluster_utils import Cluster
 
-    from gapdemo.training.cluster_job import ClusterJobManager
+    from gapdemo.jobs.cluster_job import ClusterJobManager
 
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
     cluster.add_node(num_cpus=1)

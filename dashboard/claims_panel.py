@@ -7,19 +7,13 @@ import dataclasses
 import streamlit as st
 
 from dashboard.common import POLL_SECONDS, export_buttons, format_seconds
-from dashboard.visitor import page_is_served, shown_path, visitor_id
-from gapdemo.claims import CLAIMS, DEFAULT_SEEDS, MAX_SEEDS, ClaimsRunner, latest_claims
+from dashboard.visitor import page_is_served, queue_caption, shown_path, visitor_id
+from gapdemo.claims import CLAIMS, DEFAULT_SEEDS, MAX_SEEDS, latest_claims
 from gapdemo.claims.charts import claim_figure, claim_frame
 from gapdemo.model.backends import BACKENDS
 from gapdemo.serving import may_stop
 
 ANOTHER_VISITORS_CLAIMS = "Another visitor is measuring the claims; only they can stop it. Results show here when done."
-
-
-# One claims job per server process: a refresh re-attaches to the running job.
-@st.cache_resource
-def claims_runner():
-    return ClaimsRunner()
 
 
 def _settings_text(config, seeds: int) -> str:
@@ -30,10 +24,11 @@ def _settings_text(config, seeds: int) -> str:
             f"trains two runs (the chosen data, and synthetic pets kept in the left half), so {2 * seeds} runs in all.")
 
 
-# Seeds, Start and Stop; starts the background job. Served, only the visitor who started it may stop it.
-def claims_controls(runner, config, problems: list[str]) -> None:
-    running, served = runner.is_running(), page_is_served()
-    may_stop_it = may_stop(runner.owner(), visitor_id(), any_owner=not served)
+# Seeds, Start and Stop; queues the job with the page's scheduler. Served, only its owner may stop it.
+def claims_controls(scheduler, config, problems: list[str]) -> None:
+    job, served = scheduler.latest("claims"), page_is_served()
+    running = job is not None and not job.is_done()
+    may_stop_it = running and may_stop(job.owner, visitor_id(), any_owner=not served)
     seeds = int(st.number_input("Seeds (independent repeats)", 1, MAX_SEEDS, DEFAULT_SEEDS, key="claims_seeds",
                                 disabled=running,
                                 help="Every claim is measured once per seed; results show the mean and the "
@@ -44,31 +39,38 @@ def claims_controls(runner, config, problems: list[str]) -> None:
     start_column, stop_column = st.columns(2)
     if start_column.button("▶ Measure the claims", type="primary", disabled=running or bool(problems),
                            key="claims_start", width="stretch"):
-        try:
-            started = runner.start(config, seeds, owner=visitor_id(), served=served)  # the gate, asked again
+        try:  # the gate, asked again
+            queued = scheduler.submit_claims(config, seeds, owner=visitor_id(), served=served)
         except ValueError as error:
             st.error(str(error))
         else:
-            st.toast("Measuring the claims in the background." if started else "A claims job is already running.")
+            ahead = scheduler.runs_ahead(queued)
+            st.toast(f"Claims job queued behind {ahead} other job(s)." if ahead
+                     else "Measuring the claims in the background.")
             st.rerun()
     if running and not may_stop_it:
         st.caption(ANOTHER_VISITORS_CLAIMS)
-    if stop_column.button("■ Stop claims", disabled=not (running and may_stop_it), key="claims_stop", width="stretch"):
-        if runner.stop(visitor_id(), any_owner=not served):
-            st.toast("Stopping: the current training run ends after this batch; nothing is saved.")
+    if stop_column.button("■ Stop claims", disabled=not may_stop_it, key="claims_stop", width="stretch"):
+        job.stop()
+        st.toast("Stopping: the current training run ends after this batch; nothing is saved.")
 
 
-def _status_view(runner, polling: bool) -> None:
-    status = runner.status()
+def _status_view(scheduler, polling: bool) -> None:
+    job = scheduler.latest("claims")
+    if job is None:
+        return
+    status = job.status()
     state = status["state"]
-    if state in ("running", "stopping"):
+    if state == "queued":
+        st.caption(queue_caption(scheduler.queued()))
+    elif state in ("running", "stopping"):
         st.progress(min(max(status["fraction"], 0.0), 1.0),
                     text=f"{status['message']} · {format_seconds(status['elapsed_seconds'])} so far")
     elif state == "failed":
         st.error(f"The claims job failed: {status['message']}")
     elif state == "stopped":
         st.warning(status["message"])
-    if polling and state not in ("running", "stopping"):
+    if polling and state not in ("queued", "running", "stopping"):
         st.rerun()  # the job ended: redraw the page once so the new result shows
 
 
@@ -95,14 +97,14 @@ def claims_results(result: dict) -> None:
 
 
 # The Claims tab; problems: the sidebar's answer from the gate (gapdemo.validation), served or not.
-def claims_panel(runs_dir: str, config, problems: list[str]) -> None:
+def claims_panel(scheduler, runs_dir: str, config, problems: list[str]) -> None:
     config = dataclasses.replace(config, train=dataclasses.replace(config.train, runs_dir=runs_dir))
     st.markdown("The tutorial makes four claims about GAP. Here each one is measured, several times over, "
                 "with a spread, and judged by a sentence computed from the numbers.")
-    runner = claims_runner()
-    claims_controls(runner, config, problems)
-    polling = runner.is_running()
-    st.fragment(run_every=POLL_SECONDS if polling else None)(_status_view)(runner, polling)
+    claims_controls(scheduler, config, problems)
+    job = scheduler.latest("claims")
+    polling = job is not None and not job.is_done()
+    st.fragment(run_every=POLL_SECONDS if polling else None)(_status_view)(scheduler, polling)
     result = latest_claims(runs_dir)
     if result is None:
         st.info(f"No claims measured in {shown_path(runs_dir)} yet. Press **Measure the claims**; with the default settings "

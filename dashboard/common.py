@@ -10,12 +10,13 @@ from streamlit.runtime.scriptrunner import script_runner
 
 from gapdemo.charts import curves_figure
 from gapdemo.export import dataframe_to_csv, figure_to_html, figure_to_png, png_export_available
+from gapdemo.jobs.cluster_job import ClusterJobManager, resources_per_run
+from gapdemo.jobs.limits import warm_worker
+from gapdemo.jobs.page import PageScheduler
 from gapdemo.model.backends import parameter_table
 from gapdemo.model.precision import PRECISION_LABELS
 from gapdemo.sweep.cluster import resolve_address
-from gapdemo.training.cluster_job import ClusterJobManager, resources_per_run
 from gapdemo.training.curves import DEFAULT_SMOOTHING
-from gapdemo.training.job import JobManager
 
 # How often a tab polls running work. Each poll of a fragment costs the browser about 0.2 s of CPU
 # whatever it redraws (Streamlit re-renders its page tree), on the cores that train, in every tab
@@ -44,15 +45,16 @@ def _close_matplotlib_figures() -> None:
         pyplot.close("all")
 
 
-# One JobManager per server process: every tab and every refresh sees the same jobs. With
-# GAPDEMO_RAY_ADDRESS set, runs go to that Ray cluster side by side instead of one at a time here.
+# One scheduler per server process: every tab and every refresh sees the same runs, claims jobs and
+# sweeps, each trained in a process of its own. With GAPDEMO_RAY_ADDRESS set, they go to that Ray
+# cluster side by side instead of taking turns here. ValueError (an unreadable setting): app.py shows it.
 @st.cache_resource
 def job_manager():
     address = resolve_address(None)
-    if address:
-        return ClusterJobManager(address, *resources_per_run())  # ValueError: app.py shows the sentence
-
-    return JobManager()
+    scheduler = ClusterJobManager(address, *resources_per_run()) if address else PageScheduler()
+    if warm_worker():
+        scheduler.warm()  # a training worker imports TensorFlow now, not when Start is pressed
+    return scheduler
 
 
 def runs_dir() -> str:

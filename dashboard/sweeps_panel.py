@@ -8,23 +8,16 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.common import POLL_SECONDS, export_buttons
-from dashboard.visitor import page_is_served, shown_path, visitor_id
+from dashboard.visitor import page_is_served, queue_caption, shown_path, visitor_id
 from gapdemo.config import DEFAULT_SEEDS, MAX_SEEDS
 from gapdemo.serving import may_stop
 from gapdemo.sweep import store
 from gapdemo.sweep.charts import bands_figure, summary_figure, summary_frame
 from gapdemo.sweep.grid import SWEEPABLE, parse_assignment, settings_label
-from gapdemo.sweep.launcher import SweepLauncher
 from gapdemo.sweep.run import plan_sweep, sweep_result
 from gapdemo.sweep.summary import epoch_bands
 
 ANOTHER_VISITORS_SWEEP = "Another visitor's sweep is running; only they can stop it. You can watch it below."
-
-# One launcher per server process: a refresh re-attaches to the running sweep.
-@st.cache_resource
-def sweep_launcher():
-    return SweepLauncher()
-
 
 # The swept settings and their values; returns (grid, problems).
 def grid_inputs(disabled: bool) -> tuple[dict, list[str]]:
@@ -49,16 +42,18 @@ def plan_problems(config, grid: dict, seeds: int, served: bool) -> list[str]:
     return []
 
 
-# Grid, seeds, Start and Stop. Served, only the visitor who started a sweep may stop it.
-def sweep_controls(launcher, config, problems: list[str]) -> None:
-    running, served = launcher.is_running(), page_is_served()
-    may_stop_it = may_stop(launcher.owner(), visitor_id(), any_owner=not served)
+# Grid, seeds, Start and Stop; queues the sweep with the page's scheduler. Served, only its owner may stop it.
+def sweep_controls(scheduler, config, problems: list[str]) -> None:
+    job, served = scheduler.latest("sweep"), page_is_served()
+    running = job is not None and not job.is_done()
+    may_stop_it = running and may_stop(job.owner, visitor_id(), any_owner=not served)
     grid, grid_problems = grid_inputs(running)
     seeds_column, concurrent_column = st.columns(2)
     seeds = int(seeds_column.number_input("Seeds per grid point", 1, MAX_SEEDS, DEFAULT_SEEDS, key="sweep_seeds", disabled=running))
     concurrent = int(concurrent_column.number_input(
-        "Trials at once (0 = as CPUs allow)", 0, 64, 0, key="sweep_concurrent", disabled=running,
-        help="Each trial takes one CPU; on 2 cores two one-thread trials beat one two-thread run."))
+        "Trials at once (0 = as the page allows)", 0, 64, 0, key="sweep_concurrent", disabled=running,
+        help=f"Each trial takes one CPU. On this machine trials count against the runs that may train at once "
+             f"({scheduler.max_training}, GAPDEMO_MAX_TRAINING); on a Ray cluster its CPUs limit them."))
     points = 1
     for values in grid.values():
         points *= len(values)
@@ -73,17 +68,21 @@ def sweep_controls(launcher, config, problems: list[str]) -> None:
     if start_column.button("▶ Start sweep", type="primary", disabled=running or bool(problems + grid_problems),
                            key="sweep_start", width="stretch"):
         try:
-            launcher.start(config, grid, seeds, concurrent or None, owner=visitor_id(), served=served)
+            queued = scheduler.submit_sweep(config, grid, seeds, concurrent or None, owner=visitor_id(), served=served)
         except ValueError as error:
             st.error(str(error))
         else:
-            st.toast("Sweep started: Ray takes a few seconds to come up.")
+            ahead = scheduler.runs_ahead(queued)
+            st.toast(f"Sweep queued behind {ahead} other job(s)." if ahead
+                     else "Sweep started: Ray takes a few seconds to come up.")
             st.rerun()
     if running and not may_stop_it:
         st.caption(ANOTHER_VISITORS_SWEEP)
-    if stop_column.button("■ Stop sweep", disabled=not (running and may_stop_it), key="sweep_stop", width="stretch"):
-        if launcher.stop(visitor_id(), any_owner=not served):
-            st.toast("Stopping: running trials end after their batch in flight; finished trials are kept.")
+    if running and job.state == "queued":
+        st.caption(queue_caption(scheduler.queued()))
+    if stop_column.button("■ Stop sweep", disabled=not may_stop_it, key="sweep_stop", width="stretch"):
+        job.stop()
+        st.toast("Stopping: running trials end after their batch in flight; finished trials are kept.")
 
 
 def _trial_table(result: dict):
@@ -97,15 +96,15 @@ def _trial_table(result: dict):
 
 
 # One sweep: state, trials, bands per back-end, summary; polled while it runs.
-def sweep_view(runs_dir: str, sweep_id: str, launcher) -> None:
+def sweep_view(runs_dir: str, sweep_id: str, job) -> None:
     result = sweep_result(runs_dir, sweep_id)
     done = sum(trial["state"] == "finished" for trial in result["trials"])
     text = f"Sweep `{sweep_id}`: **{result['state']}** · {done}/{len(result['trials'])} trials finished"
     st.markdown(text + (f" · {result['nodes']} Ray node(s)" if result["nodes"] else ""))
     if result["message"]:
         st.info(result["message"])
-    if launcher.current() == sweep_id and launcher.failure():
-        st.error(launcher.failure())
+    if job is not None and job.sweep_id == sweep_id and job.state == "failed":
+        st.error(job.status()["message"])
     st.dataframe(_trial_table(result), hide_index=True, key=f"sweep_trials_{sweep_id}")
     metrics = store.trial_epoch_metrics(runs_dir, store.load(runs_dir, sweep_id))
     if not len(metrics):
@@ -126,23 +125,23 @@ def sweep_view(runs_dir: str, sweep_id: str, launcher) -> None:
 
 
 # The Sweeps tab.
-def sweeps_panel(runs_dir: str, config, problems: list[str]) -> None:
+def sweeps_panel(scheduler, runs_dir: str, config, problems: list[str]) -> None:
     config = dataclasses.replace(config, train=dataclasses.replace(config.train, runs_dir=runs_dir))
     st.markdown("One run shows one seed. A sweep trains every combination of the values below, several seeds "
                 "each, and shows the mean and the spread over seeds: does GAP really overfit less, and at which "
                 "dropout rate does FC + dropout catch up?")
-    launcher = sweep_launcher()
-    sweep_controls(launcher, config, problems)
+    sweep_controls(scheduler, config, problems)
     sweeps = store.list_sweeps(runs_dir)
     if not sweeps:
         st.info(f"No sweeps in {shown_path(runs_dir)} yet.")
         return
     ids = [sweep["sweep_id"] for sweep in sweeps]
-    current = launcher.current()
+    job = scheduler.latest("sweep")
+    current = job.sweep_id if job is not None else None
     labels = {s["sweep_id"]: f"{s['sweep_id']} · {s.get('created', '?')} · "
                              + (", ".join(f"{k}={v}" for k, v in s.get("grid", {}).items()) or "seeds only")
               for s in sweeps}
     chosen = st.selectbox("Sweep", ids, index=ids.index(current) if current in ids else 0,
                           format_func=labels.get, key="sweep_chosen")
-    polling = launcher.is_running() and chosen == current
-    st.fragment(run_every=POLL_SECONDS if polling else None)(sweep_view)(runs_dir, chosen, launcher)
+    polling = job is not None and not job.is_done() and chosen == current
+    st.fragment(run_every=POLL_SECONDS if polling else None)(sweep_view)(runs_dir, chosen, job)

@@ -11,6 +11,7 @@ import secrets
 
 import streamlit as st
 
+from gapdemo.jobs.scheduler import KIND_WORDS
 from gapdemo.serving import page_counts_as_served
 
 VISITOR_KEY = "visitor_id"  # in st.session_state
@@ -54,11 +55,25 @@ def run_owner_note(snapshot) -> str:
     return f" ({whose(snapshot.owner)})" if page_is_served() else ""
 
 
+def ordinal(number: int) -> str:
+    """1 -> '1st', 2 -> '2nd', 11 -> '11th', 23 -> '23rd'."""
+    suffix = "th" if 10 <= number % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(number % 10, "th")
+    return f"{number}{suffix}"
+
+
+def job_name(job) -> str:
+    """'run `id`', 'claims job' or 'sweep `id`'; served, another visitor's job by its kind alone."""
+    kind = KIND_WORDS.get(job.kind, job.kind)
+    served = page_is_served()
+    if served and whose(job.owner) != "yours":
+        return f"another visitor's {kind}"
+    name = getattr(job, "run_id", None) or getattr(job, "sweep_id", None)
+    named = f"{kind} `{name}`" if name else kind
+    return f"{named} (yours)" if served else named
+
+
 def queue_caption(queued_jobs) -> str:
-    """The waiting runs in order; served, another visitor's run shows as that and no more (not even its id)."""
-    if not page_is_served():
-        names = [f"`{job.run_id}`" for job in queued_jobs]
-    else:
-        names = [f"`{job.run_id}` (yours)" if whose(job.owner) == "yours" else "another visitor's run"
-                 for job in queued_jobs]
-    return "Waiting in the queue: " + ", ".join(names)
+    """The waiting jobs of every kind in order, each with its place in line; served, another visitor's
+    job shows as that and no more (not even its id)."""
+    names = [f"{job_name(job)}, {ordinal(place)} in line" for place, job in enumerate(queued_jobs, start=1)]
+    return "Waiting in the queue: " + "; ".join(names)

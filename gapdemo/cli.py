@@ -14,7 +14,7 @@ import gapdemo
 from gapdemo.commands import CommandError
 from gapdemo.quiet import allow_tensorflow_logs
 
-COMMANDS = ("params", "data", "train", "runs", "classify", "export", "claims", "evaluate", "sweep")
+COMMANDS = ("params", "data", "train", "runs", "classify", "export", "claims", "evaluate", "sweep", "worker")
 
 
 class _Parser(argparse.ArgumentParser):

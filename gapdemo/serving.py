@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from pathlib import Path
 
 from gapdemo.data.roots import is_loopback_address
 
@@ -80,9 +81,13 @@ def _positive_setting(name: str, default: int, environ: Mapping[str, str] | None
 
 
 def child_environment(served: bool, environ: Mapping[str, str] | None = None) -> dict:
-    """The environment for a process the page starts (a sweep, a cluster run): served is passed on."""
+    """The environment for a process the page starts (a worker, a claims job, a sweep, a cluster run):
+    served is passed on, and `python -m gapdemo` finds this package wherever the server was started."""
     environ = os.environ if environ is None else environ
-    return {**environ, **({SERVED_VARIABLE: "1"} if served else {})}
+    package_root = str(Path(__file__).resolve().parent.parent)
+    paths = [package_root, *[path for path in environ.get("PYTHONPATH", "").split(os.pathsep) if path]]
+    return {**environ, "PYTHONPATH": os.pathsep.join(dict.fromkeys(paths)),
+            **({SERVED_VARIABLE: "1"} if served else {})}
 
 
 def may_stop(owner: str | None, visitor: str | None, any_owner: bool) -> bool:

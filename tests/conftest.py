@@ -12,6 +12,9 @@ os.environ.setdefault("GAPDEMO_CACHE_DIR", tempfile.mkdtemp(prefix="gapdemo-test
 # Ray's single-machine mode (loopback only) for every Ray this process starts, whichever test imports Ray
 # first: gapdemo.sweep.cluster sets it before its own first import, which a test module may have done already.
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+# Pages under test start their training worker at the first Start, not as they load: dozens of AppTest pages
+# would otherwise each import TensorFlow in a worker of their own. Tests of the warm start set it to 1.
+os.environ.setdefault("GAPDEMO_WARM_WORKER", "0")
 CHROMIUM_PATH = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--disable-background-networking",
@@ -52,3 +55,17 @@ def artifacts_dir():
 
 def chromium_available() -> bool:
     return os.path.exists(CHROMIUM_PATH) or shutil.which("chromium") is not None
+
+
+def close_page_scheduler() -> None:
+    """Stop every job of the page's scheduler, wait for them, end its workers, and forget it (st.cache_resource),
+    so the next page of a test starts afresh and no worker outlives its test."""
+    import streamlit as st
+
+    from dashboard.common import job_manager
+
+    scheduler = job_manager()
+    scheduler.stop_all()
+    assert scheduler.wait_idle(120)
+    scheduler.close()
+    st.cache_resource.clear()

@@ -10,9 +10,12 @@ import time
 import numpy as np
 import pytest
 import streamlit as st
+from in_thread import use_in_thread_runs
 from PIL import Image
 from streamlit.runtime.media_file_manager import MediaFileManager
 from streamlit.testing.v1 import AppTest
+
+from conftest import close_page_scheduler
 
 APP = "../app.py"
 
@@ -25,10 +28,7 @@ def app(tmp_path, monkeypatch):
     app_test.run()
     assert not app_test.exception
     yield app_test
-    from dashboard.common import job_manager
-
-    job_manager().stop_all()  # a failed test must not leave training running
-    job_manager().wait_idle(60)
+    close_page_scheduler()  # a failed test must not leave training running
 
 
 @pytest.fixture
@@ -363,15 +363,14 @@ def held_local_page(tmp_path, monkeypatch):
 
     monkeypatch.setattr(gapdemo.data.sources, "load_data", held_load_data)
     monkeypatch.setenv("GAPDEMO_RUNS_DIR", str(tmp_path / "runs"))
+    use_in_thread_runs(monkeypatch)  # a worker process cannot be held by a patched loader
     previous = config.get_option("server.address")
     config.set_option("server.address", "127.0.0.1")
     st.cache_resource.clear()  # a fresh job manager
     yield started, release
     for _ in range(10):
         release.release()
-    manager = job_manager_of_page()
-    manager.stop_all()
-    assert manager.wait_idle(60)
+    close_page_scheduler()
     config.set_option("server.address", previous)
 
 
@@ -424,14 +423,15 @@ def test_sessions_share_one_queue_that_runs_in_order_and_stop_acts_on_the_runnin
     third, second = manager.jobs()[:2]
     refreshed = open_session(seed=1)  # alice reloads the page: a new session, the same runs
     assert shown_run(refreshed).startswith(f"**Run `{first.run_id}`** — :blue[training]")
-    assert queue_line(refreshed) == [f"Waiting in the queue: `{second.run_id}`, `{third.run_id}`"]
+    assert queue_line(refreshed) == [
+        f"Waiting in the queue: run `{second.run_id}`, 1st in line; run `{third.run_id}`, 2nd in line"]
 
     press(bob, "stop")  # on a local page Stop acts on the running run, whoever started it
     assert (first.state, second.state, third.state) == ("stopping", "queued", "queued")
     release.release()  # the first run ends; the queue's head starts, in the order the runs came
     until(lambda: started == [1, 2])
     assert shown_run(bob).startswith(f"**Run `{second.run_id}`**")
-    assert queue_line(bob) == [f"Waiting in the queue: `{third.run_id}`"]
+    assert queue_line(bob) == [f"Waiting in the queue: run `{third.run_id}`, 1st in line"]
     assert first.is_done() and first.state != "finished"
     release.release()
     until(lambda: started == [1, 2, 3])

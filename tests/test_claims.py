@@ -14,11 +14,11 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from conftest import close_page_scheduler
 from gapdemo import runs
 from gapdemo.claims import (
     CLAIMS,
     ClaimsFailed,
-    ClaimsRunner,
     ClaimsStopped,
     check_arguments,
     check_claim,
@@ -272,16 +272,16 @@ def test_spread_and_val_loss_slope():
     assert val_loss_slope([1], [0.5]) is None
 
 
-def test_runner_stops_between_phases(tmp_path, monkeypatch):
+def test_a_stop_lands_between_phases(tmp_path, monkeypatch):
     """Stop while the last step is timed: the timing phase finishes, training never starts, nothing is saved."""
-    runner, timed = ClaimsRunner(), []
+    stop_event, timed = threading.Event(), []
     original = measures.measure_step_seconds
 
     def timing_then_stop(backend, *args, **kwargs):
         seconds = original(backend, *args, **kwargs)
         timed.append(backend)
         if backend == "gap":  # the timing phase's last step: stop now, before the training phase
-            runner.stop()
+            stop_event.set()
         return seconds
 
     def no_training(*args, **kwargs):
@@ -291,16 +291,11 @@ def test_runner_stops_between_phases(tmp_path, monkeypatch):
     connected = []
     monkeypatch.setattr(measures, "measure_step_seconds", timing_then_stop)
     monkeypatch.setattr(engine, "connect", no_training)
-    assert runner.start(tiny_config(str(tmp_path)), seeds=1, served=False)
-    assert not runner.start(tiny_config(str(tmp_path)), seeds=1, served=False)  # one job at a time
-    deadline = time.monotonic() + 120
-    while runner.is_running() and time.monotonic() < deadline:  # as the Claims tab polls it
-        time.sleep(0.2)
-    assert not runner.is_running()
+    with pytest.raises(ClaimsStopped):
+        run_claims(tiny_config(str(tmp_path)), seeds=1, stop_event=stop_event)
     assert timed == ["fc", "gap"]  # the phase in flight finished ...
     (claims_dir,) = tmp_path.glob("claims-*")
     assert connected == [] and list((claims_dir / "runs").iterdir()) == []  # ... and the next one never began
-    assert runner.status()["state"] == "stopped" and "nothing was saved" in runner.status()["message"]
     assert latest_claims(tmp_path) is None
 
 
@@ -364,33 +359,6 @@ def test_claims_and_sweeps_draw_each_seed_alike(tmp_path, monkeypatch):
     assert [spec.tags["claims"]["seed"] for spec in trained] == [5, 5, 6, 6, 7, 7]
 
 
-def test_a_failed_training_run_ends_the_claims_tab_with_its_message(tmp_path, monkeypatch):
-    """The engine's outcome for the chosen data's run is a failure (the command test below fails one for real)."""
-    def one_failed_trial(specs, runs_dir, experiment_dir, **options):
-        return {spec.run_id: {"state": "finished", "message": ""} if spec.data_loader else
-                {"state": "failed", "message": "None of the 4 image files in /photos could be decoded."}
-                for spec in specs}
-
-    monkeypatch.setattr(measures, "measure_step_seconds", lambda *args, **kwargs: 0.01)
-    monkeypatch.setattr(engine, "connect", lambda address=None, num_cpus=None: False)  # no Ray
-    monkeypatch.setattr(engine, "run_trials", one_failed_trial)
-    monkeypatch.setenv("GAPDEMO_RUNS_DIR", str(tmp_path))
-    st.cache_resource.clear()
-    app = AppTest.from_file(APP, default_timeout=120)
-    app.run()
-    app.button(key="claims_start").click().run()
-    deadline = time.monotonic() + 60
-    while not app.error and time.monotonic() < deadline:
-        time.sleep(0.2)
-        app.run()
-    assert not app.exception
-    (claims_dir,) = tmp_path.glob("claims-*")
-    (message,) = [error.value for error in app.error]
-    assert re.fullmatch(rf"The claims job failed: training run {re.escape(str(claims_dir))}/runs/\S+ failed: None of "
-                        r"the 4 image files in /photos could be decoded\.", message), message
-    assert not app.button(key="claims_start").disabled and latest_claims(tmp_path) is None
-
-
 def junk_folder(root):
     """Two class folders whose files are all unreadable: a folder run fails while loading its data."""
     for name in ("Cat", "Dog"):
@@ -398,6 +366,33 @@ def junk_folder(root):
         for index in range(2):
             (root / name / f"{index}.jpg").write_bytes(b"not a JPEG at all")
     return root
+
+
+def test_a_failed_training_run_ends_the_claims_tab_with_its_message(tmp_path, monkeypatch):
+    """The claims job's process fails one of its runs for real (unreadable photos); the tab says which and why."""
+    photos = junk_folder(tmp_path / "photos")
+    monkeypatch.setenv("GAPDEMO_RUNS_DIR", str(tmp_path / "runs"))
+    st.cache_resource.clear()
+    app = AppTest.from_file(APP, default_timeout=120)
+    app.run()
+    app.slider(key="image_size").set_value(32)
+    app.selectbox(key="dataset").set_value("folder").run()
+    app.text_input(key="folder_dir").set_value(str(photos)).run()
+    app.number_input(key="claims_seeds").set_value(1).run()
+    app.button(key="claims_start").click().run()
+    try:
+        deadline = time.monotonic() + 240
+        while not app.error and time.monotonic() < deadline:
+            time.sleep(0.5)
+            app.run()
+        assert not app.exception
+        (claims_dir,) = (tmp_path / "runs").glob("claims-*")
+        (message,) = [error.value for error in app.error]
+        assert re.fullmatch(rf"The claims job failed: training run {re.escape(str(claims_dir))}/runs/\S+ failed: "
+                            rf"None of the 4 image files in {re.escape(str(photos))} could be decoded.*", message), message
+        assert not app.button(key="claims_start").disabled and latest_claims(tmp_path / "runs") is None
+    finally:
+        close_page_scheduler()
 
 
 def test_a_failed_training_run_ends_the_command_with_exit_1(tmp_path):

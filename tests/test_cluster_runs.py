@@ -213,7 +213,7 @@ def test_the_page_trains_on_the_cluster_with_live_curves(cluster, tmp_path, monk
 
 
 def test_what_each_page_run_asks_the_cluster_for():
-    from gapdemo.training.cluster_job import ClusterJobManager, resources_per_run
+    from gapdemo.jobs.cluster_job import ClusterJobManager, resources_per_run
 
     assert resources_per_run({}) == (1.0, 0.0)
     assert resources_per_run({"GAPDEMO_CPUS_PER_RUN": "2", "GAPDEMO_GPUS_PER_RUN": "0.5"}) == (2.0, 0.5)
@@ -246,7 +246,7 @@ class ScriptedClusterJob:
     @staticmethod
     def make(tmp_path, script: str):
         from gapdemo.config import tiny_config
-        from gapdemo.training.cluster_job import ClusterJob
+        from gapdemo.jobs.cluster_job import ClusterJob
 
         class Scripted(ClusterJob):
             def command(self):
@@ -267,7 +267,7 @@ def test_a_cluster_job_survives_a_child_that_talks_nonsense_floods_stderr_and_fa
 
 def test_a_cluster_job_whose_child_cannot_start_ends_as_failed(tmp_path):
     from gapdemo.config import tiny_config
-    from gapdemo.training.cluster_job import ClusterJob
+    from gapdemo.jobs.cluster_job import ClusterJob
 
     class Unstartable(ClusterJob):
         def command(self):
@@ -282,11 +282,11 @@ def test_a_served_cluster_page_gives_each_visitor_one_running_and_one_waiting_ru
     import socket
 
     from gapdemo.config import tiny_config
-    from gapdemo.training.cluster_job import CLUSTER_LIMIT_MESSAGE, ClusterJobManager
-    from gapdemo.training.job import QUEUE_LIMIT_MESSAGE
+    from gapdemo.jobs.cluster_job import CLUSTER_LIMIT_MESSAGE, ClusterJobManager
+    from gapdemo.jobs.scheduler import QUEUE_LIMIT_MESSAGE
 
     class Held(ClusterJobManager):  # runs are admitted but not started: the test sets their states
-        def _start_locked(self, job):
+        def _start_ready_locked(self):
             pass
 
     with socket.socket() as listener:  # something answers at the address: the cluster "is reachable"

@@ -4,10 +4,11 @@ import errno
 import threading
 
 import pytest
+from in_thread import InThreadScheduler
 
 from gapdemo.config import tiny_config
+from gapdemo.jobs.scheduler import QUEUE_LIMIT_MESSAGE
 from gapdemo.training.failures import readable_error
-from gapdemo.training.job import QUEUE_LIMIT_MESSAGE, JobManager
 
 
 def gated_loader(gate: threading.Event):
@@ -23,7 +24,7 @@ def gated_loader(gate: threading.Event):
 @pytest.fixture
 def manager_with_a_running_job(runs_dir):
     gate = threading.Event()
-    manager = JobManager()
+    manager = InThreadScheduler()
 
     def submit(owner):
         return manager.submit(tiny_config(str(runs_dir)), data_loader=gated_loader(gate), owner=owner, served=False)
@@ -64,7 +65,7 @@ def test_a_run_just_submitted_to_an_idle_queue_has_none_ahead_whenever_the_worke
     managers = []
     try:
         for _ in range(40):  # the worker takes the job at any moment after submit; the count must not care
-            managers.append(JobManager())
+            managers.append(InThreadScheduler())
             job = managers[-1].submit(tiny_config(str(runs_dir)), data_loader=gated_loader(gate), served=False)
             assert managers[-1].runs_ahead(job) == 0
     finally:
@@ -74,7 +75,7 @@ def test_a_run_just_submitted_to_an_idle_queue_has_none_ahead_whenever_the_worke
 
 def test_the_run_about_to_start_counts_as_running(runs_dir):
     gate = threading.Event()
-    manager = JobManager()
+    manager = InThreadScheduler()
     try:
         for _ in range(2):  # the first may still be in the queue when the second arrives: both are allowed
             manager.submit(tiny_config(str(runs_dir)), data_loader=gated_loader(gate), owner=None, served=False)
@@ -100,7 +101,7 @@ def test_served_submit_checks_the_data_roots(runs_dir, tmp_path, monkeypatch):
     config = tiny_config(str(runs_dir))
     config.data.dataset, config.data.data_dir = "folder", str(tmp_path / "outside")
     with pytest.raises(ValueError, match=f"^The folder {tmp_path / 'outside'} does not exist.$"):
-        JobManager().submit(config, owner="visitor-a", served=True)
+        InThreadScheduler().submit(config, owner="visitor-a", served=True)
 
 
 @pytest.mark.parametrize("error, epochs, expected", [

@@ -5,9 +5,12 @@ import threading
 import time
 
 import pytest
+from in_thread import InThreadScheduler, use_in_thread_runs
 from test_serving import bind_page_to, open_page
 
+from conftest import close_page_scheduler
 from gapdemo.config import tiny_config
+from gapdemo.jobs.scheduler import QUEUE_FULL_MESSAGE
 from gapdemo.serving import (
     host_name,
     max_queued_runs,
@@ -15,7 +18,6 @@ from gapdemo.serving import (
     page_counts_as_served,
     request_came_from_afar,
 )
-from gapdemo.training.job import QUEUE_FULL_MESSAGE, JobManager
 
 listening_everywhere = bind_page_to("0.0.0.0")  # a fixture: the page as if served with --server.address 0.0.0.0
 
@@ -67,7 +69,7 @@ def held_loader(gate: threading.Event):
 
 def test_served_queue_holds_at_most_the_cap_of_waiting_runs(runs_dir, monkeypatch):
     monkeypatch.setenv("GAPDEMO_MAX_QUEUED", "2")
-    gate, manager = threading.Event(), JobManager()
+    gate, manager = threading.Event(), InThreadScheduler()
 
     def submit(owner, served=True):
         return manager.submit(tiny_config(str(runs_dir)), data_loader=held_loader(gate), owner=owner, served=served)
@@ -101,6 +103,7 @@ def test_reloads_cannot_grow_the_queue_past_the_cap(listening_everywhere, monkey
     monkeypatch.setattr(gapdemo.data.sources, "load_data", held_loader(gate))
     monkeypatch.setenv("GAPDEMO_RUNS_DIR", str(tmp_path / "runs"))
     monkeypatch.setenv("GAPDEMO_MAX_QUEUED", "2")
+    use_in_thread_runs(monkeypatch)  # a worker process cannot be held by a patched loader
     st.cache_resource.clear()
     try:
         answers = []
@@ -114,8 +117,7 @@ def test_reloads_cannot_grow_the_queue_past_the_cap(listening_everywhere, monkey
         assert answers[3] == answers[4] == [QUEUE_FULL_MESSAGE.format(waiting=2)]
     finally:
         gate.set()
-        job_manager().stop_all()
-        assert job_manager().wait_idle(60)
+        close_page_scheduler()
 
 
 def failing_loader(data_config, batch_size, progress=None):
@@ -123,7 +125,7 @@ def failing_loader(data_config, batch_size, progress=None):
 
 
 def test_finished_jobs_leave_memory_and_their_folders_stay(runs_dir):
-    manager = JobManager()
+    manager = InThreadScheduler()
     jobs = []
     for _ in range(3):
         jobs.append(manager.submit(tiny_config(str(runs_dir)), data_loader=failing_loader, served=False))
@@ -180,24 +182,22 @@ def test_every_start_button_is_disabled_for_an_outside_folder(listening_everywhe
 
 
 def test_the_jobs_refuse_an_outside_folder_when_called_directly(outside_folder, tmp_path, monkeypatch):
-    from gapdemo.claims import ClaimsRunner, run_claims
-    from gapdemo.sweep.launcher import SweepLauncher
+    from gapdemo.claims import run_claims
+    from gapdemo.jobs.page import PageScheduler
     from gapdemo.sweep.run import plan_sweep
 
     config = config_on(outside_folder, tmp_path / "runs")
     sentence = f"The folder {outside_folder} does not exist."
-    runner = ClaimsRunner()
+    scheduler = PageScheduler(budget_bytes=2**34)
     with pytest.raises(ValueError, match=sentence):
-        runner.start(config, 1, owner="a", served=True)
-    assert not runner.is_running()
+        scheduler.submit_claims(config, 1, owner="a", served=True)
     with pytest.raises(ValueError, match=sentence):
         run_claims(config, 1, served=True)
     with pytest.raises(ValueError, match=sentence):
         plan_sweep(config, {"dropout_rate": [0.3, 0.6]}, 1, served=True)
-    launcher = SweepLauncher()
     with pytest.raises(ValueError, match=sentence):
-        launcher.start(config, {"dropout_rate": [0.3, 0.6]}, 1, owner="a", served=True)
-    assert not launcher.is_running() and not (tmp_path / "runs").exists()
+        scheduler.submit_sweep(config, {"dropout_rate": [0.3, 0.6]}, 1, owner="a", served=True)
+    assert scheduler.jobs() == [] and not (tmp_path / "runs").exists()
     monkeypatch.delenv("GAPDEMO_DATA_ROOTS")  # without roots a local page reads any folder, a served one its home
     assert plan_sweep(config, {"dropout_rate": [0.3]}, 1, served=False)
     with pytest.raises(ValueError, match=sentence):
@@ -222,47 +222,36 @@ def test_a_served_sweep_has_a_trial_cap(listening_everywhere, monkeypatch, tmp_p
     assert page.button(key="sweep_start").disabled
 
 
-def test_only_the_owner_stops_a_claims_job_on_a_served_page(monkeypatch, tmp_path):
-    import gapdemo.claims.runner as claims_runner
-
-    seen = {}
-
-    def held_claims(config, seeds, progress=None, stop_event=None, served=False):
-        seen["served"] = served
-        assert stop_event.wait(120), "never stopped"
-        raise claims_runner.ClaimsStopped("stopped")
-
-    monkeypatch.setattr(claims_runner, "run_claims", held_claims)
-    runner = claims_runner.ClaimsRunner()
-    assert runner.start(tiny_config(str(tmp_path)), 1, owner="visitor-a", served=True)
-    assert runner.owner() == "visitor-a"
-    assert runner.stop("visitor-b", any_owner=False) is False
-    assert runner.is_running() and runner.status()["state"] == "running"
-    assert runner.stop("visitor-a", any_owner=False) is True
-    deadline = time.monotonic() + 60
-    while runner.is_running() and time.monotonic() < deadline:  # as the Claims tab polls it
-        time.sleep(0.1)
-    assert not runner.is_running()
-    assert runner.status()["state"] == "stopped" and seen["served"] is True
-
-
-def test_only_the_owner_stops_a_served_sweep_and_its_process_knows_it_is_served(tmp_path):
+def child_processes_running(word: str) -> list:
+    """This process's children whose command line holds word (a `gapdemo claims` or `gapdemo sweep`)."""
     import psutil
 
-    from gapdemo.sweep.launcher import SweepLauncher
+    return [child for child in psutil.Process().children() if word in child.cmdline()]
 
-    launcher = SweepLauncher()
-    launcher.start(tiny_config(str(tmp_path / "runs"), ("gap",)), {"epochs": [30]}, 1, owner="visitor-a",
-                   served=True)
+
+@pytest.mark.parametrize("kind", ["claims", "sweep"])
+def test_only_the_owner_stops_a_served_claims_job_or_sweep_and_its_process_knows_it_is_served(kind, tmp_path):
+    from gapdemo.jobs.page import PageScheduler
+
+    scheduler = PageScheduler(budget_bytes=2**34)
+    config = tiny_config(str(tmp_path / "runs"), ("gap",))
+    config.train.epochs = 30  # trains until stopped
+    if kind == "claims":
+        job = scheduler.submit_claims(config, 1, owner="visitor-a", served=True)
+    else:
+        job = scheduler.submit_sweep(config, {"dropout_rate": [0.3]}, 1, owner="visitor-a", served=True)
     try:
-        child = [p for p in psutil.Process().children() if "sweep" in p.cmdline()]
-        assert len(child) == 1 and child[0].environ().get("GAPDEMO_SERVED") == "1"
-        assert launcher.stop("visitor-b", any_owner=False) is False and launcher.is_running()
-        assert launcher.stop("visitor-a", any_owner=False) is True
-        child[0].wait(120)
-        assert not launcher.is_running()
+        deadline = time.monotonic() + 60  # the scheduler's thread starts the child
+        while not (children := child_processes_running(kind)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(children) == 1 and children[0].environ().get("GAPDEMO_SERVED") == "1"
+        assert scheduler.job_to_stop("visitor-b", any_owner=False, kind=kind) is None
+        assert scheduler.job_to_stop("visitor-a", any_owner=False, kind=kind) is job
+        job.stop()
+        assert job.wait(180), "never stopped"
+        assert job.state == "stopped" and not children[0].is_running()
     finally:
-        launcher.stop()
+        scheduler.close()
 
 
 # ----- code-carrying model files -----

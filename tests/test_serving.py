@@ -10,6 +10,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from in_thread import use_in_thread_runs
+
+from conftest import close_page_scheduler
 
 PROJECT = Path(__file__).resolve().parents[1]
 
@@ -103,7 +106,8 @@ def queue_page():
 
     status_panel(SimpleNamespace(run_id="r1", state="queued", elapsed_seconds=0.0, progress={}, message="",
                                  owner="someone else"),
-                 [SimpleNamespace(run_id="r2", owner=visitor_id()), SimpleNamespace(run_id="r3", owner="x")])
+                 [SimpleNamespace(kind="run", run_id="r2", owner=visitor_id()), SimpleNamespace(kind="claims", owner="x"),
+                  SimpleNamespace(kind="sweep", sweep_id="s1", owner=visitor_id())])
 
 
 def test_served_queue_says_whose_run_is_whose(served):
@@ -113,8 +117,9 @@ def test_served_queue_says_whose_run_is_whose(served):
     app.run()
     assert not app.exception, app.exception
     assert app.markdown[0].value.startswith("**Run `r1`** (another visitor's) — ")
-    assert [caption.value for caption in app.caption] == [
-        "Waiting in the queue: `r2` (yours), another visitor's run"]
+    assert [caption.value for caption in app.caption] == [  # every kind, with its place in line
+        "Waiting in the queue: run `r2` (yours), 1st in line; another visitor's claims job, 2nd in line; "
+        "sweep `s1` (yours), 3rd in line"]
 
 
 def test_local_queue_lists_run_ids(local):
@@ -124,7 +129,8 @@ def test_local_queue_lists_run_ids(local):
     app.run()
     assert not app.exception, app.exception
     assert app.markdown[0].value.startswith("**Run `r1`** — ")
-    assert [caption.value for caption in app.caption] == ["Waiting in the queue: `r2`, `r3`"]
+    assert [caption.value for caption in app.caption] == [
+        "Waiting in the queue: run `r2`, 1st in line; claims job, 2nd in line; sweep `s1`, 3rd in line"]
 
 
 @pytest.fixture
@@ -144,13 +150,11 @@ def held_training(monkeypatch, tmp_path):
 
     monkeypatch.setattr(gapdemo.data.sources, "load_data", held_load_data)
     monkeypatch.setenv("GAPDEMO_RUNS_DIR", str(tmp_path / "runs"))
+    use_in_thread_runs(monkeypatch)  # a worker process cannot be held by a patched loader
     st.cache_resource.clear()
     yield gate
     gate.set()
-    from dashboard.common import job_manager
-
-    job_manager().stop_all()
-    assert job_manager().wait_idle(60)
+    close_page_scheduler()
 
 
 def open_page():
@@ -175,7 +179,7 @@ def press(app, key):
 
 def test_queue_limit_holds_across_two_sessions(served, held_training):
     from dashboard.common import job_manager
-    from gapdemo.training.job import QUEUE_LIMIT_MESSAGE
+    from gapdemo.jobs.scheduler import QUEUE_LIMIT_MESSAGE
 
     alice, bob = open_page(), open_page()
     assert press(alice, "start") == []  # runs (held in loading data)
@@ -188,7 +192,7 @@ def test_queue_limit_holds_across_two_sessions(served, held_training):
     assert running.owner == alice_waiting.owner != bob_waiting.owner
     alice.run()
     assert [c.value for c in alice.caption if c.value.startswith("Waiting")] == [
-        f"Waiting in the queue: `{alice_waiting.run_id}` (yours), another visitor's run"]
+        f"Waiting in the queue: run `{alice_waiting.run_id}` (yours), 1st in line; another visitor's run, 2nd in line"]
     bob.run()
     assert any(m.value.startswith(f"**Run `{running.run_id}`** (another visitor's)") for m in bob.markdown)
     press(bob, "stop")  # acts on bob's own waiting run, not on alice's running one

@@ -18,9 +18,9 @@ from streamlit.testing.v1 import AppTest
 from gapdemo import runs
 from gapdemo.cli import build_parser, main
 from gapdemo.config import tiny_config
+from gapdemo.jobs.page import PageScheduler
 from gapdemo.sweep import engine, store
 from gapdemo.sweep.grid import SWEEPABLE, Trial, expand_trials, parse_grid, plan_trials, sweep_id_for, trial_config
-from gapdemo.sweep.launcher import SweepLauncher
 from gapdemo.sweep.run import plan_sweep, run_sweep, sweep_result
 from gapdemo.sweep.seeds import repeat_seed, seeded_config
 from gapdemo.sweep.summary import epoch_bands, summary_rows, trial_rows
@@ -318,20 +318,19 @@ def test_sweeps_tab_shows_trials_bands_and_summary(stored_sweep, monkeypatch):
     assert not app.button(key="sweep_start").disabled and app.button(key="sweep_stop").disabled
 
 
-def test_the_launcher_runs_the_sweep_command_in_a_child_process(tmp_path):
+def test_the_page_runs_a_sweep_in_a_child_process_within_its_training_slots(tmp_path):
     runs_dir = tmp_path / "runs"
     base = tiny_config(str(runs_dir), ("gap",))
-    launcher = SweepLauncher()
-    sweep_id = launcher.start(base, {"epochs": [1, 2]}, 1, served=False)
+    scheduler = PageScheduler(budget_bytes=2**34)
+    job = scheduler.submit_sweep(base, {"epochs": [1, 2]}, 1, owner=None, served=False)
+    sweep_id = job.sweep_id
     assert sweep_id == sweep_id_for(base, {"epochs": [1, 2]}, 1)
+    with pytest.raises(ValueError, match="already running or waiting"):
+        scheduler.submit_sweep(base, {"epochs": [1, 2]}, 1, owner=None, served=False)
+    assert job.wait(300) and job.state == "finished", job.status()
     handed = store.read_plan(runs_dir / "sweeps" / sweep_id / "plan.json")  # what the child was given
     assert handed == plan_sweep(base, {"epochs": [1, 2]}, 1)
-    with pytest.raises(ValueError, match="already running"):
-        launcher.start(base, {"epochs": [1, 2]}, 1, served=False)
-    deadline = time.monotonic() + 300
-    while launcher.is_running() and time.monotonic() < deadline:
-        time.sleep(1)
-    assert not launcher.is_running() and launcher.failure() is None
+    assert "--max-concurrent" in job.command() and job.slots == scheduler.max_training  # trials count as runs
     result = sweep_result(runs_dir, sweep_id)
     assert result["state"] == "finished"
     assert [(t["settings"], t["seed"], t["epochs_completed"]) for t in result["trials"]] == [

@@ -5,6 +5,7 @@ import keras
 import numpy as np
 import pandas as pd
 import pytest
+from in_thread import InThreadScheduler
 
 from gapdemo import runs
 from gapdemo.config import tiny_config
@@ -15,7 +16,7 @@ from gapdemo.model.batchnorm import recalibrate_batch_norm, training_forward
 from gapdemo.model.lockstep import LockstepModel
 from gapdemo.training import streaming
 from gapdemo.training.events import TrainingEvents
-from gapdemo.training.job import JobManager, TrainingJob
+from gapdemo.training.job import TrainingJob
 from gapdemo.training.trainer import Trainer
 from gapdemo.validation import validate_run_config
 from toy_data import toy_arrays, toy_loader, toy_pipeline
@@ -113,7 +114,7 @@ def wait_for(condition, timeout=120):
 
 
 def test_stop_within_one_batch_keeps_completed_epochs(runs_dir):
-    manager = JobManager()
+    manager = InThreadScheduler()
     job = manager.submit(tiny(runs_dir, ("fc", "gap"), epochs=5, train_size=320), data_loader=toy_loader(320), served=False)
     assert wait_for(lambda: len(job.snapshot().epoch_metrics) >= 2 and len(job.snapshot().batch_metrics) >= 2 * 20 + 4)
     rows_at_stop = len(job.snapshot().batch_metrics)
@@ -150,7 +151,7 @@ def test_failing_data_source_fails_job_with_its_message(runs_dir):
 
 def test_queue_runs_jobs_one_at_a_time_in_the_order_they_came(runs_dir):
     """Four jobs: when each starts, every earlier one has finished and every later one still waits."""
-    manager, jobs, starts = JobManager(), [], []  # starts: (job index, every job's state at that moment)
+    manager, jobs, starts = InThreadScheduler(), [], []  # starts: (job index, every job's state at that moment)
     all_submitted = threading.Event()
 
     def loader(index):
@@ -173,7 +174,7 @@ def test_queue_runs_jobs_one_at_a_time_in_the_order_they_came(runs_dir):
 
 
 def test_stopping_a_queued_job_never_runs_it(runs_dir):
-    manager = JobManager()
+    manager = InThreadScheduler()
     first = manager.submit(tiny(runs_dir, ("gap",)), data_loader=toy_loader(), served=False)
     second = manager.submit(tiny(runs_dir, ("gap",)), data_loader=toy_loader(), served=False)
     second.stop()
@@ -186,7 +187,7 @@ def test_invalid_config_is_refused_before_queueing(runs_dir):
     config = tiny(runs_dir)
     config.model.backends = ("fc", "svm")
     with pytest.raises(ValueError, match="svm"):
-        JobManager().submit(config, served=False)
+        InThreadScheduler().submit(config, served=False)
 
 
 def test_batch_norm_recalibration_gives_population_statistics():

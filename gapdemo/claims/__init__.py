@@ -4,7 +4,6 @@
     measures   one seed's numbers from trained models and saved metrics; the unseen-position data
     summary    per-seed numbers -> mean and spread per back-end, and one verdict sentence per claim
     run        run_claims: train, score and summarise every seed, save claims.json; list and read results
-    runner     ClaimsRunner: one claims job at a time in a background thread, for the dashboard
     charts     Plotly figures and CSV tables per claim
 
 Drawing stays apart from measuring: import figures and tables from gapdemo.claims.charts, which loads
@@ -22,9 +21,8 @@ from gapdemo.claims.run import (
     list_claims,
     run_claims,
 )
-from gapdemo.claims.runner import ClaimsRunner
 
 __all__ = [
-    "CLAIMS", "DEFAULT_SEEDS", "MAX_SEEDS", "Claim", "ClaimsFailed", "ClaimsRunner", "ClaimsStopped",
+    "CLAIMS", "DEFAULT_SEEDS", "MAX_SEEDS", "Claim", "ClaimsFailed", "ClaimsStopped",
     "check_arguments", "check_claim", "latest_claims", "list_claims", "run_claims",
 ]

@@ -86,7 +86,8 @@ def _training_specs(config: RunConfig, seeds: int, claims_dir: Path) -> list:
     return specs
 
 
-def _train_all(config: RunConfig, seeds: int, claims_dir: Path, plan: _Plan) -> list[Path]:
+def _train_all(config: RunConfig, seeds: int, claims_dir: Path, plan: _Plan,
+               max_concurrent: int | None = None) -> list[Path]:
     """Train every seed's two runs as trials on the sweep engine; their run folders, in spec order."""
     specs = _training_specs(config, seeds, claims_dir)
     weight = seeds * (PHASE_WEIGHTS["train"] + PHASE_WEIGHTS["train_unseen"])
@@ -101,7 +102,7 @@ def _train_all(config: RunConfig, seeds: int, claims_dir: Path, plan: _Plan) -> 
     plan.report("train", f"starting Ray for {len(specs)} training runs")
     started_here = engine.connect(engine.resolve_address(None))
     try:
-        outcome = engine.run_trials(specs, claims_dir / "runs", claims_dir / "tune",
+        outcome = engine.run_trials(specs, claims_dir / "runs", claims_dir / "tune", max_concurrent=max_concurrent,
                                     stop_event=plan.stop_event, on_update=show)
     finally:
         if started_here:
@@ -221,7 +222,8 @@ def summarize(config: RunConfig, per_seed: list[dict], shifts: list[int]) -> dic
 
 
 def run_claims(config: RunConfig, seeds: int = DEFAULT_SEEDS, progress: Progress | None = None,
-               stop_event: threading.Event | None = None, *, served: bool = False) -> dict:
+               stop_event: threading.Event | None = None, *, served: bool = False,
+               max_concurrent: int | None = None) -> dict:
     """Measure the four claims over `seeds` seeds and save claims.json; return the same dict.
 
     Args:
@@ -232,6 +234,7 @@ def run_claims(config: RunConfig, seeds: int = DEFAULT_SEEDS, progress: Progress
         progress: optional progress(message, fraction 0..1), called from this thread.
         stop_event: set it to stop between phases (a training run stops after the batches in flight).
         served: asked from a page served to others: data paths must lie under the data roots.
+        max_concurrent: training runs at once (None: as Ray's CPUs allow); the page's job gives its slots.
 
     Raises:
         ValueError for bad arguments, ClaimsStopped when stopped, ClaimsFailed when a run fails.
@@ -243,7 +246,7 @@ def run_claims(config: RunConfig, seeds: int = DEFAULT_SEEDS, progress: Progress
     plan = _Plan(seeds, progress, stop_event)
     shifts = measures.usable_shifts(config.data.image_size)
     step_seconds = [_time_steps(config, index, seeds, plan) for index in range(seeds)]
-    run_dirs = _train_all(config, seeds, claims_dir, plan)
+    run_dirs = _train_all(config, seeds, claims_dir, plan, max_concurrent)
     per_seed = [{**_score_seed(config, index, seeds, (run_dirs[2 * index], run_dirs[2 * index + 1]), plan, shifts),
                  "step_seconds": step_seconds[index]} for index in range(seeds)]
     result = {"id": claims_dir.name, "claims_dir": str(claims_dir), "created": time.strftime("%Y-%m-%d %H:%M:%S"),

@@ -9,6 +9,7 @@ import threading
 
 from gapdemo.commands import parse_backends
 from gapdemo.commands.progress import StepProgress
+from gapdemo.commands.train import config_from_file
 from gapdemo.config import DATASETS, DEFAULT_SEEDS, MAX_SEEDS, DataConfig, ModelConfig, RunConfig, TrainConfig
 from gapdemo.serving import operator_says_served
 
@@ -30,6 +31,13 @@ def register(subparsers):
     parser.add_argument("--seeds", type=int, default=DEFAULT_SEEDS, help=f"independent repeats (1-{MAX_SEEDS})")
     parser.add_argument("--runs-dir", default=defaults.train.runs_dir, help="claims-<id>/ is written here")
     parser.add_argument("--json", action="store_true", help="print the result as one JSON object on the last line")
+    parser.add_argument("--config", dest="config_file", default=None, metavar="FILE",
+                        help="settings from a JSON file (a run's config.json will do; - reads standard input); "
+                             "the run options above are then ignored, except --runs-dir")
+    parser.add_argument("--max-concurrent", type=int, default=None,
+                        help="training runs at once on this machine's Ray (default: as CPUs allow)")
+    parser.add_argument("--events", action="store_true",
+                        help="progress as one JSON line per step on stdout (what the page's claims jobs read)")
     parser.set_defaults(run=run)
 
 
@@ -46,14 +54,15 @@ def run(args) -> int:
     # deferred: numpy and the run folder's code; every command is imported to build the parser
     from gapdemo.claims import CLAIMS, ClaimsFailed, ClaimsStopped, run_claims
 
-    config = config_from_args(args)
+    config = config_from_file(args) if args.config_file else config_from_args(args)
     stop_event = threading.Event()
     for signal_number in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signal_number, lambda *_: stop_event.set())
-    progress = StepProgress()  # a live bar on a terminal, a line per step when piped
+    # a live bar on a terminal, a line per step when piped; JSON lines for the page
+    progress = EventProgress() if args.events else StepProgress()
     try:
         result = run_claims(config, args.seeds, progress=progress, stop_event=stop_event,
-                            served=operator_says_served())
+                            served=operator_says_served(), max_concurrent=args.max_concurrent)
     except ClaimsStopped:
         progress.end()  # the message on a line of its own, not after the progress bar
         print("stopped: no claims were saved", file=sys.stderr)
@@ -64,6 +73,9 @@ def run(args) -> int:
         return 1
     finally:
         progress.end()
+    if args.events:
+        print(json.dumps({"event": "result", "result": {"id": result["id"], "claims_dir": result["claims_dir"]}}),
+              flush=True)
     if args.json:
         keys = ("id", "claims_dir", "seeds", *CLAIMS, "verdicts")
         print(json.dumps({key: result[key] for key in keys}))
@@ -72,3 +84,14 @@ def run(args) -> int:
     for claim in CLAIMS.values():
         print(f"\n{claim.heading}\n  {result['verdicts'][claim.key]}")
     return 0
+
+
+class EventProgress:
+    """progress(message, fraction) as JSON lines on stdout, for the page's claims job (gapdemo.jobs.child_job)."""
+
+    def __call__(self, message: str, fraction: float) -> None:
+        print(json.dumps({"event": "progress", "message": message, "fraction": round(float(fraction), 4)}),
+              flush=True)
+
+    def end(self) -> None:
+        """Nothing to close: every line is whole."""

@@ -1,10 +1,8 @@
-"""A training job in the background, and the manager that queues them.
+"""A training run in the calling process: the Keras loop with a snapshot that any thread may poll.
 
-TrainingJob wraps one run of the Keras loop (gapdemo.training.trainer) in a thread-safe snapshot that any
-thread may poll; JobManager is a process-wide FIFO queue of them with a single worker thread (the
-machine has 2 cores; the queue's rules are gapdemo.training.queue's). The dashboard keeps one manager
-per server process (st.cache_resource), so every browser tab and every refresh sees the same jobs.
-Nothing here imports streamlit or TensorFlow.
+TrainingJob wraps one run of the Keras loop (gapdemo.training.trainer) in a thread-safe snapshot. The
+CLI's `train` and the page's training worker (gapdemo.jobs.worker_loop) run one in a thread of their
+own process; the page itself never does (gapdemo.jobs). Nothing here imports streamlit or TensorFlow.
 """
 
 from __future__ import annotations
@@ -19,7 +17,6 @@ from gapdemo import runs
 from gapdemo.config import RunConfig
 from gapdemo.training.events import StopRequested, TrainingEvents
 from gapdemo.training.failures import readable_error
-from gapdemo.training.queue import QUEUE_FULL_MESSAGE, QUEUE_LIMIT_MESSAGE, JobQueue  # noqa: F401  (re-exported)
 from gapdemo.validation import validate_run_config
 
 STOPPED_MESSAGE = "Stopped by the user; completed epochs are kept."
@@ -86,6 +83,9 @@ class _JobEvents(TrainingEvents):
 
 class TrainingJob:
     """One run: load data, build the lockstep model, train, publish, save every epoch."""
+
+    kind = "run"  # what gapdemo.jobs.scheduler queues it as
+    slots = 1  # training slots it takes while it runs (gapdemo.jobs.limits)
 
     def __init__(self, config: RunConfig, data_loader=None, owner: str | None = None, served: bool = False):
         problems = validate_run_config(config, served=served)
@@ -232,10 +232,3 @@ class TrainingJob:
             runs.append_log(self.run_dir, "".join(traceback.format_exception(error)))
         except OSError:
             pass  # a full or read-only disk must not hide the original error
-
-
-class JobManager(JobQueue):
-    """Submit runs; a single worker thread trains them here, one at a time, in the order they came."""
-
-    def _new_job(self, config: RunConfig, data_loader, owner: str | None, served: bool) -> TrainingJob:
-        return TrainingJob(config, data_loader=data_loader, owner=owner, served=served)

@@ -1,7 +1,7 @@
 """A run's phase in words: the one place that says what a training run is doing, for the CLI and the page.
 
 The trainer and the jobs publish progress dicts whose "phase" is a short key (gapdemo.training.events,
-gapdemo.training.cluster_job); phase_text turns one into the same words wherever it is shown.
+gapdemo.jobs); phase_text turns one into the same words wherever it is shown.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ PHASE_WORDS = {
     "queued": "queued",
     "waiting": "waiting for the cluster's resources",  # a cluster run, until Ray has the CPUs it asks for
     "starting": "starting on the cluster",
+    "starting worker": "starting the training process",  # the page's worker, TensorFlow loaded once per worker
     "loading data": "loading data",
     "compiling": "compiling the training step (a few seconds)",  # epoch 1's first call traces the step
     "training": "training",

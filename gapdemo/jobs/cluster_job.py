@@ -1,8 +1,7 @@
 """A run the page sends to a Ray cluster: a child `gapdemo train --address` process, read as a TrainingJob.
 
 Ray stays out of the web server's process (a driver whose cluster dies is ended by Ray, and the page
-must not go with it), as for sweeps (gapdemo.sweep.launcher); the Claims tab's job still joins the
-cluster from the server's process. The child prints one JSON line per
+must not go with it), as for claims jobs and sweeps (gapdemo.jobs.child_job). The child prints one JSON line per
 update (--events): whether the run waits for the cluster's resources or trains, on which node, and
 its progress. The run folder is the contract: epochs, batch rows and probes are read from it as they
 come home and published through TrainingJob's snapshot, so the page draws a cluster run exactly as
@@ -22,10 +21,12 @@ import time
 from pathlib import Path
 
 from gapdemo import runs
-from gapdemo.serving import child_environment, may_stop
+from gapdemo.jobs.page import PageScheduler
+from gapdemo.jobs.processes import parse_event
+from gapdemo.serving import child_environment
 from gapdemo.sweep.cluster import EngineError, check_reachable
 from gapdemo.training.failures import readable_error
-from gapdemo.training.job import STOPPED_MESSAGE, JobManager, TrainingJob
+from gapdemo.training.job import STOPPED_MESSAGE, TrainingJob
 
 WAITING_PROGRESS = {"phase": "waiting"}  # in words: gapdemo.training.phases
 RUNS_PER_VISITOR = 2  # on a served page: one training, one waiting
@@ -33,15 +34,6 @@ CLUSTER_LIMIT_MESSAGE = ("You already have a run training and one waiting; wait 
                          "before starting another.")
 ERROR_LINES_KEPT = 20  # the child's last stderr lines: its "error: ..." sentence is among them
 CPUS_VARIABLE, GPUS_VARIABLE = "GAPDEMO_CPUS_PER_RUN", "GAPDEMO_GPUS_PER_RUN"  # what each page run asks Ray for
-
-
-def parse_event(line: str) -> dict:
-    """One line of the child's stdout as an event; {} for anything else a library printed there."""
-    try:
-        event = json.loads(line)
-    except ValueError:
-        return {}
-    return event if isinstance(event, dict) else {}
 
 
 def resources_per_run(environ=None) -> tuple[float, float]:
@@ -63,6 +55,8 @@ def resources_per_run(environ=None) -> tuple[float, float]:
 
 class ClusterJob(TrainingJob):
     """One run on the Ray cluster at address, with TrainingJob's snapshot, stop and wait."""
+
+    slots = 0  # the cluster's resources limit it, not this machine's training slots
 
     def __init__(self, config, address: str, owner: str | None = None, served: bool = False,
                  cpus: float = 1, gpus: float = 0):
@@ -171,11 +165,12 @@ class ClusterJob(TrainingJob):
             process.terminate()
 
 
-class ClusterJobManager(JobManager):
-    """JobManager whose runs go to a Ray cluster side by side, each in its own thread, as its resources allow.
+class ClusterJobManager(PageScheduler):
+    """The page's scheduler when GAPDEMO_RAY_ADDRESS names a Ray cluster: runs, claims jobs and sweeps go
+    there side by side as its resources allow, taking none of this machine's training slots.
 
-    The served-page rules hold unchanged: the gate (in ClusterJob), one waiting run per owner and at
-    most max_queued_runs() waiting in all, where waiting means not yet started on a node.
+    The served-page rules hold unchanged: the gate (in ClusterJob), one waiting job per owner and kind
+    and at most max_queued_runs() waiting in all, where waiting means not yet started on a node.
     """
 
     def __init__(self, address: str, cpus_per_run: float = 1, gpus_per_run: float = 0):
@@ -185,7 +180,13 @@ class ClusterJobManager(JobManager):
         self.engine_note = (f"Runs train on a Ray cluster, side by side as its resources allow: "
                             f"{cpus_per_run:g} CPU(s){gpus} each.")
 
-    def _new_job(self, config, data_loader, owner, served) -> ClusterJob:
+    def warm(self) -> None:
+        """No worker here: every run trains on the cluster."""
+
+    def local_slots(self, wanted: int) -> int:
+        return 0  # the cluster's resources limit the work, not this machine's slots
+
+    def new_run_job(self, config, data_loader, owner, served) -> ClusterJob:
         try:
             check_reachable(self.address)  # within seconds, before the run is queued
         except EngineError as error:
@@ -193,51 +194,37 @@ class ClusterJobManager(JobManager):
         return ClusterJob(config, self.address, owner=owner, served=served, cpus=self.cpus_per_run,
                           gpus=self.gpus_per_run)
 
-    def _admit_locked(self, owner, served: bool) -> None:
+    def admit_locked(self, job, served: bool) -> None:
         """The queue's rules, and, served, at most one running and one waiting run per visitor: on a
         cluster nothing else keeps one visitor from taking every node (and every run is a process here)."""
-        super()._admit_locked(owner, served)
-        mine = [job for job in self._jobs if job.owner == owner and not job.is_done()]
-        if served and len(mine) >= RUNS_PER_VISITOR:
+        super().admit_locked(job, served)
+        mine = [other for other in self._jobs if other.owner == job.owner and other.kind == job.kind
+                and not other.is_done()]
+        if served and job.kind == "run" and len(mine) >= RUNS_PER_VISITOR:
             raise ValueError(CLUSTER_LIMIT_MESSAGE)
-
-    def _start_locked(self, job) -> None:
-        threading.Thread(target=self._run, args=(job,), name="gapdemo-cluster-run", daemon=True).start()
-
-    def _run(self, job) -> None:
-        job.run()
-        with self._lock:
-            self._forget_finished_locked()
 
     def _waiting_locked(self) -> list:
         return [job for job in self._jobs if job.state == "queued"]
 
-    def queued(self) -> list:
+    def queued(self, kind: str | None = None) -> list:
+        """Jobs waiting for the cluster's resources, in order."""
         with self._lock:
-            return self._waiting_locked()
+            return [job for job in self._waiting_locked() if kind in (None, job.kind)]
 
     def current(self):
         """The newest run training on the cluster (several may)."""
         with self._lock:
-            return next((job for job in reversed(self._jobs) if job.state in ("running", "stopping")), None)
+            return next((job for job in reversed(self._jobs)
+                         if job.kind == "run" and job.state in ("running", "stopping")), None)
 
     def runs_ahead(self, job) -> int:
-        """Runs waiting for the cluster's resources before job."""
+        """Jobs waiting for the cluster's resources before job."""
         with self._lock:
             waiting = self._waiting_locked()
             return waiting.index(job) if job in waiting else 0
 
-    def job_to_stop(self, owner, any_owner: bool):
-        """The newest unfinished run the visitor may stop."""
-        with self._lock:
-            unfinished = self._unfinished_newest_first_locked()
-        return next((job for job in unfinished if may_stop(job.owner, owner, any_owner)), None)
-
-    def latest(self):
-        """The newest unfinished run, else the newest run."""
-        with self._lock:
-            unfinished = self._unfinished_newest_first_locked()
-            return unfinished[0] if unfinished else (self._jobs[-1] if self._jobs else None)
-
-    def _unfinished_newest_first_locked(self) -> list:
-        return [job for job in reversed(self._jobs) if not job.is_done()]
+    def latest(self, kind: str = "run"):
+        """The newest unfinished job of kind, else the newest one."""
+        jobs = self.jobs(kind)
+        unfinished = [job for job in jobs if not job.is_done()]
+        return (unfinished or jobs or [None])[0]
