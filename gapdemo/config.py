@@ -16,8 +16,11 @@ MAX_IMAGE_SIZE = 256  # beyond this a CPU run stops being interactive
 # The synthetic set grows with the training images asked for, up to this many: drawing them takes
 # ~20 s and their 100x100 pixels ~0.6 GB (4 GB at 256x256), held in memory for the whole run.
 MAX_SYNTHETIC_TRAIN_SIZE = 20_000
+MIN_SYNTHETIC_SIZE = 10  # the synthetic set's fewest images: 80/10/10 leaves one for validation and test
+MIN_TRAIN_SIZE = 2  # fewest training images: one of each class can be drawn
 MAX_TRAIN_SIZE = 100_000  # most training images the sidebar offers (more than Cats vs Dogs has)
 MAX_EPOCHS = 50  # the sidebar's longest run; the CLI takes any positive number
+MAX_STEPS_PER_EXECUTION = 64  # training batches per call into TensorFlow: more only delays curves and Stop
 MAX_SEED = 1_000_000  # seeds offered by the sidebar: 0 to this
 DEFAULT_SEEDS = 3  # independent repeats of a claims measurement or of each sweep grid point
 MAX_SEEDS = 10  # more repeats than this rarely change a verdict and cost hours on a CPU

@@ -16,7 +16,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 # Linux tools (README, "Supported systems"), so on macOS and Windows their smoke tests do not run.
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the benchmarks read Linux's /proc")
 SCRIPTS = ["data_pipeline", "training", "cli_run", "efficiency", "memory", "outcome", "sweep", "real_photos",
-           "cluster_runs"]
+           "cluster_runs", "precision"]
 
 
 def run_quick(script: str, results: Path, timeout_s: int = 240) -> subprocess.CompletedProcess:
@@ -64,3 +64,30 @@ def test_sections_are_replaced_not_duplicated(tmp_path):
     text = results.read_text()
     assert text.count("<!-- a:begin -->") == 1 and "second" in text and "first" not in text
     assert text.index("<!-- a:begin -->") < text.index("<!-- b:begin -->") and "other" in text
+
+
+def test_precision_pairs_alternate_and_verdicts_compare_without_their_numbers():
+    from benchmarks import precision
+    from gapdemo.sweep.seeds import spread
+
+    assert precision.run_order(3) == [(0, "float32"), (0, "mixed_bfloat16"), (1, "mixed_bfloat16"), (1, "float32"),
+                                      (2, "float32"), (2, "mixed_bfloat16")]
+
+    def conclusion(gap_gaps, fc_gaps):
+        overfitting = {"backends": {"gap": {"final_gap": spread(gap_gaps)}, "fc": {"final_gap": spread(fc_gaps)}}}
+        return precision.verdict_conclusion(overfitting, ("gap", "fc"))
+
+    assert conclusion([0.02, 0.03, 0.04], [0.10, 0.12, 0.15]) == ("gap", "clearly")
+    assert conclusion([0.02, 0.08, 0.04], [0.06, 0.12, 0.15]) == ("gap", "within the spread")
+    assert conclusion([0.20], [0.10]) == ("fc", "no spread measured")
+
+
+def test_precision_without_bfloat16_keeps_float32_and_says_why(tmp_path, monkeypatch, capsys):
+    from benchmarks import precision
+
+    monkeypatch.setattr(precision, "bfloat16_support", lambda: (False, "This processor has no bfloat16 instructions."))
+    monkeypatch.setattr(precision, "train_once", lambda *args: pytest.fail("nothing may train without bfloat16"))
+    precision.main(["--quick", "--results", str(tmp_path / "RESULTS.md")])
+    text = (tmp_path / "RESULTS.md").read_text()
+    assert "not measured: This processor has no bfloat16 instructions." in text
+    assert "keep float32 as the default" in text and "<!-- precision:begin -->" in text

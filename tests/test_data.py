@@ -8,7 +8,6 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -24,6 +23,7 @@ from gapdemo.data.petimages import write_cats_vs_dogs_archive
 from gapdemo.data.sources import DataError, load_data, make_pipeline, synthetic_split_counts
 from gapdemo.data.splits import IndexedImages
 from gapdemo.training.job import TrainingJob
+from toy_data import numbered_tfds
 
 SIZE = 32
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -381,30 +381,12 @@ def test_folder_errors_for_missing_folder_and_empty_class(tmp_path):
 # --- TFDS cats_vs_dogs ------------------------------------------------------------------------
 
 
-def _numbered_tfds(count):
-    """An as_dataset_fn for tfds.testing.mock_data: `count` examples, each a flat grey whose level is its
-    index, sliced by TFDS's own ReadInstruction ('train[80%:90%]' -> examples 160-179 of 200)."""
-    import tensorflow_datasets as tfds  # deferred: several seconds; only the TFDS tests need it
-
-    def as_dataset(self, split, decoders=None, read_config=None, shuffle_files=False, **kwargs):
-        (instruction,) = tfds.core.ReadInstruction.from_spec(str(split)).to_absolute(
-            {"train": SimpleNamespace(num_examples=count)})
-        indices = list(range(count))[instruction.from_:instruction.to]
-        examples = ({"image": np.full((40, 50, 3), index, np.uint8), "image/filename": f"{index}.jpg",
-                     "label": index % 2} for index in indices)
-        return tf.data.Dataset.from_generator(lambda: examples, output_signature={
-            "image": tf.TensorSpec((None, None, 3), tf.uint8), "image/filename": tf.TensorSpec((), tf.string),
-            "label": tf.TensorSpec((), tf.int64)})
-
-    return as_dataset
-
-
 @pytest.mark.parametrize("train_size", [None, 16])
 def test_cats_vs_dogs_slices_are_disjoint_80_10_10(monkeypatch, train_size):
     import tensorflow_datasets as tfds  # deferred: several seconds; only the TFDS tests need it
 
     monkeypatch.setattr(cats_vs_dogs_module, "host_reachable", lambda url, timeout_s: True)
-    with tfds.testing.mock_data(as_dataset_fn=_numbered_tfds(200)):
+    with tfds.testing.mock_data(as_dataset_fn=numbered_tfds(200)):
         source, info = data_module.load_splits(_tiny(dataset="cats_vs_dogs", train_size=train_size))
     numbers = {name: _numbers(split) for name, split in source.splits.items()}
     assert numbers["validation"] == list(range(160, 180)) and numbers["test"] == list(range(180, 200))
@@ -418,7 +400,7 @@ def test_cats_vs_dogs_end_to_end_with_mocked_tfds(monkeypatch):
     import tensorflow_datasets as tfds  # deferred: several seconds; only the TFDS tests need it
 
     monkeypatch.setattr(cats_vs_dogs_module, "host_reachable", lambda url, timeout_s: True)  # mock_data: prepare is a no-op
-    with tfds.testing.mock_data(as_dataset_fn=_numbered_tfds(200)):
+    with tfds.testing.mock_data(as_dataset_fn=numbered_tfds(200)):
         loaded = load_data(_tiny(dataset="cats_vs_dogs", train_size=16), batch_size=8)
         train_images, train_labels = _all_batches(loaded.train)
     assert loaded.info.class_names == ["cat", "dog"] and loaded.info.splits == {"train": 16, "validation": 20, "test": 20}

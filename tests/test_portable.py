@@ -20,19 +20,7 @@ from gapdemo.data import cache, cache_writer, folder
 from gapdemo.data.sources import DataError, load_splits
 from gapdemo.sweep.grid import sweep_id_for
 from portable_mode import LINUX_ONLY_CALLS, mapped_files, portable_mode, refuse_if_mapped, windows_name_problem
-from toy_data import toy_arrays
-
-CLASSES = ("Cat", "Dog")  # label 0: a bright bar, label 1: a bright square (toy_arrays)
-
-
-def write_jpeg_folder(root: Path, per_class: int = 20, size: int = 48, seed: int = 0) -> Path:
-    """root/Cat/*.jpg and root/Dog/*.jpg: toy_arrays' easy images, saved as JPEG photos."""
-    images, labels = toy_arrays(2 * per_class, size, seed)
-    for index, (image, label) in enumerate(zip(images, labels, strict=True)):
-        class_folder = root / CLASSES[label]
-        class_folder.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(image).save(class_folder / f"{index:03d}.jpg", quality=95)
-    return root
+from toy_data import FOLDER_CLASSES, toy_arrays, write_jpeg_folder
 
 
 def run_json(capsys, *arguments) -> dict:
@@ -64,7 +52,7 @@ def test_load_train_list_export_and_classify_as_on_macos_and_windows(tmp_path, c
     data = ["--dataset", "folder", "--data-dir", str(photos), "--image-size", "32", "--cache-dir", str(cache_dir)]
 
     first = run_json(capsys, "data", *data)
-    assert first["cache_used"] is False and first["class_names"] == list(CLASSES)
+    assert first["cache_used"] is False and first["class_names"] == list(FOLDER_CLASSES)
     (entry,) = cache_entries(cache_dir)  # written under Windows' rules: nothing renamed or cut while mapped
     assert (entry / "meta.json").is_file() and sorted(os.listdir(cache_dir)) == [entry.name]
     assert run_json(capsys, "data", *data)["cache_used"] is True

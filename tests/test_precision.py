@@ -6,7 +6,8 @@ import pytest
 
 from gapdemo import runs
 from gapdemo.config import tiny_config
-from gapdemo.model.precision import bfloat16_support, precision_problems, processor_flags
+from gapdemo.model.precision import PRECISIONS, bfloat16_support, dtype_policy, precision_problems, processor_flags
+from gapdemo.model.variable_dropout import VariableRateDropout
 from gapdemo.training.trainer import Trainer
 from toy_data import toy_loader
 
@@ -43,7 +44,7 @@ def test_a_system_without_proc_cpuinfo_says_it_cannot_tell(tmp_path):
 
 @pytest.mark.skipif(not HAS_BFLOAT16, reason="this processor has no bfloat16 instructions")
 def test_a_mixed_bfloat16_run_computes_in_bfloat16_and_saves_float32_models(runs_dir):
-    config = tiny_config(str(runs_dir), ("fc", "gap"))
+    config = tiny_config(str(runs_dir), ("fc", "fc_dropout", "gap"))  # fc_dropout: issue #37
     config.train.precision = "mixed_bfloat16"
     config.train.epochs = 2
     trainer = Trainer(config, runs_dir / "bf16", data_loader=toy_loader(64))
@@ -62,3 +63,37 @@ def test_a_mixed_bfloat16_run_computes_in_bfloat16_and_saves_float32_models(runs
     _, probes = runs.load_probes(runs_dir / "bf16")
     for name in ("feature_averages", "cams"):  # probed by the float32 twin, as any reader would
         assert probes["gap"][name].dtype in (np.float32, np.float64)
+
+
+def dropped_under(precision: str, rate: float, seed: int = 7) -> np.ndarray:
+    """A VariableRateDropout built under precision's policy, applied in training to ones (200, 100), as float32."""
+    with dtype_policy(precision):
+        layer = VariableRateDropout(rate, seed=seed)
+    outputs = layer(keras.ops.ones((200, 100), dtype=layer.compute_dtype), training=True)
+    assert keras.backend.standardize_dtype(outputs.dtype) == layer.compute_dtype  # (200, 100) in the inputs' dtype
+    return np.asarray(keras.ops.cast(outputs, "float32"))
+
+
+@pytest.mark.parametrize("precision", PRECISIONS)
+@pytest.mark.parametrize("rate", [0.0, 0.1, 0.9])
+def test_dropout_drops_at_its_rate_under_every_policy(precision, rate):
+    """Under mixed bfloat16 the rate is not rounded to bfloat16 (0.9 would become 0.8984375): masks are drawn
+    in float32."""
+    dropped = dropped_under(precision, rate)
+    assert np.mean(dropped == 0) == pytest.approx(rate, abs=0.01)
+    np.testing.assert_allclose(dropped[dropped != 0], 1 / (1 - rate), rtol=1e-2)  # kept units scaled up
+
+
+def test_a_seed_drops_the_same_units_in_float32_and_mixed_bfloat16():
+    masks = {precision: dropped_under(precision, 0.5) != 0 for precision in PRECISIONS}
+    np.testing.assert_array_equal(masks["mixed_bfloat16"], masks["float32"])
+
+
+def test_a_dropout_layer_of_a_mixed_model_loads_as_float32():
+    with dtype_policy("mixed_bfloat16"):
+        model = keras.Sequential([keras.Input((10,)), VariableRateDropout(0.3, seed=1, name="dropout")])
+    assert model.get_layer("dropout").compute_dtype == "bfloat16"
+    config = {**model.get_layer("dropout").get_config(), "dtype": "float32"}  # as the float32 twin saves it
+    loaded = VariableRateDropout.from_config(config)
+    assert loaded.compute_dtype == "float32" and loaded.rate == 0.3
+    assert keras.backend.standardize_dtype(loaded(np.ones((2, 10), "float32"), training=True).dtype) == "float32"

@@ -39,9 +39,9 @@ RULES = {
     "duplicate back-ends": ({"model.backends": ("gap", "fc", "gap")}, "Each back-end may be chosen once."),
     "dropout 1": ({"model.dropout_rate": 1.0}, "Dropout rate must be at least 0 and below 1."),
     "negative dropout": ({"model.dropout_rate": -0.1}, "Dropout rate must be at least 0 and below 1."),
-    "momentum 0": ({"model.bn_momentum": 0.0}, "Batch-norm momentum must be between 0 and 1."),
-    "momentum 1": ({"model.bn_momentum": 1.0}, "Batch-norm momentum must be between 0 and 1."),
-    "no epochs": ({"train.epochs": 0}, "Train for at least one epoch."),
+    "momentum 0": ({"model.bn_momentum": 0.0}, "Batch-norm momentum must be above 0 and below 1."),
+    "momentum 1": ({"model.bn_momentum": 1.0}, "Batch-norm momentum must be above 0 and below 1."),
+    "no epochs": ({"train.epochs": 0}, "Train for at least 1 epoch."),
     "batch size 0": ({"train.batch_size": 0}, "Batch size must be at least 1."),
     "no batches per call": ({"train.steps_per_execution": 0}, "Batches per TensorFlow call must be from 1 to 64."),
     "too many batches per call": ({"train.steps_per_execution": 65},
@@ -54,8 +54,8 @@ RULES = {
     "synthetic set too small": ({"data.synthetic_size": 9}, "The synthetic data set needs at least 10 images, got 9."),
     "synthetic training images beyond the cap": (
         {"data.train_size": MAX_SYNTHETIC_TRAIN_SIZE + 1},
-        f"The synthetic data set draws at most {MAX_SYNTHETIC_TRAIN_SIZE:,} training images (all held in memory); "
-        f"ask for fewer than {MAX_SYNTHETIC_TRAIN_SIZE + 1:,}."),
+        f"The synthetic data set draws at most {MAX_SYNTHETIC_TRAIN_SIZE:,} training images (all held in memory), "
+        f"got {MAX_SYNTHETIC_TRAIN_SIZE + 1:,}."),
     "batch larger than the training set": ({"data.train_size": 10, "train.batch_size": 16},
                                            "Batch size 16 is larger than the 10 training images; lower it or use "
                                            "more images."),
@@ -103,7 +103,7 @@ def test_every_problem_is_listed_at_once(tmp_path):
                             "model.backends": ("fc", "fc"), "train.epochs": 0, "train.learning_rate": 2.0})
     assert validate_run_config(config, served=False) == [
         f"The folder {tmp_path / 'missing'} does not exist.", "Each back-end may be chosen once.",
-        "Train for at least one epoch.", "Learning rate must be above 0 and at most 1."]
+        "Train for at least 1 epoch.", "Learning rate must be above 0 and at most 1."]
 
 
 def test_an_existing_folder_is_accepted(tmp_path):

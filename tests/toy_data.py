@@ -1,9 +1,14 @@
-"""A tiny, easy, in-memory data source with the data layer's contract (for training tests)."""
+"""Tiny, easy data for tests: an in-memory source with the data layer's contract (for training tests), and
+stand-ins for the real sources: a folder of JPEG photos, and the rows TFDS would read for cats_vs_dogs."""
 
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import tensorflow as tf
+from PIL import Image
+
+FOLDER_CLASSES = ("Cat", "Dog")  # label 0: a bright bar, label 1: a bright square (toy_arrays)
 
 
 def toy_arrays(count, image_size=32, seed=0):
@@ -54,3 +59,31 @@ def toy_loader(train_count=64, validation_count=32, fail_mid_run=False):
                                test=None, info=info, validation_images=val_images, validation_labels=val_labels)
 
     return load
+
+
+def write_jpeg_folder(root: Path, per_class: int = 20, size: int = 48, seed: int = 0) -> Path:
+    """root/Cat/*.jpg and root/Dog/*.jpg: toy_arrays' easy images, saved as JPEG photos."""
+    images, labels = toy_arrays(2 * per_class, size, seed)
+    for index, (image, label) in enumerate(zip(images, labels, strict=True)):
+        class_folder = root / FOLDER_CLASSES[label]
+        class_folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image).save(class_folder / f"{index:03d}.jpg", quality=95)
+    return root
+
+
+def numbered_tfds(count):
+    """An as_dataset_fn for tfds.testing.mock_data: `count` examples, each a flat grey whose level is its
+    index, sliced by TFDS's own ReadInstruction ('train[80%:90%]' -> examples 160-179 of 200)."""
+    import tensorflow_datasets as tfds  # deferred: several seconds; only the TFDS tests need it
+
+    def as_dataset(self, split, decoders=None, read_config=None, shuffle_files=False, **kwargs):
+        (instruction,) = tfds.core.ReadInstruction.from_spec(str(split)).to_absolute(
+            {"train": SimpleNamespace(num_examples=count)})
+        indices = list(range(count))[instruction.from_:instruction.to]
+        examples = ({"image": np.full((40, 50, 3), index, np.uint8), "image/filename": f"{index}.jpg",
+                     "label": index % 2} for index in indices)
+        return tf.data.Dataset.from_generator(lambda: examples, output_signature={
+            "image": tf.TensorSpec((None, None, 3), tf.uint8), "image/filename": tf.TensorSpec((), tf.string),
+            "label": tf.TensorSpec((), tf.int64)})
+
+    return as_dataset

@@ -10,16 +10,14 @@ from gapdemo.validation import data_problems
 
 
 def _train_size(text: str):
-    """'all' or 0 -> None (no cap, as for train), else a positive integer."""
+    """'all' or 0 -> None (no cap, as for train), else the whole number given: the gate (data_problems)
+    names the range, in the same words as for train."""
     if text.lower() == "all" or text.strip() == "0":
         return None
     try:
-        value = int(text)
+        return int(text)
     except ValueError:
-        value = 0
-    if value < 1:
-        raise ValueError(f"train size must be a positive integer, 0 or 'all', got {text!r}")
-    return value
+        raise ValueError(f"train size must be a whole number, or 'all' (0 means all too), got {text!r}") from None
 
 
 def register(subparsers):

@@ -7,7 +7,14 @@ since their unseen-position test always draws synthetic pets.
 
 from __future__ import annotations
 
-from gapdemo.config import DATASETS, MAX_SYNTHETIC_TRAIN_SIZE, DataConfig, validate_image_size
+from gapdemo.config import (
+    DATASETS,
+    MAX_SYNTHETIC_TRAIN_SIZE,
+    MIN_SYNTHETIC_SIZE,
+    MIN_TRAIN_SIZE,
+    DataConfig,
+    validate_image_size,
+)
 
 
 class DataError(ValueError):
@@ -31,22 +38,23 @@ def config_problems(config: DataConfig) -> list[str]:
     train_size = config.train_size
     if train_size is not None and (isinstance(train_size, bool) or not isinstance(train_size, int)):
         problems.append(f"The number of training images must be a whole number, got {train_size!r}.")
-    elif train_size is not None and train_size < 2:
-        problems.append("Use at least 2 training images.")
+    elif train_size is not None and train_size < MIN_TRAIN_SIZE:
+        problems.append(f"Use at least {MIN_TRAIN_SIZE} training images.")
     if config.dataset == "synthetic":
         problems += synthetic_problems(config)
     return problems
 
 
 def synthetic_problems(config: DataConfig) -> list[str]:
-    """Why the synthetic source cannot draw config's set, one sentence each: fewer than 10 images, or more
-    than MAX_SYNTHETIC_TRAIN_SIZE training images (the claims' unseen-position test asks this of any source)."""
+    """Why the synthetic source cannot draw config's set, one sentence each: fewer than MIN_SYNTHETIC_SIZE images,
+    or more than MAX_SYNTHETIC_TRAIN_SIZE training images (the claims' unseen-position test asks this of any source)."""
     problems = []
-    if config.synthetic_size < 10:
-        problems.append(f"The synthetic data set needs at least 10 images, got {config.synthetic_size}.")
+    if config.synthetic_size < MIN_SYNTHETIC_SIZE:
+        problems.append(f"The synthetic data set needs at least {MIN_SYNTHETIC_SIZE} images, "
+                        f"got {config.synthetic_size}.")
     if isinstance(config.train_size, int) and config.train_size > MAX_SYNTHETIC_TRAIN_SIZE:
         problems.append(f"The synthetic data set draws at most {MAX_SYNTHETIC_TRAIN_SIZE:,} training images "
-                        f"(all held in memory); ask for fewer than {config.train_size:,}.")
+                        f"(all held in memory), got {config.train_size:,}.")
     return problems
 
 

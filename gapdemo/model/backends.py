@@ -164,7 +164,7 @@ def add_backend(inputs, backend: str, seed: int = 0, bn_momentum: float = 0.9, d
 
     spec = check_backend(backend)
     if not 0.0 <= dropout_rate < 1.0:
-        raise ValueError(f"dropout rate must be in [0, 1), got {dropout_rate}")
+        raise ValueError(f"dropout rate must be at least 0 and below 1, got {dropout_rate}")
     feature_maps = build_head(inputs, backend, seed, bn_momentum)
     logits_or_probability = spec.builder(feature_maps, backend, seed, bn_momentum, dropout_rate)
     # (batch, 1) = P(dog); float32 under mixed precision too, as its classifier (the loss reads it)

@@ -6,6 +6,11 @@ dropout rate trace twice. This layer reads the rate from a variable instead: a k
 sweep over dropout rates does on every worker. Like Keras' Dropout it drops each unit with
 probability rate during training, scales the rest by 1 / (1 - rate), and passes inputs through at
 inference; its masks come from Keras' seeded uniform draws, so a seed gives the same masks every run.
+
+Under mixed bfloat16 the inputs are bfloat16, yet the mask is drawn and compared in float32, on purpose:
+bfloat16 keeps 8 significant bits, so its uniform draws between 0.5 and 1 take only 128 values and a
+rate rounds (0.9 becomes 0.8984375): units would drop at another rate than the one asked for. In float32 the
+drop probability is the rate under every precision policy, and a seed gives the same masks in both.
 """
 
 from __future__ import annotations
@@ -22,7 +27,9 @@ class _RateHolder:
     """
 
     def __init__(self, rate: float):
-        self.variable = keras.Variable(rate, dtype="float32", trainable=False, name="dropout_rate")
+        # autocast=False: under a mixed policy Keras would hand call() the rate cast to the compute dtype
+        # (bfloat16), which no longer compares with the float32 draws (issue #37).
+        self.variable = keras.Variable(rate, dtype="float32", trainable=False, autocast=False, name="dropout_rate")
 
 
 @keras.saving.register_keras_serializable(package="gapdemo")
@@ -46,8 +53,9 @@ class VariableRateDropout(keras.layers.Layer):
     def call(self, inputs, training=False):
         if not training:
             return inputs
-        rate = self.holder.variable.value  # a tensor: Keras' own dropout wants a Python number
-        kept = keras.random.uniform(ops.shape(inputs), seed=self.seed_generator) >= rate
+        rate = self.holder.variable.value  # a float32 tensor (never autocast): Keras' own dropout wants a number
+        # draws and rate both float32 under every policy (the module's docstring says why); kept: inputs' shape
+        kept = keras.random.uniform(ops.shape(inputs), dtype="float32", seed=self.seed_generator) >= rate
         scale = ops.cast(1.0 / (1.0 - rate), inputs.dtype)  # inverted dropout: the expected sum is unchanged
         return ops.where(kept, inputs * scale, ops.zeros_like(inputs))
 
@@ -60,7 +68,7 @@ class VariableRateDropout(keras.layers.Layer):
 
 def check_rate(rate: float) -> None:
     if not 0.0 <= float(rate) < 1.0:
-        raise ValueError(f"dropout rate must be in [0, 1), got {rate}")
+        raise ValueError(f"dropout rate must be at least 0 and below 1, got {rate}")
 
 
 def copy_dropout_rates(target_model, source_model) -> None:

@@ -110,7 +110,7 @@ def parse_grid(assignments: list[str]) -> dict[str, list]:
 def expand_trials(grid: dict[str, list], seeds: int, first_seed: int = 0) -> list[Trial]:
     """Every grid point x every seed, grid points outermost (seed i: seeds.repeat_seed(first_seed, i))."""
     if not 1 <= seeds <= MAX_SEEDS:
-        raise ValueError(f"a sweep takes 1 to {MAX_SEEDS} seeds per grid point, got {seeds}")
+        raise ValueError(f"a sweep takes from 1 to {MAX_SEEDS} seeds per grid point, got {seeds}")
     points = [dict(zip(grid, values, strict=True)) for values in itertools.product(*grid.values())] if grid else [{}]
     trials = [Trial(index, point, repeat_seed(first_seed, repeat))
               for index, (point, repeat) in enumerate(itertools.product(points, range(seeds)))]
