@@ -7,6 +7,7 @@ import streamlit as st
 
 from dashboard.common import PROBES_POLL_SECONDS, export_buttons
 from gapdemo.charts import cam_grid_figure, class_means_figure, feature_averages_figure
+from gapdemo.jobs.run_job import NO_BATCH_ROWS  # a snapshot without batch rows: this tab draws none
 from gapdemo.model.backends import BACKENDS
 from gapdemo.runs import list_runs, load_probes
 
@@ -19,7 +20,6 @@ CAPTION = (
 )
 
 
-NO_BATCH_ROWS = 2**62  # a snapshot's batch_start past every row: this tab draws none of them
 
 
 # The three probe figures of one back-end after one epoch: built once, however many polls and tabs

@@ -17,6 +17,7 @@ from dashboard.common import (
 )
 from dashboard.visitor import queue_caption, run_owner_note
 from gapdemo.charts import backend_color, curves_figure, results_dataframe
+from gapdemo.jobs.run_job import NO_BATCH_ROWS
 from gapdemo.runs import EPOCH_FIELDS
 from gapdemo.training.curves import CurveHistory
 from gapdemo.training.phases import phase_text
@@ -136,7 +137,7 @@ def training_panel(manager) -> None:
                 "FC, FC + dropout and GAP side by side on the built-in synthetic pets in a few minutes.")
         return
     history = curve_history(job.run_id)
-    progress = job.snapshot(history.rows_read).progress
+    progress = job.snapshot(NO_BATCH_ROWS).progress  # the progress alone: the live view takes the new rows
     interval = poll_interval(not job.is_done(), bool(history.rows_read), progress)
     st.fragment(run_every=interval)(_live_view)(manager, interval)
 

@@ -6,9 +6,10 @@ reads config.py's image-size bounds: config stays a leaf that everything may imp
 
 from __future__ import annotations
 
-from gapdemo.config import RunConfig
+from gapdemo.config import MAX_STEPS_PER_EXECUTION, RunConfig
 from gapdemo.data.checks import config_problems
 from gapdemo.data.roots import DEFAULT_TFDS_DIR, allowed_roots, folder_path_problem, is_readable_folder
+from gapdemo.jobs.memory import budget_problem, memory_budget_bytes
 from gapdemo.model.backends import BACKENDS
 from gapdemo.model.precision import precision_problems
 
@@ -23,9 +24,18 @@ def validate_run_config(config: RunConfig, *, served: bool) -> list[str]:
         config: the run's settings.
         served: the page that asks is reachable from other machines (gapdemo.serving), so data paths
             must lie under the data roots (gapdemo.data.roots); False (a local page, the CLI) restricts
-            them only when GAPDEMO_DATA_ROOTS is set. No default: each caller says which it is.
+            them only when GAPDEMO_DATA_ROOTS is set, and the run's estimated peak memory must fit the
+            budget of a run (gapdemo.jobs.memory). No default: each caller says which it is.
     """
-    return [*data_problems(config, served=served), *model_problems(config), *training_problems(config)]
+    problems = [*data_problems(config, served=served), *model_problems(config), *training_problems(config)]
+    return problems + memory_problems(config) if served and not problems else problems
+
+
+def memory_problems(config: RunConfig) -> list[str]:
+    """The served half of the memory budget: a run whose estimated peak is over it is refused at once;
+    a run that grows past it anyway is stopped by the watchdog (gapdemo.jobs.processes), served or not."""
+    problem = budget_problem(config, memory_budget_bytes())
+    return [problem] if problem else []
 
 
 def data_problems(config: RunConfig, *, served: bool) -> list[str]:
@@ -45,18 +55,18 @@ def model_problems(config: RunConfig) -> list[str]:
     if not 0.0 <= config.model.dropout_rate < 1.0:
         problems.append("Dropout rate must be at least 0 and below 1.")
     if not 0.0 < config.model.bn_momentum < 1.0:
-        problems.append("Batch-norm momentum must be between 0 and 1.")
+        problems.append("Batch-norm momentum must be above 0 and below 1.")
     return problems
 
 
 def training_problems(config: RunConfig) -> list[str]:
     problems = []
     if config.train.epochs < 1:
-        problems.append("Train for at least one epoch.")
+        problems.append("Train for at least 1 epoch.")
     if config.train.batch_size < 1:
         problems.append("Batch size must be at least 1.")
-    if not 1 <= config.train.steps_per_execution <= 64:
-        problems.append("Batches per TensorFlow call must be from 1 to 64.")
+    if not 1 <= config.train.steps_per_execution <= MAX_STEPS_PER_EXECUTION:
+        problems.append(f"Batches per TensorFlow call must be from 1 to {MAX_STEPS_PER_EXECUTION}.")
     if not 0.0 < config.train.learning_rate <= 1.0:
         problems.append("Learning rate must be above 0 and at most 1.")
     problems += precision_problems(config.train.precision)

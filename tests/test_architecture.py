@@ -114,9 +114,9 @@ def test_no_module_reads_another_modules_private_members():
 
 
 def test_the_packages_show_the_architecture_and_few_modules_stand_loose():
-    """A newcomer sees what belongs together: data, model, training, insight, runs, claims, sweep, commands."""
+    """A newcomer sees what belongs together: data, model, training, jobs, insight, runs, claims, sweep, commands."""
     packages = {path.parent.name for path in ROOT.glob("gapdemo/*/__init__.py")}
-    assert {"data", "model", "training", "insight", "runs", "claims", "sweep", "commands"} <= packages
+    assert {"data", "model", "training", "jobs", "insight", "runs", "claims", "sweep", "commands"} <= packages
     loose = sorted(path.name for path in ROOT.glob("gapdemo/*.py"))
     assert len(loose) <= 12, loose
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from gapdemo import runs
 from gapdemo.jobs.page import PageScheduler
 from gapdemo.jobs.processes import parse_event
+from gapdemo.runs.tail import batch_metrics_tail, epoch_metrics_tail
 from gapdemo.serving import child_environment
 from gapdemo.sweep.cluster import EngineError, check_reachable
 from gapdemo.training.failures import readable_error
@@ -64,6 +65,7 @@ class ClusterJob(TrainingJob):
         self.address, self.cpus, self.gpus, self.served = address, cpus, gpus, served
         self.node: str | None = None  # the Ray node it trains on, once it started
         self.process: subprocess.Popen | None = None
+        self.tails = None  # (metrics.csv, batch_metrics.csv) read a few rows at a time, once the folder is known
 
     def command(self) -> list[str]:
         return [sys.executable, "-m", "gapdemo", "train", "--address", self.address, "--config", "-",
@@ -125,20 +127,22 @@ class ClusterJob(TrainingJob):
         return None
 
     def read_run_folder(self) -> None:
-        """Publish the epochs, batch rows and probes that came home since the last read."""
+        """Publish the epochs, batch rows and probes that came home since the last read (only the bytes
+        appended since: gapdemo.runs.tail); a file that shrank means a lost node started the run again."""
+        if self.tails is None or self.tails[0].path.parent != self.run_dir:  # the folder chosen on submission
+            self.tails = (epoch_metrics_tail(self.run_dir), batch_metrics_tail(self.run_dir))
+        epoch_tail, batch_tail = self.tails
         snapshot = self.snapshot()
-        known_batches, known_epochs = len(snapshot.batch_metrics), len(snapshot.epoch_metrics)
-        try:
-            epoch_rows = runs.read_epoch_metrics(self.run_dir).to_dict("records")
-            batch_rows = runs.read_batch_metrics(self.run_dir).to_dict("records")
-        except (OSError, ValueError):  # a file arriving as it is read: the next update reads it whole
-            return
-        if len(epoch_rows) < known_epochs or len(batch_rows) < known_batches:
-            self.replace_rows(epoch_rows, batch_rows)  # a lost node: the run started again from epoch 1
-        elif len(batch_rows) > known_batches:
-            self.add_batch_rows(batch_rows[known_batches:], snapshot.progress)
-        if len(epoch_rows) > known_epochs:
-            self.add_epoch_rows(epoch_rows[known_epochs:])
+        epoch_rows, batch_rows = epoch_tail.read_new(), batch_tail.read_new()
+        if epoch_tail.restarted or batch_tail.restarted:  # a lost node: the run started again from epoch 1
+            self.replace_rows(epoch_rows if epoch_tail.restarted else snapshot.epoch_metrics + epoch_rows,
+                              batch_rows if batch_tail.restarted else snapshot.batch_metrics + batch_rows)
+        else:
+            if batch_rows:
+                self.add_batch_rows(batch_rows, snapshot.progress)
+            if epoch_rows:
+                self.add_epoch_rows(epoch_rows)
+        if epoch_rows:
             epoch, probes = runs.load_probes(self.run_dir)
             self.publish(probes=probes, probes_epoch=epoch)
         if not snapshot.dataset_info:

@@ -10,6 +10,7 @@ Adam's two moments). Section 6 states its error against the measured peaks.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 
@@ -74,10 +75,11 @@ def parse_bytes(text: str) -> int:
     return int(float(match.group(1)) * UNITS[match.group(2)])
 
 
-def default_budget_bytes(server_bytes: int | None = None) -> int:
-    """Half the machine's memory less what the server holds (default: this process's resident memory)."""
-    held = psutil.Process().memory_info().rss if server_bytes is None else server_bytes
-    return max(psutil.virtual_memory().total // 2 - held, 0)
+@functools.cache
+def default_budget_bytes() -> int:
+    """Half the machine's memory less what this process (the server) holds, read once: the page's gate
+    and the jobs it starts then agree on one figure for as long as the server runs."""
+    return max(psutil.virtual_memory().total // 2 - psutil.Process().memory_info().rss, 0)
 
 
 def memory_budget_bytes(environ=None) -> int:

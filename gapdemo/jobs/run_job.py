@@ -51,7 +51,10 @@ class WorkerRunJob(TrainingJob):
         if self.is_done():
             return self.state
         self.publish(state="running", started=time.time(), progress={"phase": "starting worker"})
-        worker = self.pool.acquire()
+        try:
+            worker = self.pool.acquire()
+        except OSError as error:  # no process could be started (no memory, no Python): this run fails alone
+            return self.finish("failed", f"The training process could not start: {error}")
         with self._worker_lock:
             self.worker = worker
         if self.stop_requested:  # Stop pressed while the worker was handed over
@@ -60,6 +63,8 @@ class WorkerRunJob(TrainingJob):
         watching = threading.Event()
         worker.watch_memory(self.budget_bytes, watching)
         worker.send({"train": {"config": self.config.to_dict(), "run_id": self.run_id, "served": self.served}})
+        if self.stop_requested:  # a Stop that reached the worker before the run did: say it again
+            worker.send({"stop": self.run_id})
         try:
             state, message = self.follow(worker)
         finally:

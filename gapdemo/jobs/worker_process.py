@@ -75,6 +75,11 @@ class WorkerPool:
         with self._lock:
             self._all = [other for other in self._all if other is not worker]
 
+    def all_workers(self) -> list[WorkerProcess]:
+        """Every worker this pool started that has not been ended, idle or training."""
+        with self._lock:
+            return list(self._all)
+
     def close(self) -> None:
         """End every worker (the page's process is going)."""
         with self._lock:

@@ -84,8 +84,7 @@ class _JobEvents(TrainingEvents):
 class TrainingJob:
     """One run: load data, build the lockstep model, train, publish, save every epoch."""
 
-    kind = "run"  # what gapdemo.jobs.scheduler queues it as
-    slots = 1  # training slots it takes while it runs (gapdemo.jobs.limits)
+    kind, slots = "run", 1  # what gapdemo.jobs.scheduler queues it as, and the training slots it takes
 
     def __init__(self, config: RunConfig, data_loader=None, owner: str | None = None, served: bool = False):
         problems = validate_run_config(config, served=served)
