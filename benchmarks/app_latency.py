@@ -69,11 +69,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(runs_dir: str, log_path: Path, with_clear_session: bool = False):
+def start_server(runs_dir: str, log_path: Path, with_clear_session: bool = False, cwd: Path | None = None):
     """Launch streamlit; return the process, its URL and the launch time (perf_counter).
 
     with_clear_session starts the same server with Streamlit's after-every-run
     keras.backend.clear_session() left on, as before the fix, to measure the fix side by side.
+    cwd: the checkout whose app.py is served (default: this one).
     """
     port = free_port()
     env = {**os.environ, "GAPDEMO_RUNS_DIR": runs_dir}
@@ -82,7 +83,7 @@ def start_server(runs_dir: str, log_path: Path, with_clear_session: bool = False
     process = subprocess.Popen(
         [sys.executable, *launcher, "run", "app.py", "--server.port", str(port), "--server.address",
          "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-        cwd=common.REPO_ROOT, env=env, stdout=open(log_path, "w"), stderr=subprocess.STDOUT)
+        cwd=cwd or common.REPO_ROOT, env=env, stdout=open(log_path, "w"), stderr=subprocess.STDOUT)
     return process, f"http://127.0.0.1:{port}", launched
 
 

@@ -1,10 +1,12 @@
-"""Memory: peak resident memory of a three-back-end TrainingJob at 100x100 and 200x200.
+"""Memory: peak resident memory of a TrainingJob, measured and as gapdemo.jobs.memory estimates it.
 
-Each size runs in its own process on the default synthetic set (RunConfig() defaults: 2000 training
-images drawn from 2500, fc/fc_dropout/gap, batch 64), for 1 epoch by default: the peak is reached in
-the first epoch (data arrays + the pipeline's copy + activations of a batch + the first saves).
-The peak is the child's ru_maxrss (os.wait4), cross-checked with its own /proc VmHWM.
-Target: < 3 GB at 100x100. Usage: python -m benchmarks.memory [--quick] [--results PATH]
+Each setting runs in its own process on the synthetic set, for 1 epoch by default: the peak is reached
+in the first epoch (data arrays + the pipeline's copy + activations of a batch + the first saves).
+A setting is SIZE or SIZE/BATCH/TRAINING IMAGES/BACK-ENDS (back-ends joined by +); the rest are the
+defaults (2000 training images, fc/fc_dropout/gap, batch 64). The default three: 100 and 200 px at the
+defaults (the estimate's calibration points) and 64 px, batch 128, 8,000 images, GAP alone (a check
+it was not fitted to). The peak is the child's ru_maxrss (os.wait4), cross-checked with its own /proc
+VmHWM. Target: < 3 GB at 100x100. Usage: python -m benchmarks.memory [--quick] [--results PATH]
 """
 
 from __future__ import annotations
@@ -25,22 +27,33 @@ TARGET_MB = 3 * 1024  # at 100x100
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--sizes", default="100,200", help="comma-separated image sizes")
+    parser.add_argument("--settings", default="100,200,64/128/8000/gap",
+                        help="comma-separated settings: SIZE or SIZE/BATCH/TRAINING IMAGES/BACK-ENDS")
     parser.add_argument("--epochs", type=int, default=1)
-    parser.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)  # image size, in-process
+    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)  # one setting, trained in-process
+
+
+def setting_config(setting: str, runs_dir: str, epochs: int = 1):
+    """The RunConfig of one setting (see the module's docstring)."""
+    from gapdemo.config import RunConfig
+
+    config = RunConfig()
+    parts = setting.split("/")
+    config.data.image_size = int(parts[0])
+    if len(parts) > 1:
+        config.train.batch_size, config.data.train_size = int(parts[1]), int(parts[2])
+        config.data.synthetic_size = max(config.data.synthetic_size, int(config.data.train_size / 0.8))
+        config.model.backends = tuple(parts[3].split("+"))
+    config.train.runs_dir, config.train.epochs = runs_dir, epochs
+    return config
 
 
 def child_config(args, runs_dir: str):
-    from gapdemo.config import RunConfig, tiny_config
+    from gapdemo.config import tiny_config
 
     if args.quick:
-        config = tiny_config(runs_dir, ("gap",))  # the smoke test: one small back-end
-    else:
-        config = RunConfig()
-        config.train.runs_dir = runs_dir
-        config.data.image_size = args.child
-        config.train.epochs = args.epochs
-    return config
+        return tiny_config(runs_dir, ("gap",))  # the smoke test: one small back-end
+    return setting_config(args.child, runs_dir, args.epochs)
 
 
 def child_main(args) -> None:
@@ -92,8 +105,8 @@ def _outputs(layer) -> list:
     return list(output) if isinstance(output, (list, tuple)) else [output]
 
 
-def run_child(image_size: int, args) -> dict:
-    command = [sys.executable, "-m", "benchmarks.memory", "--child", str(image_size), "--epochs", str(args.epochs),
+def run_child(setting: str, args) -> dict:
+    command = [sys.executable, "-m", "benchmarks.memory", "--child", setting, "--epochs", str(args.epochs),
                "--results", str(args.results)] + (["--quick"] if args.quick else [])
     with tempfile.TemporaryFile("w+") as output, tempfile.TemporaryFile("w+") as errors:
         process = subprocess.Popen(command, stdout=output, stderr=errors, text=True, cwd=common.REPO_ROOT)
@@ -104,10 +117,37 @@ def run_child(image_size: int, args) -> dict:
         lines = [line for line in output.read().splitlines() if line.startswith("RESULT ")]
         if process.returncode or not lines:
             sys.stderr.write(errors.read()[-3000:])
-            raise RuntimeError(f"memory child at {image_size} px failed (exit {process.returncode})")
+            raise RuntimeError(f"memory child at {setting} failed (exit {process.returncode})")
     result = json.loads(lines[-1][len("RESULT "):])
     result["ru_maxrss_mb"] = usage.ru_maxrss / 1024.0  # KiB on Linux
     return result
+
+
+def setting_label(setting: str) -> str:
+    parts = setting.split("/")
+    label = f"{parts[0]}x{parts[0]}"
+    return label if len(parts) == 1 else f"{label}, batch {parts[1]}, {int(parts[2]):,} images, {parts[3]}"
+
+
+def measured_row(setting: str, args) -> tuple[list[str], str, float]:
+    """One setting's table row, its note, and the estimate's error (estimated / measured - 1)."""
+    from gapdemo.jobs.memory import estimate_peak_bytes
+
+    result = run_child(setting, args)
+    peak = max(result["ru_maxrss_mb"], result["peak_mb"])
+    estimate = estimate_peak_bytes(child_config(argparse.Namespace(quick=args.quick, child=setting,
+                                                                   epochs=args.epochs), "runs")) / 2**20
+    stages, error = result["stages"], estimate / peak - 1
+    is_default = setting == "100" and not args.quick
+    row = [setting_label(setting) if not args.quick else "32x32 (quick)", f"{peak:,.0f}", f"{estimate:,.0f}",
+           f"{100 * error:+.1f}%", f"{stages['after importing TensorFlow']:,.0f}",
+           f"{stages['after loading data']:,.0f}", f"{sum(result['data_bytes'].values()) / 2 ** 20:,.0f}",
+           f"{result['activation_bytes'] / 2 ** 20:,.0f}", f"< {TARGET_MB:,} MiB" if is_default else "",
+           common.verdict(peak, TARGET_MB) if is_default else ""]
+    note = (f"{row[0]}: {result['train_images']} training images, {result['epochs']} epoch(s); ru_maxrss "
+            f"{result['ru_maxrss_mb']:,.0f} MiB, VmHWM {result['peak_mb']:,.0f} MiB, RSS at the end "
+            f"{stages['end of run']:,.0f} MiB.")
+    return row, note, error
 
 
 def main(argv=None) -> None:
@@ -116,24 +156,20 @@ def main(argv=None) -> None:
         child_main(args)
         return
     load_before = common.load_average()
-    image_sizes = [32] if args.quick else [int(size) for size in args.sizes.split(",")]
-    rows, notes = [], []
-    for image_size in image_sizes:
-        print(f"memory: {image_size}x{image_size} ...", flush=True)
-        result = run_child(image_size, args)
-        peak = max(result["ru_maxrss_mb"], result["peak_mb"])
-        stages = result["stages"]
-        target = common.verdict(peak, TARGET_MB) if image_size == 100 else ""
-        rows.append([f"{result['image_size']}x{result['image_size']}", f"{peak:,.0f}",
-                     f"{stages['after importing TensorFlow']:,.0f}", f"{stages['after loading data']:,.0f}",
-                     f"{sum(result['data_bytes'].values()) / 2 ** 20:,.0f}",
-                     f"{result['activation_bytes'] / 2 ** 20:,.0f}",
-                     f"< {TARGET_MB:,} MiB" if image_size == 100 else "", target])
-        notes.append(f"{image_size}x{image_size}: {result['train_images']} training images, {result['epochs']} "
-                     f"epoch(s); ru_maxrss {result['ru_maxrss_mb']:,.0f} MiB, VmHWM {result['peak_mb']:,.0f} MiB, "
-                     f"RSS at the end {stages['end of run']:,.0f} MiB.")
-    table = common.format_table(["image size", "peak MiB", "after TF import", "after data", "image arrays MiB",
-                                 "layer outputs / batch MiB", "target", "verdict"], rows)
+    settings = ["32"] if args.quick else args.settings.split(",")
+    rows, notes, errors = [], [], []
+    for setting in settings:
+        print(f"memory: {setting} ...", flush=True)
+        row, note, error = measured_row(setting, args)
+        rows.append(row)
+        notes.append(note)
+        errors.append(abs(error))
+    table = common.format_table(["setting", "peak MiB", "estimated MiB", "estimate's error", "after TF import",
+                                 "after data", "image arrays MiB", "layer outputs / batch MiB", "target",
+                                 "verdict"], rows)
+    notes.append(f"The estimate (gapdemo.jobs.memory.estimate_peak_bytes, what a served page checks against "
+                 f"GAPDEMO_MAX_RUN_MEMORY before a run starts) was fitted to the 100 and 200 px rows of 2026-11-26; "
+                 f"its largest error here is {100 * max(errors):.1f}%.")
     notes.append("'Layer outputs / batch' adds up every layer's float32 output for one training batch over all heads "
                  "(the activations backprop keeps): it grows with image size squared, and the first block's "
                  "full-resolution conv, BN and ReLU outputs dominate it. The peak beyond TensorFlow's import "

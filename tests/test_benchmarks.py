@@ -55,6 +55,13 @@ def test_app_latency_runs_quick(tmp_path):
     check_output(run_quick("app_latency", results, timeout_s=600), results, "app_latency")
 
 
+@pytest.mark.browser
+def test_worker_benchmark_runs_quick(tmp_path):
+    results = tmp_path / "RESULTS.md"
+    # the app as it is only (the page before the worker is left out of --quick): a first point, a CLI run, 3 tabs
+    check_output(run_quick("worker", results, timeout_s=600), results, "worker")
+
+
 def test_sections_are_replaced_not_duplicated(tmp_path):
     from benchmarks import common
     results = tmp_path / "RESULTS.md"
