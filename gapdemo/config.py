@@ -77,8 +77,9 @@ class TrainConfig:
     # keeps every batch live.
     steps_per_execution: int = 1
     # Arithmetic: "float32", or "mixed_bfloat16" (bfloat16 compute, float32 variables and sigmoid
-    # outputs) where the processor has bfloat16 instructions: 1.21x faster on two cores
-    # (benchmarks/RESULTS.md, section 3). gapdemo.model.precision checks the processor.
+    # outputs) where the processor has bfloat16 instructions: 1.16x the images per second on two cores
+    # but only 1.11x sooner to a default run's end, under the 1.15x a new default needs, so float32
+    # stays the default (benchmarks/RESULTS.md, section 3b). gapdemo.model.precision checks the processor.
     precision: str = "float32"
 
 

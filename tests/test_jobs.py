@@ -354,9 +354,9 @@ def test_a_served_page_refuses_a_run_over_the_memory_budget(page_runs, monkeypat
     monkeypatch.setenv("GAPDEMO_SERVED", "1")
     monkeypatch.setenv("GAPDEMO_MAX_RUN_MEMORY", "1.2G")
     page = AppTest.from_file(APP, default_timeout=120)
-    page.run()  # the defaults: 100 px, 2,000 images, three back-ends: about 2.4 GB
+    page.run()  # the defaults: 100 px, 2,000 images, three back-ends: about 1.8 GB
     errors = [error.value for error in page.sidebar.error]
-    assert len(errors) == 1 and errors[0].startswith("This run would need about 2.4 GB of memory, more than the 1.3 GB")
+    assert len(errors) == 1 and errors[0].startswith("This run would need about 1.8 GB of memory, more than the 1.3 GB")
     assert page.button(key="start").disabled
     page.slider(key="image_size").set_value(32)
     page.number_input(key="train_size").set_value(48)

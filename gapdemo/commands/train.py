@@ -70,7 +70,8 @@ def add_run_arguments(parser) -> None:
                         help="batches per call into TensorFlow (progress and stop act once per call)")
     parser.add_argument("--learning-rate", type=float, default=train_defaults.learning_rate)
     parser.add_argument("--precision", choices=PRECISIONS, default=train_defaults.precision,
-                        help=f"arithmetic of the layers. {bfloat16_support()[1]}")
+                        help=f"arithmetic of the layers (default float32: mixed bfloat16 trained 1.16x the images "
+                             f"per second but ended a default run only 1.11x sooner). {bfloat16_support()[1]}")
     parser.add_argument("--runs-dir", default=train_defaults.runs_dir)
     parser.add_argument("--json", action="store_true", help="print the final result as one JSON object")
 

@@ -1,11 +1,13 @@
 """A run's memory: its peak estimated from its settings before it starts, the budget it must stay under,
 and what a job's processes hold while it trains.
 
-The estimate is calibrated on benchmarks/RESULTS.md, section 6 (peak resident memory of a default run
-at 100 and 200 px): the peak is TensorFlow's import floor, plus the image arrays twice (the split and
-the pipeline's copy), plus the float32 layer outputs of one training batch over every head (what
-backprop keeps) times 1.15, plus each FC back-end's dense weights four times (weights, gradients and
-Adam's two moments). Section 6 states its error against the measured peaks.
+The estimate is calibrated on benchmarks/RESULTS.md, section 6 (peak resident memory of a run in a fresh
+process, four settings from 64 to 200 px, 2,000 to 8,000 images, batch 32 to 128, one to three heads,
+measured twice): the peak is a floor (TensorFlow and Keras imported, plus what every run allocates),
+plus the uint8 image arrays 1.65 times over (the split and the pipeline's batches), plus 0.6 of the
+float32 layer outputs of one training batch over every head (Keras frees much of them within the step),
+plus each FC back-end's dense weights four times (weights, gradients and Adam's two moments). The
+figures are a least-squares fit rounded up, so the estimate errs high; section 6 states its error.
 """
 
 from __future__ import annotations
@@ -19,9 +21,9 @@ import psutil
 from gapdemo.config import RunConfig
 
 BUDGET_VARIABLE = "GAPDEMO_MAX_RUN_MEMORY"
-FLOOR_BYTES = 1010 * 2**20  # TensorFlow and Keras imported (674 MiB) plus what every run allocates besides
-DATA_COPIES = 2.0  # the decoded split, and the tf.data pipeline's copy of a batch stream
-ACTIVATION_FACTOR = 1.15  # fitted: peak above the floor against one batch's layer outputs, 100 and 200 px
+FLOOR_BYTES = 1000 * 2**20  # TensorFlow and Keras imported (674 MiB) plus what every run allocates besides
+DATA_COPIES = 1.65  # fitted: the decoded split and the pipeline's batches in flight
+ACTIVATION_FACTOR = 0.6  # fitted: peak above the floor against one batch's layer outputs
 FC_STATE_COPIES = 4  # weights, gradients, Adam's first and second moments
 HEAD_BLOCKS = ((32, 3), (32, 3), (64, 3))  # (filters, kernel) of the head's conv blocks, each then BN, ReLU, pool 2
 FC_UNITS = 100
