@@ -34,8 +34,12 @@ ENDED_STATES = ("finished", "failed", "stopped", "interrupted")
 
 
 def newest_status(runs_dir: str) -> dict:
-    """status.json of the newest run under runs_dir ({} while it has none)."""
-    newest = max((path for path in Path(runs_dir).iterdir() if path.is_dir()), key=lambda path: path.name)
+    """status.json of the newest run under runs_dir ({} while it has none: the page's worker makes the
+    folder a moment after Start)."""
+    folders = [path for path in Path(runs_dir).iterdir() if path.is_dir()] if Path(runs_dir).is_dir() else []
+    if not folders:
+        return {}
+    newest = max(folders, key=lambda path: path.name)
     try:
         return json.loads((newest / "status.json").read_text())
     except (OSError, ValueError):

@@ -58,7 +58,7 @@ def test_app_latency_runs_quick(tmp_path):
 @pytest.mark.browser
 def test_worker_benchmark_runs_quick(tmp_path):
     results = tmp_path / "RESULTS.md"
-    # the app as it is only (the page before the worker is left out of --quick): a first point, a CLI run, 3 tabs
+    # the app as it is only, a first point (the page before the worker and the watched runs are left out of --quick)
     check_output(run_quick("worker", results, timeout_s=600), results, "worker")
 
 
