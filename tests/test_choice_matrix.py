@@ -1,4 +1,4 @@
-"""The choices the page offers, pairwise: each cell trains one tiny epoch the way the page does
+"""The choices the page offers, pairwise: each cell trains one tiny epoch the way the page's training worker does
 (TrainingJob(config).run(), with a RunConfig built as dashboard/sidebar.py builds it), and must finish with
 finite metrics for every back-end and models that reload and predict finite probabilities.
 
