@@ -8,6 +8,7 @@ from dashboard.cache_widget import cache_widget
 from dashboard.common import DEFAULT_PNG_SCALE, PNG_SCALES
 from dashboard.visitor import page_is_served, visitor_id
 from gapdemo.config import (
+    MAX_DROPOUT_RATE,
     MAX_EPOCHS,
     MAX_IMAGE_SIZE,
     MAX_SEED,
@@ -30,7 +31,6 @@ BN_MOMENTUM_CHOICES = (0.5, 0.8, 0.9, 0.95, 0.99)
 BATCH_SIZE_CHOICES = (8, 16, 32, 64, 128, 256)
 LEARNING_RATE_CHOICES = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
 STEPS_PER_EXECUTION_CHOICES = (1, 2, 4, 8, 16)
-MAX_DROPOUT_RATE = 0.9  # the slider's top; validation accepts anything below 1
 
 DATASET_LABELS = {
     "synthetic": "Synthetic pets (offline, built in)",

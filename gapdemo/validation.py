@@ -6,7 +6,18 @@ reads config.py's image-size bounds: config stays a leaf that everything may imp
 
 from __future__ import annotations
 
-from gapdemo.config import MAX_STEPS_PER_EXECUTION, RunConfig
+from gapdemo.config import (
+    MAX_BATCH_SIZE,
+    MAX_DROPOUT_RATE,
+    MAX_EPOCHS,
+    MAX_LEARNING_RATE,
+    MAX_STEPS_PER_EXECUTION,
+    MAX_SYNTHETIC_SIZE,
+    MAX_TRAIN_SIZE,
+    MIN_LEARNING_RATE,
+    MIN_SYNTHETIC_SIZE,
+    RunConfig,
+)
 from gapdemo.data.checks import config_problems
 from gapdemo.data.roots import DEFAULT_TFDS_DIR, allowed_roots, folder_path_problem, is_readable_folder
 from gapdemo.jobs.memory import budget_problem, memory_budget_bytes
@@ -28,7 +39,29 @@ def validate_run_config(config: RunConfig, *, served: bool) -> list[str]:
             budget of a run (gapdemo.jobs.memory). No default: each caller says which it is.
     """
     problems = [*data_problems(config, served=served), *model_problems(config), *training_problems(config)]
+    if served:
+        problems += served_limit_problems(config)
     return problems + memory_problems(config) if served and not problems else problems
+
+
+def served_limit_problems(config: RunConfig) -> list[str]:
+    """On a served page every value stays within the sidebar's own limits, whatever a client or a sweep's
+    typed values send: one sentence per value outside them, naming the bound."""
+    limits = (
+        ("Epochs", config.train.epochs, 1, MAX_EPOCHS),
+        ("Training images", config.data.train_size or 0, 0, MAX_TRAIN_SIZE),
+        ("Batch size", config.train.batch_size, 1, MAX_BATCH_SIZE),
+        ("Dropout rate", config.model.dropout_rate, 0.0, MAX_DROPOUT_RATE),
+        ("Learning rate", config.train.learning_rate, MIN_LEARNING_RATE, MAX_LEARNING_RATE),
+        ("The synthetic set's size", config.data.synthetic_size, MIN_SYNTHETIC_SIZE, MAX_SYNTHETIC_SIZE),
+    )
+    return [f"{name} must be from {_number(low)} to {_number(high)} on a served page, got {_number(value)}."
+            for name, value, low, high in limits if not low <= value <= high]
+
+
+def _number(value) -> str:
+    """12345 -> '12,345'; 0.0001 -> '0.0001'; 0.9 -> '0.9'."""
+    return f"{value:,}" if isinstance(value, int) else f"{value:g}"
 
 
 def memory_problems(config: RunConfig) -> list[str]:

@@ -1,8 +1,10 @@
 """A page served to a class: one gate for every tab and job, a bounded queue, owners of sweeps and claims,
 served behind a proxy, run folders never shared, code-carrying model files refused."""
 
+import os
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from in_thread import InThreadScheduler, use_in_thread_runs
@@ -292,3 +294,54 @@ def test_the_mistakes_tab_reads_no_run_data_outside_the_roots(outside_folder, tm
         load_test_split(run_dir, served=True)
     with pytest.raises(ValueError, match=f"^The folder {outside_folder} does not exist.$"):
         load_test_split(run_dir, served=False)  # GAPDEMO_DATA_ROOTS is set: the command line is held too
+
+
+# ----- the sidebar's limits, held on the server -----
+
+@pytest.mark.parametrize("section, name, value, sentence", [
+    ("train", "epochs", 1_000_000, "Epochs must be from 1 to 50 on a served page, got 1,000,000."),
+    ("train", "batch_size", 257, "Batch size must be from 1 to 256 on a served page, got 257."),
+    ("train", "learning_rate", 0.5, "Learning rate must be from 0.0001 to 0.01 on a served page, got 0.5."),
+    ("model", "dropout_rate", 0.95, "Dropout rate must be from 0 to 0.9 on a served page, got 0.95."),
+    ("data", "train_size", 100_001, "Training images must be from 0 to 100,000 on a served page, got 100,001."),
+    ("data", "synthetic_size", 25_001,
+     "The synthetic set's size must be from 10 to 25,000 on a served page, got 25,001."),
+])
+def test_a_served_gate_holds_the_sidebars_limits_whatever_is_sent(section, name, value, sentence, tmp_path):
+    from gapdemo.validation import validate_run_config
+
+    config = tiny_config(str(tmp_path))
+    config.data.train_size = None if name == "synthetic_size" else config.data.train_size
+    setattr(getattr(config, section), name, value)
+    assert sentence in validate_run_config(config, served=True)
+    assert not any("served page" in problem for problem in validate_run_config(config, served=False))
+
+
+@pytest.mark.parametrize("command", [
+    ["train", "--epochs", "100000"],
+    ["sweep", "--set", "epochs=1000000", "--image-size", "32", "--train-size", "48", "--batch-size", "16"],
+])
+def test_served_commands_refuse_work_past_the_sidebars_limits_with_one_sentence(command, tmp_path):
+    import subprocess
+    import sys
+
+    answer = subprocess.run([sys.executable, "-m", "gapdemo", *command, "--runs-dir", str(tmp_path / "runs")],
+                            capture_output=True, text=True, timeout=120, env={**os.environ, "GAPDEMO_SERVED": "1"},
+                            cwd=Path(__file__).resolve().parents[1])
+    assert answer.returncode == 2, answer.stderr[-2000:]
+    lines = answer.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Epochs must be from 1 to 50 on a served page, got 1" in lines[0]
+    assert not (tmp_path / "runs").exists()  # refused before anything was written
+
+
+def test_a_served_sweeps_tab_refuses_typed_values_past_the_limits(monkeypatch, tmp_path):
+    import streamlit as st
+
+    monkeypatch.setenv("GAPDEMO_SERVED", "1")
+    monkeypatch.setenv("GAPDEMO_RUNS_DIR", str(tmp_path / "runs"))
+    st.cache_resource.clear()
+    page = open_page()
+    page.multiselect(key="sweep_settings").set_value(["epochs"]).run()
+    page.text_input(key="sweep_values_epochs").set_value("2,1000000").run()
+    assert any("Epochs must be from 1 to 50 on a served page, got 1,000,000." in error.value for error in page.main.error)
+    assert page.button(key="sweep_start").disabled
