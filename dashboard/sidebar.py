@@ -8,6 +8,8 @@ from dashboard.cache_widget import cache_widget
 from dashboard.common import DEFAULT_PNG_SCALE, PNG_SCALES
 from dashboard.visitor import page_is_served, visitor_id
 from gapdemo.config import (
+    BATCH_SIZE_CHOICES,
+    LEARNING_RATE_CHOICES,
     MAX_DROPOUT_RATE,
     MAX_EPOCHS,
     MAX_IMAGE_SIZE,
@@ -28,8 +30,6 @@ from gapdemo.validation import validate_run_config
 # and a default outside them is added (with_default), so changing a default never breaks the page.
 DATA_DEFAULTS, MODEL_DEFAULTS, TRAIN_DEFAULTS = DataConfig(), ModelConfig(), TrainConfig()
 BN_MOMENTUM_CHOICES = (0.5, 0.8, 0.9, 0.95, 0.99)
-BATCH_SIZE_CHOICES = (8, 16, 32, 64, 128, 256)
-LEARNING_RATE_CHOICES = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
 STEPS_PER_EXECUTION_CHOICES = (1, 2, 4, 8, 16)
 
 DATASET_LABELS = {

@@ -25,10 +25,12 @@ MAX_SEED = 1_000_000  # seeds offered by the sidebar: 0 to this
 # The sidebar's other limits. A served page holds every run, claims job and sweep trial to them, whatever a
 # client or the Sweeps tab's typed values send (gapdemo.validation.served_limit_problems); the CLI takes any
 # value that can train, unless GAPDEMO_SERVED=1.
-MAX_BATCH_SIZE = 256  # the sidebar's largest batch
+BATCH_SIZE_CHOICES = (8, 16, 32, 64, 128, 256)  # the sidebar's batch sizes
+LEARNING_RATE_CHOICES = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2)  # the sidebar's learning rates
+MAX_BATCH_SIZE = BATCH_SIZE_CHOICES[-1]
+MIN_LEARNING_RATE, MAX_LEARNING_RATE = LEARNING_RATE_CHOICES[0], LEARNING_RATE_CHOICES[-1]
 MAX_DROPOUT_RATE = 0.9  # the sidebar's top dropout rate (a run takes anything below 1)
-MIN_LEARNING_RATE, MAX_LEARNING_RATE = 1e-4, 1e-2  # the sidebar's learning rates, lowest and highest
-MAX_SYNTHETIC_SIZE = 25_000  # the synthetic set's most images: MAX_SYNTHETIC_TRAIN_SIZE training images, split 80/10/10
+MAX_SYNTHETIC_SIZE = round(MAX_SYNTHETIC_TRAIN_SIZE / 0.8)  # that many training images, split 80/10/10
 DEFAULT_SEEDS = 3  # independent repeats of a claims measurement or of each sweep grid point
 MAX_SEEDS = 10  # more repeats than this rarely change a verdict and cost hours on a CPU
 

@@ -132,10 +132,10 @@ class WorkerRunJob(TrainingJob):
         self.read_epochs()
         if not self.run_dir.is_dir():
             return
-        epochs = len({row["epoch"] for row in self.snapshot(NO_BATCH_ROWS).epoch_metrics})
-        started = self.snapshot(NO_BATCH_ROWS).elapsed_seconds
+        snapshot = self.snapshot(NO_BATCH_ROWS)
+        epochs = len({row["epoch"] for row in snapshot.epoch_metrics})
         try:
-            runs.write_status(self.run_dir, "failed", message, epochs, started)
+            runs.write_status(self.run_dir, "failed", message, epochs, snapshot.elapsed_seconds)
             runs.append_log(self.run_dir, f"\n{message}\n")
         except OSError:
             pass  # a full disk: the page still shows the sentence

@@ -135,8 +135,9 @@ class Scheduler:
         """How many jobs train before job: those running and those queued before it, read at once."""
         with self._lock:
             waiting = [queued for queued in self._queue if not queued.is_done()]
-            before = waiting.index(job) if job in waiting else 0
-            return before + sum(running is not job for running in self._running) * (job in waiting)
+            if job not in waiting:  # running already, or ended: nothing trains before it
+                return 0
+            return waiting.index(job) + len(self._running)
 
     def place_in_line(self, job) -> int:
         """1 for the next job to start, 2 for the one after it, ...; 0 when job is not waiting."""
