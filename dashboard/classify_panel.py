@@ -7,7 +7,7 @@ import streamlit as st
 
 from dashboard.common import export_buttons
 from gapdemo.charts import classification_figure
-from gapdemo.images import DISPLAY_NAMES, UPLOAD_EXTENSIONS, ImageError, load_image
+from gapdemo.images import DISPLAY_NAMES, MAX_UPLOAD_BYTES, UPLOAD_EXTENSIONS, ImageError, load_image
 from gapdemo.model.backends import BACKENDS
 from gapdemo.runs import (
     choose_classifier_run,
@@ -73,7 +73,9 @@ def classify_panel(runs_dir: str) -> None:
     if config.get("data", {}).get("dataset") == "synthetic":
         st.info("These models learned from synthetic cartoon pets, so their answers on real photos mean little. "
                 "For real photos, train on Cats vs Dogs or on an image folder (sidebar → Data source).")
-    upload = st.file_uploader(f"A pet photo ({', '.join(DISPLAY_NAMES)})", type=UPLOAD_TYPES, key="photo")
+    # The cap is the app's own, not only .streamlit/config.toml's, which a server started elsewhere never reads.
+    upload = st.file_uploader(f"A pet photo ({', '.join(DISPLAY_NAMES)})", type=UPLOAD_TYPES, key="photo",
+                              max_upload_size=MAX_UPLOAD_BYTES // 2**20)
     if upload is None:
         return
     try:
