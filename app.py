@@ -16,6 +16,7 @@ from dashboard.runs_panel import runs_panel
 from dashboard.sidebar import run_controls, settings_sidebar
 from dashboard.sweeps_panel import sweeps_panel
 from dashboard.training_panel import training_panel
+from dashboard.visitor import admit_operator, hide_error_details_when_served
 
 INTRODUCTION = (
     "Why does **Global Average Pooling** beat a fully connected classifier at the end of a CNN? "
@@ -27,7 +28,9 @@ INTRODUCTION = (
 
 def main() -> None:
     st.set_page_config(page_title="gapdemo · GAP vs FC", page_icon="🐾", layout="wide")
+    hide_error_details_when_served()
     keep_keras_session()
+    admit_operator()
     st.title("gapdemo: Global Average Pooling vs fully connected")
     st.markdown(INTRODUCTION)
     try:

@@ -6,7 +6,7 @@ import os
 
 import streamlit as st
 
-from dashboard.visitor import page_is_served
+from dashboard.visitor import served_rules_apply
 from gapdemo.config import DataConfig
 from gapdemo.data.cache import cache_root, clear_cache
 from gapdemo.data.sources import cache_status
@@ -39,7 +39,7 @@ def cache_widget(config: DataConfig, problems: list[str]) -> None:
         return
     status = _cache_status(config.dataset, config.data_dir, config.image_size, config.train_size, config.seed,
                            config.cache_dir, _modified_ns(cache_root(config.cache_dir)))
-    served = page_is_served()  # served to others: no server paths shown, and no visitor clears the cache
+    served = served_rules_apply()  # served to others: no server paths shown, and no visitor clears the cache
     where = "" if served else f" in {status.root}"
     if status.cached:
         st.caption(f"Image cache: this choice is cached ({_size_text(status.entry_bytes)}), so it opens in about "

@@ -7,7 +7,7 @@ import dataclasses
 import streamlit as st
 
 from dashboard.common import POLL_SECONDS, export_buttons, format_seconds
-from dashboard.visitor import page_is_served, queue_caption, shown_path, visitor_id
+from dashboard.visitor import queue_caption, served_rules_apply, shown_path, visitor_id
 from gapdemo.claims import CLAIMS, DEFAULT_SEEDS, MAX_SEEDS, latest_claims
 from gapdemo.claims.charts import claim_figure, claim_frame
 from gapdemo.model.backends import BACKENDS
@@ -26,7 +26,7 @@ def _settings_text(config, seeds: int) -> str:
 
 # Seeds, Start and Stop; queues the job with the page's scheduler. Served, only its owner may stop it.
 def claims_controls(scheduler, config, problems: list[str]) -> None:
-    job, served = scheduler.latest("claims"), page_is_served()
+    job, served = scheduler.latest("claims"), served_rules_apply()
     running = job is not None and not job.is_done()
     may_stop_it = running and may_stop(job.owner, visitor_id(), any_owner=not served)
     seeds = int(st.number_input("Seeds (independent repeats)", 1, MAX_SEEDS, DEFAULT_SEEDS, key="claims_seeds",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard.common import export_buttons
-from dashboard.visitor import page_is_served
+from dashboard.visitor import served_rules_apply
 from gapdemo.insight.evaluation import (
     check_evaluable,
     evaluate_run,
@@ -84,7 +84,7 @@ def _choose_run(runs_dir: str):
 def _evaluate(summary):
     run_dir = str(summary.run_dir)
     try:
-        return _cached_evaluation(run_dir, _model_signature(run_dir), page_is_served())  # served: data under the roots
+        return _cached_evaluation(run_dir, _model_signature(run_dir), served_rules_apply())  # served: data under the roots
     except (ValueError, OSError) as error:  # data gone, unreadable model files: say so, no traceback
         st.error(f"Cannot evaluate run {summary.run_id}: {error}")
     except Exception as error:  # anything else still reaches the user as one sentence
@@ -141,7 +141,7 @@ def _gallery(evaluation, run_dir: str) -> None:
         st.info("No test image matches: this back-end makes no such mistake on this run.")
         return
     shown = tuple(int(index) for index in ranked[:GALLERY_SIZE])
-    tiles, method = _cached_overlays(run_dir, _model_signature(run_dir), backend, shown, page_is_served())
+    tiles, method = _cached_overlays(run_dir, _model_signature(run_dir), backend, shown, served_rules_apply())
     heat_maps = st.toggle("Heat maps", value=True, key="mistakes_heat_maps")
     st.caption(f"{len(shown)} of {len(ranked)} matching images, the most confident mistakes first. "
                + (f"Heat map: {method} of {_label(backend)} for the class it predicted (red = where it looked most)."

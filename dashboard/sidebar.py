@@ -6,7 +6,7 @@ import streamlit as st
 
 from dashboard.cache_widget import cache_widget
 from dashboard.common import DEFAULT_PNG_SCALE, PNG_SCALES
-from dashboard.visitor import page_is_served, visitor_id
+from dashboard.visitor import served_rules_apply, visitor_id, visitor_is_operator
 from gapdemo.config import (
     BATCH_SIZE_CHOICES,
     LEARNING_RATE_CHOICES,
@@ -147,7 +147,7 @@ def settings_sidebar(runs_dir: str) -> tuple[RunConfig, list[str]]:
         seed = int(st.number_input("Seed", 0, MAX_SEED, DATA_DEFAULTS.seed, key="seed",
                                    help="Same seed: same data, same initial weights, same batch order."))
         config = RunConfig(data=data_settings(seed), model=model_settings(seed), train=train_settings(seed, runs_dir))
-        problems = validate_run_config(config, served=page_is_served())  # served: paths under the data roots
+        problems = validate_run_config(config, served=served_rules_apply())  # served: paths under the data roots
         for problem in problems:
             st.error(problem)
         cache_widget(config.data, problems)
@@ -159,12 +159,14 @@ def run_controls(manager, config: RunConfig, problems: list[str]) -> None:
     with st.sidebar:
         if manager.engine_note:
             st.caption(manager.engine_note)
+        if visitor_is_operator():
+            st.caption("Operator: you may stop any job and clear the cache, and a class's bounds do not hold you.")
         start_column, stop_column = st.columns(2)
         # Served to others, a visitor stops only their own runs; a local page has one user.
-        active = manager.job_to_stop(visitor_id(), any_owner=not page_is_served())
+        active = manager.job_to_stop(visitor_id(), any_owner=not served_rules_apply())
         if start_column.button("▶ Start", type="primary", disabled=bool(problems), key="start", width="stretch"):
             try:
-                job = manager.submit(config, owner=visitor_id(), served=page_is_served())
+                job = manager.submit(config, owner=visitor_id(), served=served_rules_apply())
             except ValueError as error:
                 st.error(str(error))
             else:

@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.common import POLL_SECONDS, export_buttons
-from dashboard.visitor import page_is_served, queue_caption, shown_path, visitor_id
+from dashboard.visitor import queue_caption, served_rules_apply, shown_path, visitor_id
 from gapdemo.config import DEFAULT_SEEDS, MAX_SEEDS
 from gapdemo.serving import may_stop
 from gapdemo.sweep import store
@@ -44,7 +44,7 @@ def plan_problems(config, grid: dict, seeds: int, served: bool) -> list[str]:
 
 # Grid, seeds, Start and Stop; queues the sweep with the page's scheduler. Served, only its owner may stop it.
 def sweep_controls(scheduler, config, problems: list[str]) -> None:
-    job, served = scheduler.latest("sweep"), page_is_served()
+    job, served = scheduler.latest("sweep"), served_rules_apply()
     running = job is not None and not job.is_done()
     may_stop_it = running and may_stop(job.owner, visitor_id(), any_owner=not served)
     grid, grid_problems = grid_inputs(running)

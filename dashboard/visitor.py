@@ -1,48 +1,97 @@
 """Who is looking at the page, and whether others can reach it: the page's side of serving safely.
 
 gapdemo never imports streamlit, so the page reads streamlit's bind address, the request's headers
-and the session here and passes plain values down: served (bool) to the gate (gapdemo.validation)
-and the jobs, the visitor's id as the owner of the runs, sweeps and claims jobs they start.
+and the address's query parameters here and passes plain values down: served (bool) to the gate
+(gapdemo.validation) and the jobs, the visitor's id as the owner of the runs, sweeps and claims jobs
+they start. The id lives in the page's address (?visitor=...), so a reload and a bookmark keep a
+visitor's jobs and a new tab without it is a new visitor: whoever has the link owns its runs.
 """
 
 from __future__ import annotations
 
+import re
 import secrets
 
 import streamlit as st
 
 from gapdemo.jobs.scheduler import KIND_WORDS
+from gapdemo.operator import OPERATOR_PARAMETER, OperatorAccess, announce
 from gapdemo.serving import page_counts_as_served
 
-VISITOR_KEY = "visitor_id"  # in st.session_state
+VISITOR_PARAMETER = "visitor"  # the query parameter that carries a visitor's id
+VISITOR_ID_BYTES = 16  # 128 random bits: nobody guesses another visitor's id
+VISITOR_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{22}")  # what secrets.token_urlsafe(16) makes
 
 
 def page_is_served() -> bool:
-    """True when others can reach the page: it listens beyond loopback, this session's request came
-    through a proxy or from another host, or GAPDEMO_SERVED=1 (gapdemo.serving.page_counts_as_served)."""
+    """True when others can reach the page: it listens beyond loopback, or this session's request does
+    not name this machine alone (gapdemo.serving.page_counts_as_served; no headers count as served)."""
     return page_counts_as_served(st.get_option("server.address"), _request_headers())
+
+
+def served_rules_apply() -> bool:
+    """True when this visitor is held to a class's rules: the page is served and they are not its operator."""
+    return page_is_served() and not visitor_is_operator()
 
 
 def _request_headers() -> dict:
     """The headers of the request that opened this session; {} where there is none (a test run)."""
     try:
         return dict(st.context.headers)
-    except Exception:  # no session context: nothing says the request came from afar
+    except Exception:  # no session context: no headers, which counts as served
         return {}
 
 
 def visitor_id() -> str:
-    """An opaque id of this browser session: the owner of the runs it starts (a reload starts a new one).
+    """This visitor's opaque id from the page's address, made with secrets (and put there) when it is
+    missing or not one the page could have made."""
+    visitor = st.query_params.get(VISITOR_PARAMETER, "")
+    if not VISITOR_ID_PATTERN.fullmatch(visitor):
+        visitor = secrets.token_urlsafe(VISITOR_ID_BYTES)
+        st.query_params[VISITOR_PARAMETER] = visitor
+    return visitor
 
-    A random token kept in the session's state rather than streamlit's session id, which every
-    AppTest session shares ("test session id"), so tests can be two visitors as a browser is.
-    """
-    return st.session_state.setdefault(VISITOR_KEY, secrets.token_urlsafe(16))
+
+# One token per server process, announced (terminal and a private file) the first time the page is drawn.
+@st.cache_resource(show_spinner=False)
+def operator_access() -> OperatorAccess:
+    access = OperatorAccess()
+    address = st.get_option("server.address") or ""
+    host = address if address and address not in ("0.0.0.0", "::") else "localhost"
+    port = int(st.get_option("server.port"))
+    base_path = (st.get_option("server.baseUrlPath") or "").strip("/")
+    announce(access, f"http://{host}:{port}/{base_path}", port)
+    return access
+
+
+def admit_operator() -> None:
+    """Take an operator token out of the address at once; with the right one, this visitor is the operator."""
+    access = operator_access()
+    token = st.query_params.get(OPERATOR_PARAMETER)
+    if token is None:
+        return
+    del st.query_params[OPERATOR_PARAMETER]
+    if access.admits(token):
+        access.grant(visitor_id())
+        st.session_state["notice"] = "You are this server's operator: keep this page's address to stay one."
+    else:
+        st.session_state["notice"] = "That operator link is not this server's (a new one is made at each start)."
+
+
+def hide_error_details_when_served() -> None:
+    """A served page shows no traceback (server paths, code), however the server was started. The option is
+    the server's, not the session's: once a served visitor came, it stays off until the server stops."""
+    if page_is_served():
+        st.set_option("client.showErrorDetails", "none")
+
+
+def visitor_is_operator() -> bool:
+    return operator_access().is_operator(visitor_id())
 
 
 def shown_path(path, name: str = "the runs folder") -> str:
     """A server path as the page may show it: `path` on a local page, only its name when served."""
-    return name if page_is_served() else f"`{path}`"
+    return name if served_rules_apply() else f"`{path}`"
 
 
 def whose(owner: str | None) -> str:
@@ -52,7 +101,7 @@ def whose(owner: str | None) -> str:
 
 def run_owner_note(snapshot) -> str:
     """' (yours)' / " (another visitor's)" after a run's name on a served page; '' on a local one (one user)."""
-    return f" ({whose(snapshot.owner)})" if page_is_served() else ""
+    return f" ({whose(snapshot.owner)})" if served_rules_apply() else ""
 
 
 def ordinal(number: int) -> str:
@@ -64,7 +113,7 @@ def ordinal(number: int) -> str:
 def job_name(job) -> str:
     """'run `id`', 'claims job' or 'sweep `id`'; served, another visitor's job by its kind alone."""
     kind = KIND_WORDS.get(job.kind, job.kind)
-    served = page_is_served()
+    served = served_rules_apply()
     if served and whose(job.owner) != "yours":
         return f"another visitor's {kind}"
     name = getattr(job, "run_id", None) or getattr(job, "sweep_id", None)

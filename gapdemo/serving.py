@@ -1,9 +1,13 @@
 """Whether the page counts as served to others, and the caps that hold when it is.
 
-A page is served when anyone but this machine's user can reach it: it listens beyond the loopback
-interface, a request reached it through a proxy (the usual way to add login and TLS is nginx or
-Caddy in front of a Streamlit bound to 127.0.0.1, which looks local by its bind address alone), or
-the operator says so with GAPDEMO_SERVED=1. The command line counts as served only by the
+The page fails closed: a session counts as local only when everything about it names this machine.
+It listens on the loopback interface alone, its request carries a `Host` (and, where the browser
+sent one, an `Origin`) naming this machine, and no proxy added a forwarding header. Anything else is
+served, a request without headers too. A bare nginx `proxy_pass` in front of a Streamlit bound to
+127.0.0.1 sends `Host: 127.0.0.1:PORT` and no forwarding header, but the browser's `Origin` still
+names the public host: that is what gives such a proxy away. The operator may say GAPDEMO_SERVED=1
+(always served) or GAPDEMO_SERVED=0 (alone behind a proxy: the request's headers are not asked; a
+page listening beyond loopback stays served). The command line counts as served only by the
 operator's word. Nothing here imports streamlit: the page passes its bind address and headers in.
 """
 
@@ -12,10 +16,11 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from gapdemo.data.roots import is_loopback_address
 
-SERVED_VARIABLE = "GAPDEMO_SERVED"  # "1": treat this machine's page and commands as served to others
+SERVED_VARIABLE = "GAPDEMO_SERVED"  # "1": this page and the commands are served; "0": the page is alone behind a proxy
 MAX_QUEUED_VARIABLE = "GAPDEMO_MAX_QUEUED"
 DEFAULT_MAX_QUEUED = 4  # waiting runs on a served page, all visitors together (a default run takes ~5 min)
 MAX_TRIALS_VARIABLE = "GAPDEMO_MAX_TRIALS"
@@ -24,6 +29,7 @@ DEFAULT_MAX_SERVED_TRIALS = 16  # runs in one sweep started from a served page
 # A proxy names itself, or the client it forwards, in one of these (lower-case; header names are case-blind).
 FORWARDING_HEADERS = ("forwarded", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "x-real-ip", "via")
 TRUE_WORDS = ("1", "true", "yes", "on")
+FALSE_WORDS = ("0", "false", "no", "off")
 
 
 def operator_says_served(environ: Mapping[str, str] | None = None) -> bool:
@@ -32,18 +38,31 @@ def operator_says_served(environ: Mapping[str, str] | None = None) -> bool:
     return environ.get(SERVED_VARIABLE, "").strip().lower() in TRUE_WORDS
 
 
-def request_came_from_afar(headers: Mapping[str, str] | None) -> bool:
-    """True when a request's headers show a proxy (forwarding headers) or a Host other than this machine.
+def operator_says_alone(environ: Mapping[str, str] | None = None) -> bool:
+    """True when GAPDEMO_SERVED is set to 0 (or false, no, off): one user behind their own proxy."""
+    environ = os.environ if environ is None else environ
+    return environ.get(SERVED_VARIABLE, "").strip().lower() in FALSE_WORDS
 
-    No headers at all (a test session, a page not yet connected) says nothing, so False.
-    """
-    if not headers:
-        return False
-    names = {name.lower(): value for name, value in headers.items()}
+
+def request_came_from_afar(headers: Mapping[str, str] | None) -> bool:
+    """True unless a request's headers show this machine alone: a `Host` naming it, an `Origin` (where the
+    browser sent one) naming it, and no forwarding header. No headers at all count as afar (fail closed)."""
+    names = {name.lower(): value for name, value in (headers or {}).items()}
     if any(names.get(name) for name in FORWARDING_HEADERS):
         return True
     host = host_name(names.get("host", ""))
-    return bool(host) and not is_loopback_address(host)
+    if not host or not is_loopback_address(host):
+        return True
+    origin = names.get("origin", "")
+    return bool(origin) and not is_loopback_address(origin_host(origin))
+
+
+def origin_host(origin: str) -> str:
+    """'http://localhost:8501' -> 'localhost'; 'https://[::1]' -> '::1'; 'null' (a sandboxed page) -> ''."""
+    try:
+        return urlsplit(origin.strip()).hostname or ""
+    except ValueError:  # a malformed Origin names nothing, so it cannot name this machine
+        return ""
 
 
 def host_name(host_header: str) -> str:
@@ -56,9 +75,11 @@ def host_name(host_header: str) -> str:
 
 def page_counts_as_served(bind_address: str | None, headers: Mapping[str, str] | None,
                           environ: Mapping[str, str] | None = None) -> bool:
-    """The page is served unless it listens on loopback only, came without a proxy and the operator is silent."""
-    return (not is_loopback_address(bind_address) or request_came_from_afar(headers)
-            or operator_says_served(environ))
+    """The page is served unless it listens on loopback only and its request names this machine alone
+    (or the operator said GAPDEMO_SERVED=0); GAPDEMO_SERVED=1 makes it served whatever else holds."""
+    if not is_loopback_address(bind_address) or operator_says_served(environ):
+        return True
+    return not operator_says_alone(environ) and request_came_from_afar(headers)
 
 
 def max_queued_runs(environ: Mapping[str, str] | None = None) -> int:
@@ -82,12 +103,13 @@ def _positive_setting(name: str, default: int, environ: Mapping[str, str] | None
 
 def child_environment(served: bool, environ: Mapping[str, str] | None = None) -> dict:
     """The environment for a process the page starts (a worker, a claims job, a sweep, a cluster run):
-    served is passed on, and `python -m gapdemo` finds this package wherever the server was started."""
+    served is passed on ("0" when not: the operator's own work on a served page is not held to a class's
+    bounds), and `python -m gapdemo` finds this package wherever the server was started."""
     environ = os.environ if environ is None else environ
     package_root = str(Path(__file__).resolve().parent.parent)
     paths = [package_root, *[path for path in environ.get("PYTHONPATH", "").split(os.pathsep) if path]]
     return {**environ, "PYTHONPATH": os.pathsep.join(dict.fromkeys(paths)),
-            **({SERVED_VARIABLE: "1"} if served else {})}
+            SERVED_VARIABLE: "1" if served else "0"}
 
 
 def may_stop(owner: str | None, visitor: str | None, any_owner: bool) -> bool:

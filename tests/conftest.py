@@ -15,6 +15,11 @@ os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 # Pages under test start their training worker at the first Start, not as they load: dozens of AppTest pages
 # would otherwise each import TensorFlow in a worker of their own. Tests of the warm start set it to 1.
 os.environ.setdefault("GAPDEMO_WARM_WORKER", "0")
+# AppTest sessions carry no request headers, which a page counts as served (it fails closed). Tests of served
+# pages say GAPDEMO_SERVED=1 or bind beyond loopback; one test removes this word to see the page fail closed.
+os.environ.setdefault("GAPDEMO_SERVED", "0")
+# The operator links of the tests' pages go to a temporary folder, never the user's ~/.gapdemo.
+os.environ.setdefault("GAPDEMO_OPERATOR_DIR", tempfile.mkdtemp(prefix="gapdemo-test-operator-"))
 CHROMIUM_PATH = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--disable-background-networking",

@@ -25,18 +25,29 @@ listening_everywhere = bind_page_to("0.0.0.0")  # a fixture: the page as if serv
 
 
 # ----- what counts as served -----
+LOCAL_BROWSER = {"Host": "localhost:8501", "Origin": "http://localhost:8501"}
+
+
 @pytest.mark.parametrize("bind, headers, environ, expected", [
-    ("127.0.0.1", {}, {}, False),
-    ("localhost", {"Host": "localhost:8501"}, {}, False),
-    ("127.0.0.1", {"Host": "[::1]:8501"}, {}, False),
-    ("0.0.0.0", {}, {}, True),  # listens on every interface
-    ("", {}, {}, True),  # streamlit's "every interface"
-    ("127.0.0.1", {"Host": "127.0.0.1:8501", "X-Forwarded-For": "203.0.113.9"}, {}, True),  # nginx in front
+    ("127.0.0.1", LOCAL_BROWSER, {}, False),
+    ("127.0.0.1", {"Host": "127.0.0.1:8501"}, {}, False),  # no Origin: curl, a health check
+    ("127.0.0.1", {"Host": "[::1]:8501", "Origin": "http://[::1]:8501"}, {}, False),
+    ("127.0.0.1", {}, {}, True),  # no headers at all: fail closed
+    ("127.0.0.1", {"Origin": "http://localhost:8501"}, {}, True),  # no Host
+    ("0.0.0.0", LOCAL_BROWSER, {}, True),  # listens on every interface
+    ("", LOCAL_BROWSER, {}, True),  # streamlit's "every interface"
+    ("127.0.0.1", {**LOCAL_BROWSER, "X-Forwarded-For": "203.0.113.9"}, {}, True),  # nginx in front
     ("127.0.0.1", {"host": "pets.school.example", "x-forwarded-proto": "https"}, {}, True),  # Caddy in front
     ("127.0.0.1", {"Host": "pets.school.example"}, {}, True),  # a proxy that adds no header still names the host
-    ("127.0.0.1", {"Forwarded": "for=198.51.100.7"}, {}, True),
-    ("127.0.0.1", {"Host": "localhost:8501"}, {"GAPDEMO_SERVED": "1"}, True),  # the operator says so
-    ("127.0.0.1", {}, {"GAPDEMO_SERVED": "0"}, False),
+    ("127.0.0.1", {**LOCAL_BROWSER, "Forwarded": "for=198.51.100.7"}, {}, True),
+    # A bare nginx proxy_pass: Host names loopback, no forwarding header, but the browser's Origin is public.
+    ("127.0.0.1", {"Host": "127.0.0.1:8501", "Origin": "https://pets.school.example"}, {}, True),
+    ("127.0.0.1", {"Host": "127.0.0.1:8501", "Origin": "null"}, {}, True),  # a sandboxed frame names nothing
+    ("127.0.0.1", LOCAL_BROWSER, {"GAPDEMO_SERVED": "1"}, True),  # the operator says so
+    ("127.0.0.1", {}, {"GAPDEMO_SERVED": "0"}, False),  # alone behind a proxy, by the operator's word
+    ("127.0.0.1", {"Host": "127.0.0.1:8501", "Origin": "https://pets.school.example"}, {"GAPDEMO_SERVED": "0"},
+     False),
+    ("0.0.0.0", LOCAL_BROWSER, {"GAPDEMO_SERVED": "0"}, True),  # listening beyond loopback stays served
 ])
 def test_what_counts_as_served(bind, headers, environ, expected):
     assert page_counts_as_served(bind, headers, environ) is expected
@@ -45,7 +56,8 @@ def test_what_counts_as_served(bind, headers, environ, expected):
 def test_host_names_and_empty_headers():
     assert [host_name(h) for h in ("localhost:8501", "[::1]:8501", "10.0.0.5", "::1")] == [
         "localhost", "::1", "10.0.0.5", "::1"]
-    assert request_came_from_afar(None) is False and request_came_from_afar({"X-Forwarded-For": ""}) is False
+    assert request_came_from_afar(None) is True  # nothing names this machine
+    assert request_came_from_afar({"Host": "localhost", "X-Forwarded-For": ""}) is False  # an empty header says nothing
 
 
 def test_queue_cap_setting():

@@ -1,0 +1,84 @@
+"""The operator's way in, as Jupyter's token: a random token in a link that only the server's user learns.
+
+The page makes one token per server process. The link goes to the terminal that started the server
+when that is a terminal, and always to a file only its user can read (GAPDEMO_OPERATOR_DIR, else
+~/.gapdemo/operator-<port>.txt); a server whose output goes to a log file names only that file, so
+the token never lands in a log. Whoever opens the link is the operator of that server: the page
+takes the token out of the address at once and remembers the visitor (whose id stays in the
+address) as the operator until the server stops. Nothing here imports streamlit.
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+import secrets
+import sys
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+
+OPERATOR_PARAMETER = "operator"  # the link's query parameter
+OPERATOR_DIR_VARIABLE = "GAPDEMO_OPERATOR_DIR"
+DEFAULT_OPERATOR_DIR = "~/.gapdemo"
+TOKEN_BYTES = 32  # 256 random bits, as url-safe text of 43 characters
+
+
+class OperatorAccess:
+    """One server's token and the visitors who opened its link."""
+
+    def __init__(self, token: str | None = None):
+        self.token = token or secrets.token_urlsafe(TOKEN_BYTES)
+        self.operators: set[str] = set()
+        self.lock = threading.Lock()
+
+    def admits(self, candidate: str) -> bool:
+        """True when candidate is this server's token; compared in constant time, so its timing tells nothing."""
+        return hmac.compare_digest(candidate.encode("utf-8", "replace"), self.token.encode())
+
+    def grant(self, visitor: str) -> None:
+        """Make visitor the operator until the server stops (they came with the token)."""
+        with self.lock:
+            self.operators.add(visitor)
+
+    def is_operator(self, visitor: str | None) -> bool:
+        with self.lock:
+            return visitor is not None and visitor in self.operators
+
+    def link(self, base_url: str) -> str:
+        """base_url (the page's address, e.g. 'http://localhost:8501/') with the token as a query parameter."""
+        return f"{base_url.rstrip('/')}/?{OPERATOR_PARAMETER}={self.token}"
+
+
+def operator_file(port: int, environ: Mapping[str, str] | None = None) -> Path:
+    """Where the link of the server on port is written: GAPDEMO_OPERATOR_DIR, else ~/.gapdemo."""
+    environ = os.environ if environ is None else environ
+    folder = environ.get(OPERATOR_DIR_VARIABLE, "").strip() or DEFAULT_OPERATOR_DIR
+    return Path(os.path.expanduser(folder)) / f"operator-{port}.txt"
+
+
+def write_private_file(path: Path, text: str) -> None:
+    """Write text to path so that only this user can read it (mode 0600 from its creation, never wider).
+
+    On Windows the mode sets only the read-only flag; the file lies in the user's own profile folder,
+    which other users cannot read.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.replace(temporary, path)
+
+
+def announce(access: OperatorAccess, base_url: str, port: int, stream=None) -> Path:
+    """Write the operator link to its file and tell the terminal: the link itself only when stream is a
+    terminal (output sent to a file is a log, and the token stays out of logs), else where the file is."""
+    stream = sys.stderr if stream is None else stream
+    path = operator_file(port)
+    write_private_file(path, access.link(base_url) + "\n")
+    interactive = hasattr(stream, "isatty") and stream.isatty()
+    shown = access.link(base_url) if interactive else f"in {path} (readable by you alone)"
+    print(f"\n  gapdemo operator link (stop any job, clear the cache, lift a class's bounds): {shown}\n",
+          file=stream, flush=True)
+    return path
