@@ -17,6 +17,7 @@ from dashboard.sidebar import run_controls, settings_sidebar
 from dashboard.sweeps_panel import sweeps_panel
 from dashboard.training_panel import training_panel
 from dashboard.visitor import admit_operator, hide_error_details_when_served
+from gapdemo.jobs.duration import max_run_minutes
 
 INTRODUCTION = (
     "Why does **Global Average Pooling** beat a fully connected classifier at the end of a CNN? "
@@ -35,7 +36,8 @@ def main() -> None:
     st.markdown(INTRODUCTION)
     try:
         manager = job_manager()
-    except ValueError as error:  # an unreadable GAPDEMO_CPUS_PER_RUN, GAPDEMO_MAX_TRAINING, ...
+        max_run_minutes()
+    except ValueError as error:  # an unreadable GAPDEMO_CPUS_PER_RUN, GAPDEMO_MAX_TRAINING, GAPDEMO_MAX_RUN_MINUTES...
         st.error(str(error))
         st.stop()
     config, problems = settings_sidebar(runs_dir())

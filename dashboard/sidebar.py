@@ -22,6 +22,7 @@ from gapdemo.config import (
     RunConfig,
     TrainConfig,
 )
+from gapdemo.jobs.duration import estimate_training_seconds, format_minutes, max_run_minutes
 from gapdemo.model.backends import BACKENDS
 from gapdemo.model.precision import PRECISION_LABELS, PRECISIONS, bfloat16_support
 from gapdemo.validation import validate_run_config
@@ -140,6 +141,12 @@ def precision_setting() -> str:
     return precision
 
 
+def training_time_note(config: RunConfig) -> str:
+    """'Training time: about 5 minutes on this machine', with the bound a served page holds it to."""
+    note = f"Training time: {format_minutes(estimate_training_seconds(config))} on this machine"
+    return note + (f" (a run may take {max_run_minutes():g} here)." if served_rules_apply() else ".")
+
+
 # The whole sidebar; returns the RunConfig and its problems (empty when it may start).
 def settings_sidebar(runs_dir: str) -> tuple[RunConfig, list[str]]:
     with st.sidebar:
@@ -150,6 +157,8 @@ def settings_sidebar(runs_dir: str) -> tuple[RunConfig, list[str]]:
         problems = validate_run_config(config, served=served_rules_apply())  # served: paths under the data roots
         for problem in problems:
             st.error(problem)
+        if not problems:
+            st.caption(training_time_note(config))
         cache_widget(config.data, problems)
     return config, problems
 

@@ -20,6 +20,7 @@ from gapdemo.config import (
 )
 from gapdemo.data.checks import config_problems
 from gapdemo.data.roots import DEFAULT_TFDS_DIR, allowed_roots, folder_path_problem, is_readable_folder
+from gapdemo.jobs.duration import duration_problem
 from gapdemo.jobs.memory import budget_problem, memory_budget_bytes
 from gapdemo.model.backends import BACKENDS
 from gapdemo.model.precision import precision_problems
@@ -41,7 +42,7 @@ def validate_run_config(config: RunConfig, *, served: bool) -> list[str]:
     problems = [*data_problems(config, served=served), *model_problems(config), *training_problems(config)]
     if served:
         problems += served_limit_problems(config)
-    return problems + memory_problems(config) if served and not problems else problems
+    return problems + memory_problems(config) + duration_problems(config) if served and not problems else problems
 
 
 def served_limit_problems(config: RunConfig) -> list[str]:
@@ -68,6 +69,12 @@ def memory_problems(config: RunConfig) -> list[str]:
     """The served half of the memory budget: a run whose estimated peak is over it is refused at once;
     a run that grows past it anyway is stopped by the watchdog (gapdemo.jobs.processes), served or not."""
     problem = budget_problem(config, memory_budget_bytes())
+    return [problem] if problem else []
+
+
+def duration_problems(config: RunConfig) -> list[str]:
+    """The served bound on work: a run estimated to train longer than GAPDEMO_MAX_RUN_MINUTES is refused."""
+    problem = duration_problem(config)
     return [problem] if problem else []
 
 

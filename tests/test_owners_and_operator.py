@@ -59,7 +59,9 @@ def test_a_session_without_headers_counts_as_served_unless_the_operator_says_alo
     assert app.markdown[0].value == "served=False rules=False"
 
 
-def test_a_reload_keeps_a_visitors_jobs_and_the_operator_link_stops_anyones(served, held_training, runs_dir):
+def test_a_reload_keeps_a_visitors_jobs_and_the_operator_link_stops_anyones(served, held_training, runs_dir):  # noqa: F811
+    from streamlit import config
+
     from dashboard.common import job_manager
 
     stranger = open_page()
@@ -86,6 +88,7 @@ def test_a_reload_keeps_a_visitors_jobs_and_the_operator_link_stops_anyones(serv
     press(operator, "stop")
     assert running.state == "stopping"  # the operator stopped another visitor's run
     assert token not in page_texts(operator) and token not in page_texts(alice_again)
+    assert config.get_option("client.showErrorDetails") == "none"  # a served page shows no traceback
     operator_again = reopen(operator)  # a reload keeps the operator (their id stays in the address)
     assert any(caption.value.startswith("Operator:") for caption in operator_again.sidebar.caption)
     run_files = [path for path in runs_dir.parent.rglob("*") if path.is_file()]

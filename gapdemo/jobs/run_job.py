@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from gapdemo import runs
+from gapdemo.jobs.duration import TRAINING_RATE
 from gapdemo.jobs.endings import ending_sentence, over_budget_sentence
 from gapdemo.jobs.worker_process import WorkerPool, WorkerProcess
 from gapdemo.runs.tail import batch_metrics_tail, epoch_metrics_tail
@@ -101,7 +102,10 @@ class WorkerRunJob(TrainingJob):
             self.follow_folder(Path(event["run_dir"]))
         elif kind == "progress":
             phase_state = "stopping" if self.stop_requested else "running"
-            self.publish(state=phase_state, progress=event.get("progress") or {})
+            progress = event.get("progress") or {}
+            if progress.get("phase") == "training" and progress.get("images_per_second"):
+                TRAINING_RATE.observe(self.run_id, self.config, float(progress["images_per_second"]))
+            self.publish(state=phase_state, progress=progress)
         elif kind == "dataset":
             self.publish(dataset_info=event.get("info") or {})
         elif kind == "epoch":
