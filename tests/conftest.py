@@ -2,6 +2,7 @@
 
 import os
 import shutil
+import sys
 import tempfile
 
 import pytest
@@ -41,6 +42,16 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "browser" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def error_details_shown_again():
+    """A served page turns tracebacks off for its whole server (client.showErrorDetails); in the tests'
+    one process that would outlast the test, so each test starts with streamlit's default again."""
+    yield
+    streamlit_config = sys.modules.get("streamlit.config")
+    if streamlit_config is not None:
+        streamlit_config.set_option("client.showErrorDetails", "full")
 
 
 @pytest.fixture
