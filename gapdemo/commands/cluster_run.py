@@ -7,7 +7,6 @@ Progress goes to stderr as for a run in this process; --events adds one JSON lin
 from __future__ import annotations
 
 import json
-import re
 import signal
 import threading
 from pathlib import Path
@@ -22,14 +21,11 @@ from gapdemo.sweep.cluster import EngineError
 from gapdemo.sweep.single import train_remotely
 from gapdemo.validation import validate_run_config
 
-RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
-WINDOWS_DEVICE_NAMES = {"CON", "PRN", "AUX", "NUL", *(f"COM{n}" for n in range(1, 10)), *(f"LPT{n}" for n in range(1, 10))}
-
 
 def run_on_cluster(args, config: RunConfig, address: str) -> int:
     """Submit config as one Ray task at address, report while it trains, print the result; exit status."""
     problems = validate_run_config(config, served=operator_says_served())  # the gate, as in this process
-    problems += run_id_problems(args.run_id)
+    problems += runs.run_id_problems(args.run_id)
     if problems:
         raise CommandError(" ".join(problems))
     stop_event = threading.Event()  # from the start: a stop while Ray connects ends the run cleanly too
@@ -52,17 +48,6 @@ def run_on_cluster(args, config: RunConfig, address: str) -> int:
     finally:
         reporter.display.close()  # an open bar would take the next line onto its own
     return _print_result(args, run_dir, outcome, reporter)
-
-
-def run_id_problems(run_id: str | None) -> list[str]:
-    """Why run_id cannot name a run folder on every system (Windows' device names and trailing dots too)."""
-    if run_id is None:
-        return []
-    if not RUN_ID_PATTERN.fullmatch(run_id) or run_id.endswith(".") or \
-            run_id.split(".")[0].upper() in WINDOWS_DEVICE_NAMES:
-        return [f"A run id holds letters, digits, '.', '_' and '-', is no device name and ends in no dot; "
-                f"{run_id!r} does not."]
-    return []
 
 
 class _Reporter:

@@ -33,8 +33,8 @@ from gapdemo.runs.artifacts import (
 )
 from gapdemo.runs.files import (
     BATCH_FIELDS,
-    METRIC_FILES,
     EPOCH_FIELDS,
+    METRIC_FILES,
     REPLACE_ATTEMPTS,
     adopt_status,
     append_batch_rows,
@@ -45,7 +45,6 @@ from gapdemo.runs.files import (
     has_models,
     list_run_files,
     models_dir,
-    new_run_id,
     read_batch_metrics,
     read_config,
     read_elapsed_seconds,
@@ -67,11 +66,13 @@ from gapdemo.runs.history import (
     list_runs,
     resolve_run,
 )
+from gapdemo.runs.ids import RUN_ID_PATTERN, is_run_id, new_run_id, run_id_problems
 from gapdemo.runs.liveness import (
     process_token,
     token_is_alive,
     writer_is_alive,
 )
+from gapdemo.runs.trust import MAX_CSV_BYTES, MAX_JSON_BYTES, RunFileError, run_folder
 
 __all__ = [
     "write_config",
@@ -120,4 +121,11 @@ __all__ = [
     "write_json_atomic",
     "write_status",
     "writer_is_alive",
+    "RUN_ID_PATTERN",
+    "is_run_id",
+    "run_id_problems",
+    "MAX_CSV_BYTES",
+    "MAX_JSON_BYTES",
+    "RunFileError",
+    "run_folder",
 ]

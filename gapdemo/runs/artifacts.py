@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
 
 from gapdemo.runs.files import PROBE_KEYS, models_dir, read_config, replace_file, write_bytes_atomic
-import shutil
 
 
 def save_model_atomic(model, path: Path) -> None:

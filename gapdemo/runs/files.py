@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import csv
-import datetime
 import io
 import json
 import os
-import secrets
 import time
 from pathlib import Path
 
+from gapdemo.runs.ids import new_run_id, run_id_problems
 from gapdemo.runs.liveness import process_token, writer_is_alive
+from gapdemo.runs.trust import MAX_CSV_BYTES, MAX_JSON_BYTES, read_capped_bytes
 
 # What a copy of a run (a zip bundle) takes from the folder when present; tensorboard/ stays out:
 # it duplicates metrics.csv and grows with every epoch.
@@ -32,16 +32,16 @@ ACTIVE_STATES = ("queued", "running", "stopping")
 
 PROBE_KEYS = ("feature_averages", "dense_weights", "cams")
 
-def new_run_id() -> str:
-    return datetime.datetime.now().strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
-
-
 RUN_FOLDER_ATTEMPTS = 20
 
 
 def create_run_folder(runs_dir: Path, preferred_id: str | None = None) -> Path:
     """Make a new, empty run folder under runs_dir, never one that exists: preferred_id when free,
-    else a fresh id. mkdir without exist_ok is atomic, so two runs can never share a folder."""
+    else a fresh id. mkdir without exist_ok is atomic, so two runs can never share a folder.
+    ValueError (one sentence) when preferred_id is no run id (gapdemo.runs.ids): it could lead out of runs_dir."""
+    problems = run_id_problems(preferred_id)
+    if problems:
+        raise ValueError(problems[0])
     Path(runs_dir).mkdir(parents=True, exist_ok=True)
     run_id = preferred_id or new_run_id()
     for _ in range(RUN_FOLDER_ATTEMPTS):
@@ -122,10 +122,20 @@ def append_csv_rows(path: Path, fields, rows) -> None:
         handle.flush()
 
 def read_json(path: Path) -> dict:
+    """The JSON object in path; {} when the file is missing, unreadable or holds no JSON object.
+
+    Raises:
+        RunFileError (gapdemo.runs.trust) when the file is larger than MAX_JSON_BYTES: it was not read.
+    """
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        data = read_capped_bytes(Path(path), MAX_JSON_BYTES)
+    except OSError:
         return {}
+    try:
+        values = json.loads(data.decode("utf-8"))
+    except (ValueError, RecursionError):  # not UTF-8, not JSON, or nested too deep ("[[[[...")
+        return {}
+    return values if isinstance(values, dict) else {}
 
 def read_config(run_dir: Path) -> dict:
     """config.json as a dict (RunConfig.to_dict() plus dataset_info); {} when missing or unreadable."""
@@ -162,10 +172,11 @@ def read_batch_metrics(run_dir: Path):
     return _read_csv(Path(run_dir) / BATCH_METRICS_FILE, BATCH_FIELDS)
 
 def _read_csv(path: Path, fields):
+    """The CSV as a DataFrame of fields; RunFileError (not read) when it is larger than MAX_CSV_BYTES."""
     import pandas as pd  # deferred: ~0.3 s; the status and config readers (and the CLI's start) do without
 
     try:
-        data = path.read_bytes()
+        data = read_capped_bytes(path, MAX_CSV_BYTES)
     except FileNotFoundError:
         data = b""
     # Every row is written with its line break. A process killed mid-append (or a reader that comes

@@ -3,7 +3,10 @@
 A page that follows a run trained by another process reads its metrics files every few seconds. Reading
 them whole each time costs the server time that grows with the run; a CsvTail keeps its byte offset and
 parses only the whole lines added since. A file that shrank (a run started again from epoch 1 on another
-node, a folder replaced) is read again from its start, and the caller is told.
+node, a folder replaced) is read again from its start, and the caller is told. A tail reads no further
+than MAX_CSV_BYTES into a file (gapdemo.runs.trust): the rows before the cap are handed out, the rest never
+read, and .refusal says so in one sentence, so a file planted in a shared runs folder cannot fill the
+server's memory.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import threading
 from pathlib import Path
 
 from gapdemo.runs.files import BATCH_FIELDS, BATCH_METRICS_FILE, EPOCH_FIELDS, EPOCH_METRICS_FILE
+from gapdemo.runs.trust import MAX_CSV_BYTES, describe_file, format_cap
 
 NUMBER_FIELDS = {"epoch": int, "batch": int}  # the rest but "backend" are floats
 
@@ -22,10 +26,11 @@ NUMBER_FIELDS = {"epoch": int, "batch": int}  # the rest but "backend" are float
 class CsvTail:
     """The rows of one CSV, read incrementally; thread-safe (one tail may serve every tab watching a run)."""
 
-    def __init__(self, path: Path, fields: tuple[str, ...]):
-        self.path, self.fields = Path(path), tuple(fields)
+    def __init__(self, path: Path, fields: tuple[str, ...], max_bytes: int = MAX_CSV_BYTES):
+        self.path, self.fields, self.max_bytes = Path(path), tuple(fields), max_bytes
         self.rows_read = 0  # rows handed out so far, counted from the file's first row
         self.restarted = False  # the file shrank since the last read, and was read again from its start
+        self.refusal: str | None = None  # one sentence once the file has grown past max_bytes
         self._offset = 0  # bytes of whole lines consumed, header included
         self._columns: list[str] | None = None  # the header, once read
         self._lock = threading.Lock()
@@ -59,21 +64,32 @@ class CsvTail:
                 if size < self._offset:  # the file was cut or replaced: read it again from its start
                     self._reset_locked()
                     self.restarted = True
+                size = self._capped_locked(size)
                 handle.seek(self._offset)
                 data = handle.read(size - self._offset)
         except FileNotFoundError:
             return []
         # Each row is written with its line break: a last line without one is still being written.
         data = data[:data.rfind(b"\n") + 1]
+        # Past the cap nothing more is read: the line the cap cuts is dropped too, not read again each time.
+        self._offset = self.max_bytes if self.refusal else self._offset + len(data)
         if not data:
             return []
-        self._offset += len(data)
         lines = data.decode("utf-8", errors="replace").splitlines()
         if self._columns is None:
             self._columns, lines = next(csv.reader(lines[:1])), lines[1:]
         rows = [row for row in map(self._parse, csv.reader(lines)) if row is not None]
         self.rows_read += len(rows)
         return rows
+
+    def _capped_locked(self, size: int) -> int:
+        """How far to read a file of size bytes: to its end, or to max_bytes (then .refusal says so)."""
+        if size <= self.max_bytes:
+            self.refusal = None
+            return size
+        self.refusal = (f"{describe_file(self.path)} has grown past the {format_cap(self.max_bytes)} gapdemo reads; "
+                        "its rows after that are not shown.")
+        return self.max_bytes
 
     def _parse(self, values: list[str]) -> dict | None:
         """One line as a dict of typed values; None for a malformed line (as pandas' on_bad_lines="skip")."""
