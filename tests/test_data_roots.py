@@ -6,7 +6,13 @@ from pathlib import Path
 import pytest
 
 from gapdemo.config import tiny_config
-from gapdemo.data.roots import ROOTS_VARIABLE, allowed_roots, is_loopback_address, is_readable_folder
+from gapdemo.data.roots import (
+    FOLDER_OFF_SENTENCE,
+    ROOTS_VARIABLE,
+    allowed_roots,
+    is_loopback_address,
+    is_readable_folder,
+)
 from gapdemo.validation import validate_run_config
 
 
@@ -33,10 +39,10 @@ def test_loopback_addresses(address, loopback):
     assert is_loopback_address(address) is loopback
 
 
-def test_default_roots_none_when_local_home_when_served(monkeypatch, tmp_path):
+def test_default_roots_none_when_local_and_no_folder_at_all_when_served(monkeypatch, tmp_path):
     monkeypatch.setenv("HOME", str(tmp_path))
     assert allowed_roots(served=False, environ={}) is None
-    assert allowed_roots(served=True, environ={}) == (tmp_path.resolve(),)
+    assert allowed_roots(served=True, environ={}) == ()  # not even the home folder
     two = f"{tmp_path / 'a'}{os.pathsep}{tmp_path / 'b'}{os.pathsep}"
     assert allowed_roots(served=False, environ={ROOTS_VARIABLE: two}) == (tmp_path / "a", tmp_path / "b")
 
@@ -76,13 +82,14 @@ def test_cli_is_unrestricted_without_the_variable(tree, monkeypatch):
     assert folder_problems(tree / "outside" / "nothing") == [f"The folder {tree / 'outside' / 'nothing'} does not exist."]
 
 
-def test_served_page_defaults_to_the_home_folder(tree, monkeypatch):
+def test_served_page_without_roots_reads_no_folder_not_even_under_home(tree, monkeypatch):
     monkeypatch.delenv(ROOTS_VARIABLE)
     monkeypatch.setenv("HOME", str(tree / "root"))
-    assert folder_problems(tree / "root" / "pets", served=True) == []
-    assert folder_problems("~/pets", served=True) == []
-    secret = tree / "outside" / "secret"
-    assert folder_problems(secret, served=True) == [f"The folder {secret} does not exist."]
+    for path in (tree / "root" / "pets", "~/pets", tree / "outside" / "secret", tree / "nothing", ""):
+        assert folder_problems(path, served=True) == [FOLDER_OFF_SENTENCE]
+    assert FOLDER_OFF_SENTENCE == ("On a served page the folder data set is off until the operator lists data "
+                                   "folders in GAPDEMO_DATA_ROOTS.")
+    assert folder_problems("~/pets", served=False) == []  # a local page still reads anywhere
 
 
 def test_tfds_directory_must_be_under_a_root(tree):

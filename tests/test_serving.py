@@ -13,6 +13,7 @@ import pytest
 from in_thread import use_in_thread_runs
 
 from conftest import close_page_scheduler
+from gapdemo.data.roots import FOLDER_OFF_SENTENCE
 
 PROJECT = Path(__file__).resolve().parents[1]
 
@@ -216,3 +217,8 @@ def test_served_sidebar_refuses_folders_outside_the_roots(served, held_training,
     monkeypatch.setenv("GAPDEMO_DATA_ROOTS", str(tmp_path))
     app.run()
     assert not [e.value for e in app.sidebar.error]
+    monkeypatch.delenv("GAPDEMO_DATA_ROOTS")  # no roots: a served page reads no folder, not even under HOME
+    monkeypatch.setenv("HOME", str(tmp_path))
+    app.text_input(key="folder_dir").set_value("~/photos").run()
+    assert [e.value for e in app.sidebar.error] == [FOLDER_OFF_SENTENCE]
+    assert app.button(key="start").disabled
