@@ -81,10 +81,13 @@ def data_settings(runs_seed: int) -> DataConfig:
     data_dir = None
     if dataset == "cats_vs_dogs":
         data_dir = st.text_input("TFDS data dir", value="~/tensorflow_datasets", key="tfds_dir",
-                                 help="Offline: put kagglecatsanddogs_5340.zip in <data dir>/downloads/manual/") or None
+                                 help="Offline: put kagglecatsanddogs_5340.zip in <data dir>/downloads/manual/. A served "
+                                      "page never downloads it: it reads a copy the operator prepared in a folder "
+                                      "listed in GAPDEMO_DATA_ROOTS.") or None
     elif dataset == "folder":
         data_dir = st.text_input("Image folder", value="", key="folder_dir", placeholder="/path/to/PetImages",
-                                 help="Two sub-folders, one per class, e.g. PetImages/Cat and PetImages/Dog") or None
+                                 help="Two sub-folders, one per class, e.g. PetImages/Cat and PetImages/Dog. A served "
+                                      "page reads only folders under those the operator lists in GAPDEMO_DATA_ROOTS.") or None
     train_size = st.number_input("Training images (0 = all)", 0, MAX_TRAIN_SIZE, DATA_DEFAULTS.train_size or 0,
                                  step=250, key="train_size", help=TRAIN_SIZE_HELP)
     image_size = st.slider("Image size (pixels)", MIN_IMAGE_SIZE, MAX_IMAGE_SIZE, DATA_DEFAULTS.image_size,

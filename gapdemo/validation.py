@@ -19,7 +19,8 @@ from gapdemo.config import (
     RunConfig,
 )
 from gapdemo.data.checks import config_problems
-from gapdemo.data.roots import DEFAULT_TFDS_DIR, allowed_roots, folder_path_problem, is_readable_folder
+from gapdemo.data.roots import allowed_roots, folder_path_problem
+from gapdemo.data.tfds_folder import tfds_folder_problem
 from gapdemo.jobs.duration import duration_problem
 from gapdemo.jobs.memory import budget_problem, memory_budget_bytes
 from gapdemo.model.backends import BACKENDS
@@ -123,15 +124,14 @@ def validate_data_paths(config: RunConfig, *, served: bool) -> list[str]:
     """Problems with the folder source's path or the TFDS data directory (see validate_run_config).
 
     A path outside the data roots gets the sentence of a missing folder (gapdemo.data.roots), so the
-    answer never tells whether something exists outside them.
+    answer never tells whether something exists outside them. A served page without roots offers the
+    synthetic set alone, and reads Cats vs Dogs only where the operator prepared it (gapdemo.data.tfds_folder).
     """
     roots = allowed_roots(served)
-    data_dir = config.data.data_dir
     if config.data.dataset == "folder":
-        problem = folder_path_problem(data_dir, roots)
-        return [problem] if problem else []
-    # Without roots tensorflow_datasets may create its directory; with roots it must already be one under them.
-    if config.data.dataset == "cats_vs_dogs" and roots is not None:
-        if not is_readable_folder(data_dir or DEFAULT_TFDS_DIR, roots):
-            return [f"The TFDS data directory {data_dir or DEFAULT_TFDS_DIR} does not exist."]
-    return []
+        problem = folder_path_problem(config.data.data_dir, roots)
+    elif config.data.dataset == "cats_vs_dogs":
+        problem = tfds_folder_problem(config.data.data_dir, roots, served=served)
+    else:
+        problem = None
+    return [problem] if problem else []

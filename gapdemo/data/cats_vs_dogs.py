@@ -6,7 +6,8 @@ this module then decodes its three slices at the image size, once, into one imag
 (train, validation, test in that order); the training cap takes the train slice's first images
 from it, as take() did, so another cap opens the entry instead of decoding again. What goes wrong in
 the field gets one sentence each: no network, a stale copy from an older TFDS, a damaged or
-re-packed archive, a half-prepared or damaged prepared copy.
+re-packed archive, a half-prepared or damaged prepared copy. Served work never prepares (downloads):
+it reads a copy the operator prepared, and its errors name no path (gapdemo.data.audience).
 """
 
 from __future__ import annotations
@@ -21,10 +22,13 @@ import urllib.request
 import numpy as np
 
 from gapdemo.config import CLASS_NAMES, DataConfig
+from gapdemo.data.audience import hidden_in_served_work, operator_hint, work_is_served
 from gapdemo.data.cache import ENTRY_PART, CacheRequest, cache_root, entry_key, entry_label
 from gapdemo.data.cache_writer import load_or_decode
 from gapdemo.data.checks import DataError
+from gapdemo.data.roots import DEFAULT_TFDS_DIR
 from gapdemo.data.splits import SPLITS, DecodedSource, Progress, cap
+from gapdemo.data.tfds_folder import not_prepared_sentence
 
 TFDS_SLICES = {"train": "train[:80%]", "validation": "train[80%:90%]", "test": "train[90%:]"}
 CATS_VS_DOGS_URL = ("https://download.microsoft.com/download/3/E/1/"
@@ -33,15 +37,19 @@ CATS_VS_DOGS_ARCHIVE = "kagglecatsanddogs_5340.zip"
 NON_JFIF_FILES = 1738  # files of the original archive that the builder drops, and insists on finding
 REACHABILITY_TIMEOUT_S = 6.0  # an offline machine must get its answer well within 15 s
 PROGRESS_EVERY = 100  # images between two progress reports
+# Preparing names the archive's and the data directory's paths; served work never prepares, but should it:
+PREPARATION_FAILED_PUBLIC = f"Preparing Cats vs Dogs failed; {operator_hint('cats_vs_dogs')}."
 
 
 def load_cats_vs_dogs(config: DataConfig, report: Progress) -> DecodedSource:
-    """Prepare Cats vs Dogs if needed, then open its cache entry or decode its three slices."""
+    """Prepare Cats vs Dogs if needed (never in served work), then open its cache entry or decode its three slices."""
     import tensorflow_datasets as tfds  # deferred: it imports TensorFlow (seconds); only this source needs it
 
     report("Opening Cats vs Dogs", 0.0)
     builder = tfds.builder("cats_vs_dogs", data_dir=config.data_dir)
     if not builder.is_prepared():
+        if work_is_served():  # the gate asked already; the copy may have gone since
+            raise DataError(not_prepared_sentence(config.data_dir or DEFAULT_TFDS_DIR))
         prepare(builder)
     decoded = load_or_decode(cache_request(config, builder),
                              lambda writer: _decode(builder, config.image_size, writer, report), report)
@@ -114,7 +122,9 @@ def _decode(builder, size: int, writer, report: Progress):
         except (tf.errors.OpError, OSError, AssertionError) as error:
             raise DataError(f"The prepared Cats vs Dogs in {builder.data_dir} is incomplete or damaged "
                             f"({_first_line(error)}); delete that folder and load again to prepare it afresh "
-                            "from the archive.") from error
+                            "from the archive.",
+                            "The prepared Cats vs Dogs is incomplete or damaged, so the operator must prepare it "
+                            f"afresh; {operator_hint('cats_vs_dogs')}.") from hidden_in_served_work(error)
         slice_counts[name] = images.count - before
     return list(CLASS_NAMES), [], {"slice_counts": slice_counts}
 
@@ -136,14 +146,16 @@ def prepare(builder) -> None:
     archive = manual_archive(builder)
     if not archive.exists() and not host_reachable(CATS_VS_DOGS_URL, REACHABILITY_TIMEOUT_S):
         raise DataError("Cats vs Dogs is not prepared and its download server cannot be reached; "
-                        + _stale_copies(builder) + offline_instructions(builder.data_dir_root) + ".")
+                        + _stale_copies(builder) + offline_instructions(builder.data_dir_root) + ".",
+                        PREPARATION_FAILED_PUBLIC)
     # With the archive at hand, prepare from it: asking Google's storage for a prepared copy first
     # would hang on an offline machine.
     options = tfds.download.DownloadConfig(try_download_gcs=not archive.exists())
     try:
         builder.download_and_prepare(download_config=options)  # TFDS draws its own progress bar
     except Exception as error:
-        raise DataError(explain_preparation_error(error, builder, archive)) from error
+        raise DataError(explain_preparation_error(error, builder, archive),
+                        PREPARATION_FAILED_PUBLIC) from hidden_in_served_work(error)
 
 
 def explain_preparation_error(error: Exception, builder, archive: pathlib.Path) -> str:

@@ -15,11 +15,34 @@ from gapdemo.config import (
     DataConfig,
     validate_image_size,
 )
+from gapdemo.data.audience import work_is_served
 
 
 class DataError(ValueError):
     """A data problem the user can fix; str() is one readable sentence (what is wrong + what to do).
-    Here, beside the rules, so the gate reads them without numpy (gapdemo.data.splits re-exports it)."""
+    Here, beside the rules, so the gate reads them without numpy (gapdemo.data.splits re-exports it).
+
+    A sentence that names what lies in a data folder (its sub-folders, files, paths the user did not
+    type) comes with a public one that names none of it. In served work (gapdemo.data.audience) str()
+    is the public one, so every place that shows the error (the run's status, the traceback in
+    log.txt, a command's error line) shows that one without having to choose.
+
+    Args:
+        detail: the full sentence, for the operator and a local page.
+        public: the sentence for a served page's visitors; None when detail names nothing private.
+    """
+
+    def __init__(self, detail: str, public: str | None = None):
+        super().__init__(detail)
+        self.detail = detail
+        self.public = detail if public is None else public
+
+    def __str__(self) -> str:
+        return self.public if work_is_served() else self.detail
+
+    def __reduce__(self):
+        # Both sentences cross a process boundary (a Ray task's error), not the detail alone.
+        return type(self), (self.detail, self.public)
 
 
 def config_problems(config: DataConfig) -> list[str]:

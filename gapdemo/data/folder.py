@@ -5,6 +5,10 @@ one cache entry; the seed's split and the training cap then pick rows from it (s
 another seed or cap opens the entry instead of decoding again. The cache key holds the folder's
 listing (each image file's relative path, size and modification time), so adding, removing or
 changing a file decodes the folder again on the next load.
+
+Its errors name the folder's sub-folders and files for the operator; each carries a public sentence
+naming none, which served work shows instead (gapdemo.data.audience): every visitor reads a failed
+run's message.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from PIL import UnidentifiedImageError
 
 from gapdemo.config import DataConfig
 from gapdemo.data import decode
+from gapdemo.data.audience import operator_hint
 from gapdemo.data.cache import ENTRY_PART, CacheRequest, cache_root, entry_key, entry_label
 from gapdemo.data.cache_writer import EntryWriter, load_or_decode
 from gapdemo.data.checks import DataError
@@ -70,23 +75,40 @@ def scan_folder(data_dir: str | None) -> FolderListing:
     if problem:
         raise DataError(f"{problem} Give a folder with one sub-folder per class, e.g. PetImages/ holding Cat/ and Dog/.")
     root = pathlib.Path(data_dir).expanduser()
-    class_dirs = sorted((path for path in root.iterdir() if path.is_dir() and not path.name.startswith(".")),
-                        key=lambda path: path.name)
+    class_dirs = _class_folders(root)
     _refuse_names_differing_in_case(root, [path.name for path in class_dirs])
     if len(class_dirs) != 2:
         found = ", ".join(path.name for path in class_dirs) or "none"
-        raise DataError(f"Folder {root} must hold exactly two class sub-folders (e.g. Cat/ and Dog/) "
-                        f"but has {len(class_dirs)} ({found}); arrange the images as {root}/<class>/*.jpg.")
+        raise folder_error(f"Folder {root} must hold exactly two class sub-folders (e.g. Cat/ and Dog/) "
+                           f"but has {len(class_dirs)} ({found}); arrange the images as {root}/<class>/*.jpg.",
+                           "The folder must hold exactly two class sub-folders with images (e.g. Cat/ and Dog/) "
+                           f"but has {len(class_dirs)}")
     digest, files = hashlib.sha256(), []
     for class_dir in class_dirs:
         found = _image_files(class_dir)  # [(path, size, mtime_ns)] sorted by path
         if not found:
-            raise DataError(f"Class folder {class_dir} holds no images ({', '.join(sorted(IMAGE_EXTENSIONS))}); "
-                            "add some or remove the folder.")
+            extensions = ", ".join(sorted(IMAGE_EXTENSIONS))
+            raise folder_error(f"Class folder {class_dir} holds no images ({extensions}); add some or remove the folder.",
+                               f"One of the folder's two class sub-folders holds no images ({extensions})")
         for path, size, mtime_ns in found:
             digest.update(f"{path.relative_to(root).as_posix()}\t{size}\t{mtime_ns}\n".encode())
         files.append([path for path, _, _ in found])
     return FolderListing(root.resolve(), [path.name for path in class_dirs], files, digest.hexdigest())
+
+
+def folder_error(detail: str, public: str) -> DataError:
+    """A DataError whose public sentence (public, naming no file or sub-folder) says where the operator reads detail."""
+    return DataError(detail, f"{public}; {operator_hint('folder')}.")
+
+
+def _class_folders(root: pathlib.Path) -> list[pathlib.Path]:
+    """root's sub-folders but hidden ones, sorted by name; a DataError when root cannot be listed."""
+    try:
+        found = [path for path in root.iterdir() if path.is_dir() and not path.name.startswith(".")]
+    except OSError as error:  # no permission, or removed since the path was checked
+        raise folder_error(f"The folder {root} cannot be read ({error.strerror or error}).",
+                           f"The folder cannot be read ({error.strerror or type(error).__name__})") from None
+    return sorted(found, key=lambda path: path.name)
 
 
 def _image_files(class_dir: pathlib.Path) -> list[tuple[pathlib.Path, int, int]]:
@@ -119,8 +141,10 @@ def _refuse_names_differing_in_case(root: pathlib.Path, names: list[str]) -> Non
     folded = [name.casefold() for name in names]
     alike = sorted(name for name, key in zip(names, folded, strict=True) if folded.count(key) > 1)
     if alike:
-        raise DataError(f"Folder {root} has class folders whose names differ only in case ({', '.join(alike)}), "
-                        "which macOS and Windows see as one folder; rename or merge them.")
+        raise folder_error(f"Folder {root} has class folders whose names differ only in case ({', '.join(alike)}), "
+                           "which macOS and Windows see as one folder; rename or merge them.",
+                           "The folder has class sub-folders whose names differ only in case, which macOS and "
+                           "Windows see as one folder: they must be renamed or merged")
 
 
 def assign_splits(files_per_class, seed: int) -> dict[str, list]:
@@ -191,8 +215,10 @@ def decode_listing(listing: FolderListing, image_size: int, writer: EntryWriter,
             progress.step()
     if images.count == 0:
         example = f" (for example {skipped[0]['path']}: {skipped[0]['reason']})" if skipped else ""
-        raise DataError(f"None of the {len(skipped)} image files in {listing.root} could be decoded{example}; "
-                        "replace them with readable JPEG or PNG photos.")
+        raise folder_error(f"None of the {len(skipped)} image files in {listing.root} could be decoded{example}; "
+                           "replace them with readable JPEG or PNG photos.",
+                           f"None of the folder's {len(skipped)} image files could be decoded: they must be "
+                           "replaced with readable JPEG or PNG photos")
     _check_unchanged(listing)
     layout = {"files_per_class": [len(files) for files in listing.files], "skipped_positions": skipped_positions}
     return listing.class_names, skipped, layout
@@ -205,7 +231,9 @@ def _check_unchanged(listing: FolderListing) -> None:
         changed = True
     if changed:
         raise DataError(f"Folder {listing.root} changed while its images were being decoded (files added, "
-                        "removed or modified); load it again once it is complete.")
+                        "removed or modified); load it again once it is complete.",
+                        "The folder changed while its images were being decoded (files added, removed or "
+                        "modified); load it again once it is complete.")
 
 
 def _decode_in_order(pool, items, image_size: int):

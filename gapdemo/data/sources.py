@@ -23,6 +23,7 @@ import numpy as np
 
 from gapdemo.config import DataConfig
 from gapdemo.data import cache, cats_vs_dogs, folder
+from gapdemo.data.audience import work_is_served
 from gapdemo.data.checks import DataError, refuse_problems, refuse_unloadable, synthetic_problems
 from gapdemo.data.decode import decode_image_file  # noqa: F401  (re-exported: the benchmarks decode one file)
 from gapdemo.data.splits import (
@@ -170,9 +171,17 @@ def _dataset_info(source: DecodedSource, dataset: str, image_size: int) -> Datas
         dataset=dataset, class_names=list(source.class_names), image_size=image_size,
         splits={name: int(len(splits[name].labels)) for name in SPLITS},
         class_counts={name: _count_classes(splits[name].labels, source.class_names) for name in SPLITS},
-        skipped=source.skipped, has_boxes=splits["test"].boxes is not None,
+        skipped=served_skipped(source.skipped) if work_is_served() else source.skipped,
+        has_boxes=splits["test"].boxes is not None,
         cache_used=source.cache_used, cache_note=source.cache_note,
     )
+
+
+def served_skipped(skipped: list[dict]) -> list[dict]:
+    """The skipped files as a served visitor may read them (the run's config.json keeps them): how many,
+    but neither their names nor reasons, which may quote a path."""
+    return [{"path": "", "reason": "could not be read (the operator sees which with the data command)"}
+            for _ in skipped]
 
 
 def _loaded_data(splits: dict, info: DatasetInfo, batch_size: int, seed: int) -> LoadedData:
