@@ -1,6 +1,7 @@
 """Files planted in a shared runs folder: ids that leave it, links out of it, files of any size, stored settings
 past the gate. Each is refused in one sentence and never followed; nothing outside the runs folder changes."""
 
+import json
 import os
 from pathlib import Path
 
@@ -109,3 +110,171 @@ def test_a_tail_is_not_fooled_by_a_file_with_no_line_breaks(tmp_path):
     tail = CsvTail(path, runs.EPOCH_FIELDS, max_bytes=1000)
     assert tail.read_new() == [] and tail.refusal is not None
     assert tail.read_new() == []  # nothing is read again: the cap was reached
+
+
+# ----- sweeps -----
+@pytest.fixture
+def shared(tmp_path) -> Path:
+    """The runs folder is shared/runs: PLANTED_ID joined to it leads to tmp_path/outside."""
+    return tmp_path / "shared" / "runs"
+
+
+@pytest.fixture
+def sentinel(tmp_path):
+    """A folder and file outside the runs folder, where PLANTED_ID leads from it; returns a function that
+    says whether nothing there changed (contents, mtime, no new file) and nothing new stands beside it."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep.txt").write_text("the teacher's file")
+    os.utime(outside / "keep.txt", ns=(1_000_000_000_000_000_000, 1_000_000_000_000_000_000))
+    before = {path.name: (path.read_bytes(), path.stat().st_mtime_ns) for path in outside.iterdir()}
+
+    def unchanged() -> bool:
+        after = {path.name: (path.read_bytes(), path.stat().st_mtime_ns) for path in outside.iterdir()}
+        return after == before and sorted(path.name for path in tmp_path.iterdir()) == ["outside", "shared"]
+
+    return unchanged
+
+
+def planted_sweep(runs_dir: Path, plan, run_ids: list[str]) -> Path:
+    """plan's sweep.json as gapdemo writes it, but with run_ids as the trials' runs."""
+    from gapdemo.sweep import store
+
+    sweep = store.create_or_resume(runs_dir, plan)
+    for trial, run_id in zip(sweep["trials"], run_ids, strict=True):
+        trial["run_id"] = run_id
+    store.save(runs_dir, sweep)
+    return store.sweep_path(runs_dir, plan.sweep_id)
+
+
+@pytest.fixture
+def sweep_plan(shared):
+    from gapdemo.sweep.grid import plan_trials
+
+    return plan_trials(tiny_config(str(shared), ("gap",)), {"dropout_rate": [0.3]}, 2)
+
+
+def test_a_planted_sweep_is_refused_on_resume_and_nothing_outside_the_runs_folder_changes(
+        tmp_path, shared, sentinel, sweep_plan, monkeypatch):
+    """The issue's test: a sweep.json whose run_id is ../../outside, resumed by the sweep command."""
+    from gapdemo.cli import main
+    from gapdemo.sweep import engine, store
+
+    runs_dir = shared
+    planted = planted_sweep(runs_dir, sweep_plan, [PLANTED_ID, runs.new_run_id()])
+    assert (runs_dir / PLANTED_ID).resolve() == (tmp_path / "outside").resolve()  # where it would lead
+    planted_bytes = planted.read_bytes()
+    monkeypatch.setattr(engine, "connect", lambda *args, **kwargs: pytest.fail("Ray was started"))
+    monkeypatch.setattr(engine, "run_trials", lambda *args, **kwargs: pytest.fail("a trial was trained"))
+    with pytest.raises(runs.RunFileError) as refusal:
+        from gapdemo.sweep.run import run_plan
+
+        run_plan(sweep_plan)
+    assert str(refusal.value) == (f"Sweep {sweep_plan.sweep_id}'s trial 0 names the run '../../outside', which is "
+                                  "no run id; it was refused and not followed.")
+    monkeypatch.setattr("signal.signal", lambda *args: None)  # the command's handlers stay out of pytest
+    assert main(["sweep", "--plan", str(store.write_plan(sweep_plan))]) == 2  # the command: one line, exit 2
+    assert sentinel() and planted.read_bytes() == planted_bytes
+
+
+def test_the_collector_never_clears_nor_writes_a_planted_id(tmp_path, shared, sentinel):
+    from gapdemo.sweep.collector import TrialCollector
+
+    collector = TrialCollector(str(shared))
+    shared.mkdir(parents=True)
+    with pytest.raises(runs.RunFileError, match="no run id"):
+        collector.begin(PLANTED_ID, "node")
+    with pytest.raises(runs.RunFileError, match="no run id"):
+        collector.receive(PLANTED_ID, {"status.json": b"{}"}, {})
+    assert collector.snapshot() == {} and sentinel()
+
+
+def test_a_link_in_the_runs_folder_is_not_followed_on_resume(tmp_path, shared, sentinel, sweep_plan):
+    from gapdemo.sweep import store
+
+    runs_dir = shared
+    sweep = store.create_or_resume(runs_dir, sweep_plan)
+    make_link(tmp_path / "outside", runs_dir / sweep["trials"][1]["run_id"])
+    with pytest.raises(runs.RunFileError, match="trial 1 .* whose folder is a symbolic link"):
+        store.create_or_resume(runs_dir, sweep_plan)
+    (runs_dir / sweep["trials"][1]["run_id"]).unlink()
+    make_link(tmp_path / "outside", runs_dir / "sweeps" / "linked")
+    assert [s["sweep_id"] for s in store.list_sweeps(runs_dir)] == [sweep_plan.sweep_id]  # the link is passed by
+    assert sentinel()
+
+
+@pytest.mark.parametrize("victim", ["another run", "sweeps", "another trial"])
+def test_a_resume_never_clears_a_folder_that_is_not_its_trials_run(tmp_path, shared, sweep_plan, victim):
+    from gapdemo.sweep import store
+
+    runs_dir = shared
+    other = make_run(runs_dir, runs.new_run_id(), state="failed")  # failed: a resume would train it again
+    if victim == "another trial":
+        runs.update_config(other, {"sweep": {"sweep_id": "sweep-0000000000", "index": 0}})
+    target = {"another run": other.name, "another trial": other.name, "sweeps": "sweeps"}[victim]
+    planted_sweep(runs_dir, sweep_plan, [runs.new_run_id(), target])
+    with pytest.raises(runs.RunFileError, match=f"trial 1 names the run {target}, whose folder holds something else"):
+        store.create_or_resume(runs_dir, sweep_plan)
+    assert runs.read_status(other)["state"] == "failed"
+
+
+def test_a_trial_cut_short_or_of_this_sweep_is_resumed(tmp_path, shared, sweep_plan):
+    from gapdemo.sweep import store
+    from gapdemo.sweep.collector import TrialCollector
+    from gapdemo.sweep.run import pending_specs
+
+    runs_dir = shared
+    sweep = store.create_or_resume(runs_dir, sweep_plan)
+    first, second = (runs_dir / trial["run_id"] for trial in sweep["trials"])
+    (second / "models").mkdir(parents=True)  # a trial whose config never arrived: only a run's own files
+    runs.append_log(second, "cut short\n")
+    collector = TrialCollector(str(runs_dir))  # the first trial came home once, as the collector writes it
+    tags = {"sweep": {"sweep_id": sweep_plan.sweep_id, "index": 0, "settings": {}, "seed": 0}}
+    collector.receive(first.name, {"config.json": runs.files.json_bytes({"train": {"runs_dir": "/worker"}}),
+                                   "status.json": runs.files.json_bytes({"state": "running"})}, tags)
+    assert runs.read_config(first) == {"train": {"runs_dir": str(runs_dir)}, **tags}
+    assert store.create_or_resume(runs_dir, sweep_plan)["trials"] == sweep["trials"]
+    assert len(pending_specs(sweep, sweep_plan.base, runs_dir)) == 2
+
+
+@pytest.mark.parametrize("change", ["another id", "no trials", "trials of strings", "bad backends", "bad run id",
+                                    "twice one run", "too large"])
+def test_the_sweeps_tab_shows_a_planted_sweep_as_one_refusal(tmp_path, shared, sweep_plan, change):
+    from gapdemo.sweep import store
+    from gapdemo.sweep.run import sweep_result
+
+    runs_dir = shared
+    path = store.sweep_path(runs_dir, store.create_or_resume(runs_dir, sweep_plan)["sweep_id"])
+    sweep = json.loads(path.read_text())
+    if change == "too large":
+        path.write_bytes(b" " * runs.MAX_JSON_BYTES + b"{}")
+    else:
+        trial = sweep["trials"][0]
+        sweep.update({"another id": {"sweep_id": "sweep-other"}, "no trials": {"trials": None},
+                      "trials of strings": {"trials": ["a"]},
+                      "bad backends": {"base_config": {"model": {"backends": [1]}}},
+                      "bad run id": {"trials": [{**trial, "run_id": "/etc"}]},
+                      "twice one run": {"trials": [trial, {**trial, "index": 1}]}}[change])
+        path.write_text(json.dumps(sweep))
+    (listed,) = store.list_sweeps(runs_dir)
+    assert listed["state"] == "refused" and is_one_sentence(listed["message"])
+    result = sweep_result(runs_dir, sweep_plan.sweep_id)  # what the Sweeps tab draws
+    assert result["state"] == "refused" and result["trials"] == [] and result["message"] == listed["message"]
+    assert len(store.trial_epoch_metrics(runs_dir, store.load(runs_dir, sweep_plan.sweep_id))) == 0
+
+
+def test_a_plan_must_name_a_sweep_id_and_its_own_runs_folder(tmp_path, shared, sweep_plan):
+    from gapdemo.sweep import store
+
+    path = store.write_plan(sweep_plan)
+    assert store.read_plan(path) == sweep_plan
+    values = json.loads(path.read_text())
+    path.write_text(json.dumps({**values, "sweep_id": "../../outside"}))
+    with pytest.raises(runs.RunFileError, match="names no sweep id"):
+        store.read_plan(path)
+    values["base_config"]["train"]["runs_dir"] = str(tmp_path / "elsewhere")
+    path.write_text(json.dumps(values))
+    with pytest.raises(runs.RunFileError, match="another runs folder"):
+        store.read_plan(path)
+    with pytest.raises(runs.RunFileError, match="no sweep id"):
+        store.sweep_path(tmp_path, PLANTED_ID)

@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-from gapdemo.runs.files import PROBE_KEYS, models_dir, read_config, replace_file, write_bytes_atomic
+from gapdemo.runs.files import (
+    CONFIG_FILE,
+    PROBE_KEYS,
+    is_run_folder,
+    json_bytes,
+    models_dir,
+    read_config,
+    replace_file,
+    write_bytes_atomic,
+    write_config,
+)
 
 
 def save_model_atomic(model, path: Path) -> None:
@@ -145,15 +157,27 @@ def pack_run_folder(run_dir: Path, only=None) -> dict[str, bytes]:
     wanted = run_file_signatures(run_dir) if only is None else only
     return {relative: (run_dir / relative).read_bytes() for relative in wanted if (run_dir / relative).is_file()}
 
-def unpack_run_folder(run_dir: Path, files: dict[str, bytes]) -> None:
-    """Write pack_run_folder's files into run_dir, each atomically; paths may not leave run_dir."""
+def unpack_run_folder(run_dir: Path, files: dict[str, bytes], config_changes: Callable[[dict], dict] | None = None
+                      ) -> None:
+    """Write pack_run_folder's files into run_dir, each atomically; paths may not leave run_dir.
+
+    config_changes: config.json's values -> the values to store (a sweep's tags, this node's runs folder). The
+    config.json sent is changed as it is written, and first, so it never lands without them; when none is
+    sent, the one on disk is changed after the other files.
+    """
     run_dir = Path(run_dir).resolve()
-    for relative, data in files.items():
+    files = dict(files)
+    sent_config = files.pop(CONFIG_FILE, None)
+    if sent_config is not None and config_changes is not None:
+        sent_config = json_bytes(config_changes(json.loads(sent_config)))
+    for relative, data in ([(CONFIG_FILE, sent_config)] if sent_config is not None else []) + list(files.items()):
         target = (run_dir / relative).resolve()
         if run_dir not in target.parents:
             raise ValueError(f"refusing to write {relative!r} outside the run folder")
         target.parent.mkdir(parents=True, exist_ok=True)
         write_bytes_atomic(target, data)
+    if sent_config is None and config_changes is not None and is_run_folder(run_dir):
+        write_config(run_dir, config_changes(read_config(run_dir)))
 
 def clear_run_folder(run_dir: Path) -> None:
     """Remove a run folder that is about to be written again from scratch (a retried sweep trial)."""

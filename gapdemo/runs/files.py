@@ -11,7 +11,7 @@ from pathlib import Path
 
 from gapdemo.runs.ids import new_run_id, run_id_problems
 from gapdemo.runs.liveness import process_token, writer_is_alive
-from gapdemo.runs.trust import MAX_CSV_BYTES, MAX_JSON_BYTES, read_capped_bytes
+from gapdemo.runs.trust import MAX_CSV_BYTES, MAX_JSON_BYTES, RunFileError, read_capped_bytes
 
 # What a copy of a run (a zip bundle) takes from the folder when present; tensorboard/ stays out:
 # it duplicates metrics.csv and grows with every epoch.
@@ -85,8 +85,13 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
         temporary.unlink(missing_ok=True)
         raise
 
+def json_bytes(values: dict) -> bytes:
+    """values as the run folder's JSON files hold them: indented, anything else written as its str()."""
+    return json.dumps(values, indent=2, default=str).encode()
+
+
 def write_json_atomic(path: Path, values: dict) -> None:
-    write_bytes_atomic(path, json.dumps(values, indent=2, default=str).encode())
+    write_bytes_atomic(path, json_bytes(values))
 
 def write_status(run_dir: Path, state: str, message: str = "", epochs_completed: int = 0,
                  elapsed_seconds: float = 0.0) -> None:
@@ -129,6 +134,8 @@ def read_json(path: Path) -> dict:
     """
     try:
         data = read_capped_bytes(Path(path), MAX_JSON_BYTES)
+    except RunFileError:
+        raise
     except OSError:
         return {}
     try:
@@ -265,3 +272,16 @@ def has_models(run_dir: Path) -> bool:
 
 def is_run_folder(path: Path) -> bool:
     return (Path(path) / CONFIG_FILE).is_file()
+
+
+RUN_SUBFOLDERS = (MODELS_FOLDER, "probes", "tensorboard")
+
+
+def holds_only_run_files(path: Path) -> bool:
+    """True when every entry of the folder path is a run's own file or subfolder (hidden temp files too):
+    a run folder cut short as it arrived or was cleared, not some other folder (sweeps/, claims-<id>/)."""
+    try:
+        names = os.listdir(path)
+    except OSError:
+        return False
+    return all(name in RUN_FILES or name in RUN_SUBFOLDERS or name.startswith(".") for name in names)

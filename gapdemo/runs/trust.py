@@ -22,8 +22,12 @@ MAX_JSON_BYTES = 4 * 2**20
 MAX_CSV_BYTES = 256 * 2**20
 
 
-class RunFileError(ValueError):
-    """A file of the runs folder that gapdemo refuses to read or follow; str() is one sentence."""
+class RunFileError(ValueError, OSError):
+    """A file of the runs folder that gapdemo refuses to read or follow; str() is one sentence.
+
+    Both a ValueError and an OSError: whoever already turns a bad value or a failed read or write into a
+    sentence (the panels, the commands, the jobs writing a sweep's plan) shows this refusal the same way.
+    """
 
 
 def read_capped_bytes(path: Path, cap: int) -> bytes:
@@ -48,22 +52,23 @@ def format_cap(count: int) -> str:
     return f"{count / 2**20:g} MiB"
 
 
-def run_folder(runs_dir, run_id, source: str) -> Path:
+def run_folder(runs_dir, run_id, source: str, kind: str = "run") -> Path:
     """runs_dir/run_id for an id read from a file, checked: a run id, naming no symbolic link.
 
     Args:
-        source: what named the id, for the sentence ("The sweep sweep-1a2b's trial 3").
+        source: what named the id, for the sentence ("Sweep sweep-1a2b's trial 3").
+        kind: what the id names, for the sentence: "run", "sweep", ...
 
     Raises:
-        RunFileError when the id is no run id or its folder is a symbolic link (it would lead out of runs_dir).
+        RunFileError when the id is no run id or its folder is a symbolic link (it could lead out of runs_dir).
     """
     if not is_run_id(run_id):
-        raise RunFileError(f"{source} names the run {_shown(run_id)}, which is no run id; it was refused and "
-                           "not followed.")
+        raise RunFileError(f"{source} names the {kind} {_shown(run_id)}, which is no {kind} id; it was refused "
+                           "and not followed.")
     folder = Path(runs_dir) / run_id
     if folder.is_symlink():
-        raise RunFileError(f"{source} names the run {run_id}, whose folder is a symbolic link; it was refused and "
-                           "not followed.")
+        raise RunFileError(f"{source} names the {kind} {run_id}, whose folder is a symbolic link; it was refused "
+                           "and not followed.")
     return folder
 
 

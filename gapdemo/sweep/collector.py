@@ -26,18 +26,25 @@ class TrialCollector:
 
     def begin(self, run_id: str, node_id: str) -> bool:
         """A worker starts run_id; False when the sweep was stopped (the worker should not train)."""
+        run_dir = self.run_folder(run_id)  # checked before anything is recorded of it
         entry = self.trials.setdefault(run_id, {"attempts": 0})
         entry.update(state="running", message="", node=node_id, progress={}, epoch_ends={})
         entry["attempts"] += 1
         if not self.stop:
-            runs.clear_run_folder(self.runs_dir / run_id)  # a retried trial starts clean
+            runs.clear_run_folder(run_dir)  # a retried trial starts clean
         return not self.stop
 
+    def run_folder(self, run_id: str) -> Path:
+        """runs_dir/run_id, or RunFileError for an id that is no run id or a folder that is a link: the
+        collector clears and writes it, so it must lie inside the runs folder (gapdemo.runs.trust)."""
+        return runs.run_folder(self.runs_dir, run_id, "A trial sent to the collector")
+
     def receive(self, run_id: str, files: dict, tags: dict) -> None:
-        run_dir = self.runs_dir / run_id
-        runs.unpack_run_folder(run_dir, files)
-        train = {**runs.read_config(run_dir).get("train", {}), "runs_dir": str(self.runs_dir)}  # not the worker's
-        runs.update_config(run_dir, {"train": train, **tags})
+        def stored(config: dict) -> dict:  # this node's runs folder, not the worker's, and the sweep's tags
+            return {**config, "train": {**config.get("train", {}), "runs_dir": str(self.runs_dir)}, **tags}
+
+        run_dir = self.run_folder(run_id)
+        runs.unpack_run_folder(run_dir, files, stored)
         runs.adopt_status(run_dir)  # the worker's pid means nothing on this node
 
     def report(self, run_id: str, progress: dict) -> None:

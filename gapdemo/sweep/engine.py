@@ -200,6 +200,8 @@ def run_trials(specs: list[TrialSpec], runs_dir, experiment_dir, *, max_concurre
     import ray  # deferred: Ray fixes its single-machine mode on first import (cluster.py)
     from ray import tune  # with ray, above
 
+    for spec in specs:  # RunFileError before anything starts: each run's folder is cleared and written
+        runs.run_folder(runs_dir, spec.run_id, "A trial to train")
     # Tune's newer console output prints a box on stdout whatever verbose says; the CLI's stdout is JSON.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     collector = start_collector(runs_dir)
