@@ -164,12 +164,17 @@ def class_names_differing_in_case(folder):
     write_photos(folder / "ALPHA_SECRETS", count=2)
 
 
+@pytest.mark.parametrize("process_word", ["1", "0"], ids=["served process", "page's worker"])
 @pytest.mark.parametrize("arrange", [three_class_folders, undecodable_images, an_empty_class_folder,
                                      class_names_differing_in_case], ids=lambda arrange: arrange.__name__)
-def test_a_failed_folder_run_in_a_served_process_names_no_file_or_sub_folder(arrange, served_process, tmp_path,
+def test_a_failed_folder_run_in_a_served_process_names_no_file_or_sub_folder(arrange, process_word, tmp_path,
                                                                               monkeypatch):
-    """Trained as the page's training worker trains (TrainingJob.run), on a folder the gate lets through."""
+    """Trained as the page's training worker trains (TrainingJob.run), on a folder the gate lets through: in a
+    served page's child process (GAPDEMO_SERVED=1) and in the page's worker, which trains for the operator
+    too (GAPDEMO_SERVED=0) and is told per run."""
     from gapdemo.training.job import TrainingJob
+
+    monkeypatch.setenv("GAPDEMO_SERVED", process_word)
 
     folder = tmp_path / "roots" / "class_photos"
     arrange(folder)

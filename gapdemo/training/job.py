@@ -15,6 +15,7 @@ from pathlib import Path
 
 from gapdemo import runs
 from gapdemo.config import RunConfig
+from gapdemo.data.audience import serving_visitors
 from gapdemo.training.events import StopRequested, TrainingEvents
 from gapdemo.training.failures import readable_error
 from gapdemo.validation import validate_run_config
@@ -92,6 +93,7 @@ class TrainingJob:
             raise ValueError(" ".join(problems))
         self.config = config
         self.owner = owner  # who queued it (an opaque session id; None = local: CLI, tests)
+        self.served = served  # for a served page's visitor: its messages name no data file (gapdemo.data.audience)
         self.run_id = runs.new_run_id()
         self.run_dir = Path(config.train.runs_dir) / self.run_id
         self.data_loader = data_loader  # None: gapdemo.data.sources.load_data
@@ -164,6 +166,10 @@ class TrainingJob:
         """Train in the calling thread (a job manager's worker, or the CLI). Returns the end state."""
         if self._done_event.is_set():
             return self.state
+        with serving_visitors(self.served):  # a served visitor's run: status and log name no data file
+            return self._train_and_publish()
+
+    def _train_and_publish(self) -> str:
         self.publish(state="running", started=time.time(), progress={"phase": "loading data"})
         epochs_completed = 0
         try:
