@@ -10,12 +10,14 @@ from gapdemo.charts import classification_figure
 from gapdemo.images import DISPLAY_NAMES, MAX_UPLOAD_BYTES, UPLOAD_EXTENSIONS, ImageError, load_image
 from gapdemo.model.backends import BACKENDS
 from gapdemo.runs import (
+    RunFileError,
     choose_classifier_run,
     describe_training_data,
     list_runs,
     load_models,
     models_signature,
     read_config,
+    stored_run_config,
 )
 
 UPLOAD_TYPES = UPLOAD_EXTENSIONS  # HEIC (iPhone) and AVIF too: gapdemo.images decides what it reads
@@ -69,8 +71,12 @@ def classify_panel(runs_dir: str) -> None:
                 "classifies a photo.")
         return
     summary = _run_picker(runs_dir, candidates)
-    config = read_config(summary.run_dir)
-    if config.get("data", {}).get("dataset") == "synthetic":
+    try:  # its image size resizes the photo: checked as a new run's (a planted config.json could ask for any)
+        config = stored_run_config(summary.run_dir)
+    except RunFileError as error:
+        st.error(f"Cannot classify with run {summary.run_id}: {error}")
+        return
+    if config.data.dataset == "synthetic":
         st.info("These models learned from synthetic cartoon pets, so their answers on real photos mean little. "
                 "For real photos, train on Cats vs Dogs or on an image folder (sidebar → Data source).")
     # The cap is the app's own, not only .streamlit/config.toml's, which a server started elsewhere never reads.
@@ -90,7 +96,7 @@ def classify_panel(runs_dir: str) -> None:
     except (ValueError, OSError) as error:  # a refused (code-carrying) or damaged model file: one sentence
         st.error(str(error))
         return
-    result = classify_image(models, image, int(config["data"]["image_size"]))
+    result = classify_image(models, image, config.data.image_size)
 
     figure = classification_figure(result)
     st.plotly_chart(figure, key="classification_chart")

@@ -15,7 +15,7 @@ from gapdemo.insight.evaluation import (
 )
 from gapdemo.insight.evaluation_charts import confusion_figure, per_class_frame
 from gapdemo.model.backends import BACKENDS
-from gapdemo.runs import list_runs, load_models, models_signature
+from gapdemo.runs import list_runs, load_models, models_signature, stored_data_config
 
 GALLERY_SIZE = 12  # mistakes shown at once, most confident first
 GALLERY_COLUMNS = 4
@@ -80,10 +80,12 @@ def _choose_run(runs_dir: str):
     return summary
 
 
-# Evaluate the run (cached); None with an error message when its models or data cannot be loaded.
+# Evaluate the run (cached); None with an error message when its models or data cannot be loaded, or its stored
+# settings may not draw data here (a planted config.json: gapdemo.runs.stored_data_config, asked at every draw).
 def _evaluate(summary):
     run_dir = str(summary.run_dir)
     try:
+        stored_data_config(run_dir, served=served_rules_apply())
         return _cached_evaluation(run_dir, _model_signature(run_dir), served_rules_apply())  # served: data under the roots
     except (ValueError, OSError) as error:  # data gone, unreadable model files: say so, no traceback
         st.error(f"Cannot evaluate run {summary.run_id}: {error}")

@@ -10,14 +10,17 @@ from dashboard.visitor import shown_path
 from gapdemo.charts import overlay_runs_figure, results_dataframe
 from gapdemo.export import run_zip, symbolic_links_sentence
 from gapdemo.runs import (
-    list_runs,
+    RunFileError,
     read_batch_metrics,
     read_config,
     read_elapsed_seconds,
     read_epoch_metrics,
     read_status,
+    scan_runs,
     symbolic_links_in,
 )
+
+REFUSALS_SHOWN = 5  # sentences about refused folders drawn at most; a folder full of planted links gets a count
 
 
 def _runs_frame(summaries) -> pd.DataFrame:
@@ -29,13 +32,20 @@ def _runs_frame(summaries) -> pd.DataFrame:
     } for s in summaries])
 
 
-# One earlier run: state, curves and results from its files.
+# One earlier run: state, curves and results from its files; a file refused as it is read gets its one sentence.
 def _run_view(summary) -> None:
     if summary.state == "failed":
         st.error(f"This run failed: {summary.message}")
     elif summary.state == "interrupted":
         st.warning(summary.message)
-    epochs, batches = read_epoch_metrics(summary.run_dir), read_batch_metrics(summary.run_dir)
+    try:
+        epochs, batches = read_epoch_metrics(summary.run_dir), read_batch_metrics(summary.run_dir)
+        precision = read_config(summary.run_dir).get("train", {}).get("precision")
+        elapsed = read_elapsed_seconds(read_status(summary.run_dir))
+    except (ValueError, TypeError, AttributeError) as error:  # past a size cap (RunFileError), or not gapdemo's
+        st.warning(str(error) if isinstance(error, RunFileError) else
+                   f"Run {summary.run_id}'s files do not hold what gapdemo writes; it is not shown.")
+        return
     if epochs.empty and batches.empty:
         st.caption("This run has no metrics yet.")
         return
@@ -43,8 +53,7 @@ def _run_view(summary) -> None:
     if not epochs.empty:
         results = results_dataframe(epochs)
         st.dataframe(results, column_config=results_column_config(results), key="history_results")
-        precision = read_config(summary.run_dir).get("train", {}).get("precision")
-        st.caption(run_time_caption(read_elapsed_seconds(read_status(summary.run_dir)), precision))
+        st.caption(run_time_caption(elapsed, precision))
     if symbolic_links_in(summary.run_dir):
         st.warning(symbolic_links_sentence(summary.run_dir))
         return
@@ -65,9 +74,13 @@ def _overlay(summaries) -> None:
         export_buttons(figure, pd.concat(frames, names=["run"]).reset_index(level=0), "overlay", key="export_overlay")
 
 
-# The run-history tab.
+# The run-history tab; folders refused in the runs folder (links, planted files) get one sentence each.
 def runs_panel(runs_dir: str) -> None:
-    summaries = list_runs(runs_dir)
+    summaries, refusals = scan_runs(runs_dir)
+    for refusal in refusals[:REFUSALS_SHOWN]:
+        st.warning(refusal)
+    if len(refusals) > REFUSALS_SHOWN:
+        st.warning(f"{len(refusals) - REFUSALS_SHOWN} more folders of the runs folder were passed by in the same way.")
     if not summaries:
         st.info(f"No runs in {shown_path(runs_dir)} yet.")
         return

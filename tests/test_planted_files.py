@@ -278,3 +278,160 @@ def test_a_plan_must_name_a_sweep_id_and_its_own_runs_folder(tmp_path, shared, s
         store.read_plan(path)
     with pytest.raises(runs.RunFileError, match="no sweep id"):
         store.sweep_path(tmp_path, PLANTED_ID)
+
+
+# ----- the runs listing, models and probes -----
+def plant_runs(runs_dir: Path, outside: Path) -> Path:
+    """runs_dir with one good run and six folders the listing must pass by; the good run's folder."""
+    good = make_run(runs_dir, "20260101-000000-good")
+    make_run(outside, "20991231-000000-link")  # a run elsewhere on the server, brought in by a link
+    make_link(outside / "20991231-000000-link", runs_dir / "20991231-000000-link")
+    make_run(runs_dir, "odd name")
+    (make_run(runs_dir, "20260101-000000-huge") / "status.json").write_bytes(b" " * runs.MAX_JSON_BYTES + b"{}")
+    make_run(runs_dir, "20260101-000000-text", config={"data": "synthetic"})
+    make_run(runs_dir, "20260101-000000-ints", config={"model": {"backends": [1, 2]}})
+    runs.append_epoch_rows(make_run(runs_dir, "20260101-000000-accs"), [
+        {"backend": "gap", "epoch": 1, "loss": 1, "accuracy": 1, "val_loss": 1, "val_accuracy": "high"}])
+    (runs_dir / "sweeps").mkdir()  # no run: passed by in silence
+    return good
+
+
+def test_the_runs_listing_passes_by_links_odd_names_and_planted_files(tmp_path):
+    runs_dir = tmp_path / "runs"
+    good = plant_runs(runs_dir, tmp_path / "outside")
+    summaries, refusals = runs.scan_runs(runs_dir)
+    assert [s.run_id for s in summaries] == [good.name] and runs.list_runs(runs_dir) == summaries
+    assert len(refusals) == 6 and all(is_one_sentence(refusal) for refusal in refusals)
+    assert any("symbolic link 20991231-000000-link; it was not followed" in refusal for refusal in refusals)
+    assert any("'odd name' is not named like a run" in refusal for refusal in refusals)
+    assert any("status.json in 20260101-000000-huge is larger than the 4 MiB" in refusal for refusal in refusals)
+    assert runs.choose_classifier_run(runs_dir) is None  # nothing refused is offered, not even with models
+
+
+def runs_tab(runs_dir):
+    from dashboard.runs_panel import runs_panel
+
+    runs_panel(runs_dir)
+
+
+def test_the_runs_tab_gives_each_planted_folder_one_sentence(tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    runs_dir = tmp_path / "runs"
+    good = plant_runs(runs_dir, tmp_path / "outside")
+    page = AppTest.from_function(runs_tab, args=(str(runs_dir),), default_timeout=60).run()
+    assert not page.exception and len(page.warning) == 5 + 1  # five sentences, then how many more
+    assert list(page.dataframe[0].value["run"]) == [good.name]
+    runs.append_batch_rows(good, [{"backend": "gap", "epoch": 1, "batch": 1, "step": 1, "loss": 1, "accuracy": 1}])
+    monkeypatch.setattr(runs.files, "MAX_CSV_BYTES", 40)  # the page runs in this process
+    page.run()  # the run's own view: its batch rows are past the cap
+    assert not page.exception
+    assert "batch_metrics.csv in 20260101-000000-good is larger than the" in page.warning[-1].value
+
+
+def test_model_files_that_are_links_or_name_no_back_end_are_refused(tmp_path):
+    from gapdemo.runs.artifacts import model_files
+
+    run_dir = make_run(tmp_path / "runs", "r1")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "gap.keras").write_bytes(b"a model from anywhere")
+    make_link(elsewhere, run_dir / "models")
+    assert runs.models_signature(run_dir)  # listed as having models, but never loaded:
+    with pytest.raises(runs.RunFileError, match="^The models folder of run r1 is a symbolic link"):
+        model_files(run_dir)
+    (run_dir / "models").unlink()
+    (run_dir / "models").mkdir()
+    make_link(tmp_path / "gone.keras", run_dir / "models" / "gap.keras")  # dangling
+    assert [name for name, _ in runs.models_signature(run_dir)] == ["gap.keras"]  # no error for a dangling link
+    with pytest.raises(runs.RunFileError, match="^The model file gap.keras of run r1 is a symbolic link"):
+        runs.load_models(run_dir)
+    (run_dir / "models" / "gap.keras").unlink()
+    (run_dir / "models" / "evil.keras").write_bytes(b"x")
+    with pytest.raises(runs.RunFileError, match="^The model file evil.keras of run r1 is named after no back-end"):
+        model_files(run_dir)
+
+
+def test_probes_behind_a_link_are_as_good_as_absent(tmp_path):
+    import numpy as np
+
+    run_dir = make_run(tmp_path / "runs", "r1")
+    probes = {"gap": {"images": np.zeros((1, 4, 4, 3), np.uint8), "labels": np.zeros(1, np.int64),
+                      "feature_averages": np.zeros((1, 2))}}
+    runs.save_probes(run_dir, 1, probes)
+    assert runs.load_probes(run_dir)[0] == 1
+    (run_dir / "probes").rename(tmp_path / "probes")
+    make_link(tmp_path / "probes", run_dir / "probes")
+    assert runs.load_probes(run_dir) == (-1, {})
+
+
+# ----- stored settings -----
+PLANTED_SETTINGS = [
+    ({"data": {"image_size": 1_000_000}}, "^Image size must be an integer from 32 to 256, got 1000000.$"),
+    ({"data": {"dataset": "anything"}}, "Unknown data set 'anything'"),
+    ({"model": {"backends": ["evil"]}}, "Unknown back-end"),
+    ({"train": {"batch_size": "64"}}, "^The run's config.json holds values of the wrong kind.$"),
+    ({"data": {"image_size": True}}, "values of the wrong kind"),
+    ({"data": {"unknown_setting": 1}}, "holds no settings this version of gapdemo reads"),
+    ({"data": ["a", "list"]}, "holds no settings this version of gapdemo reads"),
+]
+
+
+@pytest.mark.parametrize("change, refusal", PLANTED_SETTINGS)
+def test_stored_settings_are_asked_as_a_new_runs_before_they_build_anything(tmp_path, change, refusal):
+    values = tiny_config(str(tmp_path / "elsewhere")).to_dict()
+    for section, settings in change.items():
+        values[section] = {**values[section], **settings} if isinstance(settings, dict) else settings
+    run_dir = make_run(tmp_path / "runs", "r1", config=values)
+    for check in (runs.stored_run_config, lambda run_dir: runs.stored_data_config(run_dir, served=True)):
+        with pytest.raises(runs.RunFileError, match=refusal) as refused:
+            check(run_dir)
+        assert is_one_sentence(str(refused.value))
+
+
+def test_stored_settings_that_pass_come_back_writing_into_their_own_runs_folder(tmp_path):
+    run_dir = make_run(tmp_path / "runs", "r1", config=tiny_config("/somewhere/else").to_dict())
+    config = runs.stored_data_config(run_dir, served=True)
+    assert config.data == tiny_config().data and config.train.runs_dir == str(tmp_path / "runs")
+    assert runs.stored_run_config(run_dir) == config
+    (run_dir / "config.json").unlink()
+    with pytest.raises(runs.RunFileError, match="^The run has no readable config.json.$"):
+        runs.stored_run_config(run_dir)
+
+
+@pytest.mark.parametrize("data, refusal", [
+    ({"synthetic_size": 10**9}, "This run would need about"),  # the memory budget, served only
+    ({"cache_dir": "/home/teacher/.ssh"}, "^The run names an image cache folder of its own"),
+    ({"dataset": "folder", "data_dir": "/not/under/the/roots"}, "^The folder /not/under/the/roots does not exist.$"),
+])
+def test_a_served_page_draws_no_data_a_stored_config_asks_past_the_gate(tmp_path, monkeypatch, data, refusal):
+    monkeypatch.setenv("GAPDEMO_DATA_ROOTS", str(tmp_path / "roots"))
+    values = tiny_config().to_dict()
+    values["data"].update(data)
+    run_dir = make_run(tmp_path / "runs", "r1", config=values)
+    runs.stored_run_config(run_dir)  # its models may still be used: these settings build no data there
+    with pytest.raises(runs.RunFileError, match=refusal):
+        runs.stored_data_config(run_dir, served=True)
+
+
+def panel_page(panel: str, runs_dir: str):
+    import importlib
+
+    module = importlib.import_module(f"dashboard.{panel}")
+    getattr(module, panel)(runs_dir)
+
+
+@pytest.mark.parametrize("panel, sentence", [
+    ("classify_panel", "Cannot classify with run r1: Image size must be an integer from 32 to 256, got 99999."),
+    ("evaluation_panel", "Cannot evaluate run r1: Image size must be an integer from 32 to 256, got 99999."),
+])
+def test_the_classify_and_mistakes_tabs_refuse_a_planted_image_size_in_one_sentence(tmp_path, panel, sentence):
+    from streamlit.testing.v1 import AppTest
+
+    values = tiny_config().to_dict()
+    values["data"]["image_size"] = 99999
+    run_dir = make_run(tmp_path / "runs", "r1", config=values)
+    (run_dir / "models").mkdir()
+    (run_dir / "models" / "gap.keras").write_bytes(b"never loaded")
+    page = AppTest.from_function(panel_page, args=(panel, str(tmp_path / "runs")), default_timeout=60).run()
+    assert not page.exception and [error.value for error in page.error] == [sentence]

@@ -66,6 +66,7 @@ from gapdemo.runs.history import (
     describe_training_data,
     list_runs,
     resolve_run,
+    scan_runs,
 )
 from gapdemo.runs.ids import RUN_ID_PATTERN, is_run_id, new_run_id, run_id_problems
 from gapdemo.runs.liveness import (
@@ -73,6 +74,7 @@ from gapdemo.runs.liveness import (
     token_is_alive,
     writer_is_alive,
 )
+from gapdemo.runs.stored import stored_data_config, stored_run_config
 from gapdemo.runs.trust import MAX_CSV_BYTES, MAX_JSON_BYTES, RunFileError, run_folder
 
 __all__ = [
@@ -114,6 +116,7 @@ __all__ = [
     "read_run_files",
     "read_status",
     "resolve_run",
+    "scan_runs",
     "save_model_atomic",
     "save_models_atomic",
     "save_probes",
@@ -130,4 +133,6 @@ __all__ = [
     "MAX_JSON_BYTES",
     "RunFileError",
     "run_folder",
+    "stored_data_config",
+    "stored_run_config",
 ]

@@ -9,9 +9,11 @@ from pathlib import Path
 
 import numpy as np
 
+from gapdemo.model.backends import BACKENDS
 from gapdemo.runs.files import (
     CONFIG_FILE,
     PROBE_KEYS,
+    is_plain_file,
     is_run_folder,
     json_bytes,
     models_dir,
@@ -20,6 +22,7 @@ from gapdemo.runs.files import (
     write_bytes_atomic,
     write_config,
 )
+from gapdemo.runs.trust import RunFileError, shown_name
 
 
 def save_model_atomic(model, path: Path) -> None:
@@ -65,8 +68,9 @@ def save_npz_atomic(path: Path, arrays: dict) -> None:
         raise
 
 def models_signature(run_dir: Path) -> tuple:
-    """((name, mtime), ...) of the run's saved models: changes whenever a new epoch's models land."""
-    return tuple((path.name, path.stat().st_mtime) for path in sorted(models_dir(run_dir).glob("*.keras"))
+    """((name, mtime), ...) of the run's saved models: changes whenever a new epoch's models land.
+    Links are not followed (a dangling one would raise): load_models refuses them."""
+    return tuple((path.name, path.lstat().st_mtime) for path in sorted(models_dir(run_dir).glob("*.keras"))
                  if not path.name.startswith("."))
 
 
@@ -78,19 +82,39 @@ def load_models(run_dir: Path) -> dict:
     """backend -> keras.Model from models/*.keras, in the run's back-end order.
 
     Raises:
-        UnsafeModelError for a file that carries code: the runs folder is shared by every visitor of a
-        served page, so a file placed there must never run anything when a tab loads it.
+        UnsafeModelError for a file that carries code, RunFileError for a models folder or file that is a
+        symbolic link or a file named after no back-end: the runs folder is shared by every visitor of a
+        served page, so a file placed there must never run anything, nor lead a tab out of the folder.
     """
+    run_dir = Path(run_dir)
+    paths = model_files(run_dir)  # refused before Keras is imported
+    if not paths:
+        raise FileNotFoundError(f"run {run_dir.name} has no saved models yet")
     # deferred: imports Keras (seconds); registers the dropout layer that saved models name
     import gapdemo.model.variable_dropout  # noqa: F401
 
-    run_dir = Path(run_dir)
-    order = read_config(run_dir).get("model", {}).get("backends", [])
-    paths = {path.stem: path for path in models_dir(run_dir).glob("*.keras") if not path.name.startswith(".")}
-    if not paths:
-        raise FileNotFoundError(f"run {run_dir.name} has no saved models yet")
+    model = read_config(run_dir).get("model")
+    order = model.get("backends") if isinstance(model, dict) and isinstance(model.get("backends"), list) else []
     ordered = [b for b in order if b in paths] + sorted(set(paths) - set(order))
     return {backend: load_model_file(paths[backend]) for backend in ordered}
+
+
+def model_files(run_dir: Path) -> dict[str, Path]:
+    """backend -> models/<backend>.keras of the run (hidden temp files left out); RunFileError (one sentence)
+    when the models folder or a file is a symbolic link, or a file's name is no back-end of gapdemo's."""
+    run_dir, folder = Path(run_dir), models_dir(run_dir)
+    if folder.is_symlink():
+        raise RunFileError(f"The models folder of run {run_dir.name} is a symbolic link; it was refused and "
+                           "not followed.")
+    paths = {path.stem: path for path in folder.glob("*.keras") if not path.name.startswith(".")}
+    for backend, path in paths.items():
+        if path.is_symlink():
+            raise RunFileError(f"The model file {path.name} of run {run_dir.name} is a symbolic link; it was "
+                               "refused and not followed.")
+        if backend not in BACKENDS:
+            raise RunFileError(f"The model file {shown_name(path.name)} of run {run_dir.name} is named after no "
+                               "back-end of gapdemo; it was refused.")
+    return paths
 
 
 def load_model_file(path: Path):
@@ -109,10 +133,12 @@ def load_model_file(path: Path):
 def load_probes(run_dir: Path, epoch: int | None = None) -> tuple[int, dict]:
     """(epoch, {backend: probe dict}) for the given or the latest stored epoch; (-1, {}) if none."""
     probe_dir = Path(run_dir) / "probes"
-    files = sorted(probe_dir.glob("epoch_*.npz"))
+    # Links are passed by as if absent: a file planted in a shared runs folder never leads a tab out of it.
+    files = [] if probe_dir.is_symlink() else sorted(path for path in probe_dir.glob("epoch_*.npz")
+                                                       if not path.is_symlink())
     if epoch is not None:
         files = [path for path in files if path.stem == f"epoch_{epoch:03d}"]
-    if not files or not (probe_dir / "images.npz").exists():
+    if not files or not is_plain_file(run_dir, "probes/images.npz"):
         return -1, {}
     with np.load(probe_dir / "images.npz") as stored:
         images, labels = stored["images"], stored["labels"]

@@ -63,7 +63,7 @@ def run_folder(runs_dir, run_id, source: str, kind: str = "run") -> Path:
         RunFileError when the id is no run id or its folder is a symbolic link (it could lead out of runs_dir).
     """
     if not is_run_id(run_id):
-        raise RunFileError(f"{source} names the {kind} {_shown(run_id)}, which is no {kind} id; it was refused "
+        raise RunFileError(f"{source} names the {kind} {shown_name(run_id)}, which is no {kind} id; it was refused "
                            "and not followed.")
     folder = Path(runs_dir) / run_id
     if folder.is_symlink():
@@ -72,7 +72,8 @@ def run_folder(runs_dir, run_id, source: str, kind: str = "run") -> Path:
     return folder
 
 
-def _shown(value) -> str:
-    """value for a sentence: repr() escapes control characters; a long value is cut."""
-    text = repr(value)
+def shown_name(value) -> str:
+    """A name read from the runs folder, for a sentence: as it is when it is a run id, else its repr() (quoted,
+    control characters escaped), cut to 60 characters."""
+    text = value if is_run_id(value) else repr(value)
     return text if len(text) <= 60 else text[:57] + "..."

@@ -1,0 +1,99 @@
+"""A run's stored settings, read back to build something again: checked as a new run's before they are used.
+
+config.json lies in the shared runs folder, so its values are as untrusted as the rest of the folder: an image
+size of a million pixels would resize a photo to that, a synthetic set of a billion images would be drawn
+again, a cache folder anywhere on the server would be written. Whoever builds models' inputs or data from a
+stored run asks here first, and gets the settings as a RunConfig, or one RunFileError whose str() says why
+in the gate's own words (gapdemo.validation). The settings that say only how the run trained (epochs,
+learning rate, batch size) build nothing here and are not asked again: a long run trained from the command
+line can still be evaluated on a served page.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from gapdemo.config import RunConfig
+from gapdemo.runs.files import read_config
+from gapdemo.runs.trust import RunFileError
+
+SECTIONS = ("data", "model", "train")
+# The kinds of value config.py's annotations name, as JSON gives them back (a float may come as an int).
+KINDS = {"str": (str,), "int": (int,), "float": (int, float), "bool": (bool,), "None": (type(None),),
+         "tuple[str, ...]": (tuple,)}
+
+
+def stored_run_config(run_dir) -> RunConfig:
+    """The run's settings, for using its models: the data checks that need no data (image size, data set,
+    sizes; gapdemo.data.checks) and the back-ends' (gapdemo.validation.model_problems) must pass.
+
+    Raises:
+        RunFileError (one sentence) when config.json is missing, past its size cap, not settings of this
+        version of gapdemo, or refused by those checks.
+    """
+    from gapdemo.data.checks import config_problems  # deferred: the gate's rules, only when a run is used
+    from gapdemo.validation import model_problems
+
+    config = _parse(Path(run_dir))
+    _refuse_problems([*config_problems(config.data), *model_problems(config)])
+    return config
+
+
+def stored_data_config(run_dir, *, served: bool) -> RunConfig:
+    """The run's settings, for drawing its data again (the Mistakes tab, evaluate): stored_run_config's checks,
+    then the data paths under the data roots; served, also the memory budget, and no cache folder of its own.
+
+    Args:
+        served: asked from a page served to others (see gapdemo.validation.validate_run_config).
+
+    Raises:
+        RunFileError (one sentence), as stored_run_config.
+    """
+    from gapdemo.validation import memory_problems, validate_data_paths  # deferred, as in stored_run_config
+
+    config = stored_run_config(run_dir)
+
+    try:
+        problems = validate_data_paths(config, served=served)
+    except (ValueError, OSError):  # a path the system refuses outright (a NUL byte, a name too long)
+        problems = ["The run's data folder does not exist."]
+    if served and config.data.cache_dir is not None:
+        problems.append("The run names an image cache folder of its own, which a served page does not use.")
+    _refuse_problems(problems + (memory_problems(config) if served and not problems else []))
+    return config
+
+
+def _parse(run_dir: Path) -> RunConfig:
+    """config.json as a RunConfig writing into run_dir's own runs folder (the stored runs_dir is never used)."""
+    values = read_config(run_dir)
+    if not values:
+        raise RunFileError("The run has no readable config.json.")
+    try:
+        sections = {name: dict(values.get(name, {})) for name in SECTIONS}
+        sections["train"]["runs_dir"] = str(run_dir.parent)
+        config = RunConfig.from_dict(sections)
+    except (TypeError, ValueError):
+        raise RunFileError("The run's config.json holds no settings this version of gapdemo reads.") from None
+    if not all(_is_of_its_kind(getattr(config, name)) for name in SECTIONS):
+        # Checked before any rule compares or multiplies them: a text as batch size would make the memory
+        # estimate repeat a string millions of times.
+        raise RunFileError("The run's config.json holds values of the wrong kind.")
+    return config
+
+
+def _is_of_its_kind(section) -> bool:
+    """True when every field of the dataclass section holds a value of the kind its annotation names."""
+    for field in dataclasses.fields(section):
+        value = getattr(section, field.name)
+        kinds = tuple(kind for name in str(field.type).split(" | ") for kind in KINDS[name])
+        if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+            return False
+        if isinstance(value, tuple) and not all(isinstance(item, str) for item in value):
+            return False
+    return True
+
+
+def _refuse_problems(problems: list[str]) -> None:
+    if problems:
+        raise RunFileError(" ".join(problems))
