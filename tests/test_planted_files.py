@@ -435,3 +435,33 @@ def test_the_classify_and_mistakes_tabs_refuse_a_planted_image_size_in_one_sente
     (run_dir / "models" / "gap.keras").write_bytes(b"never loaded")
     page = AppTest.from_function(panel_page, args=(panel, str(tmp_path / "runs")), default_timeout=60).run()
     assert not page.exception and [error.value for error in page.error] == [sentence]
+
+
+# ----- claims results -----
+def write_claims(runs_dir: Path, claims_id: str, **changes) -> Path:
+    """A claims-<id>/claims.json with every section the Claims tab reads (empty), and changes applied."""
+    from gapdemo.claims import CLAIMS
+
+    folder = runs_dir / claims_id
+    folder.mkdir(parents=True)
+    result = {"id": claims_id, "verdicts": {key: "A verdict." for key in CLAIMS}, **{key: {} for key in CLAIMS}}
+    runs.write_json_atomic(folder / "claims.json", {**result, **changes})
+    return folder
+
+
+def test_a_planted_claims_result_is_passed_by_for_the_newest_one_gapdemo_wrote(tmp_path):
+    from gapdemo.claims import claims_file_problem, latest_claims, list_claims
+
+    runs_dir, outside = tmp_path / "runs", tmp_path / "outside"
+    good = write_claims(runs_dir, "claims-20260101-000000-aaaa")
+    assert latest_claims(runs_dir)["id"] == good.name and claims_file_problem(good) is None
+    planted = [write_claims(runs_dir, "claims-20260102-000000-aaaa", id="claims-20260101-000000-aaaa"),
+               write_claims(runs_dir, "claims-20260103-000000-aaaa", verdicts={}),
+               write_claims(runs_dir, "claims-20260104-000000-aaaa")]
+    (planted[-1] / "claims.json").write_bytes(b" " * runs.MAX_JSON_BYTES + b"{}")
+    make_link(write_claims(outside, "claims-20260105-000000-aaaa"), runs_dir / "claims-20260105-000000-aaaa")
+    assert list_claims(runs_dir) == [*reversed(planted), good]  # the link is not listed
+    assert latest_claims(runs_dir)["id"] == good.name
+    problems = [claims_file_problem(folder) for folder in planted]
+    assert all(is_one_sentence(problem) for problem in problems)
+    assert problems[0] == "The file claims.json in claims-20260102-000000-aaaa names another claims result; it was refused."

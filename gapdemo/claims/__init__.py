@@ -3,7 +3,8 @@
     registry   the claims themselves: key -> Claim(key, number, title, method), the one home of titles
     measures   one seed's numbers from trained models and saved metrics; the unseen-position data
     summary    per-seed numbers -> mean and spread per back-end, and one verdict sentence per claim
-    run        run_claims: train, score and summarise every seed, save claims.json; list and read results
+    run        run_claims: train, score and summarise every seed, save claims.json
+    saved      the saved results: listed and read back, each claims.json checked before it is shown
     charts     Plotly figures and CSV tables per claim
 
 Drawing stays apart from measuring: import figures and tables from gapdemo.claims.charts, which loads
@@ -17,12 +18,11 @@ from gapdemo.claims.run import (
     ClaimsFailed,
     ClaimsStopped,
     check_arguments,
-    latest_claims,
-    list_claims,
     run_claims,
 )
+from gapdemo.claims.saved import claims_file_problem, latest_claims, list_claims
 
 __all__ = [
     "CLAIMS", "DEFAULT_SEEDS", "MAX_SEEDS", "Claim", "ClaimsFailed", "ClaimsStopped",
-    "check_arguments", "check_claim", "latest_claims", "list_claims", "run_claims",
+    "check_arguments", "check_claim", "claims_file_problem", "latest_claims", "list_claims", "run_claims",
 ]

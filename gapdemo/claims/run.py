@@ -23,6 +23,7 @@ from pathlib import Path
 
 from gapdemo import runs
 from gapdemo.claims import measures, summary
+from gapdemo.claims.saved import CLAIMS_FILE, CLAIMS_PREFIX
 from gapdemo.config import DEFAULT_SEEDS, MAX_SEEDS, RunConfig
 from gapdemo.data.checks import synthetic_problems
 from gapdemo.data.sources import load_data
@@ -241,7 +242,7 @@ def run_claims(config: RunConfig, seeds: int = DEFAULT_SEEDS, progress: Progress
     """
     check_arguments(config, seeds, served=served)
     started = time.time()
-    claims_dir = Path(config.train.runs_dir) / f"claims-{runs.new_run_id()}"
+    claims_dir = Path(config.train.runs_dir) / f"{CLAIMS_PREFIX}{runs.new_run_id()}"
     (claims_dir / "runs").mkdir(parents=True)
     plan = _Plan(seeds, progress, stop_event)
     shifts = measures.usable_shifts(config.data.image_size)
@@ -253,26 +254,7 @@ def run_claims(config: RunConfig, seeds: int = DEFAULT_SEEDS, progress: Progress
               "seconds": round(time.time() - started, 1), "seeds": seeds, "config": config.to_dict(),
               **summarize(config, per_seed, shifts), "per_seed": per_seed}
     result = json.loads(json.dumps(summary.json_ready(result), allow_nan=False))
-    runs.write_json_atomic(claims_dir / "claims.json", result)
+    runs.write_json_atomic(claims_dir / CLAIMS_FILE, result)
     if progress:
         progress("Claims measured", 1.0)
     return result
-
-
-def list_claims(runs_dir) -> list[Path]:
-    """claims-*/ folders under runs_dir that hold a claims.json, newest first."""
-    runs_dir = Path(runs_dir)
-    if not runs_dir.is_dir():
-        return []
-    found = [path for path in runs_dir.glob("claims-*") if (path / "claims.json").is_file()]
-    return sorted(found, key=lambda path: path.name, reverse=True)
-
-
-def latest_claims(runs_dir) -> dict | None:
-    """The newest saved claims result under runs_dir, or None."""
-    for path in list_claims(runs_dir):
-        result = runs.read_json(path / "claims.json")
-        if result:
-            return result
-    return None
-
