@@ -1,12 +1,12 @@
 """A run's stored settings, read back to build something again: checked as a new run's before they are used.
 
 config.json lies in the shared runs folder, so its values are as untrusted as the rest of the folder: an image
-size of a million pixels would resize a photo to that, a synthetic set of a billion images would be drawn
-again, a cache folder anywhere on the server would be written. Whoever builds models' inputs or data from a
-stored run asks here first, and gets the settings as a RunConfig, or one RunFileError whose str() says why
-in the gate's own words (gapdemo.validation). The settings that say only how the run trained (epochs,
-learning rate, batch size) build nothing here and are not asked again: a long run trained from the command
-line can still be evaluated on a served page.
+size of a million pixels would resize a photo to that, and on a served page a synthetic set of a billion
+images would be drawn again or a cache folder anywhere on the server written. Whoever builds models' inputs
+or data from a stored run asks here first, and gets the settings as a RunConfig, or one RunFileError whose
+str() says why in the gate's own words (gapdemo.validation), served or local as a new run would be asked.
+The settings that say only how the run trained (epochs, learning rate, batch size) build nothing here and
+are not asked again: a long run trained from the command line can still be evaluated on a served page.
 """
 
 from __future__ import annotations
