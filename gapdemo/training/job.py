@@ -180,13 +180,13 @@ class TrainingJob:
             final_state, message = "stopped", STOPPED_MESSAGE
         except Exception as error:  # any failure ends this job only; the process goes on
             final_state, message = "failed", readable_error(error, self._epochs_published())
-            self._log_failure(error)
+            log_failure(self.run_dir, error)
         with self._lock:
             epochs_completed = max(epochs_completed, self._epochs_published_locked())
             self._publish_locked(state=final_state, message=message, finished=time.time(),
                                  progress={**self._published.progress, "phase": final_state})
             elapsed = self._published.finished - self._published.started
-        self._write_final_status(final_state, message, epochs_completed, elapsed)
+        write_final_status(self.run_dir, final_state, message, epochs_completed, elapsed)
         self._done_event.set()
         return final_state
 
@@ -224,16 +224,18 @@ class TrainingJob:
         with self._lock:
             return self._epochs_published_locked()
 
-    def _write_final_status(self, state: str, message: str, epochs_completed: int, elapsed: float) -> None:
-        if not self.run_dir.exists():
-            return
-        try:
-            runs.write_status(self.run_dir, state, message, epochs_completed, elapsed)
-        except OSError:
-            pass  # a full disk: the snapshot still tells the page; the job must still end
 
-    def _log_failure(self, error: Exception) -> None:
-        try:
-            runs.append_log(self.run_dir, "".join(traceback.format_exception(error)))
-        except OSError:
-            pass  # a full or read-only disk must not hide the original error
+def write_final_status(run_dir: Path, state: str, message: str, epochs_completed: int, elapsed: float) -> None:
+    if not run_dir.exists():
+        return
+    try:
+        runs.write_status(run_dir, state, message, epochs_completed, elapsed)
+    except OSError:
+        pass  # a full disk: the snapshot still tells the page; the job must still end
+
+
+def log_failure(run_dir: Path, error: Exception) -> None:
+    try:
+        runs.append_log(run_dir, "".join(traceback.format_exception(error)))
+    except OSError:
+        pass  # a full or read-only disk must not hide the original error
