@@ -18,6 +18,7 @@ from dashboard.sweeps_panel import sweeps_panel
 from dashboard.training_panel import training_panel
 from dashboard.visitor import admit_operator, hide_error_details_when_served
 from gapdemo.jobs.duration import max_run_minutes
+from gapdemo.runs.disk import runs_max_bytes
 
 INTRODUCTION = (
     "Why does **Global Average Pooling** beat a fully connected classifier at the end of a CNN? "
@@ -36,8 +37,8 @@ def main() -> None:
     st.markdown(INTRODUCTION)
     try:
         manager = job_manager()
-        max_run_minutes()
-    except ValueError as error:  # an unreadable GAPDEMO_CPUS_PER_RUN, GAPDEMO_MAX_TRAINING, GAPDEMO_MAX_RUN_MINUTES...
+        max_run_minutes(), runs_max_bytes()
+    except ValueError as error:  # an unreadable GAPDEMO_MAX_TRAINING, GAPDEMO_MAX_RUN_MINUTES, GAPDEMO_RUNS_MAX_BYTES...
         st.error(str(error))
         st.stop()
     config, problems = settings_sidebar(runs_dir())

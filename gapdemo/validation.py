@@ -25,6 +25,7 @@ from gapdemo.jobs.duration import duration_problem
 from gapdemo.jobs.memory import budget_problem, memory_budget_bytes
 from gapdemo.model.backends import BACKENDS
 from gapdemo.model.precision import precision_problems
+from gapdemo.runs.disk import runs_disk_problem
 
 
 def validate_run_config(config: RunConfig, *, served: bool) -> list[str]:
@@ -42,7 +43,7 @@ def validate_run_config(config: RunConfig, *, served: bool) -> list[str]:
     """
     problems = [*data_problems(config, served=served), *model_problems(config), *training_problems(config)]
     if served:
-        problems += served_limit_problems(config)
+        problems += served_limit_problems(config) + disk_problems(config)
     return problems + memory_problems(config) + duration_problems(config) if served and not problems else problems
 
 
@@ -70,6 +71,12 @@ def memory_problems(config: RunConfig) -> list[str]:
     """The served half of the memory budget: a run whose estimated peak is over it is refused at once;
     a run that grows past it anyway is stopped by the watchdog (gapdemo.jobs.processes), served or not."""
     problem = budget_problem(config, memory_budget_bytes())
+    return [problem] if problem else []
+
+
+def disk_problems(config: RunConfig) -> list[str]:
+    """The served bound on disk: no new work while the runs folder is past GAPDEMO_RUNS_MAX_BYTES."""
+    problem = runs_disk_problem(config.train.runs_dir)
     return [problem] if problem else []
 
 

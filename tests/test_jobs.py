@@ -23,7 +23,7 @@ from gapdemo import runs
 from gapdemo.config import tiny_config
 from gapdemo.jobs.endings import ending_sentence, over_budget_sentence
 from gapdemo.jobs.limits import max_training, warm_worker
-from gapdemo.jobs.memory import estimate_peak_bytes, parse_bytes, process_tree_bytes
+from gapdemo.jobs.memory import estimate_peak_bytes, memory_budget_bytes, process_tree_bytes
 from gapdemo.jobs.page import PageScheduler
 from gapdemo.jobs.scheduler import Scheduler
 
@@ -327,9 +327,10 @@ def test_settings_of_the_jobs():
         with pytest.raises(ValueError, match="GAPDEMO_MAX_TRAINING must be a whole number of at least 1"):
             max_training({"GAPDEMO_MAX_TRAINING": bad})
     assert warm_worker({}) and not warm_worker({"GAPDEMO_WARM_WORKER": "0"})
-    assert parse_bytes("8G") == 8 * 2**30 and parse_bytes("512 MiB") == 512 * 2**20 and parse_bytes("1024") == 1024
-    with pytest.raises(ValueError, match="GAPDEMO_MAX_RUN_MEMORY must be a size such as 8G"):
-        parse_bytes("lots")
+    assert memory_budget_bytes({"GAPDEMO_MAX_RUN_MEMORY": "8G"}) == 8 * 2**30
+    assert memory_budget_bytes({"GAPDEMO_MAX_RUN_MEMORY": "512 MiB"}) == 512 * 2**20
+    with pytest.raises(ValueError, match="GAPDEMO_MAX_RUN_MEMORY must be a size such as 20GB, 8G or 512M"):
+        memory_budget_bytes({"GAPDEMO_MAX_RUN_MEMORY": "lots"})
 
 
 def test_the_memory_estimate_grows_with_what_the_run_holds():

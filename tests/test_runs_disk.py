@@ -20,7 +20,7 @@ def test_the_cap_reads_sizes_as_the_memory_budget_does(text, expected):
 def test_an_unreadable_cap_is_one_sentence_naming_its_setting(text):
     with pytest.raises(ValueError) as refused:
         disk.runs_max_bytes({"GAPDEMO_RUNS_MAX_BYTES": text})
-    assert str(refused.value) == f"GAPDEMO_RUNS_MAX_BYTES must be a size such as 20GB or 500MB, got {text!r}."
+    assert str(refused.value) == f"GAPDEMO_RUNS_MAX_BYTES must be a size such as 20GB, 8G or 512M, got {text!r}."
 
 
 def test_the_walk_counts_every_file_and_follows_no_link(tmp_path):
@@ -67,3 +67,43 @@ def test_one_walk_serves_every_caller_for_a_few_seconds(tmp_path, monkeypatch):
     (tmp_path / "b.bin").write_bytes(b"x" * 5)
     assert disk.runs_folder_bytes(tmp_path) == 10  # the walk of a moment ago
     assert disk.runs_folder_bytes(tmp_path, max_age_seconds=0) == 15 and len(walks) == 2
+
+
+def a_runs_folder_of(tmp_path, size: int):
+    runs = tmp_path / "runs"
+    (runs / "20261207-090000-abcd").mkdir(parents=True)
+    (runs / "20261207-090000-abcd" / "batch_metrics.csv").write_bytes(b"x" * size)
+    return runs
+
+
+def test_a_served_gate_refuses_new_work_past_the_cap_and_deletes_nothing(tmp_path, monkeypatch):
+    from gapdemo.config import tiny_config
+    from gapdemo.validation import validate_run_config
+
+    runs = a_runs_folder_of(tmp_path, 3 * 1024)
+    monkeypatch.setenv("GAPDEMO_RUNS_MAX_BYTES", "2K")
+    config = tiny_config(str(runs))
+    assert validate_run_config(config, served=True) == [
+        "The runs folder holds 3 KiB, past this server's cap of 2 KiB (GAPDEMO_RUNS_MAX_BYTES); "
+        "new work waits until the operator makes room."]
+    assert validate_run_config(config, served=False) == []  # the machine's own user decides for themselves
+    assert (runs / "20261207-090000-abcd" / "batch_metrics.csv").stat().st_size == 3 * 1024
+    monkeypatch.setenv("GAPDEMO_RUNS_MAX_BYTES", "4K")
+    assert validate_run_config(config, served=True) == []
+
+
+def test_a_served_page_past_the_cap_says_so_and_offers_no_start(tmp_path, monkeypatch):
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    runs = a_runs_folder_of(tmp_path, 3 * 1024)
+    monkeypatch.setenv("GAPDEMO_SERVED", "1")
+    monkeypatch.setenv("GAPDEMO_RUNS_DIR", str(runs))
+    monkeypatch.setenv("GAPDEMO_RUNS_MAX_BYTES", "2K")
+    st.cache_resource.clear()
+    page = AppTest.from_file("../app.py", default_timeout=120)
+    page.run()
+    assert not page.exception
+    assert any(error.value.startswith("The runs folder holds 3 KiB, past this server's cap of 2 KiB")
+               for error in page.sidebar.error)
+    assert page.button(key="start").disabled and page.button(key="claims_start").disabled

@@ -13,12 +13,11 @@ figures are a least-squares fit rounded up, so the estimate errs high; section 6
 from __future__ import annotations
 
 import functools
-import os
-import re
 
 import psutil
 
 from gapdemo.config import RunConfig
+from gapdemo.settings import byte_size_setting
 
 BUDGET_VARIABLE = "GAPDEMO_MAX_RUN_MEMORY"
 FLOOR_BYTES = 1000 * 2**20  # TensorFlow and Keras imported (674 MiB) plus what every run allocates besides
@@ -28,7 +27,6 @@ FC_STATE_COPIES = 4  # weights, gradients, Adam's first and second moments
 HEAD_BLOCKS = ((32, 3), (32, 3), (64, 3))  # (filters, kernel) of the head's conv blocks, each then BN, ReLU, pool 2
 FC_UNITS = 100
 CATS_VS_DOGS_IMAGES = 23_262  # the TFDS set's images, when a run takes all of them
-UNITS = {"": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
 
 
 def head_values_per_image(image_size: int) -> tuple[int, int]:
@@ -69,14 +67,6 @@ def estimate_peak_bytes(config: RunConfig) -> int:
     return int(FLOOR_BYTES + data + ACTIVATION_FACTOR * activations + fc_state)
 
 
-def parse_bytes(text: str) -> int:
-    """'8G', '8 GiB', '512M', '1073741824' -> bytes (binary units); ValueError in one sentence otherwise."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*", text.lower())
-    if not match:
-        raise ValueError(f"{BUDGET_VARIABLE} must be a size such as 8G or 512M, got {text!r}.")
-    return int(float(match.group(1)) * UNITS[match.group(2)])
-
-
 @functools.cache
 def default_budget_bytes() -> int:
     """Half the machine's memory less what this process (the server) holds, read once: the page's gate
@@ -86,9 +76,8 @@ def default_budget_bytes() -> int:
 
 def memory_budget_bytes(environ=None) -> int:
     """GAPDEMO_MAX_RUN_MEMORY, else default_budget_bytes(); the page passes the figure on to its jobs."""
-    environ = os.environ if environ is None else environ
-    text = environ.get(BUDGET_VARIABLE, "").strip()
-    return parse_bytes(text) if text else default_budget_bytes()
+    budget = byte_size_setting(BUDGET_VARIABLE, environ)
+    return default_budget_bytes() if budget is None else budget
 
 
 def format_gigabytes(count: float) -> str:

@@ -5,9 +5,6 @@ without following symbolic links (a link counts its own few bytes, not what it p
 large folder elsewhere neither fills nor hides the cap), and one walk serves every caller for
 WALK_MAX_AGE_SECONDS, so a page may ask on every draw: a class drawing every few seconds walks the folder
 once per few seconds, not once per visitor.
-
-Imported as gapdemo.runs.disk, not through gapdemo.runs: the cap's setting is read with gapdemo.jobs.memory's
-parser, which the run folder's other readers do without.
 """
 
 from __future__ import annotations
@@ -16,7 +13,7 @@ import os
 import threading
 import time
 
-from gapdemo.jobs.memory import parse_bytes
+from gapdemo.settings import byte_size_setting
 
 RUNS_MAX_BYTES_VARIABLE = "GAPDEMO_RUNS_MAX_BYTES"
 DEFAULT_RUNS_MAX_BYTES = 20 * 2**30  # 20 GiB: what GAPDEMO_RUNS_MAX_BYTES=20GB reads as (binary units)
@@ -32,14 +29,8 @@ def runs_max_bytes(environ=None) -> int:
     Raises:
         ValueError, one sentence, when the setting is no size.
     """
-    environ = os.environ if environ is None else environ
-    text = environ.get(RUNS_MAX_BYTES_VARIABLE, "").strip()
-    if not text:
-        return DEFAULT_RUNS_MAX_BYTES
-    try:
-        return parse_bytes(text)
-    except ValueError:  # parse_bytes' own sentence names the memory budget's variable
-        raise ValueError(f"{RUNS_MAX_BYTES_VARIABLE} must be a size such as 20GB or 500MB, got {text!r}.") from None
+    cap = byte_size_setting(RUNS_MAX_BYTES_VARIABLE, environ)
+    return DEFAULT_RUNS_MAX_BYTES if cap is None else cap
 
 
 def folder_bytes(folder) -> int:
