@@ -5,7 +5,8 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard.common import export_buttons
-from dashboard.visitor import served_rules_apply
+from dashboard.visitor import page_is_served, served_rules_apply
+from gapdemo.data.audience import serving_visitors
 from gapdemo.insight.evaluation import (
     check_evaluable,
     evaluate_run,
@@ -84,13 +85,15 @@ def _choose_run(runs_dir: str):
 # settings may not draw data here (a planted config.json: gapdemo.runs.stored_data_config, asked at every draw).
 def _evaluate(summary):
     run_dir = str(summary.run_dir)
-    try:
-        stored_data_config(run_dir, served=served_rules_apply())
-        return _cached_evaluation(run_dir, _model_signature(run_dir), served_rules_apply())  # served: data under the roots
-    except (ValueError, OSError) as error:  # data gone, unreadable model files: say so, no traceback
-        st.error(f"Cannot evaluate run {summary.run_id}: {error}")
-    except Exception as error:  # anything else still reaches the user as one sentence
-        st.error(f"Cannot evaluate run {summary.run_id}: {type(error).__name__}: {error}")
+    # Served, a data error reads as its public sentence: every visitor sees it, the operator too.
+    with serving_visitors(page_is_served()):
+        try:
+            stored_data_config(run_dir, served=served_rules_apply())
+            return _cached_evaluation(run_dir, _model_signature(run_dir), served_rules_apply())  # data under the roots
+        except (ValueError, OSError) as error:  # data gone, unreadable model files: say so, no traceback
+            st.error(f"Cannot evaluate run {summary.run_id}: {error}")
+        except Exception as error:  # anything else still reaches the user as one sentence
+            st.error(f"Cannot evaluate run {summary.run_id}: {type(error).__name__}: {error}")
     return None
 
 

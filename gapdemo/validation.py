@@ -58,8 +58,11 @@ def served_limit_problems(config: RunConfig) -> list[str]:
         ("Learning rate", config.train.learning_rate, MIN_LEARNING_RATE, MAX_LEARNING_RATE),
         ("The synthetic set's size", config.data.synthetic_size, MIN_SYNTHETIC_SIZE, MAX_SYNTHETIC_SIZE),
     )
-    return [f"{name} must be from {_number(low)} to {_number(high)} on a served page, got {_number(value)}."
-            for name, value, low, high in limits if not low <= value <= high]
+    problems = [f"{name} must be from {_number(low)} to {_number(high)} on a served page, got {_number(value)}."
+                for name, value, low, high in limits if not low <= value <= high]
+    if config.data.cache_dir is not None:  # a folder the server would write into, named by a client
+        problems.append("A served page keeps decoded images in its own cache folder; leave the cache folder unset.")
+    return problems
 
 
 def _number(value) -> str:

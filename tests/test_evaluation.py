@@ -160,7 +160,7 @@ def test_data_settings_of_another_version_are_refused_in_a_sentence(finished_run
     config = runs.read_json(copied / "config.json")
     config["data"]["pixels_per_inch"] = 72
     runs.write_json_atomic(copied / "config.json", config)
-    with pytest.raises(ValueError, match="data settings do not fit this version of gapdemo"):
+    with pytest.raises(ValueError, match="^The run.s config.json holds no settings this version of gapdemo reads.$"):
         evaluation.evaluate_run(copied, served=False)
 
 

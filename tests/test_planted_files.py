@@ -401,7 +401,6 @@ def test_stored_settings_that_pass_come_back_writing_into_their_own_runs_folder(
 
 @pytest.mark.parametrize("data, refusal", [
     ({"synthetic_size": 10**9}, "This run would need about"),  # the memory budget, served only
-    ({"cache_dir": "/home/teacher/.ssh"}, "^The run names an image cache folder of its own"),
     ({"dataset": "folder", "data_dir": "/not/under/the/roots"}, "^The folder /not/under/the/roots does not exist.$"),
 ])
 def test_a_served_page_draws_no_data_a_stored_config_asks_past_the_gate(tmp_path, monkeypatch, data, refusal):
@@ -412,6 +411,14 @@ def test_a_served_page_draws_no_data_a_stored_config_asks_past_the_gate(tmp_path
     runs.stored_run_config(run_dir)  # its models may still be used: these settings build no data there
     with pytest.raises(runs.RunFileError, match=refusal):
         runs.stored_data_config(run_dir, served=True)
+
+
+def test_a_served_page_reads_its_own_image_cache_whatever_a_stored_config_names(tmp_path):
+    values = tiny_config().to_dict()
+    values["data"]["cache_dir"] = "/home/teacher/.ssh"
+    run_dir = make_run(tmp_path / "runs", "r1", config=values)
+    assert runs.stored_data_config(run_dir, served=True).data.cache_dir is None
+    assert runs.stored_data_config(run_dir, served=False).data.cache_dir == "/home/teacher/.ssh"  # the CLI's own
 
 
 def panel_page(panel: str, runs_dir: str):

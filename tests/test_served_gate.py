@@ -319,6 +319,8 @@ def test_the_mistakes_tab_reads_no_run_data_outside_the_roots(outside_folder, tm
     ("data", "train_size", 100_001, "Training images must be from 0 to 100,000 on a served page, got 100,001."),
     ("data", "synthetic_size", 25_001,
      "The synthetic set's size must be from 10 to 25,000 on a served page, got 25,001."),
+    ("data", "cache_dir", "/home/teacher/.ssh",
+     "A served page keeps decoded images in its own cache folder; leave the cache folder unset."),
 ])
 def test_a_served_gate_holds_the_sidebars_limits_whatever_is_sent(section, name, value, sentence, tmp_path):
     from gapdemo.validation import validate_run_config

@@ -60,9 +60,9 @@ def classify_with_run(run_dir, image) -> dict:
     """{backend: {"p_cat", "p_dog", "label"}} for one uint8 image."""
     # deferred: TensorFlow, numpy and the run folder's code; every command is imported to build the parser
     from gapdemo.insight.maps import classify_image
-    from gapdemo.runs import load_models, read_config
+    from gapdemo.runs import load_models, stored_run_config
 
-    image_size = int(read_config(run_dir)["data"]["image_size"])
+    image_size = stored_run_config(run_dir).data.image_size  # checked: a run folder may have been planted
     result = classify_image(load_models(run_dir), image, image_size)
     return {backend: {"p_cat": round(values["p_cat"], 6), "p_dog": round(values["p_dog"], 6),
                       "label": values["label"]} for backend, values in result.items()}

@@ -21,10 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from gapdemo.config import DataConfig, RunConfig
 from gapdemo.data.sources import load_test_split as load_test_images
-from gapdemo.runs import has_models, load_models, read_config, read_status
-from gapdemo.validation import validate_data_paths
+from gapdemo.runs import has_models, load_models, read_status, stored_data_config
 
 CONSISTENCY_SHIFTS = tuple(range(1, 17))  # pixels: two periods of the head's total stride (8)
 EVALUATION_BATCH = 250  # images per call into a model: the whole synthetic test split in one call
@@ -269,17 +267,7 @@ def load_test_split(run_dir, *, served: bool):
     gate's data check: a run folder placed in the shared runs folder could name any folder).
     """
 
-    config = read_config(run_dir)
-    if "data" not in config:
-        raise ValueError(f"run {Path(run_dir).name} has no readable config.json")
-    try:
-        data_config = DataConfig(**config["data"])
-    except TypeError as error:  # a config.json written by another version of gapdemo
-        raise ValueError(f"run {Path(run_dir).name}'s data settings do not fit this version of gapdemo ({error})") from None
-    problems = validate_data_paths(RunConfig(data=data_config), served=served)
-    if problems:
-        raise ValueError(" ".join(problems))
-    return load_test_images(data_config)
+    return load_test_images(stored_data_config(run_dir, served=served).data)
 
 
 def evaluate_run(run_dir, models: dict | None = None, *, served: bool) -> RunEvaluation:

@@ -42,7 +42,8 @@ def stored_run_config(run_dir) -> RunConfig:
 
 def stored_data_config(run_dir, *, served: bool) -> RunConfig:
     """The run's settings, for drawing its data again (the Mistakes tab, evaluate): stored_run_config's checks,
-    then the data paths under the data roots; served, also the memory budget, and no cache folder of its own.
+    then the data paths under the data roots; served, also the memory budget, and the server's own image cache
+    whatever cache folder the file names.
 
     Args:
         served: asked from a page served to others (see gapdemo.validation.validate_run_config).
@@ -58,9 +59,9 @@ def stored_data_config(run_dir, *, served: bool) -> RunConfig:
         problems = validate_data_paths(config, served=served)
     except (ValueError, OSError):  # a path the system refuses outright (a NUL byte, a name too long)
         problems = ["The run's data folder does not exist."]
-    if served and config.data.cache_dir is not None:
-        problems.append("The run names an image cache folder of its own, which a served page does not use.")
     _refuse_problems(problems + (memory_problems(config) if served and not problems else []))
+    if served:  # a served page reads its own image cache, never a folder a run file names
+        config = dataclasses.replace(config, data=dataclasses.replace(config.data, cache_dir=None))
     return config
 
 
