@@ -21,6 +21,7 @@ from gapdemo.serving import page_counts_as_served
 VISITOR_PARAMETER = "visitor"  # the query parameter that carries a visitor's id
 VISITOR_ID_BYTES = 16  # 128 random bits: nobody guesses another visitor's id
 VISITOR_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{22}")  # what secrets.token_urlsafe(16) makes
+OPERATOR_KEY = "is_operator"  # in st.session_state: this tab opened the operator link
 
 
 def page_is_served() -> bool:
@@ -53,11 +54,13 @@ def visitor_id() -> str:
 
 
 # One token per server process, announced (terminal and a private file) the first time the page is drawn.
+# Whoever opens the link is the operator in that tab (its session), until the tab reloads or closes.
 @st.cache_resource(show_spinner=False)
 def operator_access() -> OperatorAccess:
     access = OperatorAccess()
     address = st.get_option("server.address") or ""
     host = address if address and address not in ("0.0.0.0", "::") else "localhost"
+    host = f"[{host}]" if ":" in host else host  # an IPv6 address in a link
     port = int(st.get_option("server.port"))
     base_path = (st.get_option("server.baseUrlPath") or "").strip("/")
     announce(access, f"http://{host}:{port}/{base_path}", port)
@@ -72,8 +75,9 @@ def admit_operator() -> None:
         return
     del st.query_params[OPERATOR_PARAMETER]
     if access.admits(token):
-        access.grant(visitor_id())
-        st.session_state["notice"] = "You are this server's operator: keep this page's address to stay one."
+        # This session, not the visitor id: an address shown to a class must not make the class operators.
+        st.session_state[OPERATOR_KEY] = True
+        st.session_state["notice"] = "You are this server's operator in this tab; after a reload, open the link again."
     else:
         st.session_state["notice"] = "That operator link is not this server's (a new one is made at each start)."
 
@@ -86,7 +90,7 @@ def hide_error_details_when_served() -> None:
 
 
 def visitor_is_operator() -> bool:
-    return operator_access().is_operator(visitor_id())
+    return bool(st.session_state.get(OPERATOR_KEY))
 
 
 def shown_path(path, name: str = "the runs folder") -> str:

@@ -3,9 +3,9 @@
 The page makes one token per server process. The link goes to the terminal that started the server
 when that is a terminal, and always to a file only its user can read (GAPDEMO_OPERATOR_DIR, else
 ~/.gapdemo/operator-<port>.txt); a server whose output goes to a log file names only that file, so
-the token never lands in a log. Whoever opens the link is the operator of that server: the page
-takes the token out of the address at once and remembers the visitor (whose id stays in the
-address) as the operator until the server stops. Nothing here imports streamlit.
+the token never lands in a log. Whoever opens the link is the operator of that server in that tab:
+the page takes the token out of the address at once and remembers the operator in the tab's session
+only, so an address shown to a class makes nobody else the operator. Nothing here imports streamlit.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import hmac
 import os
 import secrets
 import sys
-import threading
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -25,25 +24,14 @@ TOKEN_BYTES = 32  # 256 random bits, as url-safe text of 43 characters
 
 
 class OperatorAccess:
-    """One server's token and the visitors who opened its link."""
+    """One server's token."""
 
     def __init__(self, token: str | None = None):
         self.token = token or secrets.token_urlsafe(TOKEN_BYTES)
-        self.operators: set[str] = set()
-        self.lock = threading.Lock()
 
     def admits(self, candidate: str) -> bool:
         """True when candidate is this server's token; compared in constant time, so its timing tells nothing."""
         return hmac.compare_digest(candidate.encode("utf-8", "replace"), self.token.encode())
-
-    def grant(self, visitor: str) -> None:
-        """Make visitor the operator until the server stops (they came with the token)."""
-        with self.lock:
-            self.operators.add(visitor)
-
-    def is_operator(self, visitor: str | None) -> bool:
-        with self.lock:
-            return visitor is not None and visitor in self.operators
 
     def link(self, base_url: str) -> str:
         """base_url (the page's address, e.g. 'http://localhost:8501/') with the token as a query parameter."""
@@ -66,9 +54,12 @@ def write_private_file(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(temporary, path)
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)  # gone after the rename; left only by a failed write
 
 
 def announce(access: OperatorAccess, base_url: str, port: int, stream=None) -> Path:
@@ -76,9 +67,13 @@ def announce(access: OperatorAccess, base_url: str, port: int, stream=None) -> P
     terminal (output sent to a file is a log, and the token stays out of logs), else where the file is."""
     stream = sys.stderr if stream is None else stream
     path = operator_file(port)
-    write_private_file(path, access.link(base_url) + "\n")
     interactive = hasattr(stream, "isatty") and stream.isatty()
-    shown = access.link(base_url) if interactive else f"in {path} (readable by you alone)"
+    try:
+        write_private_file(path, access.link(base_url) + "\n")
+        shown = access.link(base_url) if interactive else f"in {path} (readable by you alone)"
+    except OSError as error:  # a read-only home folder: the page must still draw
+        shown = (access.link(base_url) if interactive else
+                 f"nowhere: {path} could not be written ({error.strerror or error}); set {OPERATOR_DIR_VARIABLE}")
     print(f"\n  gapdemo operator link (stop any job, clear the cache, lift a class's bounds): {shown}\n",
           file=stream, flush=True)
     return path

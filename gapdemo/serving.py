@@ -13,12 +13,11 @@ operator's word. Nothing here imports streamlit: the page passes its bind addres
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
-
-from gapdemo.data.roots import is_loopback_address
 
 SERVED_VARIABLE = "GAPDEMO_SERVED"  # "1": this page and the commands are served; "0": the page is alone behind a proxy
 MAX_QUEUED_VARIABLE = "GAPDEMO_MAX_QUEUED"
@@ -30,6 +29,21 @@ DEFAULT_MAX_SERVED_TRIALS = 16  # runs in one sweep started from a served page
 FORWARDING_HEADERS = ("forwarded", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "x-real-ip", "via")
 TRUE_WORDS = ("1", "true", "yes", "on")
 FALSE_WORDS = ("0", "false", "no", "off")
+
+
+def is_loopback_address(address: str | None) -> bool:
+    """True when a server bound to address is reachable from this machine only.
+
+    None or "" is how streamlit says "every interface"; "localhost" and 127.0.0.0/8 and ::1 are loopback.
+    """
+    if not address:
+        return False
+    if address.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(address.strip().strip("[]")).is_loopback
+    except ValueError:  # a host name other than localhost may resolve to any interface
+        return False
 
 
 def operator_says_served(environ: Mapping[str, str] | None = None) -> bool:
@@ -45,16 +59,15 @@ def operator_says_alone(environ: Mapping[str, str] | None = None) -> bool:
 
 
 def request_came_from_afar(headers: Mapping[str, str] | None) -> bool:
-    """True unless a request's headers show this machine alone: a `Host` naming it, an `Origin` (where the
-    browser sent one) naming it, and no forwarding header. No headers at all count as afar (fail closed)."""
+    """True unless a request's headers show this machine alone: a `Host` and an `Origin` naming it, and no
+    forwarding header, even an empty one. The page's session starts with a WebSocket, for which every browser
+    sends its `Origin`: a request without one is no browser on this machine (a script through a proxy), and
+    no headers at all count as afar too (fail closed)."""
     names = {name.lower(): value for name, value in (headers or {}).items()}
-    if any(names.get(name) for name in FORWARDING_HEADERS):
+    if any(name in names for name in FORWARDING_HEADERS):
         return True
-    host = host_name(names.get("host", ""))
-    if not host or not is_loopback_address(host):
-        return True
-    origin = names.get("origin", "")
-    return bool(origin) and not is_loopback_address(origin_host(origin))
+    host, origin = host_name(names.get("host", "")), origin_host(names.get("origin", ""))
+    return not (host and origin and is_loopback_address(host) and is_loopback_address(origin))
 
 
 def origin_host(origin: str) -> str:

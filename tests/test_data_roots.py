@@ -10,9 +10,9 @@ from gapdemo.data.roots import (
     FOLDER_OFF_SENTENCE,
     ROOTS_VARIABLE,
     allowed_roots,
-    is_loopback_address,
     is_readable_folder,
 )
+from gapdemo.serving import is_loopback_address
 from gapdemo.validation import validate_run_config
 
 

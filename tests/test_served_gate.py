@@ -30,7 +30,9 @@ LOCAL_BROWSER = {"Host": "localhost:8501", "Origin": "http://localhost:8501"}
 
 @pytest.mark.parametrize("bind, headers, environ, expected", [
     ("127.0.0.1", LOCAL_BROWSER, {}, False),
-    ("127.0.0.1", {"Host": "127.0.0.1:8501"}, {}, False),  # no Origin: curl, a health check
+    ("127.0.0.1", {"Host": "127.0.0.1:8501", "Origin": "http://127.0.0.1:8501"}, {}, False),
+    ("127.0.0.1", {"Host": "127.0.0.1:8501"}, {}, True),  # no Origin: no browser (a script through a proxy)
+    ("127.0.0.1", {**LOCAL_BROWSER, "X-Forwarded-For": ""}, {}, True),  # a proxy's header, even empty
     ("127.0.0.1", {"Host": "[::1]:8501", "Origin": "http://[::1]:8501"}, {}, False),
     ("127.0.0.1", {}, {}, True),  # no headers at all: fail closed
     ("127.0.0.1", {"Origin": "http://localhost:8501"}, {}, True),  # no Host
@@ -57,7 +59,8 @@ def test_host_names_and_empty_headers():
     assert [host_name(h) for h in ("localhost:8501", "[::1]:8501", "10.0.0.5", "::1")] == [
         "localhost", "::1", "10.0.0.5", "::1"]
     assert request_came_from_afar(None) is True  # nothing names this machine
-    assert request_came_from_afar({"Host": "localhost", "X-Forwarded-For": ""}) is False  # an empty header says nothing
+    assert request_came_from_afar({"Host": "localhost", "Origin": "http://localhost"}) is False
+    assert request_came_from_afar({"Host": "localhost", "Origin": "http://localhost", "Via": ""}) is True
 
 
 def test_queue_cap_setting():

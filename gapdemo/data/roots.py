@@ -13,7 +13,6 @@ here knows about streamlit: the page passes down whether it is served.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -22,21 +21,6 @@ ROOTS_VARIABLE = "GAPDEMO_DATA_ROOTS"
 DEFAULT_TFDS_DIR = "~/tensorflow_datasets"  # where tensorflow_datasets looks when no data dir is given
 FOLDER_OFF_SENTENCE = ("On a served page the folder data set is off until the operator lists data folders in "
                        f"{ROOTS_VARIABLE}.")
-
-
-def is_loopback_address(address: str | None) -> bool:
-    """True when a server bound to address is reachable from this machine only.
-
-    None or "" is how streamlit says "every interface"; "localhost" and 127.0.0.0/8 and ::1 are loopback.
-    """
-    if not address:
-        return False
-    if address.strip().lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(address.strip().strip("[]")).is_loopback
-    except ValueError:  # a host name other than localhost may resolve to any interface
-        return False
 
 
 def allowed_roots(served: bool, environ: Mapping[str, str] | None = None) -> tuple[Path, ...] | None:
