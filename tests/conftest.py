@@ -54,6 +54,16 @@ def error_details_shown_again():
         streamlit_config.set_option("client.showErrorDetails", "full")
 
 
+@pytest.fixture(autouse=True)
+def training_rate_of_this_machine_alone():
+    """Each test's gate estimates training time from the matmul peak alone, not from the tiny runs earlier
+    tests trained (their images/s feed the page's rate in this one process)."""
+    yield
+    duration = sys.modules.get("gapdemo.jobs.duration")
+    if duration is not None:
+        duration.TRAINING_RATE.forget_runs()
+
+
 @pytest.fixture
 def runs_dir(tmp_path):
     path = tmp_path / "runs"

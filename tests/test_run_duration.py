@@ -41,6 +41,7 @@ def test_the_rate_comes_from_the_machine_then_from_the_runs_it_trained():
     assert rate.units_per_second() > 0  # no run yet: the matmul peak times the share training reaches
     config = RunConfig()
     pixels = len(config.model.backends) * config.data.image_size**2
+    rate.matmul_units = 100.0 * pixels  # fixed, so the runs' figures below are within the bounds it sets
     rate.observe("run-a", config, 50.0)
     rate.observe("run-a", config, 100.0)  # the same run's newer figure replaces its older one
     assert rate.units_per_second() == pytest.approx(100.0 * pixels)
@@ -48,6 +49,30 @@ def test_the_rate_comes_from_the_machine_then_from_the_runs_it_trained():
     rate.observe("run-c", config, 400.0)
     assert rate.units_per_second() == pytest.approx(100.0 * pixels)  # the median of the three runs
     assert estimate_training_seconds(config, rate) == pytest.approx(training_units(config) / (100.0 * pixels))
+
+
+def test_a_runs_rate_counts_only_within_a_factor_of_the_machines():
+    config = RunConfig()
+    pixels = len(config.model.backends) * config.data.image_size**2
+    rate = TrainingRate()
+    rate.matmul_units = 100.0 * pixels
+    rate.observe("batch-1", config, 1.0)  # a run of batch 1 crawls per image: it must not make every run "long"
+    assert rate.units_per_second() == pytest.approx(50.0 * pixels)
+    rate.forget_runs()
+    rate.observe("huge-batch", config, 10_000.0)
+    assert rate.units_per_second() == pytest.approx(200.0 * pixels)
+
+
+def test_a_process_the_page_started_estimates_with_the_pages_rate(monkeypatch):
+    rate = TrainingRate()
+    rate.matmul_units = 1.0  # this process's own measure, taken while the page's runs train
+    monkeypatch.setenv("GAPDEMO_TRAINING_RATE", "5e6")  # a claims job's or a sweep's environment
+    assert rate.units_per_second() == 5e6
+    rate.tell(7e6)  # the training worker, told with each run
+    assert rate.units_per_second() == 7e6
+    monkeypatch.setenv("GAPDEMO_TRAINING_RATE", "fast")
+    rate.tell(0)
+    assert rate.units_per_second() == 1.0
 
 
 @pytest.mark.parametrize("seconds, words", [(20, "about 1 minute"), (75, "about 1 minute"),
@@ -97,3 +122,15 @@ def test_the_page_shows_the_estimate_before_start_and_refuses_past_the_bound(mon
     page.run()
     assert any(error.value.startswith("This run would train for") for error in page.sidebar.error)
     assert page.button(key="start").disabled
+
+
+def test_the_page_passes_its_rate_to_the_jobs_it_starts():
+    from gapdemo.jobs.duration import TRAINING_RATE
+    from gapdemo.jobs.page import PageScheduler
+
+    scheduler = PageScheduler(budget_bytes=2**30)
+    try:
+        TRAINING_RATE.tell(4e6)
+        assert float(scheduler.child_environment(served=True)["GAPDEMO_TRAINING_RATE"]) == 4e6
+    finally:
+        scheduler.close()

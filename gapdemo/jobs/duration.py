@@ -29,6 +29,8 @@ TRAIN_SHARE = 0.8  # of the images a run holds (80/10/10 splits)
 FORWARD_ONLY_SHARE = 0.1 * 2 / 3  # validation plus recalibration: a tenth of the images, twice, forward only
 UNITS_PER_GFLOP = 112 * 3 * 100**2 / 403  # lockstep images/s x back-ends x pixels, per GFLOP/s of matmul peak
 RECENT_RUNS = 5  # the rates of the newest runs that set the estimate
+MAX_RATE_FACTOR = 2.0  # a run's rate counts within this factor of the matmul estimate, either way
+RATE_VARIABLE = "GAPDEMO_TRAINING_RATE"  # units/s, set by the page for the processes it starts
 
 
 def training_units(config: RunConfig) -> float:
@@ -51,19 +53,27 @@ def measure_matmul_gflops(side: int = 512, seconds: float = 0.2) -> float:
 
 class TrainingRate:
     """This process's rate of training in units per second: the median of the newest runs' images/s, else
-    the matmul estimate (measured at first use). Shared by every session's gate, hence the lock."""
+    the rate the page that started this process measured (GAPDEMO_TRAINING_RATE, or told per run), else
+    the matmul estimate (measured at first use). Shared by every session's gate, hence the lock.
+
+    A run's figure counts only within MAX_RATE_FACTOR of the matmul estimate either way: a few runs of
+    batch 1 (slow per image) must not get every default run refused, nor a few huge batches let long runs in.
+    """
 
     def __init__(self):
         self.lock = threading.Lock()
         self.observed: deque[float] = deque(maxlen=RECENT_RUNS)
         self.run_ids: deque[str] = deque(maxlen=RECENT_RUNS)
         self.matmul_units: float | None = None
+        self.told: float | None = None
 
     def observe(self, run_id: str, config: RunConfig, images_per_second: float) -> None:
         """A run's current images/s while it trains; a run counts once, with its newest figure."""
         if images_per_second <= 0:
             return
         units = images_per_second * len(config.model.backends) * config.data.image_size**2
+        baseline = self.matmul_estimate()
+        units = min(max(units, baseline / MAX_RATE_FACTOR), baseline * MAX_RATE_FACTOR)
         with self.lock:
             if self.run_ids and self.run_ids[-1] == run_id:
                 self.observed[-1] = units
@@ -71,13 +81,39 @@ class TrainingRate:
                 self.run_ids.append(run_id)
                 self.observed.append(units)
 
+    def tell(self, units_per_second: float) -> None:
+        """The rate the page measured, for a process it started (the training worker, per run)."""
+        with self.lock:
+            self.told = units_per_second if units_per_second > 0 else None
+
+    def forget_runs(self) -> None:
+        with self.lock:
+            self.observed.clear()
+            self.run_ids.clear()
+            self.told = None
+
+    def matmul_estimate(self) -> float:
+        with self.lock:
+            if self.matmul_units is None:
+                self.matmul_units = measure_matmul_gflops() * UNITS_PER_GFLOP
+            return self.matmul_units
+
     def units_per_second(self) -> float:
         with self.lock:
             if self.observed:
                 return statistics.median(self.observed)
-            if self.matmul_units is None:
-                self.matmul_units = measure_matmul_gflops() * UNITS_PER_GFLOP
-            return self.matmul_units
+            told = self.told or rate_from_environment()
+        return told or self.matmul_estimate()
+
+
+def rate_from_environment(environ: Mapping[str, str] | None = None) -> float | None:
+    """GAPDEMO_TRAINING_RATE: the page's rate, passed to the claims jobs and sweeps it starts."""
+    environ = os.environ if environ is None else environ
+    try:
+        rate = float(environ.get(RATE_VARIABLE, ""))
+    except ValueError:
+        return None
+    return rate if rate > 0 else None
 
 
 TRAINING_RATE = TrainingRate()  # one per process: the page's, the worker's and each command's

@@ -12,6 +12,7 @@ from __future__ import annotations
 from gapdemo.claims.run import check_arguments
 from gapdemo.config import RunConfig
 from gapdemo.jobs.child_job import ClaimsJob, SweepJob
+from gapdemo.jobs.duration import RATE_VARIABLE, TRAINING_RATE
 from gapdemo.jobs.limits import max_training
 from gapdemo.jobs.memory import BUDGET_VARIABLE, memory_budget_bytes
 from gapdemo.jobs.run_job import WorkerRunJob
@@ -39,8 +40,10 @@ class PageScheduler(Scheduler):
         self.pool.close()
 
     def child_environment(self, served: bool) -> dict:
-        """The environment of a job's process: served passed on, and the budget of a run fixed."""
-        return {**child_environment(served), BUDGET_VARIABLE: str(self.budget_bytes)}
+        """The environment of a job's process: served passed on, the budget of a run fixed, and the page's
+        training rate, so the job's own gate estimates a run's time as the page did."""
+        return {**child_environment(served), BUDGET_VARIABLE: str(self.budget_bytes),
+                RATE_VARIABLE: f"{TRAINING_RATE.units_per_second():.6g}"}
 
     def local_slots(self, wanted: int) -> int:
         """Training slots a job that wants to train `wanted` runs at once takes here (0: none, on a cluster)."""

@@ -63,7 +63,8 @@ class WorkerRunJob(TrainingJob):
             return self.finish("stopped", "Stopped before it started.")
         watching = threading.Event()
         worker.watch_memory(self.budget_bytes, watching)
-        worker.send({"train": {"config": self.config.to_dict(), "run_id": self.run_id, "served": self.served}})
+        worker.send({"train": {"config": self.config.to_dict(), "run_id": self.run_id, "served": self.served,
+                               "units_per_second": TRAINING_RATE.units_per_second()}})  # its gate agrees with ours
         if self.stop_requested:  # a Stop that reached the worker before the run did: say it again
             worker.send({"stop": self.run_id})
         try:

@@ -2,7 +2,8 @@
 
 The page (gapdemo.jobs.worker_process) starts `python -m gapdemo worker` and talks to it in JSON lines:
 
-    page -> worker (stdin)    {"train": {"config": RunConfig.to_dict(), "run_id": ..., "served": bool}}
+    page -> worker (stdin)    {"train": {"config": RunConfig.to_dict(), "run_id": ..., "served": bool,
+                                         "units_per_second": the page's training rate (jobs.duration)}}
                               {"stop": run_id}        stop that run after the batch in flight
     worker -> page (stdout)   {"event": "ready", "process": token}               TensorFlow is imported
                               {"event": "started", "run_id": ..., "run_dir": ...}
@@ -27,6 +28,7 @@ import threading
 
 from gapdemo import runs
 from gapdemo.config import RunConfig
+from gapdemo.jobs.duration import TRAINING_RATE
 from gapdemo.training.job import TrainingJob
 
 
@@ -88,6 +90,7 @@ class Worker:
             return
         try:
             config = RunConfig.from_dict(request["config"])
+            TRAINING_RATE.tell(float(request.get("units_per_second") or 0))  # the page's rate, for the gate
             self.current = ReportingJob(config, request.get("run_id"), bool(request.get("served")), self.say)
         except (TypeError, ValueError, KeyError) as error:  # the gate's sentences, or settings that make no config
             self.say({"event": "ended", "state": "failed", "message": str(error)})
