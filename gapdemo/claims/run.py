@@ -22,13 +22,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from gapdemo import runs
-from gapdemo.claims import measures, summary
+from gapdemo.claims import measures, scoring, summary
+from gapdemo.claims.measured import write_measures
 from gapdemo.claims.saved import CLAIMS_FILE, CLAIMS_PREFIX
 from gapdemo.config import DEFAULT_SEEDS, MAX_SEEDS, RunConfig
 from gapdemo.data.checks import synthetic_problems
 from gapdemo.data.sources import load_data
-from gapdemo.insight import evaluation
-from gapdemo.model.backends import parameter_table
 from gapdemo.sweep import engine
 from gapdemo.sweep.seeds import repeat_seed, seeded_config
 from gapdemo.validation import validate_run_config
@@ -139,56 +138,36 @@ def _epoch_text(snapshot: dict) -> str:
     return f" (epoch {epoch}/{epochs}" + (f", {rate:.0f} images/s)" if rate else ")")
 
 
-def _evaluation_slice(data):
-    """(images, labels, boxes or None) of the run's test split, capped for speed."""
-    count = measures.MAX_EVALUATION_IMAGES
-    boxes = None if data.test_boxes is None else data.test_boxes[:count]
-    return data.test_images[:count], data.test_labels[:count], boxes
-
-
-def _evaluate_lockstep(run_dir: Path, data, config: RunConfig, shifts: list[int]) -> dict:
-    models = runs.load_models(run_dir)
-    images, labels, boxes = _evaluation_slice(data)
-    if boxes is None:
-        localization = {"available": False, "reason": (
-            f"the {config.data.dataset} data set has no object boxes; only the synthetic pets know where each "
-            "object is, so choose the synthetic source to score the maps")}
-    else:
-        localization = {"available": True, "reason": None,
-                        **measures.localization_measures(models, images, boxes, config.data.image_size)}
-    shift_curves = {b: measures.shift_accuracy(evaluation.model_predictor(m, measures.EVALUATION_BATCH), images, labels, shifts)
-                    for b, m in models.items()}
-    overfitting = measures.overfitting_measures(runs.read_epoch_metrics(run_dir))
-    return {"overfitting": overfitting, "localization": localization, "shift_accuracy": shift_curves,
-            "consistency": measures.consistency_measures(models, images)}
-
-
 def _time_steps(config: RunConfig, index: int, seeds: int, plan: _Plan) -> dict:
     """Seconds per training step of each back-end, timed while nothing else trains."""
-    seed = repeat_seed(config.data.seed, index)
-    step_seconds = {}
-    for backend in config.model.backends:
+    def report(backend: str) -> None:
         plan.report("timing", f"seed {index + 1}/{seeds}: timing one training step of {backend}")
-        step_seconds[backend] = measures.measure_step_seconds(
-            backend, config.data.image_size, config.train.batch_size, seed,
-            config.model.dropout_rate, config.model.bn_momentum, config.train.learning_rate)
+
+    step_seconds = scoring.time_steps(config, repeat_seed(config.data.seed, index), before_each=report)
     plan.finish("timing")
     return step_seconds
 
 
 def _score_seed(config: RunConfig, index: int, seeds: int, run_dirs: tuple[Path, Path], plan: _Plan,
-                shifts) -> dict:
-    """One seed's measures from its two trained runs: the data are drawn again here, as the trial drew them."""
+                shifts, step_seconds: dict, parameters: dict) -> dict:
+    """One seed's measures from its two trained runs: the data are drawn again here, as the trial drew them.
+
+    The ordinary run is scored as pooling scores any run (gapdemo.claims.scoring), and its measures are kept
+    in its folder (claims_measures.json), so pooling the claims job's runs later measures nothing again.
+    """
     seeded = seeded_config(config, repeat_seed(config.data.seed, index), run_dirs[0].parent)
     title = f"seed {index + 1}/{seeds}"
     plan.report("evaluate", f"{title}: scoring maps, shifted test images and shift consistency")
-    evaluated = _evaluate_lockstep(run_dirs[0], load_data(seeded.data, seeded.train.batch_size), seeded, shifts)
+    data = load_data(seeded.data, seeded.train.batch_size)
+    scored = {"parameters": parameters, "step_seconds": step_seconds,
+              **scoring.score_models(run_dirs[0], runs.load_models(run_dirs[0]), data, seeded, shifts)}
+    write_measures(run_dirs[0], seeded, scored)
     plan.finish("evaluate")
     plan.report("evaluate_unseen", f"{title}: testing on right-half objects")
     unseen_data = measures.unseen_position_loader(seeded.data, seeded.train.batch_size)
     unseen = measures.unseen_position_measures(runs.load_models(run_dirs[1]), unseen_data)
     plan.finish("evaluate_unseen")
-    return {"seed": seeded.data.seed, "run_dir": str(run_dirs[0]), "unseen_run_dir": str(run_dirs[1]), **evaluated,
+    return {"seed": seeded.data.seed, "run_dir": str(run_dirs[0]), "unseen_run_dir": str(run_dirs[1]), **scored,
             "unseen": unseen}
 
 
@@ -204,22 +183,9 @@ def check_arguments(config: RunConfig, seeds: int, *, served: bool = False) -> N
         raise ValueError(" ".join(problems))
 
 
-def summarize(config: RunConfig, per_seed: list[dict], shifts: list[int]) -> dict:
+def summarize(config: RunConfig, per_seed: list[dict]) -> dict:
     """The four claims (mean and spread per back-end) and their verdicts, from every seed's measures."""
-    backends = list(config.model.backends)
-    table = parameter_table(backends, config.data.image_size, config.model.dropout_rate)
-    step_seconds = {b: [seed["step_seconds"][b] for seed in per_seed] for b in backends}
-    result = {
-        "parameters": summary.summarize_parameters(table, step_seconds, config.data.image_size,
-                                                   config.train.batch_size),
-        "overfitting": summary.summarize_overfitting([seed["overfitting"] for seed in per_seed]),
-        "localization": summary.summarize_localization([seed["localization"] for seed in per_seed]),
-        "translation": summary.summarize_translation(shifts, [seed["shift_accuracy"] for seed in per_seed],
-                                                     [seed["unseen"] for seed in per_seed],
-                                                     [seed["consistency"] for seed in per_seed]),
-    }
-    result["verdicts"] = summary.verdicts(result)
-    return result
+    return summary.summarize(per_seed, config.model.backends, config.data.image_size, config.train.batch_size)
 
 
 def run_claims(config: RunConfig, seeds: int = DEFAULT_SEEDS, progress: Progress | None = None,
@@ -248,11 +214,12 @@ def run_claims(config: RunConfig, seeds: int = DEFAULT_SEEDS, progress: Progress
     shifts = measures.usable_shifts(config.data.image_size)
     step_seconds = [_time_steps(config, index, seeds, plan) for index in range(seeds)]
     run_dirs = _train_all(config, seeds, claims_dir, plan, max_concurrent)
-    per_seed = [{**_score_seed(config, index, seeds, (run_dirs[2 * index], run_dirs[2 * index + 1]), plan, shifts),
-                 "step_seconds": step_seconds[index]} for index in range(seeds)]
+    parameters = scoring.parameter_counts(config)
+    per_seed = [_score_seed(config, index, seeds, (run_dirs[2 * index], run_dirs[2 * index + 1]), plan, shifts,
+                            step_seconds[index], parameters) for index in range(seeds)]
     result = {"id": claims_dir.name, "claims_dir": str(claims_dir), "created": time.strftime("%Y-%m-%d %H:%M:%S"),
               "seconds": round(time.time() - started, 1), "seeds": seeds, "config": config.to_dict(),
-              **summarize(config, per_seed, shifts), "per_seed": per_seed}
+              **summarize(config, per_seed), "per_seed": per_seed}
     result = json.loads(json.dumps(summary.json_ready(result), allow_nan=False))
     runs.write_json_atomic(claims_dir / CLAIMS_FILE, result)
     if progress:

@@ -174,6 +174,23 @@ def summarize_translation(shifts: list[int], shift_per_seed: list[dict], unseen_
     return translation
 
 
+def summarize(per_run: list[dict], backends, image_size: int, batch_size: int) -> dict:
+    """The four claims (spread per back-end) and their verdicts from per-run measures (gapdemo.claims.scoring's
+    dicts; a claims job's seeds add "unseen"): what a claims job saves and what pooling shows alike."""
+    backends = list(backends)
+    step_seconds = {b: [run["step_seconds"].get(b) for run in per_run] for b in backends}
+    result = {
+        "parameters": summarize_parameters(per_run[0]["parameters"], step_seconds, image_size, batch_size),
+        "overfitting": summarize_overfitting([run["overfitting"] for run in per_run]),
+        "localization": summarize_localization([run["localization"] for run in per_run]),
+        "translation": summarize_translation(per_run[0]["shifts"], [run["shift_accuracy"] for run in per_run],
+                                             [run.get("unseen", {}) for run in per_run],
+                                             [run["consistency"] for run in per_run]),
+    }
+    result["verdicts"] = verdicts(result)
+    return result
+
+
 # --- verdicts ----------------------------------------------------------------------------------
 
 
