@@ -186,6 +186,7 @@ def test_a_failed_folder_run_in_a_served_process_names_no_file_or_sub_folder(arr
     written = {name: (job.run_dir / name).read_text() for name in ("status.json", "log.txt", "config.json")}
     assert "the operator sees the details with `python -m gapdemo data --dataset folder" in message
     assert message in json.loads(written["status.json"])["message"] and message in written["log.txt"]
+    assert "Traceback" not in written["log.txt"] and str(tmp_path) not in written["log.txt"]  # no server path
     for name in (*SECRET_NAMES, "ALPHA_SECRETS"):
         assert all(name not in text for text in written.values()), name
     assert job.snapshot().message == message

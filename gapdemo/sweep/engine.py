@@ -32,7 +32,7 @@ from gapdemo.sweep.cluster import (  # noqa: F401 (callers name them engine.*)
 )
 from gapdemo.sweep.collector import TERMINAL_STATES, TrialCollector
 from gapdemo.training.events import StopRequested, TrainingEvents
-from gapdemo.training.failures import readable_error
+from gapdemo.training.failures import failure_log_text, readable_error
 from gapdemo.training.job import STOPPED_MESSAGE
 
 MAX_TRIAL_RETRIES = 3  # a trial whose worker (or node) died is started again this many times
@@ -171,7 +171,7 @@ def train_and_send_home(spec: TrialSpec, collector, work_dir: Path, in_tune: boo
         state, message = "stopped", STOPPED_MESSAGE
     except Exception as error:  # a failing trial ends as failed; retrying would fail the same way
         state, message = "failed", readable_error(error)
-        runs.append_log(run_dir, "".join(traceback.format_exception(error)))
+        runs.append_log(run_dir, failure_log_text(error))
     if run_dir.exists():
         runs.write_status(run_dir, state, message, completed, time.time() - started)
         events.send_home()

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import errno
 import re
+import traceback
+
+from gapdemo.data.audience import work_is_served
 
 DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 
@@ -37,3 +40,12 @@ def readable_error(error: Exception, epochs_completed: int = 0) -> str:
         return f"Training failed ({inner[-1][0]}: {inner[-1][1].strip()}). Details are in log.txt."
     first_line = text.splitlines()[0] if text else ""
     return f"Training failed ({type(error).__name__}{': ' + first_line if first_line else ''}). Details are in log.txt."
+
+
+def failure_log_text(error: BaseException) -> str:
+    """What a failed run's log.txt keeps: the whole traceback, or in served work only the error's type and
+    sentence, since any visitor may download log.txt and a traceback names the server's folders."""
+    if not work_is_served():
+        return "".join(traceback.format_exception(error))
+    return ("".join(traceback.format_exception_only(error)) + "(The traceback is not kept on a served page; "
+            "the operator sees it by running the same settings with `python -m gapdemo train` on the server.)\n")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import threading
 import time
-import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from gapdemo import runs
 from gapdemo.config import RunConfig
 from gapdemo.data.audience import serving_visitors
 from gapdemo.training.events import StopRequested, TrainingEvents
-from gapdemo.training.failures import readable_error
+from gapdemo.training.failures import failure_log_text, readable_error
 from gapdemo.validation import validate_run_config
 
 STOPPED_MESSAGE = "Stopped by the user; completed epochs are kept."
@@ -236,6 +235,6 @@ def write_final_status(run_dir: Path, state: str, message: str, epochs_completed
 
 def log_failure(run_dir: Path, error: Exception) -> None:
     try:
-        runs.append_log(run_dir, "".join(traceback.format_exception(error)))
+        runs.append_log(run_dir, failure_log_text(error))
     except OSError:
         pass  # a full or read-only disk must not hide the original error
