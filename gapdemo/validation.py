@@ -21,11 +21,11 @@ from gapdemo.config import (
 from gapdemo.data.checks import config_problems
 from gapdemo.data.roots import allowed_roots, folder_path_problem
 from gapdemo.data.tfds_folder import tfds_folder_problem
+from gapdemo.jobs.disk import runs_disk_problem
 from gapdemo.jobs.duration import duration_problem
 from gapdemo.jobs.memory import budget_problem, memory_budget_bytes
 from gapdemo.model.backends import BACKENDS
 from gapdemo.model.precision import precision_problems
-from gapdemo.runs.disk import runs_disk_problem
 
 
 def validate_run_config(config: RunConfig, *, served: bool) -> list[str]:
