@@ -2,8 +2,14 @@
 
     registry   the claims themselves: key -> Claim(key, number, title, method), the one home of titles
     measures   one seed's numbers from trained models and saved metrics; the unseen-position data
-    summary    per-seed numbers -> mean and spread per back-end, and one verdict sentence per claim
+    scoring    one run's measures from its folder, the same for a claims job's seed and any pooled run
+    summary    per-run numbers -> mean and spread per back-end, and one verdict sentence per claim
     run        run_claims: train, score and summarise every seed, save claims.json
+    groups     a runs folder's finished runs grouped by the settings that must match (only the seed differs)
+    measured   a run's measures kept in its folder (claims_measures.json): measure_run, read_measures
+    stats      paired differences between back-ends with a 95% t-interval, and the verdict in words
+    pool       pooled_claims: one group's runs as one claims table (read-only, or measuring the missing)
+    pool_table a pooled result as rows and as text
     saved      the saved results: listed and read back, each claims.json checked before it is shown
     charts     Plotly figures and CSV tables per claim
 

@@ -6,8 +6,9 @@ import json
 import signal
 import sys
 import threading
+from pathlib import Path
 
-from gapdemo.commands import parse_backends
+from gapdemo.commands import CommandError, parse_backends
 from gapdemo.commands.progress import StepProgress
 from gapdemo.commands.train import config_from_file
 from gapdemo.config import DATASETS, DEFAULT_SEEDS, MAX_SEEDS, DataConfig, ModelConfig, RunConfig, TrainConfig
@@ -18,15 +19,20 @@ def register(subparsers):
     defaults = RunConfig()
     parser = subparsers.add_parser("claims", help="measure the four claims (parameters, overfitting, "
                                                   "localisation, translation) over several seeds")
-    parser.add_argument("--dataset", choices=DATASETS, default=defaults.data.dataset, help="where images come from")
+    # Run options default to None so that --pool can tell which settings were asked for (config_from_args
+    # fills in RunConfig's defaults for a claims job).
+    parser.add_argument("--dataset", choices=DATASETS, default=None, help="where images come from")
     parser.add_argument("--data-dir", default=None, help="TFDS data dir (cats_vs_dogs) or PATH/<class>/* (folder)")
-    parser.add_argument("--backends", default=",".join(defaults.model.backends), help="comma-separated back-end keys")
-    parser.add_argument("--image-size", type=int, default=defaults.data.image_size, help="input size in pixels (32-256)")
-    parser.add_argument("--epochs", type=int, default=defaults.train.epochs)
-    parser.add_argument("--train-size", type=int, default=defaults.data.train_size, help="cap on training images (0 = all)")
-    parser.add_argument("--synthetic-size", type=int, default=defaults.data.synthetic_size,
-                        help="images the synthetic source draws, split 80/10/10")
-    parser.add_argument("--batch-size", type=int, default=defaults.train.batch_size)
+    parser.add_argument("--backends", default=None, help="comma-separated back-end keys "
+                                                         f"(default {','.join(defaults.model.backends)})")
+    parser.add_argument("--image-size", type=int, default=None,
+                        help=f"input size in pixels, 32-256 (default {defaults.data.image_size})")
+    parser.add_argument("--epochs", type=int, default=None, help=f"default {defaults.train.epochs}")
+    parser.add_argument("--train-size", type=int, default=None,
+                        help=f"cap on training images, 0 = all (default {defaults.data.train_size})")
+    parser.add_argument("--synthetic-size", type=int, default=None,
+                        help=f"images the synthetic source draws, split 80/10/10 (default {defaults.data.synthetic_size})")
+    parser.add_argument("--batch-size", type=int, default=None, help=f"default {defaults.train.batch_size}")
     parser.add_argument("--seed", type=int, default=0, help="first seed; seed i uses seed + i")
     parser.add_argument("--seeds", type=int, default=DEFAULT_SEEDS, help=f"independent repeats (1-{MAX_SEEDS})")
     parser.add_argument("--runs-dir", default=defaults.train.runs_dir, help="claims-<id>/ is written here")
@@ -38,15 +44,28 @@ def register(subparsers):
                         help="training runs at once on this machine's Ray (default: as CPUs allow)")
     parser.add_argument("--events", action="store_true",
                         help="progress as one JSON line per step on stdout (what the page's claims jobs read)")
+    parser.add_argument("--pool", action="store_true",
+                        help="pool the finished runs of --runs-dir that share their settings (only the seed "
+                             "differs) instead of training: measure those not measured yet, then print the table; "
+                             "the run options above choose the group (default: the largest)")
+    parser.add_argument("--group", default=None, metavar="KEY", help="with --pool: the group's settings key")
     parser.set_defaults(run=run)
 
 
+def given(value, default):
+    return default if value is None else value
+
+
 def config_from_args(args) -> RunConfig:
+    data, model, train = DataConfig(), ModelConfig(), TrainConfig()
     return RunConfig(
-        data=DataConfig(dataset=args.dataset, data_dir=args.data_dir, image_size=args.image_size,
-                        train_size=args.train_size or None, synthetic_size=args.synthetic_size, seed=args.seed),
-        model=ModelConfig(backends=parse_backends(args.backends), seed=args.seed),
-        train=TrainConfig(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, runs_dir=args.runs_dir),
+        data=DataConfig(dataset=given(args.dataset, data.dataset), data_dir=args.data_dir,
+                        image_size=given(args.image_size, data.image_size),
+                        train_size=given(args.train_size, data.train_size) or None,
+                        synthetic_size=given(args.synthetic_size, data.synthetic_size), seed=args.seed),
+        model=ModelConfig(backends=parse_backends(given(args.backends, ",".join(model.backends))), seed=args.seed),
+        train=TrainConfig(epochs=given(args.epochs, train.epochs), batch_size=given(args.batch_size, train.batch_size),
+                          seed=args.seed, runs_dir=args.runs_dir),
     )
 
 
@@ -54,6 +73,8 @@ def run(args) -> int:
     # deferred: numpy and the run folder's code; every command is imported to build the parser
     from gapdemo.claims import CLAIMS, ClaimsFailed, ClaimsStopped, run_claims
 
+    if args.pool:
+        return run_pool(args)
     config = config_from_file(args) if args.config_file else config_from_args(args)
     stop_event = threading.Event()
     for signal_number in (signal.SIGINT, signal.SIGTERM):
@@ -83,6 +104,77 @@ def run(args) -> int:
     print(f"Claims over {result['seeds']} seed(s), saved in {result['claims_dir']}/claims.json")
     for claim in CLAIMS.values():
         print(f"\n{claim.heading}\n  {result['verdicts'][claim.key]}")
+    return 0
+
+
+# --pool's options that choose a group: (argument name, the shared setting it must equal)
+POOL_FILTERS = (("dataset", "dataset"), ("image_size", "image_size"), ("epochs", "epochs"),
+                ("train_size", "train_size"), ("synthetic_size", "synthetic_size"), ("batch_size", "batch_size"),
+                ("backends", "backends"), ("data_dir", "data_dir"))
+
+
+def asked_settings(args) -> dict:
+    """The shared settings the run options ask for (only those given): {setting: value as groups store it}."""
+    asked = {}
+    for name, setting in POOL_FILTERS:
+        value = getattr(args, name)
+        if value is None:
+            continue
+        if name == "backends":
+            value = list(parse_backends(value))
+        elif name == "train_size":
+            value = value or None
+        elif name == "data_dir":
+            value = str(Path(value).resolve())
+        asked[setting] = value
+    return asked
+
+
+def choose_group(scan, args):
+    """The group --group or the run options name (the largest that matches), and a line saying which."""
+    if args.group:
+        group = scan.find(args.group)
+        return group, f"Pooling group {group.key}: {group.description()} ({group.runs} finished runs)."
+    asked = asked_settings(args)
+    matching = [group for group in scan.groups if all(group.settings.get(k) == v for k, v in asked.items())]
+    if not matching:
+        raise CommandError("no group of at least 2 finished runs has the settings asked for; "
+                           f"the groups are: {'; '.join(g.key + ': ' + g.description() for g in scan.groups)}")
+    which = "the largest group" + (" with those settings" if asked else "")
+    others = f"{len(scan.groups) - 1} other group(s) of 2 or more (--group KEY to choose)"
+    alone = f"{scan.single_runs} finished run(s) share their settings with no other" if scan.single_runs else ""
+    return matching[0], (f"Pooling {which}: {matching[0].description()} ({matching[0].runs} finished runs, key "
+                         f"{matching[0].key}); " + "; ".join(part for part in (others, alone) if part) + ".")
+
+
+def run_pool(args) -> int:
+    """claims --pool: measure the chosen group's unmeasured runs, then print its table (or JSON)."""
+    from gapdemo.claims.groups import scan_pool  # deferred, as in run
+    from gapdemo.claims.pool import pooled_claims
+    from gapdemo.claims.pool_table import table_lines
+
+    scan = scan_pool(args.runs_dir)
+    if not scan.groups:
+        raise CommandError(f"no settings have at least 2 finished runs in {args.runs_dir} yet, so there is nothing "
+                           "to pool")
+    group, which = choose_group(scan, args)
+    print(which, file=sys.stderr)
+    progress = StepProgress()
+    try:
+        pooled = pooled_claims(args.runs_dir, group.key, measure_missing=True, served=operator_says_served(),
+                               progress=progress, scan=scan)
+    finally:
+        progress.end()
+    for line in pooled.skipped:
+        print(line, file=sys.stderr)
+    if pooled.runs == 0:
+        print("error: no run of the group could be measured", file=sys.stderr)
+        return 1
+    public = pooled.to_public()
+    if args.json:
+        print(json.dumps({**public, "run_ids": pooled.run_ids}))  # the command is the operator's: ids are shown
+    else:
+        print("\n".join(table_lines(public)))
     return 0
 
 
