@@ -472,3 +472,22 @@ def test_a_planted_claims_result_is_passed_by_for_the_newest_one_gapdemo_wrote(t
     problems = [claims_file_problem(folder) for folder in planted]
     assert all(is_one_sentence(problem) for problem in problems)
     assert problems[0] == "The file claims.json in claims-20260102-000000-aaaa names another claims result; it was refused."
+
+
+def test_a_windows_junction_counts_as_a_link(tmp_path, monkeypatch):
+    """is_symlink() misses a Windows junction; its reparse-point attribute gives it away (simulated here)."""
+    import stat
+    import types
+
+    from gapdemo.runs import trust
+
+    folder = tmp_path / "20261207-090000-abcd"
+    folder.mkdir()
+    assert not runs.is_link(folder)
+    real_lstat = trust.os.lstat
+    monkeypatch.setattr(trust.os, "lstat", lambda path: types.SimpleNamespace(
+        st_mode=stat.S_IFDIR, st_file_attributes=stat.FILE_ATTRIBUTE_REPARSE_POINT) if str(path) == str(folder)
+        else real_lstat(path))
+    assert runs.is_link(folder)
+    with pytest.raises(runs.RunFileError, match="whose folder is a symbolic link"):
+        runs.run_folder(tmp_path, folder.name, "Sweep s's trial 0")

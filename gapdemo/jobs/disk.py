@@ -13,6 +13,7 @@ import os
 import threading
 import time
 
+from gapdemo.runs.trust import is_link
 from gapdemo.settings import byte_size_setting
 
 RUNS_MAX_BYTES_VARIABLE = "GAPDEMO_RUNS_MAX_BYTES"
@@ -44,7 +45,7 @@ def folder_bytes(folder) -> int:
             with os.scandir(pending.pop()) as entries:
                 for entry in entries:
                     try:
-                        if entry.is_dir(follow_symlinks=False):
+                        if entry.is_dir(follow_symlinks=False) and not is_link(entry.path):  # no junction
                             pending.append(entry.path)
                         else:
                             total += entry.stat(follow_symlinks=False).st_size

@@ -81,7 +81,7 @@ from gapdemo.runs.liveness import (
     writer_is_alive,
 )
 from gapdemo.runs.stored import stored_data_config, stored_run_config
-from gapdemo.runs.trust import MAX_CSV_BYTES, MAX_JSON_BYTES, RunFileError, run_folder
+from gapdemo.runs.trust import MAX_CSV_BYTES, MAX_JSON_BYTES, RunFileError, is_link, run_folder
 
 __all__ = [
     "write_config",
@@ -138,6 +138,7 @@ __all__ = [
     "MAX_CSV_BYTES",
     "MAX_JSON_BYTES",
     "RunFileError",
+    "is_link",
     "run_folder",
     "stored_data_config",
     "stored_run_config",

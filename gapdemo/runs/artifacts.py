@@ -22,7 +22,7 @@ from gapdemo.runs.files import (
     write_bytes_atomic,
     write_config,
 )
-from gapdemo.runs.trust import RunFileError, shown_name
+from gapdemo.runs.trust import RunFileError, is_link, shown_name
 
 
 def save_model_atomic(model, path: Path) -> None:
@@ -103,12 +103,12 @@ def model_files(run_dir: Path) -> dict[str, Path]:
     """backend -> models/<backend>.keras of the run (hidden temp files left out); RunFileError (one sentence)
     when the models folder or a file is a symbolic link, or a file's name is no back-end of gapdemo's."""
     run_dir, folder = Path(run_dir), models_dir(run_dir)
-    if folder.is_symlink():
+    if is_link(folder):
         raise RunFileError(f"The models folder of run {run_dir.name} is a symbolic link; it was refused and "
                            "not followed.")
     paths = {path.stem: path for path in folder.glob("*.keras") if not path.name.startswith(".")}
     for backend, path in paths.items():
-        if path.is_symlink():
+        if is_link(path):
             raise RunFileError(f"The model file {path.name} of run {run_dir.name} is a symbolic link; it was "
                                "refused and not followed.")
         if backend not in BACKENDS:
@@ -134,8 +134,8 @@ def load_probes(run_dir: Path, epoch: int | None = None) -> tuple[int, dict]:
     """(epoch, {backend: probe dict}) for the given or the latest stored epoch; (-1, {}) if none."""
     probe_dir = Path(run_dir) / "probes"
     # Links are passed by as if absent: a file planted in a shared runs folder never leads a tab out of it.
-    files = [] if probe_dir.is_symlink() else sorted(path for path in probe_dir.glob("epoch_*.npz")
-                                                       if not path.is_symlink())
+    files = [] if is_link(probe_dir) else sorted(path for path in probe_dir.glob("epoch_*.npz")
+                                                       if not is_link(path))
     if epoch is not None:
         files = [path for path in files if path.stem == f"epoch_{epoch:03d}"]
     if not files or not is_plain_file(run_dir, "probes/images.npz"):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from gapdemo.runs.ids import new_run_id, run_id_problems
 from gapdemo.runs.liveness import process_token, writer_is_alive
-from gapdemo.runs.trust import MAX_CSV_BYTES, MAX_JSON_BYTES, RunFileError, read_capped_bytes
+from gapdemo.runs.trust import MAX_CSV_BYTES, MAX_JSON_BYTES, RunFileError, is_link, read_capped_bytes
 
 # What a copy of a run (a zip bundle) takes from the folder when present; tensorboard/ stays out:
 # it duplicates metrics.csv and grows with every epoch.
@@ -211,7 +211,7 @@ def is_plain_file(run_dir: Path, relative) -> bool:
     path = Path(run_dir)
     for part in Path(relative).parts:
         path = path / part
-        if part in ("..", "") or path.is_symlink():
+        if part in ("..", "") or is_link(path):
             return False
     return path.is_file()
 
@@ -220,7 +220,7 @@ def symbolic_links_in(run_dir: Path) -> list[str]:
     found = []
     for folder, sub_folders, names in os.walk(run_dir):
         found += [os.path.relpath(os.path.join(folder, name), run_dir) for name in sub_folders + names
-                  if os.path.islink(os.path.join(folder, name))]
+                  if is_link(os.path.join(folder, name))]
     return sorted(found)
 
 def read_run_files(run_dir: Path, names=None) -> dict[str, bytes]:

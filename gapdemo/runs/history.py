@@ -7,7 +7,7 @@ from pathlib import Path
 
 from gapdemo.runs.files import has_models, is_run_folder, read_config, read_epoch_metrics, read_status
 from gapdemo.runs.ids import is_run_id
-from gapdemo.runs.trust import RunFileError, shown_name
+from gapdemo.runs.trust import RunFileError, is_link, shown_name
 
 
 @dataclass
@@ -90,7 +90,7 @@ def scan_runs(runs_dir) -> tuple[list[RunSummary], list[str]]:
         return [], []
     summaries, refusals = [], []
     for path in sorted(runs_dir.iterdir()):
-        if path.is_symlink():
+        if is_link(path):
             if path.is_dir():
                 refusals.append(f"The runs folder holds a symbolic link {shown_name(path.name)}; it was not followed.")
             continue

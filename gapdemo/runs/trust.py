@@ -9,6 +9,8 @@ as they show any ValueError, and nothing the file names is followed.
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 from gapdemo.runs.ids import is_run_id
@@ -66,10 +68,22 @@ def run_folder(runs_dir, run_id, source: str, kind: str = "run") -> Path:
         raise RunFileError(f"{source} names the {kind} {shown_name(run_id)}, which is no {kind} id; it was refused "
                            "and not followed.")
     folder = Path(runs_dir) / run_id
-    if folder.is_symlink():
+    if is_link(folder):
         raise RunFileError(f"{source} names the {kind} {run_id}, whose folder is a symbolic link; it was refused "
                            "and not followed.")
     return folder
+
+
+def is_link(path) -> bool:
+    """True for a symbolic link, and on Windows for a junction too: a folder link any user may make, which
+    is_symlink() does not see (its reparse-point attribute does)."""
+    if os.path.islink(path):
+        return True
+    try:
+        attributes = os.lstat(path).st_file_attributes  # Windows only; elsewhere AttributeError
+    except (OSError, ValueError, AttributeError):
+        return False
+    return bool(attributes & stat.FILE_ATTRIBUTE_REPARSE_POINT)
 
 
 def shown_name(value) -> str:

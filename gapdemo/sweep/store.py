@@ -31,7 +31,7 @@ def sweep_folder(runs_dir, sweep_id: str) -> Path:
     """<runs_dir>/sweeps/<sweep_id>; RunFileError when sweep_id is no id or a link stands on the way: every
     file of a sweep is written there, so it must lie inside the runs folder (gapdemo.runs.trust)."""
     root = sweeps_root(runs_dir)
-    if root.is_symlink():
+    if runs.is_link(root):
         raise runs.RunFileError(f"The runs folder's {SWEEPS_FOLDER} folder is a symbolic link; it was refused and "
                                 "not followed.")
     return runs.run_folder(root, sweep_id, "This sweep", kind="sweep")
@@ -166,11 +166,11 @@ def list_sweeps(runs_dir) -> list[dict]:
     """Every stored sweep (without per-trial reads), newest first; one that may not be shown comes as
     refused_sweep's. Folders that are links or not named by an id are no sweeps of gapdemo's and are passed by."""
     root = sweeps_root(runs_dir)
-    if not root.is_dir() or root.is_symlink():
+    if not root.is_dir() or runs.is_link(root):
         return []
     found = []
     for folder in root.iterdir():
-        if folder.is_symlink() or not folder.is_dir() or not runs.is_run_id(folder.name):
+        if runs.is_link(folder) or not folder.is_dir() or not runs.is_run_id(folder.name):
             continue
         try:
             sweep = runs.read_json(folder / SWEEP_FILE)
