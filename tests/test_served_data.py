@@ -220,3 +220,13 @@ def test_skipped_files_go_unnamed_in_served_work(tmp_path):
     with serving_visitors(True):
         _, visitor_info = load_splits(config)  # from the cache entry, whose meta.json keeps the names
     assert len(visitor_info.skipped) == 2 and "holiday_photo" not in json.dumps(visitor_info.to_dict())
+
+
+def test_a_clusters_workers_learn_that_the_work_is_served(monkeypatch):
+    """A cluster's workers do not inherit the driver's environment: the runtime environment carries the word."""
+    from gapdemo.sweep.cluster import cluster_runtime_env
+
+    monkeypatch.setenv("GAPDEMO_SERVED", "1")
+    assert cluster_runtime_env()["env_vars"]["GAPDEMO_SERVED"] == "1"
+    monkeypatch.delenv("GAPDEMO_SERVED")
+    assert "GAPDEMO_SERVED" not in cluster_runtime_env()["env_vars"]

@@ -15,6 +15,7 @@ from pathlib import Path
 import psutil
 
 import gapdemo
+from gapdemo.serving import SERVED_VARIABLE
 
 RAY_ADDRESS_VARIABLE = "GAPDEMO_RAY_ADDRESS"
 CONNECT_TIMEOUT_SECONDS = 5.0
@@ -125,7 +126,10 @@ def is_loopback(host: str) -> bool:
 
 
 def cluster_runtime_env() -> dict:
-    return {"py_modules": [gapdemo], "env_vars": dict(WORKER_ENVIRONMENT)}
+    """This package and the workers' environment for a cluster's workers, which do not inherit this process's
+    environment: GAPDEMO_SERVED goes too, so a served page's trials speak to visitors (gapdemo.data.audience)."""
+    served = {SERVED_VARIABLE: os.environ[SERVED_VARIABLE]} if SERVED_VARIABLE in os.environ else {}
+    return {"py_modules": [gapdemo], "env_vars": {**WORKER_ENVIRONMENT, **served}}
 
 
 @contextlib.contextmanager
