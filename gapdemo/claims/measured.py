@@ -23,9 +23,9 @@ from gapdemo.claims.groups import config_signature
 from gapdemo.claims.summary import json_ready
 from gapdemo.config import RunConfig
 from gapdemo.insight.evaluation import CONSISTENCY_SHIFTS
-from gapdemo.runs.files import is_plain_file
+from gapdemo.runs.files import CLAIMS_MEASURES_FILE, is_plain_file
 
-MEASURES_FILE = "claims_measures.json"
+MEASURES_FILE = CLAIMS_MEASURES_FILE
 MEASURES_VERSION = 1
 
 

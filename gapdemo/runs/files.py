@@ -18,7 +18,8 @@ from gapdemo.runs.trust import MAX_CSV_BYTES, MAX_JSON_BYTES, RunFileError, is_l
 CONFIG_FILE, STATUS_FILE, LOG_FILE = "config.json", "status.json", "log.txt"
 EPOCH_METRICS_FILE, BATCH_METRICS_FILE = "metrics.csv", "batch_metrics.csv"
 MODELS_FOLDER = "models"
-RUN_FILES = (CONFIG_FILE, STATUS_FILE, EPOCH_METRICS_FILE, BATCH_METRICS_FILE, LOG_FILE)
+CLAIMS_MEASURES_FILE = "claims_measures.json"  # the run's claims measures, once pooled (gapdemo.claims.measured)
+RUN_FILES = (CONFIG_FILE, STATUS_FILE, EPOCH_METRICS_FILE, BATCH_METRICS_FILE, LOG_FILE, CLAIMS_MEASURES_FILE)
 
 RUN_FILE_PATTERNS = ("probes/*.npz", "models/*.keras")
 
