@@ -63,7 +63,7 @@ def main() -> None:
         if mistakes_tab.open:
             evaluation_panel(runs_dir())
     with claims_tab:
-        claims_panel(manager, runs_dir(), config, problems)
+        claims_panel(manager, runs_dir(), config, problems, is_open=claims_tab.open)
     with sweeps_tab:
         sweeps_panel(manager, runs_dir(), config, problems)
     with runs_tab:

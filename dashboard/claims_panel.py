@@ -7,6 +7,7 @@ import dataclasses
 import streamlit as st
 
 from dashboard.common import POLL_SECONDS, export_buttons, format_seconds
+from dashboard.pool_panel import pooled_claims_view
 from dashboard.visitor import queue_caption, served_rules_apply, shown_path, visitor_id
 from gapdemo.claims import CLAIMS, DEFAULT_SEEDS, MAX_SEEDS, latest_claims
 from gapdemo.claims.charts import claim_figure, claim_frame
@@ -96,11 +97,16 @@ def claims_results(result: dict) -> None:
                        key=f"export_claims_{key}")
 
 
-# The Claims tab; problems: the sidebar's answer from the gate (gapdemo.validation), served or not.
-def claims_panel(scheduler, runs_dir: str, config, problems: list[str]) -> None:
+# The Claims tab; problems: the sidebar's answer from the gate (gapdemo.validation), served or not; is_open: the
+# tab shows, so the class's pooled runs are read (and redrawn as they finish).
+def claims_panel(scheduler, runs_dir: str, config, problems: list[str], is_open: bool = True) -> None:
     config = dataclasses.replace(config, train=dataclasses.replace(config.train, runs_dir=runs_dir))
     st.markdown("The tutorial makes four claims about GAP. Here each one is measured, several times over, "
                 "with a spread, and judged by a sentence computed from the numbers.")
+    if is_open:
+        pooled_claims_view(scheduler, runs_dir, live=True)
+        st.divider()
+    st.subheader("Measure the claims with seeds of your own")
     claims_controls(scheduler, config, problems)
     job = scheduler.latest("claims")
     polling = job is not None and not job.is_done()

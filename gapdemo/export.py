@@ -250,18 +250,23 @@ def run_zip(run_dir, target=None, include_parameters: bool = True) -> bytes:
     """
     run_dir = _check_run_dir(run_dir)
     entries, notes = _bundle_entries(run_dir, include_parameters)
-    manifest = [f"# gapdemo run {run_dir.name}", *(f"# {note}" for note in notes), *entries]
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as bundle:
-        bundle.writestr("MANIFEST.txt", "\n".join(manifest) + "\n")
-        for name, data in entries.items():
-            bundle.writestr(name, data)
-    data = buffer.getvalue()
+    data = files_zip(entries, [f"gapdemo run {run_dir.name}", *notes])
     if target is not None:
         target = Path(target)
         _prepare_target(target.parent)
         _write_atomic(target, data)
     return data
+
+
+def files_zip(entries: dict[str, bytes], notes: list[str]) -> bytes:
+    """A zip of entries (name -> bytes) with a MANIFEST.txt: the notes as '# ' lines, then every entry's name."""
+    manifest = [*(f"# {note}" for note in notes), *entries]
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as bundle:
+        bundle.writestr("MANIFEST.txt", "\n".join(manifest) + "\n")
+        for name, data in entries.items():
+            bundle.writestr(name, data)
+    return buffer.getvalue()
 
 
 def _prepare_target(target_dir) -> Path:

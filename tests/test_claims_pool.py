@@ -195,3 +195,53 @@ def test_rows_carry_every_claim_measure_and_pair(pooled_json):
     rows = pooled_rows({key: value for key, value in pooled_json[0].items() if key != "run_ids"})
     assert {row["claim"] for row in rows} == {claim.heading for claim in CLAIMS.values()}
     assert sum(1 for row in rows if row["what"] == "FC - GAP") == sum(len(c.pooled) for c in CLAIMS.values())
+
+
+def test_the_claims_tab_pools_the_class_and_measures_new_runs_in_the_queue(pooled_json, class_runs, tmp_path,
+                                                                           monkeypatch):
+    """The page reads the measured group at once; a group of runs never measured is measured by a job of the
+    page's queue (a `claims --pool` child process, no TensorFlow in the server), then shows."""
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    from conftest import close_page_scheduler
+    from dashboard.common import job_manager
+
+    runs_dir = tmp_path / "runs"
+    shutil.copytree(class_runs, runs_dir)
+    other = next(run.run_dir for run in runs.list_runs(runs_dir)
+                 if runs.stored_run_config(run.run_dir).data.image_size == 40)
+    shutil.copytree(other, runs_dir / runs.new_run_id())  # copied in from another machine: a second sample
+    monkeypatch.setenv("GAPDEMO_RUNS_DIR", str(runs_dir))
+    st.cache_resource.clear()
+    page = AppTest.from_file("../app.py", default_timeout=120)
+    page.session_state["main_tab"] = ":material/fact_check: Claims"
+    try:
+        page.run()
+        assert not page.exception, page.exception
+        picker = page.selectbox(key="pool_group")
+        assert len(picker.options) == 2 and "4 runs" in picker.options[0] and "2 runs" in picker.options[1]
+        assert any(caption.value.startswith("n = 4 runs") for caption in page.caption)
+        assert not job_manager().jobs("pool")  # measured already: no job
+        page.session_state["pool_group"] = scan_pool(runs_dir).groups[1].key  # the second choice (AppTest's
+        page.run()  # own select_index cannot read a format_func
+        assert [job.state for job in job_manager().jobs("pool")] in (["queued"], ["running"])
+        assert job_manager().wait_idle(180) and job_manager().jobs("pool")[0].state == "finished"
+        page.run()
+        assert any(caption.value.startswith("n = 2 runs") for caption in page.caption)
+    finally:
+        close_page_scheduler()
+
+
+def test_the_strip_plot_has_a_dot_per_run_and_rings_a_visitors_own():
+    from gapdemo.claims.charts import pooled_accuracy_figure, pooled_accuracy_frame
+
+    accuracies = {"20261207-090000-aaaa": {"fc": 0.8, "gap": 0.7}, "20261207-090100-bbbb": {"fc": 0.6, "gap": 0.9}}
+    figure = pooled_accuracy_figure(accuracies, ("fc", "gap"), frozenset({"20261207-090100-bbbb"}))
+    fc, gap = figure.data
+    assert list(fc.y) == [0.8, 0.6] and list(gap.y) == [0.7, 0.9]
+    assert list(fc.marker.size) == [8, 13] and list(fc.marker.line.width) == [0, 2.5]  # the second run is yours
+    assert "ringed: your runs" in figure.layout.title.text
+    assert "ringed" not in pooled_accuracy_figure(accuracies, ("fc", "gap")).layout.title.text
+    frame = pooled_accuracy_frame(accuracies, ("fc", "gap"))
+    assert list(frame["run"]) == [1, 1, 2, 2] and "20261207" not in frame.to_csv()  # runs numbered, not named

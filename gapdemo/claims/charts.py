@@ -195,3 +195,36 @@ def claim_frame(result: dict, claim: str) -> pd.DataFrame:
             rows += [{**base, "test": f"consistency, shift {shift} px", **_spread_columns("consistency", values)}
                      for shift, values in section.get("consistency", {}).get(backend, {}).items()]
     return pd.DataFrame(rows)
+
+
+def pooled_accuracy_figure(accuracies: dict, backends, own_run_ids=frozenset(), runs: int | None = None) -> go.Figure:
+    """One dot per pooled run for each back-end's final validation accuracy; own_run_ids' dots are ringed
+    (a visitor's own runs on a served page). Dots are spread sideways by a fixed offset per run, not at random,
+    so the same runs draw the same picture."""
+    figure = go.Figure()
+    run_ids = sorted(accuracies)
+    for position, backend in enumerate(backends):
+        points = [(index, run_id, accuracies[run_id][backend]) for index, run_id in enumerate(run_ids)
+                  if backend in accuracies[run_id]]
+        offsets = [position + 0.3 * ((index % 7) / 6 - 0.5) for index, _, _ in points]
+        own = [run_id in own_run_ids for _, run_id, _ in points]
+        figure.add_trace(go.Scatter(
+            x=offsets, y=[value for _, _, value in points], mode="markers", name=backend_label(backend),
+            marker={"color": backend_color(backend), "size": [13 if mine else 8 for mine in own],
+                    "line": {"width": [2.5 if mine else 0 for mine in own], "color": "black"}},
+            hovertemplate=f"{backend_label(backend)}: %{{y:.3f}}<extra></extra>", meta={"backend": backend}))
+    count = runs if runs is not None else len(run_ids)
+    ringed = " · ringed: your runs" if own_run_ids & set(run_ids) else ""
+    figure.update_layout(
+        title={"text": f"Final validation accuracy, one dot per run<br><sup>{count} pooled runs{ringed}</sup>"},
+        template="plotly_white", showlegend=False, margin={"t": 90}, yaxis_title="validation accuracy",
+        xaxis={"tickvals": list(range(len(backends))), "ticktext": [backend_label(b) for b in backends],
+               "range": [-0.6, len(backends) - 0.4]})
+    return figure
+
+
+def pooled_accuracy_frame(accuracies: dict, backends) -> pd.DataFrame:
+    """The strip plot's numbers, one row per run and back-end (runs numbered, not named)."""
+    rows = [{"run": index + 1, "backend": backend, "final_val_accuracy": accuracies[run_id][backend]}
+            for index, run_id in enumerate(sorted(accuracies)) for backend in backends if backend in accuracies[run_id]]
+    return pd.DataFrame(rows, columns=["run", "backend", "final_val_accuracy"])

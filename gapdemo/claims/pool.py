@@ -95,6 +95,7 @@ class PooledClaims:
     left_out: str = ""  # PoolScan.left_out_line(): runs not finished, in one line
     result: dict | None = None  # summary.summarize of the pooled runs (a claims job's sections and verdicts)
     claims: dict = field(default_factory=dict)  # compare_claims: per claim and pair, the paired difference
+    accuracies: dict = field(default_factory=dict)  # run id -> {back-end: final validation accuracy}: one dot each
 
     @property
     def runs(self) -> int:
@@ -174,4 +175,12 @@ def pooled_claims(runs_dir, group_key: str | None = None, *, measure_missing: bo
         settings = group.settings
         pooled.result = summary.summarize(per_run, group.backends, settings["image_size"], settings["batch_size"])
         pooled.claims = compare_claims(per_run, group.backends)
+        pooled.accuracies = {run_id: final_accuracies(values, group.backends) for run_id, values in measured_runs}
     return pooled
+
+
+def final_accuracies(measures: dict, backends) -> dict[str, float]:
+    """{back-end: the run's validation accuracy after its last epoch}, from its measures."""
+    overfitting = measures.get("overfitting", {})
+    return {backend: float(overfitting[backend]["final_val_accuracy"]) for backend in backends
+            if backend in overfitting}

@@ -159,7 +159,7 @@ def run_pool(args) -> int:
                            "to pool")
     group, which = choose_group(scan, args)
     print(which, file=sys.stderr)
-    progress = StepProgress()
+    progress = EventProgress() if args.events else StepProgress()
     try:
         pooled = pooled_claims(args.runs_dir, group.key, measure_missing=True, served=operator_says_served(),
                                progress=progress, scan=scan)

@@ -188,3 +188,21 @@ class SweepJob(ChildJob):
         if returncode == 1 and not self._stop.is_set():  # the sweep ran; some trials did not finish
             return "finished", "Some trials did not finish; the table says which."
         return super().ending(returncode)
+
+
+class PoolMeasureJob(ChildJob):
+    """A group's runs not yet measured for the pooled claims, measured in a child `gapdemo claims --pool`
+    process (TensorFlow stays out of the web server); the Claims tab reads each run's measures file."""
+
+    kind, what = "pool", "claims-measuring process"
+
+    def __init__(self, runs_dir, group_key: str, *, environment: dict, budget_bytes=None):
+        super().__init__(None, 1, environment, budget_bytes)  # the page's own work: nobody's, one slot
+        self.runs_dir, self.group_key = str(runs_dir), group_key
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "gapdemo", "claims", "--pool", "--runs-dir", self.runs_dir,
+                "--group", self.group_key, "--events"]
+
+    def stopped_message(self) -> str:
+        return "Stopped: the runs measured so far keep their measures."

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from gapdemo.claims.run import check_arguments
 from gapdemo.config import RunConfig
-from gapdemo.jobs.child_job import ClaimsJob, SweepJob
+from gapdemo.jobs.child_job import ClaimsJob, PoolMeasureJob, SweepJob
 from gapdemo.jobs.duration import RATE_VARIABLE, TRAINING_RATE
 from gapdemo.jobs.limits import max_training
 from gapdemo.jobs.memory import BUDGET_VARIABLE, memory_budget_bytes
@@ -59,6 +59,12 @@ class PageScheduler(Scheduler):
         check_arguments(config, seeds, served=served)
         job = ClaimsJob(config, seeds, owner=owner, slots=self.local_slots(1),
                         environment=self.child_environment(served), budget_bytes=self.budget_bytes)
+        return self.submit_job(job, served=served)
+
+    def submit_pool_measuring(self, runs_dir, group_key: str, *, served: bool) -> PoolMeasureJob:
+        """Queue the measuring of a pooled group's new runs (the Claims tab asks when it sees some)."""
+        job = PoolMeasureJob(runs_dir, group_key, environment=self.child_environment(served),
+                             budget_bytes=self.budget_bytes)
         return self.submit_job(job, served=served)
 
     def submit_sweep(self, base: RunConfig, grid: dict, seeds: int, max_concurrent: int | None = None, *,

@@ -25,8 +25,9 @@ QUEUE_LIMIT_MESSAGE = ("You already have a run waiting in the queue; wait until 
                        "before queueing another.")
 QUEUE_FULL_MESSAGE = "The queue is full ({waiting} jobs waiting); try again when one of them has started."
 ONE_AT_A_TIME_MESSAGE = {"claims": "A claims job is already running or waiting; stop it or wait for it to finish.",
-                         "sweep": "A sweep is already running or waiting; stop it or wait for it to finish."}
-KIND_WORDS = {"run": "run", "claims": "claims job", "sweep": "sweep"}
+                         "sweep": "A sweep is already running or waiting; stop it or wait for it to finish.",
+                         "pool": "The class's new runs are already being measured."}
+KIND_WORDS = {"run": "run", "claims": "claims job", "sweep": "sweep", "pool": "measuring of pooled runs"}
 KEPT_FINISHED_JOBS = 1  # finished jobs of each kind kept in memory: the newest, whose results the page shows
 
 
@@ -41,6 +42,7 @@ class Scheduler:
         self._queue: deque = deque()  # jobs not yet started, in order
         self._running: list = []
         self._jobs: list = []  # every job kept in memory, oldest first
+        self._run_ids_by_owner: dict[str, set[str]] = {}  # for as long as the server runs: a few ids per visitor
 
     def submit(self, config: RunConfig, data_loader=None, owner: str | None = None, *, served: bool):
         """Queue a run for owner; raises ValueError (one sentence per problem) for a config that may
@@ -56,6 +58,8 @@ class Scheduler:
         """Queue a job of any kind under the rules above; the job."""
         with self._lock:
             self.admit_locked(job, served)
+            if job.kind == "run" and job.owner is not None:
+                self._run_ids_by_owner.setdefault(job.owner, set()).add(job.run_id)
             self._forget_finished_locked()
             self._jobs.append(job)
             self._queue.append(job)
@@ -150,6 +154,11 @@ class Scheduler:
         candidates = list(reversed(self.running(kind))) + self.queued(kind)
         return next((job for job in candidates if not job.is_done() and may_stop(job.owner, owner, any_owner)),
                     None)
+
+    def run_ids_of(self, owner: str | None) -> frozenset[str]:
+        """The ids of the runs owner started since the server started (their dots in the pooled claims)."""
+        with self._lock:
+            return frozenset(self._run_ids_by_owner.get(owner, ())) if owner is not None else frozenset()
 
     def latest(self, kind: str = "run"):
         """The newest running job of kind, else the newest kept one."""
