@@ -36,7 +36,7 @@ RESULTS_HEADER = (
     "ratios were measured side by side in the same run, so they matter more than absolute figures.\n"
 )
 # sections appear in RESULTS.md in this order whichever script runs first
-SECTION_ORDER = ("training", "cli_run", "efficiency", "precision", "data_pipeline", "app_latency", "worker", "memory", "duration", "real_photos", "outcome", "sweep",
+SECTION_ORDER = ("training", "cli_run", "efficiency", "precision", "data_pipeline", "app_latency", "worker", "memory", "duration", "pool", "real_photos", "outcome", "sweep",
                  "cluster_runs")
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

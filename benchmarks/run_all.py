@@ -12,7 +12,7 @@ import time
 from benchmarks import common
 
 # cheapest first; precision (~25 min) and the outcome (minutes per seed) last so a cut-short session still has the rest
-BENCHMARKS = ("data_pipeline", "training", "cli_run", "efficiency", "memory", "duration", "app_latency", "worker", "sweep", "cluster_runs", "real_photos",
+BENCHMARKS = ("data_pipeline", "training", "cli_run", "efficiency", "memory", "duration", "pool", "app_latency", "worker", "sweep", "cluster_runs", "real_photos",
               "precision", "outcome")
 
 

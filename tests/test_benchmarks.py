@@ -15,7 +15,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 # The benchmarks measure through Linux's /proc (CPU, memory, maps) and lock RESULTS.md with fcntl: they are
 # Linux tools (README, "Supported systems"), so on macOS and Windows their smoke tests do not run.
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the benchmarks read Linux's /proc")
-SCRIPTS = ["data_pipeline", "training", "cli_run", "efficiency", "memory", "duration", "outcome", "sweep", "real_photos",
+SCRIPTS = ["data_pipeline", "training", "cli_run", "efficiency", "memory", "duration", "pool", "outcome", "sweep", "real_photos",
            "cluster_runs", "precision"]
 
 
