@@ -22,6 +22,7 @@ CLAIMS_MEASURES_FILE = "claims_measures.json"  # the run's claims measures, once
 RUN_FILES = (CONFIG_FILE, STATUS_FILE, EPOCH_METRICS_FILE, BATCH_METRICS_FILE, LOG_FILE, CLAIMS_MEASURES_FILE)
 
 RUN_FILE_PATTERNS = ("probes/*.npz", "models/*.keras")
+MAX_RUN_FILE_BYTES = MAX_CSV_BYTES  # any one file a zip of the run takes (a default run's largest: ~2 MB)
 
 METRIC_FILES = (EPOCH_METRICS_FILE, BATCH_METRICS_FILE)
 
@@ -225,10 +226,15 @@ def symbolic_links_in(run_dir: Path) -> list[str]:
     return sorted(found)
 
 def read_run_files(run_dir: Path, names=None) -> dict[str, bytes]:
-    """{relative path: bytes} of names (default: list_run_files); names that are not plain files are skipped."""
+    """{relative path: bytes} of names (default: list_run_files); names that are not plain files are skipped.
+
+    Raises:
+        RunFileError (one sentence) for a file past MAX_RUN_FILE_BYTES: a planted one must not fill memory.
+    """
     run_dir = Path(run_dir)
     names = list_run_files(run_dir) if names is None else names
-    return {name: (run_dir / name).read_bytes() for name in names if is_plain_file(run_dir, name)}
+    return {name: read_capped_bytes(run_dir / name, MAX_RUN_FILE_BYTES) for name in names
+            if is_plain_file(run_dir, name)}
 
 
 def write_config(run_dir: Path, values: dict) -> None:
