@@ -16,7 +16,7 @@ from gapdemo.claims import CLAIMS
 from gapdemo.claims.charts import pooled_accuracy_figure, pooled_accuracy_frame
 from gapdemo.claims.groups import scan_pool
 from gapdemo.claims.pool import pooled_claims
-from gapdemo.claims.pool_table import pooled_rows
+from gapdemo.claims.pool_table import claim_verdicts, pooled_rows
 from gapdemo.export import dataframe_to_csv, figure_to_html, files_zip
 
 GROUP_KEY = "pool_group"  # the chosen group's settings key, in st.session_state
@@ -45,12 +45,16 @@ def _pooled_body(scheduler, runs_dir: str) -> None:
     if pooled.runs == 0:
         return
     public = pooled.to_public()
-    for key, claim in CLAIMS.items():
-        st.markdown(f"**{claim.heading}** — {public['verdicts'].get(key, 'not measured')}")
-    table = pd.DataFrame(pooled_rows(public))
-    st.dataframe(table, hide_index=True, key="pooled_table")
-    st.caption(f"n = {pooled.runs} runs; difference = the back-end minus GAP, within each run; "
-               f"interval: {public['interval']}.")
+    for heading, verdict in claim_verdicts(public):
+        st.markdown(f"**{heading}** — {verdict}")
+    st.caption(f"n = {pooled.runs} runs; difference = the back-end minus GAP, within each run, in brackets its "
+               f"{public['interval']}.")
+    table = pd.DataFrame(pooled_rows(public)).round(4)
+    with st.expander("Every measure: each back-end's mean ± std, each pair's difference"):
+        st.dataframe(table, hide_index=True, key="pooled_table")
+    with st.expander("The claims in sentences (means and ranges over the runs)"):
+        for key, claim in CLAIMS.items():
+            st.markdown(f"**{claim.heading}** — {public['verdicts'].get(key, 'not measured')}")
     own = scheduler.run_ids_of(visitor_id()) if served else frozenset()
     figure = pooled_accuracy_figure(pooled.accuracies, group.backends, own, pooled.runs)
     st.plotly_chart(figure, key="pooled_strip")

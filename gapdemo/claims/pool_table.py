@@ -73,3 +73,20 @@ def table_lines(public: dict) -> list[str]:
             lines.append(f"    {row['what']:<20} n = {row['n']:<3} difference {_number(row['difference'])} "
                          f"{interval}: {row['verdict']}")
     return lines
+
+
+def claim_verdicts(public: dict) -> list[tuple[str, str]]:
+    """[(claim heading, 'pointing game: FC - GAP -3.3 points [-8.1, 1.5]: not yet decided (...)')], one per
+    claim: the measure that decides it, each pair's difference, interval and verdict in words."""
+    verdicts = []
+    for key, claim in CLAIMS.items():
+        values = public["claims"].get(key)
+        if not values or not values.get("pairs"):
+            continue
+        unit = values["unit"]
+        pairs = [f"{pair_label(pair)} {_number(scaled(pair_values['difference'], unit))} {unit} "
+                 + ("" if pair_values["low"] is None else
+                    f"[{_number(scaled(pair_values['low'], unit))}, {_number(scaled(pair_values['high'], unit))}]")
+                 + f": {pair_values['verdict']}" for pair, pair_values in values["pairs"].items()]
+        verdicts.append((claim.heading, f"{values['label']}: " + "; ".join(pairs)))
+    return verdicts
