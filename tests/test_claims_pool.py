@@ -222,6 +222,9 @@ def test_the_claims_tab_pools_the_class_and_measures_new_runs_in_the_queue(poole
         picker = page.selectbox(key="pool_group")
         assert len(picker.options) == 2 and "4 runs" in picker.options[0] and "2 runs" in picker.options[1]
         assert any(caption.value.startswith("n = 4 runs") for caption in page.caption)
+        verdicts = [m.value for m in page.markdown if m.value.startswith("**2. Less overfitting** — final train")]
+        assert len(verdicts) == 1 and "FC - GAP" in verdicts[0] and "FC + dropout - GAP" in verdicts[0]
+        assert any(words in verdicts[0] for words in ("holds", "does not hold", "not yet decided (n = 4"))
         assert not job_manager().jobs("pool")  # measured already: no job
         page.session_state["pool_group"] = scan_pool(runs_dir).groups[1].key  # the second choice (AppTest's
         page.run()  # own select_index cannot read a format_func
