@@ -98,7 +98,7 @@ def _keep_measuring(scheduler, runs_dir: str, pooled, served: bool) -> None:
         except ValueError:  # the queue is full: the next redraw asks again
             pass
     st.caption(f"Measuring {len(pooled.unmeasured)} new run(s) in the background (a job in the queue, about "
-               "5 s each at tiny sizes); the table grows as they are done." if pooled.runs else
+               "25 s each at the default settings); the table grows as they are done." if pooled.runs else
                f"Measuring the group's {len(pooled.unmeasured)} runs in the background; the table shows when done.")
 
 
