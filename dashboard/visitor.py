@@ -117,6 +117,8 @@ def ordinal(number: int) -> str:
 def job_name(job) -> str:
     """'run `id`', 'claims job' or 'sweep `id`'; served, another visitor's job by its kind alone."""
     kind = KIND_WORDS.get(job.kind, job.kind)
+    if job.owner is None:  # the page's own work (measuring the pooled runs): nobody's
+        return kind
     served = served_rules_apply()
     if served and whose(job.owner) != "yours":
         return f"another visitor's {kind}"

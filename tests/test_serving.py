@@ -108,7 +108,7 @@ def queue_page():
     status_panel(SimpleNamespace(run_id="r1", state="queued", elapsed_seconds=0.0, progress={}, message="",
                                  owner="someone else"),
                  [SimpleNamespace(kind="run", run_id="r2", owner=visitor_id()), SimpleNamespace(kind="claims", owner="x"),
-                  SimpleNamespace(kind="sweep", sweep_id="s1", owner=visitor_id())])
+                  SimpleNamespace(kind="sweep", sweep_id="s1", owner=visitor_id()), SimpleNamespace(kind="pool", owner=None)])
 
 
 def test_served_queue_says_whose_run_is_whose(served):
@@ -120,7 +120,7 @@ def test_served_queue_says_whose_run_is_whose(served):
     assert app.markdown[0].value.startswith("**Run `r1`** (another visitor's) — ")
     assert [caption.value for caption in app.caption] == [  # every kind, with its place in line
         "Waiting in the queue: run `r2` (yours), 1st in line; another visitor's claims job, 2nd in line; "
-        "sweep `s1` (yours), 3rd in line"]
+        "sweep `s1` (yours), 3rd in line; measuring of pooled runs, 4th in line"]  # the page's own: nobody's
 
 
 def test_local_queue_lists_run_ids(local):
@@ -131,7 +131,8 @@ def test_local_queue_lists_run_ids(local):
     assert not app.exception, app.exception
     assert app.markdown[0].value.startswith("**Run `r1`** — ")
     assert [caption.value for caption in app.caption] == [
-        "Waiting in the queue: run `r2`, 1st in line; claims job, 2nd in line; sweep `s1`, 3rd in line"]
+        "Waiting in the queue: run `r2`, 1st in line; claims job, 2nd in line; sweep `s1`, 3rd in line; "
+        "measuring of pooled runs, 4th in line"]
 
 
 @pytest.fixture
