@@ -66,7 +66,8 @@ def proxied_page(tmp_path):
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     if not os.path.exists(nginx) and os.environ.get("GAPDEMO_REQUIRE_BROWSER") != "1":
         pytest.skip("no nginx (CI installs it)")
-    app_port, public_port, runs = free_port(), free_port(), tmp_path / "runs"
+    app_port, runs = free_port(), tmp_path / "runs"
+    public_port = next(port for port in iter(free_port, None) if port != app_port)
     environment = {name: value for name, value in os.environ.items() if name != "GAPDEMO_SERVED"}
     app_log = tmp_path / "streamlit.log"
     app = subprocess.Popen(
