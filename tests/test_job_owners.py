@@ -114,3 +114,11 @@ def test_served_submit_checks_the_data_roots(runs_dir, tmp_path, monkeypatch):
 ])
 def test_full_disk_reads_as_one_sentence(error, epochs, expected):
     assert readable_error(error, epochs) == expected
+
+
+def test_the_scheduler_remembers_whose_runs_are_whose(manager_with_a_running_job):
+    """The pooled claims ring a visitor's own runs: the scheduler keeps each visitor's run ids."""
+    manager, submit, running = manager_with_a_running_job
+    other = submit("visitor-b")
+    assert manager.run_ids_of("visitor-a") == {running.run_id}
+    assert manager.run_ids_of("visitor-b") == {other.run_id} and manager.run_ids_of(None) == frozenset()

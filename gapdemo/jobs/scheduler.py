@@ -58,8 +58,9 @@ class Scheduler:
         """Queue a job of any kind under the rules above; the job."""
         with self._lock:
             self.admit_locked(job, served)
-            if job.kind == "run" and job.owner is not None:
-                self._run_ids_by_owner.setdefault(job.owner, set()).add(job.run_id)
+            run_id = getattr(job, "run_id", None)  # runs have one; the queue's contract does not ask for it
+            if job.kind == "run" and job.owner is not None and run_id:
+                self._run_ids_by_owner.setdefault(job.owner, set()).add(run_id)
             self._forget_finished_locked()
             self._jobs.append(job)
             self._queue.append(job)
