@@ -226,6 +226,7 @@ def test_the_claims_tab_pools_the_class_and_measures_new_runs_in_the_queue(poole
         assert len(verdicts) == 1 and "FC - GAP" in verdicts[0] and "FC + dropout - GAP" in verdicts[0]
         assert any(words in verdicts[0] for words in ("holds", "does not hold", "not yet decided (n = 4"))
         assert not job_manager().jobs("pool")  # measured already: no job
+        assert "pooled_zip" in [button.key for button in page.get("download_button")]  # local: ids may go out
         page.session_state["pool_group"] = scan_pool(runs_dir).groups[1].key  # the second choice (AppTest's
         page.run()  # own select_index cannot read a format_func
         assert [job.state for job in job_manager().jobs("pool")] in (["queued"], ["running"])
@@ -248,3 +249,35 @@ def test_the_strip_plot_has_a_dot_per_run_and_rings_a_visitors_own():
     assert "ringed" not in pooled_accuracy_figure(accuracies, ("fc", "gap")).layout.title.text
     frame = pooled_accuracy_frame(accuracies, ("fc", "gap"))
     assert list(frame["run"]) == [1, 1, 2, 2] and "20261207" not in frame.to_csv()  # runs numbered, not named
+
+
+def test_a_served_claims_tab_names_no_run(pooled_json, class_runs, tmp_path, monkeypatch):
+    """Served, the pooled view shows the shared settings, numbers and dots: no run id, not even a skipped
+    folder's (it is counted), and no zip of run ids."""
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    from conftest import close_page_scheduler
+
+    runs_dir = tmp_path / "runs"
+    shutil.copytree(class_runs, runs_dir)
+    planted = runs_dir / "20261207-235959-dead"
+    planted.mkdir()
+    (planted / "config.json").write_text(json.dumps({"data": {"image_size": 99999}}))  # past the gate's bounds
+    (planted / "status.json").write_text(json.dumps({"state": "finished"}))
+    monkeypatch.setenv("GAPDEMO_RUNS_DIR", str(runs_dir))
+    monkeypatch.setenv("GAPDEMO_SERVED", "1")
+    st.cache_resource.clear()
+    page = AppTest.from_file("../app.py", default_timeout=120)
+    page.session_state["main_tab"] = ":material/fact_check: Claims"
+    try:
+        page.run()
+        assert not page.exception, page.exception
+        claims_tab = page.tabs[5]  # Training, Feature maps, Parameters, Classify, Mistakes, Claims, ...
+        texts = " ".join(str(element.value) for kind in ("markdown", "caption", "info", "error", "warning")
+                         for element in getattr(claims_tab, kind))
+        assert "n = 4 runs" in texts and "1 run folder(s) could not be read and were skipped." in texts
+        assert all(run.name not in texts for run in runs_dir.iterdir())
+        assert "pooled_zip" not in [button.key for button in page.get("download_button")]
+    finally:
+        close_page_scheduler()
