@@ -197,44 +197,55 @@ def test_rows_carry_every_claim_measure_and_pair(pooled_json):
     assert sum(1 for row in rows if row["what"] == "FC - GAP") == sum(len(c.pooled) for c in CLAIMS.values())
 
 
-def test_the_claims_tab_pools_the_class_and_measures_new_runs_in_the_queue(pooled_json, class_runs, tmp_path,
-                                                                           monkeypatch):
-    """The page reads the measured group at once; a group of runs never measured is measured by a job of the
-    page's queue (a `claims --pool` child process, no TensorFlow in the server), then shows."""
+@pytest.fixture
+def claims_page(class_runs, tmp_path, monkeypatch):
+    """(open(): the page with its Claims tab drawn, over runs_dir, a copy of the class's runs): a fresh scheduler,
+    closed after the test."""
     import streamlit as st
     from streamlit.testing.v1 import AppTest
 
     from conftest import close_page_scheduler
-    from dashboard.common import job_manager
 
     runs_dir = tmp_path / "runs"
     shutil.copytree(class_runs, runs_dir)
+    monkeypatch.setenv("GAPDEMO_RUNS_DIR", str(runs_dir))
+    st.cache_resource.clear()
+
+    def open_claims_tab():
+        page = AppTest.from_file("../app.py", default_timeout=120)
+        page.session_state["main_tab"] = ":material/fact_check: Claims"
+        page.run()
+        assert not page.exception, page.exception
+        return page
+
+    yield open_claims_tab, runs_dir
+    close_page_scheduler()
+
+
+def test_the_claims_tab_pools_the_class_and_measures_new_runs_in_the_queue(pooled_json, claims_page):
+    """The page reads the measured group at once; a group of runs never measured is measured by a job of the
+    page's queue (a `claims --pool` child process, no TensorFlow in the server), then shows."""
+    from dashboard.common import job_manager
+
+    open_claims_tab, runs_dir = claims_page
     other = next(run.run_dir for run in runs.list_runs(runs_dir)
                  if runs.stored_run_config(run.run_dir).data.image_size == 40)
     shutil.copytree(other, runs_dir / runs.new_run_id())  # copied in from another machine: a second sample
-    monkeypatch.setenv("GAPDEMO_RUNS_DIR", str(runs_dir))
-    st.cache_resource.clear()
-    page = AppTest.from_file("../app.py", default_timeout=120)
-    page.session_state["main_tab"] = ":material/fact_check: Claims"
-    try:
-        page.run()
-        assert not page.exception, page.exception
-        picker = page.selectbox(key="pool_group")
-        assert len(picker.options) == 2 and "4 runs" in picker.options[0] and "2 runs" in picker.options[1]
-        assert any(caption.value.startswith("n = 4 runs") for caption in page.caption)
-        verdicts = [m.value for m in page.markdown if m.value.startswith("**2. Less overfitting** — final train")]
-        assert len(verdicts) == 1 and "FC - GAP" in verdicts[0] and "FC + dropout - GAP" in verdicts[0]
-        assert any(words in verdicts[0] for words in ("holds", "does not hold", "not yet decided (n = 4"))
-        assert not job_manager().jobs("pool")  # measured already: no job
-        assert "pooled_zip" in [button.key for button in page.get("download_button")]  # local: ids may go out
-        page.session_state["pool_group"] = scan_pool(runs_dir).groups[1].key  # the second choice (AppTest's
-        page.run()  # own select_index cannot read a format_func
-        assert [job.state for job in job_manager().jobs("pool")] in (["queued"], ["running"])
-        assert job_manager().wait_idle(180) and job_manager().jobs("pool")[0].state == "finished"
-        page.run()
-        assert any(caption.value.startswith("n = 2 runs") for caption in page.caption)
-    finally:
-        close_page_scheduler()
+    page = open_claims_tab()
+    picker = page.selectbox(key="pool_group")
+    assert len(picker.options) == 2 and "4 runs" in picker.options[0] and "2 runs" in picker.options[1]
+    assert any(caption.value.startswith("n = 4 runs") for caption in page.caption)
+    verdicts = [m.value for m in page.markdown if m.value.startswith("**2. Less overfitting** — final train")]
+    assert len(verdicts) == 1 and "FC - GAP" in verdicts[0] and "FC + dropout - GAP" in verdicts[0]
+    assert any(words in verdicts[0] for words in ("holds", "does not hold", "not yet decided (n = 4"))
+    assert not job_manager().jobs("pool")  # measured already: no job
+    assert "pooled_zip" in [button.key for button in page.get("download_button")]  # local: ids may go out
+    page.session_state["pool_group"] = scan_pool(runs_dir).groups[1].key  # the second choice (AppTest's
+    page.run()  # own select_index cannot read a format_func)
+    assert [job.state for job in job_manager().jobs("pool")] in (["queued"], ["running"])
+    assert job_manager().wait_idle(180) and job_manager().jobs("pool")[0].state == "finished"
+    page.run()
+    assert any(caption.value.startswith("n = 2 runs") for caption in page.caption)
 
 
 def test_the_strip_plot_has_a_dot_per_run_and_rings_a_visitors_own():
@@ -251,33 +262,19 @@ def test_the_strip_plot_has_a_dot_per_run_and_rings_a_visitors_own():
     assert list(frame["run"]) == [1, 1, 2, 2] and "20261207" not in frame.to_csv()  # runs numbered, not named
 
 
-def test_a_served_claims_tab_names_no_run(pooled_json, class_runs, tmp_path, monkeypatch):
+def test_a_served_claims_tab_names_no_run(pooled_json, claims_page, monkeypatch):
     """Served, the pooled view shows the shared settings, numbers and dots: no run id, not even a skipped
     folder's (it is counted), and no zip of run ids."""
-    import streamlit as st
-    from streamlit.testing.v1 import AppTest
-
-    from conftest import close_page_scheduler
-
-    runs_dir = tmp_path / "runs"
-    shutil.copytree(class_runs, runs_dir)
+    open_claims_tab, runs_dir = claims_page
     planted = runs_dir / "20261207-235959-dead"
     planted.mkdir()
     (planted / "config.json").write_text(json.dumps({"data": {"image_size": 99999}}))  # past the gate's bounds
     (planted / "status.json").write_text(json.dumps({"state": "finished"}))
-    monkeypatch.setenv("GAPDEMO_RUNS_DIR", str(runs_dir))
     monkeypatch.setenv("GAPDEMO_SERVED", "1")
-    st.cache_resource.clear()
-    page = AppTest.from_file("../app.py", default_timeout=120)
-    page.session_state["main_tab"] = ":material/fact_check: Claims"
-    try:
-        page.run()
-        assert not page.exception, page.exception
-        claims_tab = page.tabs[5]  # Training, Feature maps, Parameters, Classify, Mistakes, Claims, ...
-        texts = " ".join(str(element.value) for kind in ("markdown", "caption", "info", "error", "warning")
-                         for element in getattr(claims_tab, kind))
-        assert "n = 4 runs" in texts and "1 run folder(s) could not be read and were skipped." in texts
-        assert all(run.name not in texts for run in runs_dir.iterdir())
-        assert "pooled_zip" not in [button.key for button in page.get("download_button")]
-    finally:
-        close_page_scheduler()
+    page = open_claims_tab()
+    claims_tab = page.tabs[5]  # Training, Feature maps, Parameters, Classify, Mistakes, Claims, ...
+    texts = " ".join(str(element.value) for kind in ("markdown", "caption", "info", "error", "warning")
+                     for element in getattr(claims_tab, kind))
+    assert "n = 4 runs" in texts and "1 run folder(s) could not be read and were skipped." in texts
+    assert all(run.name not in texts for run in runs_dir.iterdir())
+    assert "pooled_zip" not in [button.key for button in page.get("download_button")]
