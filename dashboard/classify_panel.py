@@ -17,8 +17,8 @@ from gapdemo.runs import (
     load_models,
     models_signature,
     read_config,
-    stored_run_config,
 )
+from gapdemo.validation import stored_run_config
 
 UPLOAD_TYPES = UPLOAD_EXTENSIONS  # HEIC (iPhone) and AVIF too: gapdemo.images decides what it reads
 

@@ -16,7 +16,8 @@ from gapdemo.insight.evaluation import (
 )
 from gapdemo.insight.evaluation_charts import confusion_figure, per_class_frame
 from gapdemo.model.backends import BACKENDS
-from gapdemo.runs import list_runs, load_models, models_signature, stored_data_config
+from gapdemo.runs import list_runs, load_models, models_signature
+from gapdemo.validation import stored_data_config
 
 GALLERY_SIZE = 12  # mistakes shown at once, most confident first
 GALLERY_COLUMNS = 4
@@ -82,7 +83,7 @@ def _choose_run(runs_dir: str):
 
 
 # Evaluate the run (cached); None with an error message when its models or data cannot be loaded, or its stored
-# settings may not draw data here (a planted config.json: gapdemo.runs.stored_data_config, asked at every draw).
+# settings may not draw data here (a planted config.json: gapdemo.validation.stored_data_config, asked at every draw).
 def _evaluate(summary):
     run_dir = str(summary.run_dir)
     # Served, a data error reads as its public sentence: every visitor sees it, the operator too.

@@ -6,6 +6,8 @@ reads config.py's image-size bounds: config stays a leaf that everything may imp
 
 from __future__ import annotations
 
+import dataclasses
+
 from gapdemo.config import (
     MAX_BATCH_SIZE,
     MAX_DROPOUT_RATE,
@@ -26,6 +28,8 @@ from gapdemo.jobs.duration import duration_problem
 from gapdemo.jobs.memory import budget_problem, memory_budget_bytes
 from gapdemo.model.backends import BACKENDS
 from gapdemo.model.precision import precision_problems
+from gapdemo.runs.stored import parse_stored_config
+from gapdemo.runs.trust import RunFileError
 
 
 def validate_run_config(config: RunConfig, *, served: bool) -> list[str]:
@@ -145,3 +149,44 @@ def validate_data_paths(config: RunConfig, *, served: bool) -> list[str]:
     else:
         problem = None
     return [problem] if problem else []
+
+
+# ----- a run's stored settings, asked as a new run's before they build anything (gapdemo.runs.stored) -----
+def stored_run_config(run_dir) -> RunConfig:
+    """The run's settings, for using its models: the data checks that need no data (image size, data set,
+    sizes; gapdemo.data.checks) and the back-ends' (model_problems) must pass.
+
+    Raises:
+        gapdemo.runs.RunFileError (one sentence) when config.json is missing, past its size cap, not settings of this
+        version of gapdemo, or refused by those checks.
+    """
+    config = parse_stored_config(run_dir)
+    refuse_stored([*config_problems(config.data), *model_problems(config)])
+    return config
+
+
+def stored_data_config(run_dir, *, served: bool) -> RunConfig:
+    """The run's settings, for drawing its data again (the Mistakes tab, evaluate): stored_run_config's checks,
+    then the data paths under the data roots; served, also the memory budget, and the server's own image cache
+    whatever cache folder the file names.
+
+    Args:
+        served: asked from a page served to others (see validate_run_config).
+
+    Raises:
+        RunFileError (one sentence), as stored_run_config.
+    """
+    config = stored_run_config(run_dir)
+    try:
+        problems = validate_data_paths(config, served=served)
+    except (ValueError, OSError):  # a path the system refuses outright (a NUL byte, a name too long)
+        problems = ["The run's data folder does not exist."]
+    refuse_stored(problems + (memory_problems(config) if served and not problems else []))
+    if served:  # a served page reads its own image cache, never a folder a run file names
+        config = dataclasses.replace(config, data=dataclasses.replace(config.data, cache_dir=None))
+    return config
+
+
+def refuse_stored(problems: list[str]) -> None:
+    if problems:
+        raise RunFileError(" ".join(problems))

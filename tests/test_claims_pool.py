@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from gapdemo import runs
+from gapdemo import runs, validation
 from gapdemo.claims import stats
 from gapdemo.claims.groups import config_signature, scan_pool, settings_key, shared_settings
 from gapdemo.claims.measured import MEASURES_FILE, read_measures
@@ -229,7 +229,7 @@ def test_the_claims_tab_pools_the_class_and_measures_new_runs_in_the_queue(poole
 
     open_claims_tab, runs_dir = claims_page
     other = next(run.run_dir for run in runs.list_runs(runs_dir)
-                 if runs.stored_run_config(run.run_dir).data.image_size == 40)
+                 if validation.stored_run_config(run.run_dir).data.image_size == 40)
     shutil.copytree(other, runs_dir / runs.new_run_id())  # copied in from another machine: a second sample
     page = open_claims_tab()
     picker = page.selectbox(key="pool_group")

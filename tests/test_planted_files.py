@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from gapdemo import runs
+from gapdemo import runs, validation
 from gapdemo.config import tiny_config
 from gapdemo.runs.tail import CsvTail
 
@@ -383,7 +383,7 @@ def test_stored_settings_are_asked_as_a_new_runs_before_they_build_anything(tmp_
     for section, settings in change.items():
         values[section] = {**values[section], **settings} if isinstance(settings, dict) else settings
     run_dir = make_run(tmp_path / "runs", "r1", config=values)
-    for check in (runs.stored_run_config, lambda run_dir: runs.stored_data_config(run_dir, served=True)):
+    for check in (validation.stored_run_config, lambda run_dir: validation.stored_data_config(run_dir, served=True)):
         with pytest.raises(runs.RunFileError, match=refusal) as refused:
             check(run_dir)
         assert is_one_sentence(str(refused.value))
@@ -391,12 +391,12 @@ def test_stored_settings_are_asked_as_a_new_runs_before_they_build_anything(tmp_
 
 def test_stored_settings_that_pass_come_back_writing_into_their_own_runs_folder(tmp_path):
     run_dir = make_run(tmp_path / "runs", "r1", config=tiny_config("/somewhere/else").to_dict())
-    config = runs.stored_data_config(run_dir, served=True)
+    config = validation.stored_data_config(run_dir, served=True)
     assert config.data == tiny_config().data and config.train.runs_dir == str(tmp_path / "runs")
-    assert runs.stored_run_config(run_dir) == config
+    assert validation.stored_run_config(run_dir) == config
     (run_dir / "config.json").unlink()
     with pytest.raises(runs.RunFileError, match="^The run has no readable config.json.$"):
-        runs.stored_run_config(run_dir)
+        validation.stored_run_config(run_dir)
 
 
 @pytest.mark.parametrize("data, refusal", [
@@ -408,17 +408,17 @@ def test_a_served_page_draws_no_data_a_stored_config_asks_past_the_gate(tmp_path
     values = tiny_config().to_dict()
     values["data"].update(data)
     run_dir = make_run(tmp_path / "runs", "r1", config=values)
-    runs.stored_run_config(run_dir)  # its models may still be used: these settings build no data there
+    validation.stored_run_config(run_dir)  # its models may still be used: these settings build no data there
     with pytest.raises(runs.RunFileError, match=refusal):
-        runs.stored_data_config(run_dir, served=True)
+        validation.stored_data_config(run_dir, served=True)
 
 
 def test_a_served_page_reads_its_own_image_cache_whatever_a_stored_config_names(tmp_path):
     values = tiny_config().to_dict()
     values["data"]["cache_dir"] = "/home/teacher/.ssh"
     run_dir = make_run(tmp_path / "runs", "r1", config=values)
-    assert runs.stored_data_config(run_dir, served=True).data.cache_dir is None
-    assert runs.stored_data_config(run_dir, served=False).data.cache_dir == "/home/teacher/.ssh"  # the CLI's own
+    assert validation.stored_data_config(run_dir, served=True).data.cache_dir is None
+    assert validation.stored_data_config(run_dir, served=False).data.cache_dir == "/home/teacher/.ssh"  # the CLI's own
 
 
 def panel_page(panel: str, runs_dir: str):

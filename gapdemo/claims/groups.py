@@ -26,6 +26,7 @@ from pathlib import Path
 from gapdemo import runs
 from gapdemo.config import RunConfig
 from gapdemo.model.backends import BACKENDS
+from gapdemo.validation import stored_run_config
 
 UNSEEN_POSITION_KIND = "unseen positions"  # a claims job's run whose data are not what its settings say
 LEFT_OUT_ORDER = ("running", "queued", "stopping", "stopped", "interrupted", "failed")
@@ -170,7 +171,7 @@ def scan_pool(runs_dir) -> PoolScan:
 def _poolable_config(run_dir: Path) -> tuple[RunConfig | None, str | None]:
     """(the run's checked settings, None), or (None, why it cannot be pooled in one sentence)."""
     try:
-        config = runs.stored_run_config(run_dir)
+        config = stored_run_config(run_dir)
     except runs.RunFileError as error:
         return None, f"Run {run_dir.name} was passed by: {error}"
     tags = runs.read_config(run_dir).get("claims")

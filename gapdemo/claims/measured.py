@@ -24,6 +24,7 @@ from gapdemo.claims.summary import json_ready
 from gapdemo.config import RunConfig
 from gapdemo.insight.evaluation import CONSISTENCY_SHIFTS
 from gapdemo.runs.files import CLAIMS_MEASURES_FILE, is_plain_file
+from gapdemo.validation import stored_data_config
 
 MEASURES_FILE = CLAIMS_MEASURES_FILE
 MEASURES_VERSION = 1
@@ -60,7 +61,7 @@ def measure_run(run_dir, *, served: bool = False) -> dict:
     state = runs.read_status(run_dir).get("state")
     if state != "finished":
         raise ValueError(f"Run {run_dir.name} is {state or 'without a status'}; only finished runs are measured.")
-    config = runs.stored_data_config(run_dir, served=served)
+    config = stored_data_config(run_dir, served=served)
     started = time.perf_counter()
     measures = scoring.score_run(run_dir, config)
     return write_measures(run_dir, config, measures, time.perf_counter() - started)

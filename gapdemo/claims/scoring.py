@@ -86,7 +86,7 @@ def score_run(run_dir: Path, config: RunConfig, *, time_training: bool = True) -
     """Every per-run measure of one finished run (see the module docstring), its data drawn again here.
 
     Args:
-        config: the run's checked settings (gapdemo.runs.stored_data_config).
+        config: the run's checked settings (gapdemo.validation.stored_data_config).
         time_training: also time one training step per back-end (step_seconds; {} when False).
     """
     run_dir = Path(run_dir)

@@ -60,7 +60,8 @@ def classify_with_run(run_dir, image) -> dict:
     """{backend: {"p_cat", "p_dog", "label"}} for one uint8 image."""
     # deferred: TensorFlow, numpy and the run folder's code; every command is imported to build the parser
     from gapdemo.insight.maps import classify_image
-    from gapdemo.runs import load_models, stored_run_config
+    from gapdemo.runs import load_models
+    from gapdemo.validation import stored_run_config
 
     image_size = stored_run_config(run_dir).data.image_size  # checked: a run folder may have been planted
     result = classify_image(load_models(run_dir), image, image_size)

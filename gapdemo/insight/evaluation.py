@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from gapdemo.data.sources import load_test_split as load_test_images
-from gapdemo.runs import has_models, load_models, read_status, stored_data_config
+from gapdemo.runs import has_models, load_models, read_status
+from gapdemo.validation import stored_data_config
 
 CONSISTENCY_SHIFTS = tuple(range(1, 17))  # pixels: two periods of the head's total stride (8)
 EVALUATION_BATCH = 250  # images per call into a model: the whole synthetic test split in one call

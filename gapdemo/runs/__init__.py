@@ -80,7 +80,7 @@ from gapdemo.runs.liveness import (
     token_is_alive,
     writer_is_alive,
 )
-from gapdemo.runs.stored import stored_data_config, stored_run_config
+from gapdemo.runs.stored import parse_stored_config
 from gapdemo.runs.trust import MAX_CSV_BYTES, MAX_JSON_BYTES, RunFileError, is_link, run_folder
 
 __all__ = [
@@ -140,6 +140,5 @@ __all__ = [
     "RunFileError",
     "is_link",
     "run_folder",
-    "stored_data_config",
-    "stored_run_config",
+    "parse_stored_config",
 ]

@@ -3,8 +3,9 @@
 config.json lies in the shared runs folder, so its values are as untrusted as the rest of the folder: an image
 size of a million pixels would resize a photo to that, and on a served page a synthetic set of a billion
 images would be drawn again or a cache folder anywhere on the server written. Whoever builds models' inputs
-or data from a stored run asks here first, and gets the settings as a RunConfig, or one RunFileError whose
-str() says why in the gate's own words (gapdemo.validation), served or local as a new run would be asked.
+or data from a stored run asks first, and gets the settings as a RunConfig, or one RunFileError whose str()
+says why. Here: the file parsed, its values of the kinds config.py names; the gate's own rules, served or local
+as a new run would be asked, are gapdemo.validation.stored_run_config and stored_data_config.
 The settings that say only how the run trained (epochs, learning rate, batch size) build nothing here and
 are not asked again: a long run trained from the command line can still be evaluated on a served page.
 """
@@ -24,49 +25,9 @@ KINDS = {"str": (str,), "int": (int,), "float": (int, float), "bool": (bool,), "
          "tuple[str, ...]": (tuple,)}
 
 
-def stored_run_config(run_dir) -> RunConfig:
-    """The run's settings, for using its models: the data checks that need no data (image size, data set,
-    sizes; gapdemo.data.checks) and the back-ends' (gapdemo.validation.model_problems) must pass.
-
-    Raises:
-        RunFileError (one sentence) when config.json is missing, past its size cap, not settings of this
-        version of gapdemo, or refused by those checks.
-    """
-    from gapdemo.data.checks import config_problems  # deferred: the gate's rules, only when a run is used
-    from gapdemo.validation import model_problems
-
-    config = _parse(Path(run_dir))
-    _refuse_problems([*config_problems(config.data), *model_problems(config)])
-    return config
-
-
-def stored_data_config(run_dir, *, served: bool) -> RunConfig:
-    """The run's settings, for drawing its data again (the Mistakes tab, evaluate): stored_run_config's checks,
-    then the data paths under the data roots; served, also the memory budget, and the server's own image cache
-    whatever cache folder the file names.
-
-    Args:
-        served: asked from a page served to others (see gapdemo.validation.validate_run_config).
-
-    Raises:
-        RunFileError (one sentence), as stored_run_config.
-    """
-    from gapdemo.validation import memory_problems, validate_data_paths  # deferred, as in stored_run_config
-
-    config = stored_run_config(run_dir)
-
-    try:
-        problems = validate_data_paths(config, served=served)
-    except (ValueError, OSError):  # a path the system refuses outright (a NUL byte, a name too long)
-        problems = ["The run's data folder does not exist."]
-    _refuse_problems(problems + (memory_problems(config) if served and not problems else []))
-    if served:  # a served page reads its own image cache, never a folder a run file names
-        config = dataclasses.replace(config, data=dataclasses.replace(config.data, cache_dir=None))
-    return config
-
-
-def _parse(run_dir: Path) -> RunConfig:
+def parse_stored_config(run_dir) -> RunConfig:
     """config.json as a RunConfig writing into run_dir's own runs folder (the stored runs_dir is never used)."""
+    run_dir = Path(run_dir)
     values = read_config(run_dir)
     if not values:
         raise RunFileError("The run has no readable config.json.")
@@ -93,8 +54,3 @@ def _is_of_its_kind(section) -> bool:
         if isinstance(value, tuple) and not all(isinstance(item, str) for item in value):
             return False
     return True
-
-
-def _refuse_problems(problems: list[str]) -> None:
-    if problems:
-        raise RunFileError(" ".join(problems))
