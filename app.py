@@ -17,8 +17,8 @@ from dashboard.sidebar import run_controls, settings_sidebar
 from dashboard.sweeps_panel import sweeps_panel
 from dashboard.training_panel import training_panel
 from dashboard.visitor import admit_operator, hide_error_details_when_served
-from gapdemo.jobs.disk import runs_max_bytes
-from gapdemo.jobs.duration import max_run_minutes
+from gapdemo.budget.disk import runs_max_bytes
+from gapdemo.budget.duration import max_run_minutes
 
 INTRODUCTION = (
     "Why does **Global Average Pooling** beat a fully connected classifier at the end of a CNN? "

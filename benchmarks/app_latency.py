@@ -310,7 +310,7 @@ def build_report(browser: dict, breakdown: dict, classify: dict, imports: dict, 
         f"{common.median([r['wall'] for r in runs['tabs_3']]):.1f} s. Each app run "
         + ("shares one server (quick)." if quick else "starts on a fresh server, as the CLI starts a fresh process.")
         + " The first-point row with TensorFlow loaded is a second Start, at the same settings, on the server of "
-        "the 1-tab run: it reuses that run's compiled model (gapdemo.model.pool, fresh weights loaded) and its "
+        "the 1-tab run: it reuses that run's compiled model (gapdemo.model.compiled_cache, fresh weights loaded) and its "
         "drawn synthetic set, so it neither traces the training step nor draws the data again.")
     shipped = browser["first_points"].get("shipped")
     if shipped and common.median(shipped) >= FIRST_POINT_TARGET_S:

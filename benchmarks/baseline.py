@@ -17,8 +17,8 @@ import dataclasses
 from benchmarks import common
 from gapdemo.model.backends import LockstepModels
 from gapdemo.training.feeder import BatchFeeder
+from gapdemo.training.fitter import LockstepFitter
 from gapdemo.training.job import TrainingJob
-from gapdemo.training.step import TrainingStep
 from gapdemo.training.trainer import Trainer
 
 
@@ -29,7 +29,7 @@ class BaselineFeeder(BatchFeeder):
         return common.per_backend_labels(dataset, self.backends)
 
 
-class BaselineStep(TrainingStep):
+class BaselineStep(LockstepFitter):
     """No model pool, and Keras' own step over the summed loss."""
 
     def build_models(self, precision: str) -> LockstepModels:

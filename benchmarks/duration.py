@@ -1,4 +1,4 @@
-"""Duration: a run's training time as gapdemo.jobs.duration estimates it before Start, against the run itself.
+"""Duration: a run's training time as gapdemo.budget.duration estimates it before Start, against the run itself.
 
 Each setting trains in a fresh process on the synthetic set, as a served page's worker would: the
 process first makes the estimate a page makes before any run has trained (this machine's matmul peak
@@ -42,7 +42,7 @@ def setting_config(setting: str, runs_dir: str):
 
 def child_main(args) -> None:
     """Estimate, train, estimate again; print one JSON line."""
-    from gapdemo.jobs.duration import TrainingRate, estimate_training_seconds
+    from gapdemo.budget.duration import TrainingRate, estimate_training_seconds
     from gapdemo.training.job import TrainingJob
 
     with tempfile.TemporaryDirectory(prefix="gapdemo-duration-") as runs_dir:

@@ -1,11 +1,11 @@
-"""Memory: peak resident memory of a TrainingJob, measured and as gapdemo.jobs.memory estimates it.
+"""Memory: peak resident memory of a TrainingJob, measured and as gapdemo.budget.memory estimates it.
 
 Each setting runs in its own process on the synthetic set, for 1 epoch by default: the peak is reached
 in the first epoch (data arrays + the pipeline's copy + activations of a batch + the first saves).
 A setting is SIZE or SIZE/BATCH/TRAINING IMAGES/BACK-ENDS (back-ends joined by +); the rest are the
 defaults (2000 training images, fc/fc_dropout/gap, batch 64). The default four: 100 and 200 px at the
 defaults, 64 px with batch 128, 8,000 images and GAP alone, and 150 px with batch 32, 4,000 images, FC
-and GAP: the settings gapdemo.jobs.memory's estimate was fitted to, each row showing its error. The peak is the child's ru_maxrss (os.wait4), cross-checked with its own /proc
+and GAP: the settings gapdemo.budget.memory's estimate was fitted to, each row showing its error. The peak is the child's ru_maxrss (os.wait4), cross-checked with its own /proc
 VmHWM. Target: < 3 GB at 100x100. Usage: python -m benchmarks.memory [--quick] [--results PATH]
 """
 
@@ -131,7 +131,7 @@ def setting_label(setting: str) -> str:
 
 def measured_row(setting: str, args) -> tuple[list[str], str, float]:
     """One setting's table row, its note, and the estimate's error (estimated / measured - 1)."""
-    from gapdemo.jobs.memory import estimate_peak_bytes
+    from gapdemo.budget.memory import estimate_peak_bytes
 
     result = run_child(setting, args)
     peak = max(result["ru_maxrss_mb"], result["peak_mb"])
@@ -167,7 +167,7 @@ def main(argv=None) -> None:
     table = common.format_table(["setting", "peak MiB", "estimated MiB", "estimate's error", "after TF import",
                                  "after data", "image arrays MiB", "layer outputs / batch MiB", "target",
                                  "verdict"], rows)
-    notes.append(f"The estimate (gapdemo.jobs.memory.estimate_peak_bytes, what a served page checks against "
+    notes.append(f"The estimate (gapdemo.budget.memory.estimate_peak_bytes, what a served page checks against "
                  f"GAPDEMO_MAX_RUN_MEMORY before a run starts) was fitted, by least squares rounded up, to two runs "
                  f"of these four settings on 2026-12-07 (a floor of 1,000 MiB, the image arrays 1.65 times, 0.6 of "
                  f"a batch's layer outputs): no setting here is held out. Its largest error here is "

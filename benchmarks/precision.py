@@ -86,7 +86,7 @@ def measure(seeds: int, quick: bool) -> dict[str, list[dict]]:
 
 
 def overfitting_verdict(precision_runs: list[dict]) -> tuple[str, tuple]:
-    """The claims' overfitting verdict over these runs' seeds (as gapdemo.claims.run.summarize words it), and
+    """The claims' overfitting verdict over these runs' seeds (as gapdemo.claims.over_seeds.summarize words it), and
     its conclusion without numbers (verdict_conclusion), which is what the two precisions must agree on."""
     overfitting = summary.summarize_overfitting([run["overfitting"] for run in precision_runs])
     pair = summary.comparison_pair(DEFAULT_BACKENDS)

@@ -5,7 +5,7 @@ one-thread processes side by side. A sweep runs its trials as one-CPU Ray trials
 two cores, so it should beat training the same runs in turn, Ray's start-up included.
 
   in turn   TrainingJob.run() for each trial's config, in one fresh process, TensorFlow's default threads
-  sweep     gapdemo.sweep.run.run_sweep: a local Ray started on demand, one CPU per trial
+  sweep     gapdemo.sweep.execution.run_sweep: a local Ray started on demand, one CPU per trial
 
 Trials: dropout 0.3 and 0.6 x 4 seeds = 8 (--seeds 2 gives the 4 of the first version).
 Targets: sweep wall time <= 0.87 x in turn; Ray start-up to the first running trial < 10 s.
@@ -81,7 +81,7 @@ def _train_in_turn_here(size: dict) -> float:
 
 def train_as_sweep(size: dict) -> tuple[float, float, int]:
     """(wall seconds, seconds from the call to the first running trial, trials finished)."""
-    from gapdemo.sweep.run import run_sweep
+    from gapdemo.sweep.execution import run_sweep
 
     first_running = []
     with tempfile.TemporaryDirectory() as runs_dir:
@@ -137,7 +137,7 @@ def main(argv=None) -> None:
              f"{min(p['finished'] for p in pairs)}/{trials} trials finished in every sweep. The sweep's time includes "
              "starting Ray, each trial's process importing TensorFlow, and sending every epoch's new files home.",
              f"{len(pairs)} pair(s) in alternating order; the ratio is the median of each pair's sweep / in turn "
-             f"({each}). Every trial after a process's first reuses its compiled model (gapdemo.model.pool; the "
+             f"({each}). Every trial after a process's first reuses its compiled model (gapdemo.model.compiled_cache; the "
              "dropout rate is a variable, so the grid's two rates share one trace): in turn the first trial "
              "traces, in the sweep each worker's first. Each in-turn measurement runs in a fresh process, its "
              "clock started after importing TensorFlow (so nothing carries over from an earlier repeat)."]

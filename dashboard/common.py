@@ -8,14 +8,14 @@ import sys
 import streamlit as st
 from streamlit.runtime.scriptrunner import script_runner
 
+from gapdemo.budget.limits import warm_worker
 from gapdemo.charts import curves_figure
+from gapdemo.cluster.connection import resolve_address
 from gapdemo.export import dataframe_to_csv, figure_to_html, figure_to_png, png_export_available
 from gapdemo.jobs.cluster_job import ClusterJobManager, resources_per_run
-from gapdemo.jobs.limits import warm_worker
 from gapdemo.jobs.page import PageScheduler
 from gapdemo.model.backends import parameter_table
 from gapdemo.model.precision import PRECISION_LABELS
-from gapdemo.sweep.cluster import resolve_address
 from gapdemo.training.curves import DEFAULT_SMOOTHING
 
 # How often a tab polls running work. Each poll of a fragment costs the browser about 0.2 s of CPU

@@ -7,6 +7,7 @@ import streamlit as st
 from dashboard.cache_widget import cache_widget
 from dashboard.common import DEFAULT_PNG_SCALE, PNG_SCALES
 from dashboard.visitor import served_rules_apply, visitor_id, visitor_is_operator
+from gapdemo.budget.duration import estimate_training_seconds, format_minutes, max_run_minutes
 from gapdemo.config import (
     BATCH_SIZE_CHOICES,
     LEARNING_RATE_CHOICES,
@@ -22,7 +23,6 @@ from gapdemo.config import (
     RunConfig,
     TrainConfig,
 )
-from gapdemo.jobs.duration import estimate_training_seconds, format_minutes, max_run_minutes
 from gapdemo.model.backends import BACKENDS
 from gapdemo.model.precision import PRECISION_LABELS, PRECISIONS, bfloat16_support
 from gapdemo.validation import validate_run_config

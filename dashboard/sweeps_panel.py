@@ -13,8 +13,8 @@ from gapdemo.config import DEFAULT_SEEDS, MAX_SEEDS
 from gapdemo.serving import may_stop
 from gapdemo.sweep import store
 from gapdemo.sweep.charts import bands_figure, summary_figure, summary_frame
+from gapdemo.sweep.execution import plan_sweep, sweep_result
 from gapdemo.sweep.grid import SWEEPABLE, parse_assignment, settings_label
-from gapdemo.sweep.run import plan_sweep, sweep_result
 from gapdemo.sweep.summary import epoch_bands
 
 ANOTHER_VISITORS_SWEEP = "Another visitor's sweep is running; only they can stop it. You can watch it below."

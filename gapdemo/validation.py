@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 
+from gapdemo.budget.disk import runs_disk_problem
+from gapdemo.budget.duration import duration_problem
+from gapdemo.budget.memory import budget_problem, memory_budget_bytes
 from gapdemo.config import (
     MAX_BATCH_SIZE,
     MAX_DROPOUT_RATE,
@@ -23,9 +26,6 @@ from gapdemo.config import (
 from gapdemo.data.checks import config_problems
 from gapdemo.data.roots import allowed_roots, folder_path_problem
 from gapdemo.data.tfds_folder import tfds_folder_problem
-from gapdemo.jobs.disk import runs_disk_problem
-from gapdemo.jobs.duration import duration_problem
-from gapdemo.jobs.memory import budget_problem, memory_budget_bytes
 from gapdemo.model.backends import BACKENDS
 from gapdemo.model.precision import precision_problems
 from gapdemo.runs.stored import parse_stored_config
@@ -43,7 +43,7 @@ def validate_run_config(config: RunConfig, *, served: bool) -> list[str]:
         served: the page that asks is reachable from other machines (gapdemo.serving), so data paths
             must lie under the data roots (gapdemo.data.roots); False (a local page, the CLI) restricts
             them only when GAPDEMO_DATA_ROOTS is set, and the run's estimated peak memory must fit the
-            budget of a run (gapdemo.jobs.memory). No default: each caller says which it is.
+            budget of a run (gapdemo.budget.memory). No default: each caller says which it is.
     """
     problems = [*data_problems(config, served=served), *model_problems(config), *training_problems(config)]
     if served:

@@ -11,7 +11,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # Decoded-image caches of the tests' folders go to a temporary folder, never the user's ~/.cache/gapdemo.
 os.environ.setdefault("GAPDEMO_CACHE_DIR", tempfile.mkdtemp(prefix="gapdemo-test-cache-"))
 # Ray's single-machine mode (loopback only) for every Ray this process starts, whichever test imports Ray
-# first: gapdemo.sweep.cluster sets it before its own first import, which a test module may have done already.
+# first: gapdemo.cluster.connection sets it before its own first import, which a test module may have done already.
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 # Pages under test start their training worker at the first Start, not as they load: dozens of AppTest pages
 # would otherwise each import TensorFlow in a worker of their own. Tests of the warm start set it to 1.
@@ -59,7 +59,7 @@ def training_rate_of_this_machine_alone():
     """Each test's gate estimates training time from the matmul peak alone, not from the tiny runs earlier
     tests trained (their images/s feed the page's rate in this one process)."""
     yield
-    duration = sys.modules.get("gapdemo.jobs.duration")
+    duration = sys.modules.get("gapdemo.budget.duration")
     if duration is not None:
         duration.TRAINING_RATE.forget_runs()
 

@@ -87,6 +87,62 @@ def test_no_import_cycles_among_gapdemo_dashboard_and_the_app():
     assert cycle is None, " -> ".join(cycle)
 
 
+# The house from the ground up: a package (or loose module) may import only what stands below it. A new
+# package or loose module must be given its place here, which is the point: someone decides where it lives.
+LAYERS = (
+    "gapdemo.settings", "gapdemo.config", "gapdemo.quiet", "gapdemo.serving", "gapdemo.operator",
+    "gapdemo.model", "gapdemo.runs", "gapdemo.budget", "gapdemo.data", "gapdemo.images", "gapdemo.validation",
+    "gapdemo.insight", "gapdemo.training", "gapdemo.charts", "gapdemo.export", "gapdemo.cluster", "gapdemo.sweep",
+    "gapdemo.claims", "gapdemo.jobs", "gapdemo.commands", "gapdemo.cli", "gapdemo.__main__", "dashboard", "app",
+)
+
+
+def package_of(module: str) -> str:
+    """gapdemo.data.cache -> gapdemo.data; a loose module (gapdemo.config) and dashboard.* stand for themselves."""
+    parts = module.split(".")
+    if parts[0] in ("dashboard", "app"):
+        return parts[0]
+    if len(parts) >= 2 and (ROOT / "gapdemo" / parts[1]).is_dir():
+        return ".".join(parts[:2])
+    return module
+
+
+def package_graph(graph: dict[str, set[str]]) -> dict[str, dict[str, set[str]]]:
+    """package -> imported package -> the module imports that make the arrow (for the failure message)."""
+    arrows: dict[str, dict[str, set[str]]] = {}
+    for module, targets in graph.items():
+        for target in targets:
+            source, destination = package_of(module), package_of(target)
+            if source != destination and "gapdemo" not in (source, destination):  # the root: its own test
+                arrows.setdefault(source, {}).setdefault(destination, set()).add(f"{module} -> {target}")
+    return arrows
+
+
+def upward_arrows(arrows: dict[str, dict[str, set[str]]], layers: tuple[str, ...]) -> list[str]:
+    rank = {name: index for index, name in enumerate(layers)}
+    return sorted(f"{source} imports {destination} above it: {sorted(modules)[0]}"
+                  for source, targets in arrows.items() for destination, modules in targets.items()
+                  if rank[destination] >= rank[source])
+
+
+def test_the_layer_check_finds_a_planted_upward_import():
+    arrows = package_graph({"gapdemo.data.cache": {"gapdemo.training.trainer"}, "gapdemo.training.trainer": set()})
+    assert upward_arrows(arrows, LAYERS) == [
+        "gapdemo.data imports gapdemo.training above it: gapdemo.data.cache -> gapdemo.training.trainer"]
+    assert upward_arrows(package_graph({"gapdemo.training.trainer": {"gapdemo.data.cache"}}), LAYERS) == []
+
+
+def test_every_package_has_its_layer_and_imports_only_below_it():
+    """No two packages import each other (the Ray code once made training and sweep do so), nor any upward."""
+    arrows = package_graph(import_graph())
+    packages = set(arrows) | {target for targets in arrows.values() for target in targets}
+    assert {"gapdemo.cluster", "gapdemo.sweep", "gapdemo.training", "dashboard"} <= packages
+    assert packages - {"gapdemo"} <= set(LAYERS), f"give these a place in LAYERS: {packages - set(LAYERS)}"
+    both_ways = sorted(f"{a} <-> {b}" for a in arrows for b in arrows[a] if a in arrows.get(b, {}))
+    assert both_ways == []
+    assert upward_arrows(arrows, LAYERS) == []
+
+
 @pytest.mark.parametrize("path", sorted(ROOT.glob("gapdemo/**/*.py")), ids=lambda p: module_name(p))
 def test_gapdemo_never_imports_streamlit(path):
     names = imported_names(path, module_name(path))
@@ -116,7 +172,8 @@ def test_no_module_reads_another_modules_private_members():
 def test_the_packages_show_the_architecture_and_few_modules_stand_loose():
     """A newcomer sees what belongs together: data, model, training, jobs, insight, runs, claims, sweep, commands."""
     packages = {path.parent.name for path in ROOT.glob("gapdemo/*/__init__.py")}
-    assert {"data", "model", "training", "jobs", "insight", "runs", "claims", "sweep", "commands"} <= packages
+    assert {"data", "model", "training", "jobs", "insight", "runs", "claims", "sweep", "commands", "cluster",
+            "budget"} <= packages
     loose = sorted(path.name for path in ROOT.glob("gapdemo/*.py"))
     assert len(loose) <= 12, loose
 

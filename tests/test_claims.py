@@ -36,8 +36,8 @@ from gapdemo.claims.measures import (
     unseen_position_splits,
     val_loss_slope,
 )
+from gapdemo.cluster import connection, trials
 from gapdemo.config import DataConfig, tiny_config
-from gapdemo.sweep import engine
 from gapdemo.sweep.grid import expand_trials, trial_config
 from gapdemo.sweep.seeds import spread
 
@@ -290,7 +290,7 @@ def test_a_stop_lands_between_phases(tmp_path, monkeypatch):
 
     connected = []
     monkeypatch.setattr(measures, "measure_step_seconds", timing_then_stop)
-    monkeypatch.setattr(engine, "connect", no_training)
+    monkeypatch.setattr(connection, "connect", no_training)
     with pytest.raises(ClaimsStopped):
         run_claims(tiny_config(str(tmp_path)), seeds=1, stop_event=stop_event)
     assert timed == ["fc", "gap"]  # the phase in flight finished ...
@@ -345,8 +345,8 @@ def test_claims_and_sweeps_draw_each_seed_alike(tmp_path, monkeypatch):
         return {}  # every run lost: the job ends before anything is scored
 
     monkeypatch.setattr(measures, "measure_step_seconds", record_timing)
-    monkeypatch.setattr(engine, "connect", lambda address=None, num_cpus=None: False)  # no Ray
-    monkeypatch.setattr(engine, "run_trials", record_training)
+    monkeypatch.setattr(connection, "connect", lambda address=None, num_cpus=None: False)  # no Ray
+    monkeypatch.setattr(trials, "run_trials", record_training)
     config = tiny_config(str(tmp_path))
     config.data.seed = 5
     with pytest.raises(ClaimsFailed, match="lost"):

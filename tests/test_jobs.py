@@ -20,10 +20,10 @@ from streamlit.testing.v1 import AppTest
 
 from conftest import close_page_scheduler
 from gapdemo import runs
+from gapdemo.budget.limits import max_training, warm_worker
+from gapdemo.budget.memory import estimate_peak_bytes, memory_budget_bytes, process_tree_bytes
 from gapdemo.config import tiny_config
 from gapdemo.jobs.endings import ending_sentence, over_budget_sentence
-from gapdemo.jobs.limits import max_training, warm_worker
-from gapdemo.jobs.memory import estimate_peak_bytes, memory_budget_bytes, process_tree_bytes
 from gapdemo.jobs.page import PageScheduler
 from gapdemo.jobs.scheduler import Scheduler
 

@@ -158,16 +158,17 @@ def test_a_planted_sweep_is_refused_on_resume_and_nothing_outside_the_runs_folde
         tmp_path, shared, sentinel, sweep_plan, monkeypatch):
     """The issue's test: a sweep.json whose run_id is ../../outside, resumed by the sweep command."""
     from gapdemo.cli import main
-    from gapdemo.sweep import engine, store
+    from gapdemo.cluster import connection, trials
+    from gapdemo.sweep import store
 
     runs_dir = shared
     planted = planted_sweep(runs_dir, sweep_plan, [PLANTED_ID, runs.new_run_id()])
     assert (runs_dir / PLANTED_ID).resolve() == (tmp_path / "outside").resolve()  # where it would lead
     planted_bytes = planted.read_bytes()
-    monkeypatch.setattr(engine, "connect", lambda *args, **kwargs: pytest.fail("Ray was started"))
-    monkeypatch.setattr(engine, "run_trials", lambda *args, **kwargs: pytest.fail("a trial was trained"))
+    monkeypatch.setattr(connection, "connect", lambda *args, **kwargs: pytest.fail("Ray was started"))
+    monkeypatch.setattr(trials, "run_trials", lambda *args, **kwargs: pytest.fail("a trial was trained"))
     with pytest.raises(runs.RunFileError) as refusal:
-        from gapdemo.sweep.run import run_plan
+        from gapdemo.sweep.execution import run_plan
 
         run_plan(sweep_plan)
     assert str(refusal.value) == (f"Sweep {sweep_plan.sweep_id}'s trial 0 names the run '../../outside', which is "
@@ -178,7 +179,7 @@ def test_a_planted_sweep_is_refused_on_resume_and_nothing_outside_the_runs_folde
 
 
 def test_the_collector_never_clears_nor_writes_a_planted_id(tmp_path, shared, sentinel):
-    from gapdemo.sweep.collector import TrialCollector
+    from gapdemo.cluster.collector import TrialCollector
 
     collector = TrialCollector(str(shared))
     shared.mkdir(parents=True)
@@ -219,9 +220,9 @@ def test_a_resume_never_clears_a_folder_that_is_not_its_trials_run(tmp_path, sha
 
 
 def test_a_trial_cut_short_or_of_this_sweep_is_resumed(tmp_path, shared, sweep_plan):
+    from gapdemo.cluster.collector import TrialCollector
     from gapdemo.sweep import store
-    from gapdemo.sweep.collector import TrialCollector
-    from gapdemo.sweep.run import pending_specs
+    from gapdemo.sweep.execution import pending_specs
 
     runs_dir = shared
     sweep = store.create_or_resume(runs_dir, sweep_plan)
@@ -241,7 +242,7 @@ def test_a_trial_cut_short_or_of_this_sweep_is_resumed(tmp_path, shared, sweep_p
                                     "twice one run", "too large"])
 def test_the_sweeps_tab_shows_a_planted_sweep_as_one_refusal(tmp_path, shared, sweep_plan, change):
     from gapdemo.sweep import store
-    from gapdemo.sweep.run import sweep_result
+    from gapdemo.sweep.execution import sweep_result
 
     runs_dir = shared
     path = store.sweep_path(runs_dir, store.create_or_resume(runs_dir, sweep_plan)["sweep_id"])

@@ -164,7 +164,7 @@ def test_a_polled_view_counts_an_epochs_last_progress_seen_with_its_rows():
 
 
 def test_claims_piped_is_a_line_per_step_and_live_one_bar(monkeypatch):
-    from gapdemo.claims.run import _epoch_text
+    from gapdemo.claims.over_seeds import _epoch_text
 
     snapshot = {"a": {"state": "running", "progress": {"epoch": 3, "epochs": 10, "images_per_second": 90.0}},
                 "b": {"state": "running", "progress": {"epoch": 4, "epochs": 10, "images_per_second": 85.0}}}

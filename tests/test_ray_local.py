@@ -1,6 +1,6 @@
 """A local sweep's Ray stays on this machine, and every trial's temporary folder goes, whatever the outcome.
 
-Both start a real local Ray as the engine does (gapdemo.sweep.engine.connect without an address) and train
+Both start a real local Ray as the engine does (gapdemo.cluster.trials.connect without an address) and train
 tiny trials on it.
 """
 
@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import ray
 
+from gapdemo.cluster import connection, trials
 from gapdemo.config import tiny_config
-from gapdemo.sweep import engine
 
 ROOT = Path(__file__).resolve().parent.parent
 TRIAL_FOLDER_PREFIX = "gapdemo-trial-"
@@ -29,8 +29,7 @@ LISTENERS_SCRIPT = r"""
 import json, socket, sys, tempfile
 import psutil
 from gapdemo.config import tiny_config
-from gapdemo.sweep import engine
-from gapdemo.sweep import engine
+from gapdemo.cluster import connection, trials
 
 def listeners():
     me = psutil.Process()
@@ -46,11 +45,11 @@ def listeners():
     return found
 
 seen = []
-engine.connect(num_cpus=1)
+connection.connect(num_cpus=1)
 seen += listeners()
 config = tiny_config(sys.argv[1], ("gap",))
-spec = engine.TrialSpec("local-trial", config.to_dict())
-outcome = engine.run_trials([spec], sys.argv[1], tempfile.mkdtemp(), on_update=lambda snapshot: seen.extend(listeners()))
+spec = trials.TrialSpec("local-trial", config.to_dict())
+outcome = trials.run_trials([spec], sys.argv[1], tempfile.mkdtemp(), on_update=lambda snapshot: seen.extend(listeners()))
 seen += listeners()
 print(json.dumps({**outcome["local-trial"], "listeners": seen}))
 """
@@ -97,9 +96,9 @@ def local_ray(tmp_path_factory):
         # (its socket paths have a length limit).
         patch.setenv("RAY_TMPDIR", os.environ.get("RAY_TMPDIR") or tempfile.gettempdir())
         patch.setenv("TMPDIR", str(temp_root))
-        assert engine.connect(num_cpus=1), "another test left Ray running"
+        assert connection.connect(num_cpus=1), "another test left Ray running"
     yield temp_root
-    engine.disconnect()
+    connection.disconnect()
 
 
 def trial_folders(temp_root: Path) -> list[str]:
@@ -107,8 +106,8 @@ def trial_folders(temp_root: Path) -> list[str]:
 
 
 def train_one_trial(config, tmp_path, **options) -> dict:
-    spec = engine.TrialSpec("the-trial", config.to_dict())
-    outcome = engine.run_trials([spec], tmp_path / "runs", tmp_path / "tune", **options)
+    spec = trials.TrialSpec("the-trial", config.to_dict())
+    outcome = trials.run_trials([spec], tmp_path / "runs", tmp_path / "tune", **options)
     return outcome["the-trial"]
 
 
@@ -152,7 +151,7 @@ def test_a_trial_whose_settings_the_worker_cannot_read_fails_once_and_leaves_no_
     """A failure before training starts (here a setting this version does not know) is a failure like any other."""
     config = tiny_config(str(tmp_path / "runs"), ("gap",)).to_dict()
     config["model"]["colour"] = "red"
-    outcome = engine.run_trials([engine.TrialSpec("the-trial", config)], tmp_path / "runs", tmp_path / "tune")
+    outcome = trials.run_trials([trials.TrialSpec("the-trial", config)], tmp_path / "runs", tmp_path / "tune")
     entry = outcome["the-trial"]
     assert entry["state"] == "failed" and "colour" in entry["message"], entry
     assert entry["attempts"] == 1  # not retried: it would fail the same way
@@ -161,11 +160,11 @@ def test_a_trial_whose_settings_the_worker_cannot_read_fails_once_and_leaves_no_
 
 def test_following_the_collector_passes_the_stop_on_and_ends_with_a_last_snapshot(local_ray, tmp_path):
     """The one wait of a sweep's driver and a single cluster run: rounds until the work ends, the stop passed on."""
-    collector = engine.start_collector(tmp_path)
+    collector = trials.start_collector(tmp_path)
     ray.get(collector.report.remote("a-run", {"epoch": 1}))
     stop, rounds, seen = threading.Event(), iter([False, False, True]), []
     stop.set()
-    last = engine.follow_collector(collector, stop, lambda seconds: next(rounds), seen.append)
+    last = trials.follow_collector(collector, stop, lambda seconds: next(rounds), seen.append)
     assert ray.get(collector.stop_requested.remote())  # a trial starting now would train nothing
     assert len(seen) == 3 and last == seen[-1] and last["a-run"]["progress"] == {"epoch": 1}
     ray.kill(collector)
@@ -173,8 +172,8 @@ def test_following_the_collector_passes_the_stop_on_and_ends_with_a_last_snapsho
 
 def test_a_local_start_after_ray_was_imported_in_its_cluster_mode_is_refused(tmp_path):
     """Ray picks its mode on its first import: a local instance that would listen on the network is shut down."""
-    script = ("import ray\nfrom gapdemo.sweep import engine\ntry:\n    engine.connect(num_cpus=1)\n"
-              "except engine.EngineError as error:\n    print(ray.is_initialized(), error)\n")
+    script = ("import ray\nfrom gapdemo.cluster import connection, trials\ntry:\n    connection.connect(num_cpus=1)\n"
+              "except connection.EngineError as error:\n    print(ray.is_initialized(), error)\n")
     environment = {name: value for name, value in os.environ.items() if name != "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"}
     environment["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), environment.get("PYTHONPATH")]))
     result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=environment, capture_output=True,

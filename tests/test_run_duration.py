@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 from test_serving import open_page
 
-from gapdemo.config import RunConfig, tiny_config
-from gapdemo.jobs.duration import (
+from gapdemo.budget.duration import (
     TrainingRate,
     estimate_training_seconds,
     format_minutes,
@@ -19,6 +18,7 @@ from gapdemo.jobs.duration import (
     measure_matmul_gflops,
     training_units,
 )
+from gapdemo.config import RunConfig, tiny_config
 from gapdemo.validation import validate_run_config
 
 
@@ -125,7 +125,7 @@ def test_the_page_shows_the_estimate_before_start_and_refuses_past_the_bound(mon
 
 
 def test_the_page_passes_its_rate_to_the_jobs_it_starts():
-    from gapdemo.jobs.duration import TRAINING_RATE
+    from gapdemo.budget.duration import TRAINING_RATE
     from gapdemo.jobs.page import PageScheduler
 
     scheduler = PageScheduler(budget_bytes=2**30)

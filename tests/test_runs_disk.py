@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from gapdemo.jobs import disk
+from gapdemo.budget import disk
 
 
 @pytest.mark.parametrize("text, expected", [("20GB", 20 * 2**30), ("500MB", 500 * 2**20), ("8G", 8 * 2**30),

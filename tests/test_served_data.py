@@ -224,7 +224,7 @@ def test_skipped_files_go_unnamed_in_served_work(tmp_path):
 
 def test_a_clusters_workers_learn_that_the_work_is_served(monkeypatch):
     """A cluster's workers do not inherit the driver's environment: the runtime environment carries the word."""
-    from gapdemo.sweep.cluster import cluster_runtime_env
+    from gapdemo.cluster.connection import cluster_runtime_env
 
     monkeypatch.setenv("GAPDEMO_SERVED", "1")
     assert cluster_runtime_env()["env_vars"]["GAPDEMO_SERVED"] == "1"

@@ -201,7 +201,7 @@ def test_every_start_button_is_disabled_for_an_outside_folder(listening_everywhe
 def test_the_jobs_refuse_an_outside_folder_when_called_directly(outside_folder, tmp_path, monkeypatch):
     from gapdemo.claims import run_claims
     from gapdemo.jobs.page import PageScheduler
-    from gapdemo.sweep.run import plan_sweep
+    from gapdemo.sweep.execution import plan_sweep
 
     config = config_on(outside_folder, tmp_path / "runs")
     sentence = f"The folder {outside_folder} does not exist."
@@ -225,7 +225,7 @@ def test_the_jobs_refuse_an_outside_folder_when_called_directly(outside_folder, 
 def test_a_served_sweep_has_a_trial_cap(listening_everywhere, monkeypatch, tmp_path):
     import streamlit as st
 
-    from gapdemo.sweep.run import plan_sweep
+    from gapdemo.sweep.execution import plan_sweep
 
     monkeypatch.setenv("GAPDEMO_MAX_TRIALS", "3")
     monkeypatch.setenv("GAPDEMO_RUNS_DIR", str(tmp_path / "runs"))

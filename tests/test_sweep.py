@@ -17,11 +17,12 @@ from streamlit.testing.v1 import AppTest
 
 from gapdemo import runs
 from gapdemo.cli import build_parser, main
+from gapdemo.cluster import connection, trials
 from gapdemo.config import tiny_config
 from gapdemo.jobs.page import PageScheduler
-from gapdemo.sweep import engine, store
+from gapdemo.sweep import store
+from gapdemo.sweep.execution import plan_sweep, run_sweep, sweep_result
 from gapdemo.sweep.grid import SWEEPABLE, Trial, expand_trials, parse_grid, plan_trials, sweep_id_for, trial_config
-from gapdemo.sweep.run import plan_sweep, run_sweep, sweep_result
 from gapdemo.sweep.seeds import repeat_seed, seeded_config
 from gapdemo.sweep.summary import epoch_bands, summary_rows, trial_rows
 
@@ -125,8 +126,8 @@ def test_the_sweep_command_trains_exactly_the_trials_of_its_plan(tmp_path, monke
             runs.write_status(runs_dir / spec.run_id, "finished", "", 2, 1.0)
         return {spec.run_id: {"state": "finished", "message": "", "attempts": 1} for spec in specs}
 
-    monkeypatch.setattr(engine, "connect", lambda address=None, num_cpus=None: False)  # no Ray: the specs are the point
-    monkeypatch.setattr(engine, "run_trials", record)
+    monkeypatch.setattr(connection, "connect", lambda address=None, num_cpus=None: False)  # no Ray: the specs are the point
+    monkeypatch.setattr(trials, "run_trials", record)
     monkeypatch.setattr(signal, "signal", lambda *args: None)  # the command's handlers stay out of pytest
     assert main(["sweep", "--plan", str(store.write_plan(plan)), "--json"]) == 0
     (spec,) = trained
@@ -179,7 +180,7 @@ def two_node_cluster():
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
     cluster.add_node(num_cpus=1)
     cluster.wait_for_nodes()
-    engine.connect(cluster.address)
+    connection.connect(cluster.address)
     yield cluster
     ray.shutdown()
     cluster.shutdown()

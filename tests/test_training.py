@@ -10,7 +10,7 @@ from in_thread import InThreadScheduler
 from gapdemo import runs
 from gapdemo.config import tiny_config
 from gapdemo.data.pipeline import make_pipeline
-from gapdemo.model import pool as model_pool
+from gapdemo.model import compiled_cache
 from gapdemo.model.backends import BACKENDS, build_model
 from gapdemo.model.batchnorm import recalibrate_batch_norm, training_forward
 from gapdemo.model.lockstep import LockstepModel
@@ -220,7 +220,7 @@ def test_recalibration_reuses_one_traced_forward_pass_across_epochs():
 def test_a_job_traces_the_training_step_once(runs_dir, monkeypatch):
     """Variables created inside the first trace make TensorFlow trace a second time; the engine builds them first."""
     config = tiny(runs_dir, epochs=2, train_size=40)
-    model_pool.take(model_pool.shape_key(config))  # a model kept by an earlier test's run would be traced already
+    compiled_cache.take(compiled_cache.shape_key(config))  # a model kept by an earlier test's run would be traced already
     traced_shapes = []
     original = LockstepModel.train_step
 
@@ -409,11 +409,11 @@ def test_a_run_reusing_the_last_runs_compiled_model_trains_exactly_as_a_fresh_on
         config.model.dropout_rate = dropout_rate
         job = TrainingJob(config, data_loader=toy_loader(64))
         assert job.run() == "finished", job.snapshot().message
-        kept = model_pool.take(model_pool.shape_key(config))  # what the run gave back
-        model_pool.give_back(model_pool.shape_key(config), kept)
+        kept = compiled_cache.take(compiled_cache.shape_key(config))  # what the run gave back
+        compiled_cache.give_back(compiled_cache.shape_key(config), kept)
         return runs.read_epoch_metrics(runs_dir / job.snapshot().run_id), kept.models.training_model
 
-    model_pool.take(model_pool.shape_key(tiny(runs_dir, backends=("fc_dropout", "gap"))))  # not an earlier test's
+    compiled_cache.take(compiled_cache.shape_key(tiny(runs_dir, backends=("fc_dropout", "gap"))))  # not an earlier test's
     fresh, first_model = run(seed=1)
     other, second_model = run(seed=2)  # same shape: reuses the model, loading seed 2's initial weights
     again, third_model = run(seed=1)  # again, after seed 2 moved every weight, seed state and Adam moment
@@ -431,15 +431,15 @@ def test_a_kept_model_trains_another_dropout_rate_exactly_as_a_fresh_one(runs_di
         config.model.dropout_rate = dropout_rate
         job = TrainingJob(config, data_loader=toy_loader(64))
         assert job.run() == "finished", job.snapshot().message
-        kept = model_pool.take(model_pool.shape_key(config))
-        model_pool.give_back(model_pool.shape_key(config), kept)
+        kept = compiled_cache.take(compiled_cache.shape_key(config))
+        compiled_cache.give_back(compiled_cache.shape_key(config), kept)
         run_dir = runs_dir / job.snapshot().run_id
         return runs.read_epoch_metrics(run_dir), kept.models.training_model, runs.load_models(run_dir)["fc_dropout"]
 
-    shape = model_pool.shape_key(tiny(runs_dir, backends=("fc_dropout",)))  # the same for every rate
-    model_pool.take(shape)
+    shape = compiled_cache.shape_key(tiny(runs_dir, backends=("fc_dropout",)))  # the same for every rate
+    compiled_cache.take(shape)
     fresh_low, _, _ = run(0.1)
-    model_pool.take(shape)
+    compiled_cache.take(shape)
     fresh_high, high_model, _ = run(0.7)
     reused_low, low_model, saved = run(0.1)  # the 0.7 run's compiled model, set to 0.1
     assert low_model is high_model

@@ -17,8 +17,7 @@ Drawing stays apart from measuring: import figures and tables from gapdemo.claim
 pandas and Plotly that the command line never needs.
 """
 
-from gapdemo.claims.registry import CLAIMS, Claim, check_claim
-from gapdemo.claims.run import (
+from gapdemo.claims.over_seeds import (
     DEFAULT_SEEDS,
     MAX_SEEDS,
     ClaimsFailed,
@@ -26,6 +25,7 @@ from gapdemo.claims.run import (
     check_arguments,
     run_claims,
 )
+from gapdemo.claims.registry import CLAIMS, Claim, check_claim
 from gapdemo.claims.saved import claims_file_problem, latest_claims, list_claims
 
 __all__ = [

@@ -1,7 +1,7 @@
 """Measurements behind the tutorial's four claims, for one seed: numbers in, numbers out.
 
 Each function measures one thing on trained models or saved metrics and returns plain floats
-or arrays; gapdemo.claims.run runs them per seed and gapdemo.claims.summary turns them into a
+or arrays; gapdemo.claims.over_seeds runs them per seed and gapdemo.claims.summary turns them into a
 mean and a spread. TensorFlow (Keras, gapdemo.insight.maps) is imported inside the functions that need it.
 """
 

@@ -1,4 +1,4 @@
-"""python -m gapdemo train --address HOST:PORT: the run as one task on a Ray cluster (gapdemo.sweep.single).
+"""python -m gapdemo train --address HOST:PORT: the run as one task on a Ray cluster (gapdemo.cluster.single_run).
 
 Progress goes to stderr as for a run in this process; --events adds one JSON line on stdout per update
 (what the page's cluster jobs read); --json prints the result with "engine": "ray" and the node's id.
@@ -12,13 +12,13 @@ import threading
 from pathlib import Path
 
 from gapdemo import runs
+from gapdemo.cluster import connection, trials
+from gapdemo.cluster.connection import EngineError
+from gapdemo.cluster.single_run import train_remotely
 from gapdemo.commands import CommandError
 from gapdemo.commands.progress import RunProgress, final_metrics, rows_by_epoch
 from gapdemo.config import RunConfig
 from gapdemo.serving import operator_says_served
-from gapdemo.sweep import engine
-from gapdemo.sweep.cluster import EngineError
-from gapdemo.sweep.single import train_remotely
 from gapdemo.validation import validate_run_config
 
 
@@ -32,7 +32,7 @@ def run_on_cluster(args, config: RunConfig, address: str) -> int:
     for signal_number in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signal_number, lambda *_: stop_event.set())
     try:
-        engine.connect(address)  # refused within seconds where no cluster answers, before anything is written
+        connection.connect(address)  # refused within seconds where no cluster answers, before anything is written
     except EngineError as error:
         raise CommandError(str(error)) from None
     except Exception as error:  # something answers at the address, but no Ray of ours
@@ -42,7 +42,7 @@ def run_on_cluster(args, config: RunConfig, address: str) -> int:
     reporter = _Reporter(run_dir, args.events, config.train.epochs)
     reporter.event({"event": "submitted", "run_id": run_dir.name, "run_dir": str(run_dir)})
     try:
-        outcome = train_remotely(engine.TrialSpec(run_dir.name, config.to_dict()), config.train.runs_dir,
+        outcome = train_remotely(trials.TrialSpec(run_dir.name, config.to_dict()), config.train.runs_dir,
                                  address=address, cpus=args.cpus_per_run, gpus=args.gpus_per_run,
                                  stop_event=stop_event, on_update=reporter.update)
     finally:

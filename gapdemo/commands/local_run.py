@@ -83,4 +83,4 @@ def show_progress_until_done(job: ShownJob, display: RunProgress) -> None:
         elif kind == "epoch":
             display.end_epoch(value)
         else:
-            display.note(value)
+            display.print_line(value)

@@ -159,7 +159,7 @@ class RunProgress:
         for row in rows:
             self._line(f"  epoch {epoch} {row['backend']}: acc {row['accuracy']:.3f} val_acc {row['val_accuracy']:.3f}")
 
-    def note(self, text: str) -> None:
+    def print_line(self, text: str) -> None:
         """A line of its own (where the images came from, a run that starts again)."""
         self._line(text)
 

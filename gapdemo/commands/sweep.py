@@ -7,11 +7,11 @@ import signal
 import sys
 import threading
 
+from gapdemo.cluster.connection import EngineError
 from gapdemo.commands import CommandError
 from gapdemo.commands.train import add_run_arguments, config_from_args, config_from_file
 from gapdemo.config import DEFAULT_SEEDS, RunConfig
 from gapdemo.serving import operator_says_served
-from gapdemo.sweep.cluster import EngineError
 from gapdemo.sweep.grid import SWEEPABLE, parse_grid, plan_trials
 
 
@@ -39,7 +39,7 @@ def register(subparsers):
 def run(args) -> int:
     # deferred: the sweep's store and summary load pandas, which no other command needs at the CLI's start
     from gapdemo.sweep import store
-    from gapdemo.sweep.run import run_plan
+    from gapdemo.sweep.execution import run_plan
 
     if args.plan_file:
         plan = store.read_plan(args.plan_file)

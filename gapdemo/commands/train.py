@@ -6,6 +6,7 @@ import json
 import sys
 from pathlib import Path
 
+from gapdemo.cluster.connection import resolve_address
 from gapdemo.commands import CommandError, parse_backends
 from gapdemo.commands.data import add_cache_argument
 from gapdemo.config import (
@@ -19,7 +20,6 @@ from gapdemo.config import (
     TrainConfig,
 )
 from gapdemo.model.precision import PRECISIONS, bfloat16_support
-from gapdemo.sweep.cluster import resolve_address
 
 
 def add_data_arguments(parser) -> None:

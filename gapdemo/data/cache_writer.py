@@ -125,7 +125,7 @@ class EntryWriter:
             try:
                 entry = self._rename_into_place(class_names, skipped, layout, splits)
                 decoded = read_entry(entry, self.request.key)  # read-only maps; the writable ones go
-                decoded.cache_used, decoded.cache_note = False, self.note(entry)
+                decoded.cache_used, decoded.cache_note = False, self.cache_sentence(entry)
                 return decoded
             except (OSError, CacheError) as error:
                 self.disable(error if isinstance(error, OSError) else OSError(str(error)))
@@ -133,9 +133,9 @@ class EntryWriter:
             self.abandon()  # images of unknown count went to memory: no complete entry to keep
         images = splits[ENTRY_PART]
         return DecodedImages(images=images.images, labels=images.labels, class_names=list(class_names),
-                             skipped=skipped, layout=layout, cache_note=self.note())
+                             skipped=skipped, layout=layout, cache_note=self.cache_sentence())
 
-    def note(self, entry: Path | None = None) -> str:
+    def cache_sentence(self, entry: Path | None = None) -> str:
         """One sentence on what this load did with the cache ("" when caching was off from the start)."""
         if self.problem:
             text = (f"could not write the image cache in {self.request.root} ({self.problem}); training goes on "

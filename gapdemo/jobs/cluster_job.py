@@ -21,11 +21,11 @@ import time
 from pathlib import Path
 
 from gapdemo import runs
+from gapdemo.cluster.connection import EngineError, check_reachable
 from gapdemo.jobs.page import PageScheduler
 from gapdemo.jobs.processes import parse_event
 from gapdemo.runs.tail import batch_metrics_tail, epoch_metrics_tail
 from gapdemo.serving import child_environment
-from gapdemo.sweep.cluster import EngineError, check_reachable
 from gapdemo.training.failures import readable_error
 from gapdemo.training.job import STOPPED_MESSAGE, TrainingJob
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import signal
 
-from gapdemo.jobs.memory import format_gigabytes
+from gapdemo.budget.memory import format_gigabytes
 
 KEPT = "finished epochs are kept"
 LOW_MEMORY_FRACTION = 0.10  # the machine had less than this left at the last sample: an out-of-memory kill

@@ -9,17 +9,17 @@ in every process, and the watchdog stops a process that grows past it.
 
 from __future__ import annotations
 
-from gapdemo.claims.run import check_arguments
+from gapdemo.budget.duration import RATE_VARIABLE, TRAINING_RATE
+from gapdemo.budget.limits import max_training
+from gapdemo.budget.memory import BUDGET_VARIABLE, memory_budget_bytes
+from gapdemo.claims.over_seeds import check_arguments
 from gapdemo.config import RunConfig
 from gapdemo.jobs.child_job import ClaimsJob, PoolMeasureJob, SweepJob
-from gapdemo.jobs.duration import RATE_VARIABLE, TRAINING_RATE
-from gapdemo.jobs.limits import max_training
-from gapdemo.jobs.memory import BUDGET_VARIABLE, memory_budget_bytes
 from gapdemo.jobs.run_job import WorkerRunJob
 from gapdemo.jobs.scheduler import Scheduler
 from gapdemo.jobs.worker_process import WorkerPool
 from gapdemo.serving import child_environment
-from gapdemo.sweep.run import plan_sweep
+from gapdemo.sweep.execution import plan_sweep
 
 
 class PageScheduler(Scheduler):

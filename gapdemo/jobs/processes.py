@@ -17,8 +17,8 @@ from pathlib import Path
 
 import psutil
 
+from gapdemo.budget.memory import process_tree_bytes
 from gapdemo.jobs.endings import LOW_MEMORY_FRACTION
-from gapdemo.jobs.memory import process_tree_bytes
 
 ERROR_LINES_KEPT = 20
 SAMPLE_SECONDS = 0.5
@@ -62,12 +62,12 @@ class ChildProcess:
         for line in self.process.stdout:
             event = parse_event(line)
             if event:
-                self.note(event)
+                self.on_event(event)
                 self.events.put(event)
         self.process.wait()
         self.events.put(dict(EXIT_EVENT))
 
-    def note(self, event: dict) -> None:
+    def on_event(self, event: dict) -> None:
         """Called for each event as it arrives, before it is queued (a subclass may take what it needs)."""
 
     def _read_errors(self) -> None:

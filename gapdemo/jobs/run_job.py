@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from gapdemo import runs
-from gapdemo.jobs.duration import TRAINING_RATE
+from gapdemo.budget.duration import TRAINING_RATE
 from gapdemo.jobs.endings import ending_sentence, over_budget_sentence
 from gapdemo.jobs.worker_process import WorkerPool, WorkerProcess
 from gapdemo.runs.tail import batch_metrics_tail, epoch_metrics_tail

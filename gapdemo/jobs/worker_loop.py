@@ -14,7 +14,7 @@ The page (gapdemo.jobs.worker_process) starts `python -m gapdemo worker` and tal
                               {"event": "ended", "state": ..., "message": ...}
 
 Everything else a run has goes to its folder, where the page reads it. The worker keeps TensorFlow
-imported and the last run's compiled model (gapdemo.model.pool) between runs, so a second Start at
+imported and the last run's compiled model (gapdemo.model.compiled_cache) between runs, so a second Start at
 the same settings neither imports nor traces again. It ends when its standard input closes (the page
 went away), stopping a run in training first.
 """
@@ -27,8 +27,8 @@ import sys
 import threading
 
 from gapdemo import runs
+from gapdemo.budget.duration import TRAINING_RATE
 from gapdemo.config import RunConfig
-from gapdemo.jobs.duration import TRAINING_RATE
 from gapdemo.training.job import TrainingJob
 
 

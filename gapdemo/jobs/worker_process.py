@@ -23,7 +23,7 @@ class WorkerProcess(ChildProcess):
         self.ready = threading.Event()  # set once it says TensorFlow is imported
         super().__init__(WORKER_COMMAND, environment, keep_stdin_open=True)
 
-    def note(self, event: dict) -> None:
+    def on_event(self, event: dict) -> None:
         if event.get("event") == "ready":
             self.ready.set()
 

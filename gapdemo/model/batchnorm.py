@@ -2,7 +2,7 @@
 
 Short runs validate with moving statistics that lag far behind the weights (ModelConfig.bn_momentum);
 averaging the batch statistics of a few training batches at the current weights fixes that
-(TrainConfig.recalibrate_bn). gapdemo.training.step and epoch_end call these; they know nothing of runs or events.
+(TrainConfig.recalibrate_bn). gapdemo.training.fitter and epoch_end call these; they know nothing of runs or events.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Keras' Dropout bakes its rate into the traced step as a constant, so two runs that differ only in
 dropout rate trace twice. This layer reads the rate from a variable instead: a kept compiled model
-(gapdemo.model.pool) trains the next run at another rate without tracing again, which is what a
+(gapdemo.model.compiled_cache) trains the next run at another rate without tracing again, which is what a
 sweep over dropout rates does on every worker. Like Keras' Dropout it drops each unit with
 probability rate during training, scales the rest by 1 / (1 - rate), and passes inputs through at
 inference; its masks come from Keras' seeded uniform draws, so a seed gives the same masks every run.

@@ -21,7 +21,7 @@ The runs folder may be shared by a class, so what is read back is untrusted: run
 (ids.py), ids read from files must name folders inside the runs folder and JSON and CSV reads stop at a
 size cap (trust.py: RunFileError, one sentence), the listing passes planted folders by (history.py), and
 stored settings are asked as a new run's before they build anything (stored.py). The folder's size cap,
-GAPDEMO_RUNS_MAX_BYTES, is a bound on new work like the memory budget: gapdemo.jobs.disk.
+GAPDEMO_RUNS_MAX_BYTES, is a bound on new work like the memory budget: gapdemo.budget.disk.
 """
 
 from gapdemo.runs.artifacts import (

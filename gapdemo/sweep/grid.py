@@ -120,7 +120,7 @@ def expand_trials(grid: dict[str, list], seeds: int, first_seed: int = 0) -> lis
 
 
 def plan_trials(base: RunConfig, grid: dict[str, list], seeds: int) -> SweepPlan:
-    """The sweep's id and every trial, seeds from base.data.seed on (gapdemo.sweep.run.plan_sweep asks the gate)."""
+    """The sweep's id and every trial, seeds from base.data.seed on (gapdemo.sweep.execution.plan_sweep asks the gate)."""
     return SweepPlan(sweep_id_for(base, grid, seeds), base, grid, seeds, expand_trials(grid, seeds, base.data.seed))
 
 

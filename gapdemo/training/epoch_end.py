@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from gapdemo.config import TrainConfig
 from gapdemo.model.batchnorm import recalibrate_batch_norm
-from gapdemo.training.step import TrainingStep
+from gapdemo.training.fitter import LockstepFitter
 
 
-def validate(step: TrainingStep, train: TrainConfig, train_ds, val_ds, callbacks: list) -> dict:
+def validate(step: LockstepFitter, train: TrainConfig, train_ds, val_ds, callbacks: list) -> dict:
     """Recalibrate batch norm on train_ds's first batches (when train.recalibrate_bn), then evaluate
     step's training model on val_ds; Keras' validation logs."""
     model = step.models.training_model

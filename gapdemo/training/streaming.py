@@ -18,7 +18,7 @@ from gapdemo import runs
 from gapdemo.config import RunConfig
 from gapdemo.training.curves import BatchValues
 from gapdemo.training.events import TrainingEvents
-from gapdemo.training.step import metric_key
+from gapdemo.training.fitter import metric_key
 
 VALIDATION_SURCHARGE = 1.15  # validation costs about a third of a training step per image; the estimate counts it
 

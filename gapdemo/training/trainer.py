@@ -8,7 +8,7 @@ batches) and the loop then skips validation, so stopping never waits for a full 
 
 Its parts, one job each:
   feeder.BatchFeeder       the data loaded, and each split fed as (images, {backend: labels}), autotuning off
-  step.TrainingStep        the lockstep model compiled (or reused from gapdemo.model.pool), an epoch of fit
+  step.LockstepFitter        the lockstep model compiled (or reused from gapdemo.model.compiled_cache), an epoch of fit
   streaming.BatchStream    every call's own values, rate and time left to batch_metrics.csv and the events
   epoch_end.validate       batch-norm recalibration, then validation
   saving.RunWriter         config, status, probes, TensorBoard, models and metrics in the run folder
@@ -23,8 +23,8 @@ from gapdemo.model.backends import LockstepModels
 from gapdemo.training.epoch_end import validate
 from gapdemo.training.events import StopRequested, TrainingEvents
 from gapdemo.training.feeder import BatchFeeder, epoch_size
+from gapdemo.training.fitter import LockstepFitter, epoch_rows
 from gapdemo.training.saving import RunWriter
-from gapdemo.training.step import TrainingStep, epoch_rows
 from gapdemo.training.streaming import BatchStream, StreamingCallback
 
 
@@ -44,7 +44,7 @@ class Trainer:
         self.events = events or TrainingEvents()
         self.writer = RunWriter(config, self.run_dir, self.events)
         self.feeder = BatchFeeder(config, self.events, data_loader)
-        self.step = TrainingStep(config)
+        self.step = LockstepFitter(config)
         self.stream = BatchStream(config, self.run_dir, self.events)
 
     @property

@@ -25,10 +25,10 @@ from gapdemo import runs
 from gapdemo.claims import measures, scoring, summary
 from gapdemo.claims.measured import write_measures
 from gapdemo.claims.saved import CLAIMS_FILE, CLAIMS_PREFIX
+from gapdemo.cluster import connection, trials
 from gapdemo.config import DEFAULT_SEEDS, MAX_SEEDS, RunConfig
 from gapdemo.data.checks import synthetic_problems
 from gapdemo.data.sources import load_data
-from gapdemo.sweep import engine
 from gapdemo.sweep.seeds import repeat_seed, seeded_config
 from gapdemo.validation import validate_run_config
 
@@ -46,7 +46,7 @@ class ClaimsFailed(RuntimeError):
     """A training run of the claims job failed; str() names the run and says why."""
 
 
-class _Plan:
+class _ClaimsProgress:
     """Turns (phase, fraction within the phase) into one progress fraction and message."""
 
     def __init__(self, seeds: int, progress: Progress | None, stop_event: threading.Event | None):
@@ -82,11 +82,11 @@ def _training_specs(config: RunConfig, seeds: int, claims_dir: Path) -> list:
         seeded = seeded_config(config, repeat_seed(config.data.seed, index), claims_dir / "runs")
         for kind, loader in (("chosen data", None), ("unseen positions", measures.unseen_position_loader)):
             tags = {"claims": {"id": claims_dir.name, "seed": seeded.data.seed, "kind": kind}}
-            specs.append(engine.TrialSpec(runs.new_run_id(), seeded.to_dict(), tags, loader))
+            specs.append(trials.TrialSpec(runs.new_run_id(), seeded.to_dict(), tags, loader))
     return specs
 
 
-def _train_all(config: RunConfig, seeds: int, claims_dir: Path, plan: _Plan,
+def _train_all(config: RunConfig, seeds: int, claims_dir: Path, plan: _ClaimsProgress,
                max_concurrent: int | None = None) -> list[Path]:
     """Train every seed's two runs as trials on the sweep engine; their run folders, in spec order."""
     specs = _training_specs(config, seeds, claims_dir)
@@ -100,13 +100,13 @@ def _train_all(config: RunConfig, seeds: int, claims_dir: Path, plan: _Plan,
                      f"{states.count('finished')} finished{_epoch_text(snapshot)}")
 
     plan.report("train", f"starting Ray for {len(specs)} training runs")
-    started_here = engine.connect(engine.resolve_address(None))
+    started_here = connection.connect(connection.resolve_address(None))
     try:
-        outcome = engine.run_trials(specs, claims_dir / "runs", claims_dir / "tune", max_concurrent=max_concurrent,
+        outcome = trials.run_trials(specs, claims_dir / "runs", claims_dir / "tune", max_concurrent=max_concurrent,
                                     stop_event=plan.stop_event, on_update=show)
     finally:
         if started_here:
-            engine.disconnect()
+            connection.disconnect()
     plan.check_stop()  # only now, so stopped trials have ended before ClaimsStopped leaves
     for spec in specs:
         entry = outcome.get(spec.run_id, {})
@@ -138,7 +138,7 @@ def _epoch_text(snapshot: dict) -> str:
     return f" (epoch {epoch}/{epochs}" + (f", {rate:.0f} images/s)" if rate else ")")
 
 
-def _time_steps(config: RunConfig, index: int, seeds: int, plan: _Plan) -> dict:
+def _time_steps(config: RunConfig, index: int, seeds: int, plan: _ClaimsProgress) -> dict:
     """Seconds per training step of each back-end, timed while nothing else trains."""
     def report(backend: str) -> None:
         plan.report("timing", f"seed {index + 1}/{seeds}: timing one training step of {backend}")
@@ -148,7 +148,7 @@ def _time_steps(config: RunConfig, index: int, seeds: int, plan: _Plan) -> dict:
     return step_seconds
 
 
-def _score_seed(config: RunConfig, index: int, seeds: int, run_dirs: tuple[Path, Path], plan: _Plan,
+def _score_seed(config: RunConfig, index: int, seeds: int, run_dirs: tuple[Path, Path], plan: _ClaimsProgress,
                 shifts, step_seconds: dict, parameters: dict) -> dict:
     """One seed's measures from its two trained runs: the data are drawn again here, as the trial drew them.
 
@@ -210,7 +210,7 @@ def run_claims(config: RunConfig, seeds: int = DEFAULT_SEEDS, progress: Progress
     started = time.time()
     claims_dir = Path(config.train.runs_dir) / f"{CLAIMS_PREFIX}{runs.new_run_id()}"
     (claims_dir / "runs").mkdir(parents=True)
-    plan = _Plan(seeds, progress, stop_event)
+    plan = _ClaimsProgress(seeds, progress, stop_event)
     shifts = measures.usable_shifts(config.data.image_size)
     step_seconds = [_time_steps(config, index, seeds, plan) for index in range(seeds)]
     run_dirs = _train_all(config, seeds, claims_dir, plan, max_concurrent)

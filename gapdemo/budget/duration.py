@@ -20,8 +20,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from gapdemo.budget.memory import images_held
 from gapdemo.config import RunConfig
-from gapdemo.jobs.memory import images_held
 
 MAX_RUN_MINUTES_VARIABLE = "GAPDEMO_MAX_RUN_MINUTES"
 DEFAULT_MAX_RUN_MINUTES = 30.0  # a lesson's worth: one default run takes about 4 minutes on two cores

@@ -1,6 +1,6 @@
 """One training run as one Ray task, on a cluster: the engine the sweeps use, for a single run.
 
-The run trains in a Ray worker through engine.train_in_worker (one Trainer, its folder sent home to
+The run trains in a Ray worker through trials.train_in_worker (one Trainer, its folder sent home to
 a collector on this node every epoch, its latest batch rows every few seconds); this process waits,
 passes a stop on and reports progress. Ray schedules the task when the cluster has the CPUs (or GPUs)
 it asks for, so several runs go side by side. A worker or node that dies takes the run with it: Ray
@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from gapdemo import runs
-from gapdemo.sweep import engine
+from gapdemo.cluster import connection, trials
 from gapdemo.training.failures import readable_error
 
 MAX_RUN_RETRIES = 2  # the run starts again from epoch 1 on another node this many times after a node is lost
@@ -27,12 +27,12 @@ STOPPED_BEFORE_START = {"state": "stopped", "message": "Stopped before it starte
                         "node": None, "attempts": 0}
 
 
-def train_remotely(spec: engine.TrialSpec, runs_dir, *, address: str, cpus: float = 1, gpus: float = 0,
+def train_remotely(spec: trials.TrialSpec, runs_dir, *, address: str, cpus: float = 1, gpus: float = 0,
                    stop_event: threading.Event | None = None,
                    on_update: Callable[[dict], None] | None = None) -> dict:
     """Train spec's run as one task on the cluster at address; its folder arrives in runs_dir/<run_id>.
 
-    Returns {"state", "message", "epochs_completed", "node", "attempts"}. Raises engine.EngineError
+    Returns {"state", "message", "epochs_completed", "node", "attempts"}. Raises connection.EngineError
     within seconds when nothing answers at address.
 
     Args:
@@ -41,10 +41,10 @@ def train_remotely(spec: engine.TrialSpec, runs_dir, *, address: str, cpus: floa
         on_update: on_update(entry) about once a second, entry = the collector's view of the run
             ({"state", "node", "progress", "attempts"}; empty while the run waits for resources).
     """
-    import ray  # deferred: Ray fixes its single-machine mode on first import (cluster.py)
+    import ray  # deferred: Ray fixes its single-machine mode on first import (gapdemo.cluster.connection)
 
-    engine.connect(address)
-    collector = engine.start_collector(runs_dir)
+    connection.connect(address)
+    collector = trials.start_collector(runs_dir)
     group, task = _reserved_task(cpus, gpus)
     reference = task.remote(spec, collector, cpus)
     try:
@@ -74,19 +74,19 @@ def _reserved_task(cpus: float, gpus: float):
     trained at once. Inside its own placement group a released CPU can only go back to the same run.
     A lost node's group is placed again on another node, and the retried task with it.
     """
-    import ray  # deferred: Ray fixes its single-machine mode on first import (cluster.py)
+    import ray  # deferred: Ray fixes its single-machine mode on first import (gapdemo.cluster.connection)
     from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy  # with ray, above
 
     group = ray.util.placement_group([{"CPU": cpus, **({"GPU": gpus} if gpus else {})}])
-    task = ray.remote(engine.train_in_worker).options(
+    task = ray.remote(trials.train_in_worker).options(
         num_cpus=cpus, num_gpus=gpus, max_retries=MAX_RUN_RETRIES, retry_exceptions=False,
         scheduling_strategy=PlacementGroupSchedulingStrategy(group, placement_group_bundle_index=0))
     return group, task
 
 
 def _wait(reference, collector, run_id: str, stop_event, on_update) -> dict:
-    """Follow the task until it ends (engine.follow_collector); a task stopped before it reached a node is cancelled."""
-    import ray  # deferred: Ray fixes its single-machine mode on first import (cluster.py)
+    """Follow the task until it ends (trials.follow_collector); a task stopped before it reached a node is cancelled."""
+    import ray  # deferred: Ray fixes its single-machine mode on first import (gapdemo.cluster.connection)
 
     cancelled = False
 
@@ -102,13 +102,13 @@ def _wait(reference, collector, run_id: str, stop_event, on_update) -> dict:
         if on_update is not None:
             on_update(entry)
 
-    entry = engine.follow_collector(collector, stop_event, task_ended, show).get(run_id, {})
+    entry = trials.follow_collector(collector, stop_event, task_ended, show).get(run_id, {})
     return {**ray.get(reference), "attempts": entry.get("attempts", 1)}
 
 
 def _ended_by(error: Exception, collector, run_id: str) -> dict:
     """The outcome of a run whose task died: a node lost more often than retried, or the cluster gone."""
-    import ray  # deferred: Ray fixes its single-machine mode on first import (cluster.py)
+    import ray  # deferred: Ray fixes its single-machine mode on first import (gapdemo.cluster.connection)
 
     try:
         entry = ray.get(collector.snapshot.remote(), timeout=10).get(run_id, {})

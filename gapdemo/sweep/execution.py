@@ -11,9 +11,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from gapdemo import runs
+from gapdemo.cluster import connection, trials
 from gapdemo.config import RunConfig
 from gapdemo.serving import max_served_trials
-from gapdemo.sweep import engine, store
+from gapdemo.sweep import store
 from gapdemo.sweep.grid import SweepPlan, Trial, plan_trials, trial_config
 from gapdemo.sweep.summary import summary_rows, trial_rows
 from gapdemo.validation import validate_run_config
@@ -38,7 +39,7 @@ def check_plan(plan: SweepPlan, *, served: bool) -> None:
             raise ValueError(f"trial {trial.settings or 'base'} seed {trial.seed}: {' '.join(problems)}")
 
 
-def pending_specs(sweep: dict, base: RunConfig, runs_dir) -> list[engine.TrialSpec]:
+def pending_specs(sweep: dict, base: RunConfig, runs_dir) -> list[trials.TrialSpec]:
     """A TrialSpec for every stored trial whose run has not finished."""
     specs = []
     for stored in sweep["trials"]:
@@ -47,7 +48,7 @@ def pending_specs(sweep: dict, base: RunConfig, runs_dir) -> list[engine.TrialSp
         trial = Trial(stored["index"], stored["settings"], stored["seed"])
         tags = {"sweep": {"sweep_id": sweep["sweep_id"], "index": trial.index, "settings": trial.settings,
                           "seed": trial.seed}}
-        specs.append(engine.TrialSpec(stored["run_id"], trial_config(base, trial, runs_dir).to_dict(), tags))
+        specs.append(trials.TrialSpec(stored["run_id"], trial_config(base, trial, runs_dir).to_dict(), tags))
     return specs
 
 
@@ -66,7 +67,7 @@ def run_plan(plan: SweepPlan, *, address: str | None = None, max_concurrent: int
     runs_dir = Path(plan.base.train.runs_dir)
     sweep = store.create_or_resume(runs_dir, plan)
     specs = pending_specs(sweep, plan.base, runs_dir)
-    started_here = engine.connect(engine.resolve_address(address)) if specs else False
+    started_here = connection.connect(connection.resolve_address(address)) if specs else False
     sweep.update(state="running", message="")
     store.save(runs_dir, sweep)
 
@@ -79,7 +80,7 @@ def run_plan(plan: SweepPlan, *, address: str | None = None, max_concurrent: int
 
     try:
         if specs:
-            outcome = engine.run_trials(specs, runs_dir, store.sweep_path(runs_dir, plan.sweep_id).parent,
+            outcome = trials.run_trials(specs, runs_dir, store.sweep_path(runs_dir, plan.sweep_id).parent,
                                         max_concurrent=max_concurrent, cpus_per_trial=cpus_per_trial,
                                         gpus_per_trial=gpus_per_trial, stop_event=stop_event, on_update=record)
             record(outcome)
@@ -93,7 +94,7 @@ def run_plan(plan: SweepPlan, *, address: str | None = None, max_concurrent: int
         sweep.pop("progress", None)
         store.save(runs_dir, sweep)
         if started_here:
-            engine.disconnect()
+            connection.disconnect()
     return sweep_result(runs_dir, plan.sweep_id)
 
 

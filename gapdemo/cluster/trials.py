@@ -8,7 +8,7 @@ node), and a finished epoch is home before the next one starts.
 
 Tune provides the grid, per-trial resources, the concurrency cap and retries of trials whose
 worker died. A retried trial starts again from epoch 1 in a clean folder. The temporary folder goes
-when the trial ends, whether it finished, stopped or failed. cluster.py starts or joins Ray.
+when the trial ends, whether it finished, stopped or failed. gapdemo.cluster.connection starts or joins Ray.
 """
 
 from __future__ import annotations
@@ -23,14 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gapdemo import runs
+from gapdemo.cluster.collector import TERMINAL_STATES, TrialCollector
 from gapdemo.config import RunConfig
-from gapdemo.sweep.cluster import (  # noqa: F401 (callers name them engine.*)
-    EngineError,
-    connect,
-    disconnect,
-    resolve_address,
-)
-from gapdemo.sweep.collector import TERMINAL_STATES, TrialCollector
 from gapdemo.training.events import StopRequested, TrainingEvents
 from gapdemo.training.failures import failure_log_text, readable_error
 from gapdemo.training.job import STOPPED_MESSAGE
@@ -67,7 +61,7 @@ class _TrialEvents(TrainingEvents):
         self.last_training_progress = {}  # the epoch's newest, sent home at its end with its final rate
 
     def should_stop(self) -> bool:
-        import ray  # deferred: Ray fixes its single-machine mode on first import (cluster.py)
+        import ray  # deferred: Ray fixes its single-machine mode on first import (gapdemo.cluster.connection)
 
         now = time.monotonic()
         if not self.stop_seen and now - self.stop_checked >= STOP_POLL_SECONDS:
@@ -94,13 +88,15 @@ class _TrialEvents(TrainingEvents):
             self.collector.end_epoch.remote(self.spec.run_id, self.last_training_progress)  # before the rows
         self.send_home()
         if self.in_tune:
-            from ray import tune  # deferred: Ray fixes its single-machine mode on first import (cluster.py)
+            from ray import (
+                tune,  # deferred: Ray fixes its single-machine mode on first import (gapdemo.cluster.connection)
+            )
 
             tune.report({"epoch": epochs_completed, **{f"{r['backend']}_val_accuracy": r["val_accuracy"] for r in rows}})
 
     def send_home(self) -> None:
         """Send the files that changed since the last call (the models, the new rows, the new probes)."""
-        import ray  # deferred: Ray fixes its single-machine mode on first import (cluster.py)
+        import ray  # deferred: Ray fixes its single-machine mode on first import (gapdemo.cluster.connection)
 
         signatures = runs.run_file_signatures(self.run_dir)
         changed = [path for path, signature in signatures.items() if self.sent.get(path) != signature]
@@ -127,7 +123,7 @@ def limit_threads(cpus: float) -> None:
 
 def run_trial(parameters: dict, specs: list[TrialSpec], collector, cpus: float) -> None:
     """Tune's function trainable: train specs[parameters['trial']] and send it home."""
-    from ray import tune  # deferred: Ray fixes its single-machine mode on first import (cluster.py)
+    from ray import tune  # deferred: Ray fixes its single-machine mode on first import (gapdemo.cluster.connection)
 
     outcome = train_in_worker(specs[parameters["trial"]], collector, cpus, in_tune=True)
     # reported even for a trial stopped before it started: one that reports nothing is announced on stdout
@@ -137,9 +133,9 @@ def run_trial(parameters: dict, specs: list[TrialSpec], collector, cpus: float) 
 def train_in_worker(spec: TrialSpec, collector, cpus: float, in_tune: bool = False) -> dict:
     """Train spec's run in this Ray worker, sent home to collector; {"state", "message", "epochs_completed", "node"}.
 
-    Sweep trials (run_trial) and single runs on a cluster (gapdemo.sweep.single) both train here.
+    Sweep trials (run_trial) and single runs on a cluster (gapdemo.cluster.single_run) both train here.
     """
-    import ray  # deferred: Ray fixes its single-machine mode on first import (cluster.py)
+    import ray  # deferred: Ray fixes its single-machine mode on first import (gapdemo.cluster.connection)
 
     node = ray.get_runtime_context().get_node_id()
     if not ray.get(collector.begin.remote(spec.run_id, node)):
@@ -180,7 +176,7 @@ def train_and_send_home(spec: TrialSpec, collector, work_dir: Path, in_tune: boo
 
 # ----- the driver -----
 def start_collector(runs_dir):
-    import ray  # deferred: Ray fixes its single-machine mode on first import (cluster.py)
+    import ray  # deferred: Ray fixes its single-machine mode on first import (gapdemo.cluster.connection)
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy  # with ray, above
 
     here = ray.get_runtime_context().get_node_id()
@@ -197,7 +193,7 @@ def run_trials(specs: list[TrialSpec], runs_dir, experiment_dir, *, max_concurre
     stop_event: set it to stop every trial after its batches in flight (finished trials are kept).
     on_update: called about once a second from this thread's helper with the collector's snapshot.
     """
-    import ray  # deferred: Ray fixes its single-machine mode on first import (cluster.py)
+    import ray  # deferred: Ray fixes its single-machine mode on first import (gapdemo.cluster.connection)
     from ray import tune  # with ray, above
 
     for spec in specs:  # RunFileError before anything starts: each run's folder is cleared and written
@@ -242,13 +238,13 @@ def follow_collector(collector, stop_event: threading.Event | None, wait_for_end
     """Follow the collector until the work ends: once a round, pass a set stop_event on to it (once) and
     hand on_snapshot its snapshot; return the last snapshot.
 
-    A sweep (run_trials) and a single run on a cluster (gapdemo.sweep.single) both wait this way.
+    A sweep (run_trials) and a single run on a cluster (gapdemo.cluster.single_run) both wait this way.
 
     Args:
         wait_for_end: wait_for_end(seconds) waits up to seconds and says whether the work has ended.
         on_snapshot: on_snapshot(run_id -> collector entry), about once a second and once more at the end.
     """
-    import ray  # deferred: Ray fixes its single-machine mode on first import (cluster.py)
+    import ray  # deferred: Ray fixes its single-machine mode on first import (gapdemo.cluster.connection)
 
     stop_sent = False
     while True:

@@ -1,6 +1,6 @@
 """A run's lockstep model, compiled or taken from the model pool, and one epoch of its training step.
 
-A compiled model of the same shape left by the run before (gapdemo.model.pool) is reused with this
+A compiled model of the same shape left by the run before (gapdemo.model.compiled_cache) is reused with this
 run's fresh initial state: its traced training step saves seconds before the first batch. Saved
 models and probes compute in float32 whatever the run trained in, so every reader of a run folder
 gets float32 outputs; under mixed precision a float32 twin takes the trained weights.
@@ -9,22 +9,22 @@ gets float32 outputs; under mixed precision a float32 twin takes the trained wei
 from __future__ import annotations
 
 from gapdemo.config import RunConfig
-from gapdemo.model import pool as model_pool
+from gapdemo.model import compiled_cache
 from gapdemo.model.backends import LockstepModels, build_lockstep_models
 from gapdemo.model.batchnorm import training_forward
 from gapdemo.model.lockstep import compile_lockstep_model
 from gapdemo.model.precision import dtype_policy
 
 
-class TrainingStep:
+class LockstepFitter:
     """Builds and compiles a run's lockstep model (or takes the pool's), trains it an epoch at a time,
     and hands the pool the compiled model back at the end."""
 
     def __init__(self, config: RunConfig):
         self.config = config
         self.backends = list(config.model.backends)
-        self.pool_key = model_pool.shape_key(config)  # what a reusable compiled model must match
-        self.pooled: model_pool.PooledModels | None = None
+        self.pool_key = compiled_cache.shape_key(config)  # what a reusable compiled model must match
+        self.pooled: compiled_cache.PooledModels | None = None
         self.models: LockstepModels | None = None  # the compiled models that train
         self.export_models: LockstepModels | None = None  # the float32 models that are saved and probed
 
@@ -41,9 +41,9 @@ class TrainingStep:
             compile_lockstep_model(fresh.training_model, self.backends, train.learning_rate, element_spec,
                                    steps_per_execution=train.steps_per_execution)
             # traced once, reused every epoch
-            pooled = model_pool.PooledModels(fresh, training_forward(fresh.training_model))
+            pooled = compiled_cache.PooledModels(fresh, training_forward(fresh.training_model))
         else:
-            model_pool.load_fresh_state(pooled.models.training_model, fresh.training_model, train.learning_rate)
+            compiled_cache.load_fresh_state(pooled.models.training_model, fresh.training_model, train.learning_rate)
         self.pooled, self.models = pooled, pooled.models
         self.export_models = self.models if train.precision == "float32" else self.build_models("float32")
         return self.models
@@ -55,14 +55,14 @@ class TrainingStep:
             return build_lockstep_models(self.backends, self.config.data.image_size, model.seed, model.bn_momentum,
                                          model.dropout_rate)
 
-    def take_pooled(self) -> model_pool.PooledModels | None:
+    def take_pooled(self) -> compiled_cache.PooledModels | None:
         """The compiled model the run before left, when it has this run's shape."""
-        return model_pool.take(self.pool_key)
+        return compiled_cache.take(self.pool_key)
 
     def give_back(self) -> None:
         """Keep the compiled model for the next run of the same shape."""
         if self.pooled is not None:
-            model_pool.give_back(self.pool_key, self.pooled)
+            compiled_cache.give_back(self.pool_key, self.pooled)
 
     @property
     def recalibration_forward(self):

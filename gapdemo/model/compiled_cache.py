@@ -25,7 +25,7 @@ _kept: dict[tuple, Any] = {}  # at most one entry: shape key -> PooledModels
 
 @dataclass
 class PooledModels:
-    """A compiled lockstep model and what was traced for it (see gapdemo.training.step.TrainingStep.prepare)."""
+    """A compiled lockstep model and what was traced for it (see gapdemo.training.fitter.LockstepFitter.prepare)."""
 
     models: Any  # gapdemo.model.backends.LockstepModels, compiled
     recalibration_forward: Any  # gapdemo.model.batchnorm.training_forward(models.training_model)
