@@ -1,6 +1,6 @@
 """A local sweep's Ray stays on this machine, and every trial's temporary folder goes, whatever the outcome.
 
-Both start a real local Ray as the engine does (gapdemo.cluster.trials.connect without an address) and train
+Both start a real local Ray as the engine does (gapdemo.cluster.connection.connect without an address) and train
 tiny trials on it.
 """
 
