@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.common import export_buttons
-from gapdemo.charts import classification_figure
+from gapdemo.charts.classification import classification_figure
 from gapdemo.images import DISPLAY_NAMES, MAX_UPLOAD_BYTES, UPLOAD_EXTENSIONS, ImageError, load_image
 from gapdemo.model.backends import BACKENDS
 from gapdemo.runs import (

@@ -9,7 +9,7 @@ import streamlit as st
 from streamlit.runtime.scriptrunner import script_runner
 
 from gapdemo.budget.limits import warm_worker
-from gapdemo.charts import curves_figure
+from gapdemo.charts.curves import curves_figure
 from gapdemo.cluster.connection import resolve_address
 from gapdemo.export import dataframe_to_csv, figure_to_html, figure_to_png, png_export_available
 from gapdemo.jobs.cluster_job import ClusterJobManager, resources_per_run
@@ -136,7 +136,7 @@ def smoothing_control(key: str) -> float:
 
 # Accuracy and loss side by side: training solid (per batch, smoothed), validation dashed (per epoch).
 def curves_pair(epochs, batches, run_id: str, key: str, with_exports: bool = True, build_figure=None) -> None:
-    """build_figure(metric, smoothing) -> figure; default: charts.curves_figure of epochs and batches."""
+    """build_figure(metric, smoothing) -> figure; default: gapdemo.charts.curves.curves_figure of epochs and batches."""
     smoothing = smoothing_control(key)
     if build_figure is None:
         def build_figure(metric, weight):

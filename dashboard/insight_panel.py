@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.common import PROBES_POLL_SECONDS, export_buttons
-from gapdemo.charts import cam_grid_figure, class_means_figure, feature_averages_figure
+from gapdemo.charts.probes import cam_grid_figure, class_means_figure, feature_averages_figure
 from gapdemo.jobs.run_job import NO_BATCH_ROWS  # a snapshot without batch rows: this tab draws none
 from gapdemo.model.backends import BACKENDS
 from gapdemo.runs import list_runs, load_probes

@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard.common import cached_parameter_table, export_buttons
-from gapdemo.charts import backend_parameter_ratio, parameter_dataframe, parameter_figure
+from gapdemo.charts.parameters import backend_parameter_ratio, parameter_dataframe, parameter_figure
 from gapdemo.model.backends import dense_after_flatten_params
 
 

@@ -7,7 +7,8 @@ import streamlit as st
 
 from dashboard.common import curves_pair, export_buttons, results_column_config, run_time_caption
 from dashboard.visitor import shown_path
-from gapdemo.charts import overlay_runs_figure, results_dataframe
+from gapdemo.charts.curves import overlay_runs_figure
+from gapdemo.charts.results import results_dataframe
 from gapdemo.export import run_zip, symbolic_links_sentence
 from gapdemo.runs import (
     RunFileError,

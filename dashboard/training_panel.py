@@ -16,7 +16,9 @@ from dashboard.common import (
     run_time_caption,
 )
 from dashboard.visitor import queue_caption, run_owner_note
-from gapdemo.charts import backend_color, curves_figure, results_dataframe
+from gapdemo.charts.common import backend_color
+from gapdemo.charts.curves import curves_figure
+from gapdemo.charts.results import results_dataframe
 from gapdemo.jobs.run_job import NO_BATCH_ROWS
 from gapdemo.runs import EPOCH_FIELDS
 from gapdemo.training.curves import CurveHistory

@@ -23,7 +23,10 @@ from pathlib import Path
 
 import plotly.graph_objects as go
 
-from gapdemo import charts, runs
+from gapdemo import runs
+from gapdemo.charts.curves import curves_figure
+from gapdemo.charts.parameters import parameter_dataframe, parameter_figure
+from gapdemo.charts.results import results_dataframe
 from gapdemo.model.backends import parameter_table
 
 CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser",  # Debian, Ubuntu
@@ -217,13 +220,13 @@ def run_figures_and_tables(run_dir, include_parameters: bool = True) -> tuple[di
     figures, tables = {}, {}
     if len(epoch_metrics) or len(batch_metrics):
         for metric in ("accuracy", "loss"):
-            figures[f"curves_{metric}"] = charts.curves_figure(epoch_metrics, batch_metrics, metric)
+            figures[f"curves_{metric}"] = curves_figure(epoch_metrics, batch_metrics, metric)
     if len(epoch_metrics):
-        tables["results"] = charts.results_dataframe(epoch_metrics)
+        tables["results"] = results_dataframe(epoch_metrics)
     table = _parameter_table(runs.read_config(run_dir)) if include_parameters else None
     if table:
-        figures["parameters"] = charts.parameter_figure(table)
-        tables["parameters"] = charts.parameter_dataframe(table)
+        figures["parameters"] = parameter_figure(table)
+        tables["parameters"] = parameter_dataframe(table)
     return figures, tables
 
 

@@ -13,7 +13,11 @@ import pandas as pd
 import pytest
 from test_charts import make_batch_metrics, make_epoch_metrics
 
-from gapdemo import charts, export
+from gapdemo import export
+from gapdemo.charts.common import backend_color, backend_label
+from gapdemo.charts.curves import curves_figure
+from gapdemo.charts.parameters import parameter_figure
+from gapdemo.charts.results import results_dataframe
 from gapdemo.config import tiny_config
 
 EXTERNAL_SCRIPT = re.compile(r"<script[^>]+src=[\"']https?:", re.IGNORECASE)
@@ -45,32 +49,32 @@ def png_size(png: bytes) -> tuple[int, int]:
 
 
 def test_html_is_self_contained_and_carries_every_backend():
-    figure = charts.curves_figure(make_epoch_metrics(("fc", "gap", "gmp")))
+    figure = curves_figure(make_epoch_metrics(("fc", "gap", "gmp")))
     html = export.figure_to_html(figure).decode("utf-8")
     assert html.lstrip().lower().startswith("<html") or "<!doctype html" in html.lower()[:200]
     assert not EXTERNAL_SCRIPT.search(html)
     assert "plotly.js v" in html and len(html) > 1_000_000  # plotly.js inlined, not linked
     for backend in ("fc", "gap", "gmp"):
-        assert f'"name":"{charts.backend_label(backend)}"' in html
-        assert charts.backend_color(backend) in html
+        assert f'"name":"{backend_label(backend)}"' in html
+        assert backend_color(backend) in html
 
 
 def test_dataframe_csv_round_trips_a_runs_metrics(run_dir):
     stored = pd.read_csv(run_dir / "metrics.csv")
     restored = pd.read_csv(io.BytesIO(export.dataframe_to_csv(stored)))
     pd.testing.assert_frame_equal(restored, stored)
-    results = charts.results_dataframe(stored)
+    results = results_dataframe(stored)
     assert pd.read_csv(io.BytesIO(export.dataframe_to_csv(results)))["key"].tolist() == list(BACKENDS)
 
 
 @pytest.mark.browser
 def test_png_has_requested_size_and_the_second_one_is_fast():
-    figure = charts.curves_figure(make_epoch_metrics())
+    figure = curves_figure(make_epoch_metrics())
     started = time.perf_counter()
     first = export.figure_to_png(figure, scale=2, width=400, height=300)
     first_s = time.perf_counter() - started
     started = time.perf_counter()
-    second = export.figure_to_png(charts.parameter_figure({"gap": {
+    second = export.figure_to_png(parameter_figure({"gap": {
         "head_params": 1, "backend_params": 2, "total_params": 3, "trainable_params": 3}}), scale=1.5,
         width=320, height=200)
     second_s = time.perf_counter() - started
@@ -94,7 +98,7 @@ def test_png_from_several_threads_shares_one_browser(monkeypatch):
         return browser
 
     monkeypatch.setattr(export.ExportBrowser, "_open_kaleido", counting_open)
-    figure = charts.curves_figure(make_epoch_metrics(("gap",)))
+    figure = curves_figure(make_epoch_metrics(("gap",)))
     with ThreadPoolExecutor(3) as pool:
         images = list(pool.map(lambda width: export.figure_to_png(figure, scale=1, width=width, height=100),
                                (200, 210, 220, 230)))
@@ -103,7 +107,7 @@ def test_png_from_several_threads_shares_one_browser(monkeypatch):
 
 
 def test_png_rejects_bad_sizes():
-    figure = charts.curves_figure(make_epoch_metrics())
+    figure = curves_figure(make_epoch_metrics())
     with pytest.raises(ValueError, match="width"):
         export.figure_to_png(figure, width=0)
     with pytest.raises(ValueError, match="scale"):

@@ -10,7 +10,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from gapdemo.charts import backend_color, backend_label
+from gapdemo.charts.common import backend_color, backend_label
 from gapdemo.claims.registry import CLAIMS, check_claim
 from gapdemo.claims.summary import HEAD_STRIDE
 

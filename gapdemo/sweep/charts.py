@@ -10,7 +10,7 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-from gapdemo.charts import backend_color, backend_label
+from gapdemo.charts.common import backend_color, backend_label
 
 METRIC_TITLES = {"val_accuracy": "Validation accuracy", "val_loss": "Validation loss",
                  "accuracy": "Training accuracy", "loss": "Training loss"}

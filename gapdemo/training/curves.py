@@ -1,7 +1,7 @@
 """Training curves as arrays: each batch's own values, TensorBoard-like smoothing, bounded downsampling.
 
 Maths only (numpy): gapdemo.training.streaming turns Keras' running means into per-batch values with
-BatchValues, gapdemo.charts draws what smooth_ema and downsample_indices return, and the page keeps
+BatchValues, gapdemo.charts.curves draws what smooth_ema and downsample_indices return, and the page keeps
 a run's curves in CurveHistory, appending only the rows that arrived since its last poll.
 """
 
