@@ -41,7 +41,7 @@ class BaselineStep(LockstepFitter):
         summed = keras.Model(models.training_model.inputs[0], outputs, name="lockstep")  # the same layers
         return dataclasses.replace(models, training_model=summed)
 
-    def take_pooled(self):
+    def take_cached(self):
         return None
 
     def give_back(self) -> None:

@@ -20,11 +20,11 @@ import numpy as np
 from gapdemo.model.variable_dropout import copy_dropout_rates
 
 _lock = threading.Lock()
-_kept: dict[tuple, Any] = {}  # at most one entry: shape key -> PooledModels
+_kept: dict[tuple, Any] = {}  # at most one entry: shape key -> CachedModels
 
 
 @dataclass
-class PooledModels:
+class CachedModels:
     """A compiled lockstep model and what was traced for it (see gapdemo.training.fitter.LockstepFitter.prepare)."""
 
     models: Any  # gapdemo.model.backends.LockstepModels, compiled
@@ -39,17 +39,17 @@ def shape_key(config) -> tuple:
             train.steps_per_execution)
 
 
-def take(key: tuple) -> PooledModels | None:
-    """The kept entry when it has this key (it leaves the pool), else None."""
+def take(key: tuple) -> CachedModels | None:
+    """The kept entry when it has this key (it leaves the cache), else None."""
     with _lock:
         return _kept.pop(key, None)
 
 
-def give_back(key: tuple, pooled: PooledModels) -> None:
-    """Keep pooled for the next run (replacing any other entry)."""
+def give_back(key: tuple, cached: CachedModels) -> None:
+    """Keep cached for the next run (replacing any other entry)."""
     with _lock:
         _kept.clear()
-        _kept[key] = pooled
+        _kept[key] = cached
 
 
 def load_fresh_state(pooled_model, fresh_model, learning_rate: float) -> None:

@@ -1,4 +1,4 @@
-"""A run's lockstep model, compiled or taken from the model pool, and one epoch of its training step.
+"""A run's lockstep model, compiled or taken from the compiled-model cache, fitted one epoch at a time.
 
 A compiled model of the same shape left by the run before (gapdemo.model.compiled_cache) is reused with this
 run's fresh initial state: its traced training step saves seconds before the first batch. Saved
@@ -17,14 +17,14 @@ from gapdemo.model.precision import dtype_policy
 
 
 class LockstepFitter:
-    """Builds and compiles a run's lockstep model (or takes the pool's), trains it an epoch at a time,
-    and hands the pool the compiled model back at the end."""
+    """Builds and compiles a run's lockstep model (or takes the cached one), trains it an epoch at a time,
+    and hands the cache the compiled model back at the end."""
 
     def __init__(self, config: RunConfig):
         self.config = config
         self.backends = list(config.model.backends)
         self.pool_key = compiled_cache.shape_key(config)  # what a reusable compiled model must match
-        self.pooled: compiled_cache.PooledModels | None = None
+        self.cached: compiled_cache.CachedModels | None = None
         self.models: LockstepModels | None = None  # the compiled models that train
         self.export_models: LockstepModels | None = None  # the float32 models that are saved and probed
 
@@ -36,15 +36,15 @@ class LockstepFitter:
         """
         train = self.config.train
         fresh = self.build_models(train.precision)
-        pooled = self.take_pooled()
-        if pooled is None:
+        cached = self.take_cached()
+        if cached is None:
             compile_lockstep_model(fresh.training_model, self.backends, train.learning_rate, element_spec,
                                    steps_per_execution=train.steps_per_execution)
             # traced once, reused every epoch
-            pooled = compiled_cache.PooledModels(fresh, training_forward(fresh.training_model))
+            cached = compiled_cache.CachedModels(fresh, training_forward(fresh.training_model))
         else:
-            compiled_cache.load_fresh_state(pooled.models.training_model, fresh.training_model, train.learning_rate)
-        self.pooled, self.models = pooled, pooled.models
+            compiled_cache.load_fresh_state(cached.models.training_model, fresh.training_model, train.learning_rate)
+        self.cached, self.models = cached, cached.models
         self.export_models = self.models if train.precision == "float32" else self.build_models("float32")
         return self.models
 
@@ -55,19 +55,19 @@ class LockstepFitter:
             return build_lockstep_models(self.backends, self.config.data.image_size, model.seed, model.bn_momentum,
                                          model.dropout_rate)
 
-    def take_pooled(self) -> compiled_cache.PooledModels | None:
+    def take_cached(self) -> compiled_cache.CachedModels | None:
         """The compiled model the run before left, when it has this run's shape."""
         return compiled_cache.take(self.pool_key)
 
     def give_back(self) -> None:
         """Keep the compiled model for the next run of the same shape."""
-        if self.pooled is not None:
-            compiled_cache.give_back(self.pool_key, self.pooled)
+        if self.cached is not None:
+            compiled_cache.give_back(self.pool_key, self.cached)
 
     @property
     def recalibration_forward(self):
         """The training model's forward pass in training mode, traced once (gapdemo.model.batchnorm)."""
-        return self.pooled.recalibration_forward
+        return self.cached.recalibration_forward
 
     def train_epoch(self, dataset, epoch_index: int, callbacks: list) -> dict:
         """Fit epoch epoch_index (from 0) of dataset; Keras' logs at its end (means over the epoch)."""

@@ -8,7 +8,7 @@ batches) and the loop then skips validation, so stopping never waits for a full 
 
 Its parts, one job each:
   feeder.BatchFeeder       the data loaded, and each split fed as (images, {backend: labels}), autotuning off
-  step.LockstepFitter        the lockstep model compiled (or reused from gapdemo.model.compiled_cache), an epoch of fit
+  fitter.LockstepFitter      the lockstep model compiled (or reused from gapdemo.model.compiled_cache), an epoch of fit
   streaming.BatchStream    every call's own values, rate and time left to batch_metrics.csv and the events
   epoch_end.validate       batch-norm recalibration, then validation
   saving.RunWriter         config, status, probes, TensorBoard, models and metrics in the run folder
@@ -44,13 +44,13 @@ class Trainer:
         self.events = events or TrainingEvents()
         self.writer = RunWriter(config, self.run_dir, self.events)
         self.feeder = BatchFeeder(config, self.events, data_loader)
-        self.step = LockstepFitter(config)
+        self.fitter = LockstepFitter(config)
         self.stream = BatchStream(config, self.run_dir, self.events)
 
     @property
     def models(self) -> LockstepModels | None:
         """The compiled models that train (None until train() has built them)."""
-        return self.step.models
+        return self.fitter.models
 
     def train(self) -> int:
         """Train all epochs (or until stopped); return the number of completed epochs."""
@@ -61,15 +61,15 @@ class Trainer:
         data = self.load_data()
         self.check_stop()
         train_ds, val_ds = (self.feeder.pipeline(dataset) for dataset in (data.train, data.validation))
-        self.step.prepare(train_ds.element_spec)
+        self.fitter.prepare(train_ds.element_spec)
         self.stream.start(*epoch_size(data))
         self.writer.choose_probes(data.validation_images, data.validation_labels)
-        self.writer.record_probes(0, self.step.synced_export_models())
+        self.writer.record_probes(0, self.fitter.synced_export_models())
         try:
             return self.run_epochs(train_ds, val_ds)
         finally:
             self.writer.close()
-            self.step.give_back()
+            self.fitter.give_back()
 
     def load_data(self):
         """The run's LoadedData, described to the events and in the run's config."""
@@ -90,11 +90,11 @@ class Trainer:
             callback.epoch_index = epoch
             # The first call into TensorFlow traces the training step first: seconds without a batch.
             self.set_phase("compiling" if epoch == 0 else "training", epoch + 1, 0)
-            train_logs = self.step.train_epoch(train_ds, epoch, [callback])
+            train_logs = self.fitter.train_epoch(train_ds, epoch, [callback])
             if self.events.should_stop():
                 break  # a partial epoch is not a result; completed ones are already saved
             self.set_phase("validating", epoch + 1, self.stream.batches_per_epoch)
-            validation = validate(self.step, self.config.train, train_ds, val_ds, [callback])
+            validation = validate(self.fitter, self.config.train, train_ds, val_ds, [callback])
             if self.events.should_stop():
                 break
             self.finish_epoch(epoch + 1, train_logs, validation)
@@ -104,8 +104,8 @@ class Trainer:
     def finish_epoch(self, epoch: int, train_logs: dict, validation: dict) -> None:
         """Save the epoch (probes, TensorBoard, models, metrics, status: saving.RunWriter), then publish it."""
         self.set_phase("saving", epoch, self.stream.batches_per_epoch)
-        rows = epoch_rows(self.step.backends, epoch, train_logs, validation)
-        self.writer.save_epoch(epoch, rows, self.step.synced_export_models())
+        rows = epoch_rows(self.fitter.backends, epoch, train_logs, validation)
+        self.writer.save_epoch(epoch, rows, self.fitter.synced_export_models())
         self.events.on_epoch(rows, epoch)
 
     def set_phase(self, phase: str, epoch: int, batch: int) -> None:
