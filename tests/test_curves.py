@@ -45,10 +45,13 @@ def test_smoothing_is_tensorboards_debiased_moving_average():
         smooth_ema([1.0], 1.0)
 
 
+@pytest.mark.parametrize("size", [8, 5_000])
 @pytest.mark.parametrize("weight", [0.3, 0.6, 0.95])
-def test_smoothing_matches_a_plain_loop_on_long_noisy_series(weight):
-    values = np.random.default_rng(1).normal(size=5_000)
-    values[[10, 2_000, 4_999]] = np.nan
+def test_smoothing_matches_tensorboards_loop_on_noisy_series_with_gaps(weight, size):
+    """pandas' ewm against TensorBoard's own loop, non-finite points (first, last, inside) skipped."""
+    values = np.random.default_rng(size).normal(size=size)
+    values[[0, size // 3, size - 1]] = np.nan
+    values[size // 2] = np.inf
     expected, last, steps = values.copy(), 0.0, 0
     for index, value in enumerate(values):
         if np.isfinite(value):

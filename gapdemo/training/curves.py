@@ -1,6 +1,6 @@
 """Training curves as arrays: each batch's own values, TensorBoard-like smoothing, bounded downsampling.
 
-Maths only (numpy): gapdemo.training.streaming turns Keras' running means into per-batch values with
+Maths only (numpy, and pandas' exponential average): gapdemo.training.streaming turns Keras' running means into per-batch values with
 BatchValues, gapdemo.charts.curves draws what smooth_ema and downsample_indices return, and the page keeps
 a run's curves in CurveHistory, appending only the rows that arrived since its last poll.
 """
@@ -11,6 +11,7 @@ import threading
 import time
 
 import numpy as np
+import pandas as pd
 
 DEFAULT_SMOOTHING = 0.6  # TensorBoard's default weight for its scalar smoothing slider
 MAX_POINTS = 600  # points per line sent to the browser, however long the run
@@ -43,7 +44,9 @@ class BatchValues:
 def smooth_ema(values, weight: float = DEFAULT_SMOOTHING) -> np.ndarray:
     """TensorBoard's smoothing: a debiased exponential moving average; weight 0 returns the values.
 
-    Non-finite values pass through unchanged and leave the average alone, as in TensorBoard.
+    TensorBoard keeps last = weight * last + (1 - weight) * value from last = 0 and shows it divided by
+    1 - weight ** (points so far); that is pandas' ewm(alpha=1 - weight, adjust=True). Non-finite values
+    pass through unchanged and leave the average alone, as in TensorBoard.
     """
     values = np.asarray(values, dtype=float)
     if not 0.0 <= weight < 1.0:
@@ -52,21 +55,8 @@ def smooth_ema(values, weight: float = DEFAULT_SMOOTHING) -> np.ndarray:
         return values.copy()
     finite = np.isfinite(values)
     smoothed = values.copy()
-    smoothed[finite] = _debiased_ema(values[finite], weight)
+    smoothed[finite] = pd.Series(values[finite]).ewm(alpha=1.0 - weight, adjust=True).mean().to_numpy()
     return smoothed
-
-
-def _debiased_ema(values: np.ndarray, weight: float) -> np.ndarray:
-    """last_j = w * last_(j-1) + (1 - w) * v_j from last = 0, divided by 1 - w ** (j + 1), in numpy.
-
-    last_j = sum over i <= j of w^(j-i) * (1 - w) * v_i, summed by doubling: after each pass every
-    entry holds twice as many terms, until the next ones would weigh less than 1e-18.
-    """
-    sums, shift, factor = (1.0 - weight) * values, 1, weight
-    while shift < values.size and factor > 1e-18:
-        sums[shift:] = sums[shift:] + factor * sums[:-shift]  # the right side is read before it is written
-        shift, factor = shift * 2, factor * factor
-    return sums / (1.0 - weight ** np.arange(1, values.size + 1))  # the debias: early points not pulled to 0
 
 
 def downsample_indices(values, max_points: int = MAX_POINTS) -> np.ndarray:
