@@ -17,6 +17,8 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+from gapdemo.runs.atomic import write_text_atomic
+
 OPERATOR_PARAMETER = "operator"  # the link's query parameter
 OPERATOR_DIR_VARIABLE = "GAPDEMO_OPERATOR_DIR"
 DEFAULT_OPERATOR_DIR = "~/.gapdemo"
@@ -52,15 +54,7 @@ def write_private_file(path: Path, text: str) -> None:
     which other users cannot read.
     """
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)  # gone after the rename; left only by a failed write
-
+    write_text_atomic(path, text, mode=0o600)
 
 def announce(access: OperatorAccess, base_url: str, port: int, stream=None) -> Path:
     """Write the operator link to its file and tell the terminal: the link itself only when stream is a

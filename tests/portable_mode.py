@@ -102,7 +102,7 @@ def _refuse_fork(set_start_method):
 def portable_mode(monkeypatch, shrink_owner=None):
     """Run the block as on macOS or Windows (see the module's docstring).
 
-    shrink_owner: a module whose _shrink_npy(path, ...) cuts a file to length, held to Windows' rule
+    shrink_owner: a module whose shrink_npy(path, ...) cuts a file to length, held to Windows' rule
     too (a Python file object's truncate calls the C library directly, out of os's reach).
     """
     handlers = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
@@ -117,8 +117,8 @@ def portable_mode(monkeypatch, shrink_owner=None):
         monkeypatch.setattr(os, name, _guard_delete(getattr(os, name)))
     monkeypatch.setattr(os, "mkdir", _guard_create(os.mkdir))
     if shrink_owner is not None:
-        shrink = shrink_owner._shrink_npy
-        monkeypatch.setattr(shrink_owner, "_shrink_npy", lambda path, *args: (refuse_if_mapped(path), shrink(path, *args)))
+        shrink = shrink_owner.shrink_npy
+        monkeypatch.setattr(shrink_owner, "shrink_npy", lambda path, *args: (refuse_if_mapped(path), shrink(path, *args)))
     try:
         yield
     finally:

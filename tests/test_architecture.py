@@ -90,8 +90,8 @@ def test_no_import_cycles_among_gapdemo_dashboard_and_the_app():
 # The house from the ground up: a package (or loose module) may import only what stands below it. A new
 # package or loose module must be given its place here, which is the point: someone decides where it lives.
 LAYERS = (
-    "gapdemo.settings", "gapdemo.config", "gapdemo.quiet", "gapdemo.serving", "gapdemo.operator",
-    "gapdemo.model", "gapdemo.runs", "gapdemo.budget", "gapdemo.data", "gapdemo.images", "gapdemo.validation",
+    "gapdemo.units", "gapdemo.settings", "gapdemo.config", "gapdemo.quiet", "gapdemo.serving", "gapdemo.model",
+    "gapdemo.runs", "gapdemo.operator", "gapdemo.budget", "gapdemo.data", "gapdemo.images", "gapdemo.validation",
     "gapdemo.insight", "gapdemo.training", "gapdemo.charts", "gapdemo.export", "gapdemo.cluster", "gapdemo.sweep",
     "gapdemo.claims", "gapdemo.jobs", "gapdemo.commands", "gapdemo.cli", "gapdemo.__main__", "dashboard", "app",
 )

@@ -17,7 +17,7 @@ from PIL import Image
 
 from gapdemo.cli import main
 from gapdemo.config import DataConfig
-from gapdemo.data import cache, cache_writer, decode, folder
+from gapdemo.data import cache, cache_writer, decode, folder, npy_maps
 from gapdemo.data.petimages import write_pet_images
 from gapdemo.data.sources import DataError, cache_status, load_data, load_splits
 from gapdemo.data.splits import SPLITS, IndexedImages
@@ -226,7 +226,7 @@ def test_a_full_disk_still_loads_and_leaves_no_partial_folder(pets, cache_dir, m
     def no_space(path, capacity, shape):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(cache_writer, "_create_npy_memmap", no_space)
+    monkeypatch.setattr(npy_maps, "create_npy_memmap", no_space)
     loaded = load_data(_config(pets.root), batch_size=8)
     assert "No space left on device" in loaded.info.cache_note and not loaded.info.cache_used
     assert _entries(cache_dir) == []
@@ -234,15 +234,15 @@ def test_a_full_disk_still_loads_and_leaves_no_partial_folder(pets, cache_dir, m
 
 
 def test_a_disk_filling_up_after_the_images_still_loads(pets, cache_dir, monkeypatch):
-    original = cache_writer._write_npy_durably
+    original = cache_writer.write_atomically
 
-    def full_at_the_labels(path, array):  # the images got their space; the labels find none
+    def full_at_the_labels(path, write, mode=0o666):  # the images got their space; the labels find none
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(cache_writer, "_write_npy_durably", full_at_the_labels)
+    monkeypatch.setattr(cache_writer, "write_atomically", full_at_the_labels)
     first, info = load_splits(_config(pets.root))
     assert "No space left on device" in info.cache_note and _entries(cache_dir) == []
-    monkeypatch.setattr(cache_writer, "_write_npy_durably", original)
+    monkeypatch.setattr(cache_writer, "write_atomically", original)
     again, _ = load_splits(_config(pets.root, cache_dir=str(cache_dir / "other")))
     _assert_same_splits(first, again)
 

@@ -160,13 +160,13 @@ def _folder_config(root, cache_dir):
 
 
 def test_without_posix_fallocate_the_cache_file_gets_its_full_size(tmp_path, monkeypatch):
-    from gapdemo.data import cache_writer
+    from gapdemo.data import npy_maps
 
     monkeypatch.delattr(os, "posix_fallocate", raising=False)
-    monkeypatch.setattr(cache_writer, "RESERVE_CHUNK_BYTES", 1000)  # several chunks, the last one short
+    monkeypatch.setattr(npy_maps, "RESERVE_CHUNK_BYTES", 1000)  # several chunks, the last one short
     path = tmp_path / "train_images.npy"
-    images = cache_writer._create_npy_memmap(path, 5, (32, 32, 3))
-    assert path.stat().st_size == cache_writer.NPY_HEADER_BYTES + 5 * 32 * 32 * 3
+    images = npy_maps.create_npy_memmap(path, 5, (32, 32, 3))
+    assert path.stat().st_size == npy_maps.NPY_HEADER_BYTES + 5 * 32 * 32 * 3
     images[4] = 7
     images.flush()
     del images
@@ -176,14 +176,14 @@ def test_without_posix_fallocate_the_cache_file_gets_its_full_size(tmp_path, mon
 
 
 def test_without_posix_fallocate_a_full_disk_is_refused_before_decoding(tmp_path, monkeypatch):
-    from gapdemo.data import cache_writer, decode
+    from gapdemo.data import decode, npy_maps
     from gapdemo.data.sources import load_splits
 
     root = _pet_folder(tmp_path)
     expected, _ = load_splits(_folder_config(root, tmp_path / "reference-cache"))
     monkeypatch.delattr(os, "posix_fallocate", raising=False)
     monkeypatch.setattr(shutil, "disk_usage", lambda path: SimpleNamespace(total=10**9, used=10**9 - 4096, free=4096))
-    decoded_at_refusal, real_decode, real_reserve = [], decode.decode_image_file, cache_writer._reserve_space
+    decoded_at_refusal, real_decode, real_reserve = [], decode.decode_image_file, npy_maps.reserve_space
     decoded = []
     monkeypatch.setattr(decode, "decode_image_file", lambda path, size: decoded.append(path) or real_decode(path, size))
 
@@ -191,13 +191,13 @@ def test_without_posix_fallocate_a_full_disk_is_refused_before_decoding(tmp_path
         decoded_at_refusal.append(len(decoded))
         return real_reserve(*args)
 
-    monkeypatch.setattr(cache_writer, "_reserve_space", reserve)
+    monkeypatch.setattr(npy_maps, "reserve_space", reserve)
     cache_dir = tmp_path / "cache"
     source, info = load_splits(_folder_config(root, cache_dir))
     assert decoded_at_refusal == [0]  # refused when the first split asked for space, before any image
     assert not info.cache_used and info.cache_note.startswith(f"Could not write the image cache in {cache_dir} "
                                                               "(No space left on device: the images need ")
-    assert "MB are free" in info.cache_note and "\n" not in info.cache_note
+    assert "4 KiB are free" in info.cache_note and "\n" not in info.cache_note
     assert list(cache_dir.iterdir()) == []  # no entry, no .partial- folder, no half file
     for name, split in source.splits.items():  # the load carried on in memory: the same images
         np.testing.assert_array_equal(split.images, expected.splits[name].images)
@@ -205,15 +205,15 @@ def test_without_posix_fallocate_a_full_disk_is_refused_before_decoding(tmp_path
 
 @pytest.mark.parametrize("refusal", [errno.EOPNOTSUPP, errno.EINVAL])
 def test_a_file_system_refusing_posix_fallocate_gets_the_portable_reservation(tmp_path, monkeypatch, refusal):
-    from gapdemo.data import cache_writer
+    from gapdemo.data import npy_maps
 
     def refuse(descriptor, offset, length):
         raise OSError(refusal, os.strerror(refusal))
 
     monkeypatch.setattr(os, "posix_fallocate", refuse, raising=False)
     path = tmp_path / "images.npy"
-    cache_writer._create_npy_memmap(path, 3, (8, 8, 3))
-    assert path.stat().st_size == cache_writer.NPY_HEADER_BYTES + 3 * 8 * 8 * 3
+    npy_maps.create_npy_memmap(path, 3, (8, 8, 3))
+    assert path.stat().st_size == npy_maps.NPY_HEADER_BYTES + 3 * 8 * 8 * 3
 
 
 def test_cache_on_a_real_full_disk_without_posix_fallocate(small_file_system, tmp_path, monkeypatch):

@@ -16,8 +16,9 @@ from PIL import Image
 from gapdemo import runs
 from gapdemo.cli import main
 from gapdemo.config import DataConfig, RunConfig
-from gapdemo.data import cache, cache_writer, folder
+from gapdemo.data import cache, folder, npy_maps
 from gapdemo.data.sources import DataError, load_splits
+from gapdemo.runs import atomic
 from gapdemo.sweep.grid import sweep_id_for
 from portable_mode import LINUX_ONLY_CALLS, mapped_files, portable_mode, refuse_if_mapped, windows_name_problem
 from toy_data import FOLDER_CLASSES, toy_arrays, write_jpeg_folder
@@ -36,7 +37,7 @@ def cache_entries(cache_dir: Path) -> list[Path]:
 
 @pytest.fixture
 def as_on_macos_and_windows(monkeypatch):
-    with portable_mode(monkeypatch, shrink_owner=cache_writer):
+    with portable_mode(monkeypatch, shrink_owner=npy_maps):
         yield
 
 
@@ -126,7 +127,7 @@ def photos_and_reference(tmp_path):
 
 def test_the_cache_writes_its_entry_under_windows_file_rules(photos_and_reference, tmp_path, monkeypatch):
     photos, reference = photos_and_reference
-    with portable_mode(monkeypatch, shrink_owner=cache_writer):
+    with portable_mode(monkeypatch, shrink_owner=npy_maps):
         source, info = load_splits(_folder_config(photos, tmp_path / "cache"))
         assert not info.cache_used and info.cache_note.startswith("Decoded the images into the cache")
         _assert_same_images(source, reference)
@@ -139,7 +140,7 @@ def _refuse(*args, **kwargs):
     raise PermissionError(errno.EACCES, "Access is denied")
 
 
-@pytest.mark.parametrize("refused", ["_shrink_npy", "rename"])
+@pytest.mark.parametrize("refused", ["shrink_npy", "rename"])
 def test_a_refused_cut_or_rename_carries_on_says_so_and_loses_nothing(photos_and_reference, tmp_path, monkeypatch,
                                                                          refused):
     """What Windows does when a file of the entry is still open: the load goes on from the written files."""
@@ -147,7 +148,7 @@ def test_a_refused_cut_or_rename_carries_on_says_so_and_loses_nothing(photos_and
     if refused == "rename":
         monkeypatch.setattr(os, "rename", _refuse)
     else:
-        monkeypatch.setattr(cache_writer, refused, _refuse)
+        monkeypatch.setattr(npy_maps, refused, _refuse)
     cache_dir = tmp_path / "cache"
     source, info = load_splits(_folder_config(photos, cache_dir))
     assert not info.cache_used and info.cache_note == (
@@ -211,12 +212,29 @@ def test_files_are_listed_in_the_same_order_on_every_system(tmp_path):
 
 
 def test_folders_are_not_opened_for_fsync_on_windows(tmp_path, monkeypatch):
-    """Windows cannot open a folder as a file (NTFS journals folder entries itself): nothing to do there."""
+    """Windows cannot open a folder as a file (NTFS journals folder entries itself): nothing to do there,
+    and a system that refuses to open a folder the same way is passed by, not a failed write."""
     opened = []
     monkeypatch.setattr(os, "open", lambda *args, **kwargs: opened.append(args) or _refuse())
     monkeypatch.setattr(os, "name", "nt")
-    cache_writer._fsync_directory(tmp_path)
+    atomic.fsync_folder(tmp_path)
+    assert opened == []  # not even tried
     monkeypatch.setattr(os, "name", "posix")
-    with pytest.raises(PermissionError):
-        cache_writer._fsync_directory(tmp_path)
-    assert [args[0] for args in opened] == [tmp_path]  # only where folders can be synced
+    atomic.fsync_folder(tmp_path)  # refused as Windows refuses: the fallback, no error
+    assert [args[0] for args in opened] == [tmp_path]
+
+
+def test_an_atomic_write_where_folders_cannot_be_opened_lands_whole(tmp_path, monkeypatch):
+    """Opening a folder fails as on Windows: the write still lands whole, and no temp file is left."""
+    real_open = os.open
+
+    def windows_open(path, flags, *args):
+        if os.path.isdir(path):
+            _refuse()
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(os, "open", windows_open)
+    atomic.write_bytes_atomic(tmp_path / "status.json", b"{}")
+    assert [path.name for path in tmp_path.iterdir()] == ["status.json"]
+
+

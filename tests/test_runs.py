@@ -1,6 +1,7 @@
 """The run folder: live and dead writers on every platform, the history's order, half-written CSV lines."""
 
 import os
+import stat
 import subprocess
 import sys
 import time
@@ -190,8 +191,8 @@ def test_runs_command_explains_failed_and_interrupted_runs(runs_dir, capsys):
 
 def test_a_replace_refused_while_a_reader_holds_the_file_is_tried_again(tmp_path, monkeypatch):
     """Windows refuses os.replace onto a file another process holds open; the writer waits for the reader."""
-    monkeypatch.setattr(runs.files, "REPLACE_ATTEMPTS", 20)  # as on Windows
-    monkeypatch.setattr(runs.files, "REPLACE_PAUSE_S", 0.001)
+    monkeypatch.setattr(runs.atomic, "REPLACE_ATTEMPTS", 20)  # as on Windows
+    monkeypatch.setattr(runs.atomic, "REPLACE_PAUSE_S", 0.001)
     real_replace, refusals = os.replace, []
 
     def held_open(times):
@@ -211,6 +212,35 @@ def test_a_replace_refused_while_a_reader_holds_the_file_is_tried_again(tmp_path
         runs.write_json_atomic(tmp_path / "status.json", {"state": "finished"})
     assert len(refusals) == 20 and runs.read_json(tmp_path / "status.json") == {"state": "running"}
     assert [path.name for path in tmp_path.iterdir()] == ["status.json"]  # no temp file left behind
+
+
+def test_a_write_failing_half_way_leaves_the_old_file_whole_and_no_temp_file(tmp_path):
+    runs.write_json_atomic(tmp_path / "status.json", {"state": "running"})
+
+    def half_then_full(handle):
+        handle.write(b'{"state": "fin')
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError, match="No space"):
+        runs.write_atomically(tmp_path / "status.json", half_then_full)
+    assert runs.read_json(tmp_path / "status.json") == {"state": "running"}
+    assert [path.name for path in tmp_path.iterdir()] == ["status.json"]
+
+
+def test_a_runs_status_and_config_are_fsynced_file_and_folder(tmp_path, monkeypatch):
+    """What a run needs after a power cut is on disk: the file's bytes, then the rename (the folder)."""
+    synced, real_fsync = [], os.fsync
+
+    def recording_fsync(descriptor):
+        synced.append("folder" if stat.S_ISDIR(os.fstat(descriptor).st_mode) else "file")
+        return real_fsync(descriptor)
+
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    run_dir = runs.create_run_folder(tmp_path)
+    runs.write_config(run_dir, {"train": {"epochs": 1}})
+    runs.write_status(run_dir, "running")
+    expected = ["file"] * 2 if os.name == "nt" else ["file", "folder"] * 2
+    assert synced == expected
 
 
 @pytest.mark.skipif(os.name == "nt", reason="Windows cannot replace a file that is open; see the test above")

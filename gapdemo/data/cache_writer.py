@@ -2,22 +2,21 @@
 
 An entry holds every image of a source's files at one image size, once (gapdemo.data.splits' contract):
 the seed, split and training cap pick rows from it afterwards, so they never decode again.
-Images go into a .partial- folder's preallocated .npy memory maps (space reserved up front, so a
-full disk fails before decoding, never with a bus error half-way); once every file is written
+Images go into a .partial- folder's preallocated .npy memory maps (gapdemo.data.npy_maps: space reserved
+up front, so a full disk fails before decoding, never with a bus error half-way); once every file is written
 and fsync'd, the folder is renamed into place (gapdemo.data.cache describes the layout). An unwritable
 or full cache directory turns the cache off for that load, which carries on in memory and says so.
 """
 
 from __future__ import annotations
 
-import errno
 import json
 import os
-import shutil
 from pathlib import Path
 
 import numpy as np
 
+from gapdemo.data import npy_maps
 from gapdemo.data.cache import (
     CACHE_FORMAT,
     ENTRY_PART,
@@ -30,10 +29,7 @@ from gapdemo.data.cache import (
 )
 from gapdemo.data.cache_entries import evict_least_recently_used, read_entry
 from gapdemo.data.splits import DecodedImages, Progress, Split
-
-NPY_HEADER_BYTES = 128  # fixed, so the header can be rewritten in place once the image count is known
-RESERVE_CHUNK_BYTES = 8 * 2**20  # zeros written at a time where the system cannot reserve space itself
-_NPY_MAGIC = b"\x93NUMPY\x01\x00"
+from gapdemo.runs.atomic import fsync_folder, write_atomically, write_bytes_atomic
 
 
 def load_or_decode(request: CacheRequest, decode, report: Progress) -> DecodedImages:
@@ -147,12 +143,12 @@ class EntryWriter:
 
     def _rename_into_place(self, class_names, skipped, layout, splits: dict[str, Split]) -> Path:
         for name, split in splits.items():
-            _write_npy_durably(self.partial / f"{name}_labels.npy", split.labels)
+            write_atomically(self.partial / f"{name}_labels.npy",
+                             lambda handle, labels=split.labels: np.save(handle, labels, allow_pickle=False))
         meta = {"format": CACHE_FORMAT, "key": self.request.key, "variant": self.request.variant,
                 "image_size": self.image_size, "class_names": list(class_names), "skipped": skipped,
                 "count": int(len(splits[ENTRY_PART].labels)), "layout": layout}
-        _write_bytes_durably(self.partial / "meta.json", json.dumps(meta, indent=1).encode())
-        _fsync_directory(self.partial)
+        write_bytes_atomic(self.partial / "meta.json", json.dumps(meta, indent=1).encode())  # fsyncs the folder
         entry = self.request.entry
         try:
             _rename_with_maps_closed(self.partial, entry, splits)
@@ -161,7 +157,7 @@ class EntryWriter:
                 raise
             self.abandon()  # another process committed the same entry first: theirs is as good as ours
         else:
-            _fsync_directory(self.request.root)
+            fsync_folder(self.request.root)
             remove_stale_variants(self.request.root, self.request.variant, keep=entry)
             evict_least_recently_used(self.request.root, keep=entry)
         self.partial = None
@@ -185,7 +181,7 @@ class SplitWriter:
         self.error: OSError | None = None  # why the file could not be finished (its images stay mapped)
         if self.on_disk:
             self.path = path
-            self.images = _create_npy_memmap(path, capacity, self.shape)  # (capacity, S, S, 3)
+            self.images = npy_maps.create_npy_memmap(path, capacity, self.shape)  # (capacity, S, S, 3)
         else:
             self.images = np.empty((capacity, *self.shape), np.uint8) if capacity else []
 
@@ -217,60 +213,10 @@ class SplitWriter:
             return Split(self.images[:self.count], labels)
         self.images = None  # the map's only reference: dropping it unmaps the file
         try:
-            _shrink_npy(self.path, self.count, self.shape)
+            npy_maps.shrink_npy(self.path, self.count, self.shape)
         except OSError as error:
             self.on_disk, self.error = False, error
-        return Split(_map_images(self.path, self.count, self.shape), labels)
-
-
-def _npy_header(shape: tuple) -> bytes:
-    text = repr({"descr": "|u1", "fortran_order": False, "shape": tuple(int(n) for n in shape)})
-    body_length = NPY_HEADER_BYTES - len(_NPY_MAGIC) - 2
-    return _NPY_MAGIC + body_length.to_bytes(2, "little") + text.ljust(body_length - 1).encode() + b"\n"
-
-
-def _create_npy_memmap(path: Path, capacity: int, shape: tuple) -> np.memmap:
-    """A .npy file for capacity images, its space reserved now (ENOSPC here, not a SIGBUS mid-write)."""
-    with open(path, "wb") as handle:
-        handle.write(_npy_header((capacity, *shape)))
-        handle.flush()
-        _reserve_space(handle, path, NPY_HEADER_BYTES + capacity * int(np.prod(shape)))
-    return np.memmap(path, np.uint8, mode="r+", offset=NPY_HEADER_BYTES, shape=(capacity, *shape))
-
-
-def _reserve_space(handle, path: Path, size: int) -> None:
-    """Grow handle's file (written up to its position) to size bytes on disk blocks set aside now.
-
-    posix_fallocate does that where it exists. macOS and Windows lack it (and some Linux file systems
-    refuse it): there the free space is checked first, so a full disk fails at once with the sizes,
-    and then zeros are written. Writing only the last byte would leave a sparse file on macOS's APFS,
-    whose blocks a later write through the memory map could still find taken.
-    """
-    if hasattr(os, "posix_fallocate"):
-        try:
-            os.posix_fallocate(handle.fileno(), 0, size)
-            return
-        except OSError as error:
-            if error.errno not in (errno.EINVAL, errno.EOPNOTSUPP):  # not "this file system cannot"
-                raise
-    written = handle.tell()
-    free = shutil.disk_usage(path.parent).free
-    if size - written > free:
-        raise OSError(errno.ENOSPC, f"No space left on device: the images need {_megabytes(size - written)} "
-                                    f"there and {_megabytes(free)} are free")
-    zeros = memoryview(bytes(min(RESERVE_CHUNK_BYTES, size - written)))
-    while written < size:
-        written += handle.write(zeros[:size - written])
-    handle.flush()
-
-
-def _megabytes(count: int) -> str:
-    return f"{count / 2**20:.1f} MB"
-
-
-def _map_images(path: Path, count: int, shape: tuple) -> np.memmap:
-    """The first count images of a .npy file written by _create_npy_memmap, mapped read-only."""
-    return np.memmap(path, np.uint8, mode="r", offset=NPY_HEADER_BYTES, shape=(count, *shape))
+        return Split(npy_maps.map_images(self.path, self.count, self.shape), labels)
 
 
 def _rename_with_maps_closed(partial: Path, entry: Path, splits: dict[str, Split]) -> None:
@@ -289,39 +235,4 @@ def _rename_with_maps_closed(partial: Path, entry: Path, splits: dict[str, Split
         folder = entry
     finally:
         for name, split in splits.items():
-            split.images = _map_images(folder / f"{name}_images.npy", shapes[name][0], shapes[name][1:])
-
-
-def _shrink_npy(path: Path, count: int, shape: tuple) -> None:
-    """Rewrite the header for count images and cut the file there; fsync it."""
-    with open(path, "r+b") as handle:
-        handle.write(_npy_header((count, *shape)))
-        handle.truncate(NPY_HEADER_BYTES + count * int(np.prod(shape)))
-        handle.flush()
-        os.fsync(handle.fileno())
-
-
-def _write_npy_durably(path: Path, array: np.ndarray) -> None:
-    with open(path, "wb") as handle:
-        np.save(handle, array, allow_pickle=False)
-        handle.flush()
-        os.fsync(handle.fileno())
-
-
-def _write_bytes_durably(path: Path, data: bytes) -> None:
-    with open(path, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-
-
-def _fsync_directory(path: Path) -> None:
-    """Make the names in path (a rename, a new file) durable. Windows cannot open a folder as a file,
-    and NTFS journals its folder entries itself, so there is nothing to do there."""
-    if os.name == "nt":
-        return
-    descriptor = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
+            split.images = npy_maps.map_images(folder / f"{name}_images.npy", shapes[name][0], shapes[name][1:])

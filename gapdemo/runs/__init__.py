@@ -14,8 +14,9 @@ Layout of one run directory:
     tensorboard/<b>/     scalars per epoch (tensorboard --logdir runs)
     log.txt              what went wrong, with the traceback, when a run failed
 
-Every whole-file write goes through a temp file + os.replace, and CSV rows are appended and
-flushed as they happen, so a killed process loses at most the step in flight.
+Every whole-file write goes through one atomic writer (atomic.py: temp file, fsync, os.replace, fsync of
+the folder), and CSV rows are appended and flushed as they happen, so a killed process loses at most the
+step in flight.
 
 The runs folder may be shared by a class, so what is read back is untrusted: run ids have one pattern
 (ids.py), ids read from files must name folders inside the runs folder and JSON and CSV reads stop at a
@@ -37,11 +38,11 @@ from gapdemo.runs.artifacts import (
     save_probes,
     unpack_run_folder,
 )
+from gapdemo.runs.atomic import REPLACE_ATTEMPTS, atomic_target, write_atomically, write_bytes_atomic
 from gapdemo.runs.files import (
     BATCH_FIELDS,
     EPOCH_FIELDS,
     METRIC_FILES,
-    REPLACE_ATTEMPTS,
     adopt_status,
     append_batch_rows,
     append_csv_rows,
@@ -62,7 +63,6 @@ from gapdemo.runs.files import (
     read_stored_status,
     symbolic_links_in,
     update_config,
-    write_bytes_atomic,
     write_config,
     write_json_atomic,
     write_status,
@@ -129,6 +129,8 @@ __all__ = [
     "token_is_alive",
     "unpack_run_folder",
     "write_bytes_atomic",
+    "write_atomically",
+    "atomic_target",
     "write_json_atomic",
     "write_status",
     "writer_is_alive",

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from gapdemo.model.backends import BACKENDS
+from gapdemo.runs.atomic import atomic_target, fsync_folder, replace_file, write_bytes_atomic
 from gapdemo.runs.files import (
     CONFIG_FILE,
     PROBE_KEYS,
@@ -18,24 +19,16 @@ from gapdemo.runs.files import (
     json_bytes,
     models_dir,
     read_config,
-    replace_file,
-    write_bytes_atomic,
     write_config,
 )
 from gapdemo.runs.trust import RunFileError, is_link, shown_name
 
 
 def save_model_atomic(model, path: Path) -> None:
-    """Save a Keras model through a hidden temp file + os.replace; a failed save (a full disk) leaves
-    the previous file whole and no temp file."""
-    path = Path(path)
-    temporary = path.with_name(f".{path.stem}.tmp.keras")  # Keras insists on the .keras suffix
-    try:
+    """Save a Keras model through the atomic writer (gapdemo.runs.atomic); a failed save (a full disk)
+    leaves the previous file whole and no temp file."""
+    with atomic_target(path, suffix=".keras") as temporary:  # Keras insists on the .keras suffix
         model.save(temporary)
-        replace_file(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
 
 def save_models_atomic(models: dict, models_dir: Path) -> None:
     """Save {backend: model} as models_dir/<backend>.keras, every back-end or none.
@@ -55,17 +48,12 @@ def save_models_atomic(models: dict, models_dir: Path) -> None:
         raise
     for backend, path in staged.items():
         replace_file(path, models_dir / f"{backend}.keras")
+    fsync_folder(models_dir)  # the renames, durable together
 
 def save_npz_atomic(path: Path, arrays: dict) -> None:
-    """np.savez_compressed through a hidden temp file + os.replace; a failed write leaves no temp file."""
-    path = Path(path)
-    temporary = path.with_name(f".{path.stem}.tmp.npz")
-    try:
+    """np.savez_compressed through the atomic writer; a failed write leaves no temp file."""
+    with atomic_target(path, suffix=".npz") as temporary:  # np.savez adds .npz unless it is there
         np.savez_compressed(temporary, **arrays)
-        replace_file(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
 
 def models_signature(run_dir: Path) -> tuple:
     """((name, mtime), ...) of the run's saved models: changes whenever a new epoch's models land.

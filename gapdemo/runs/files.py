@@ -9,6 +9,7 @@ import os
 import time
 from pathlib import Path
 
+from gapdemo.runs.atomic import write_bytes_atomic
 from gapdemo.runs.ids import new_run_id, run_id_problems
 from gapdemo.runs.liveness import process_token, writer_is_alive
 from gapdemo.runs.trust import MAX_CSV_BYTES, MAX_JSON_BYTES, RunFileError, is_link, read_capped_bytes
@@ -53,39 +54,6 @@ def create_run_folder(runs_dir: Path, preferred_id: str | None = None) -> Path:
         except FileExistsError:
             run_id = new_run_id()
     raise FileExistsError(f"could not find a free run id in {runs_dir} after {RUN_FOLDER_ATTEMPTS} tries")
-
-# Windows refuses to replace a file that another process holds open (the page reading status.json,
-# the Classify tab loading a model); such a reader lets go within milliseconds, so there the writer
-# tries again for up to a second. Elsewhere a file is replaced under its readers, and a refusal
-# (a read-only folder) is final.
-REPLACE_ATTEMPTS = 20 if os.name == "nt" else 1
-
-REPLACE_PAUSE_S = 0.05
-
-def replace_file(source: Path, target: Path) -> None:
-    """os.replace(source, target), retried while the target is held open (Windows; see REPLACE_ATTEMPTS)."""
-    for attempt in range(1, REPLACE_ATTEMPTS + 1):
-        try:
-            os.replace(source, target)
-            return
-        except PermissionError:
-            if attempt == REPLACE_ATTEMPTS:
-                raise
-            time.sleep(REPLACE_PAUSE_S)
-
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Write data to path through a hidden temp file + replace_file; a failed write leaves no temp file."""
-    path = Path(path)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(temporary, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        replace_file(temporary, path)
-    except OSError:
-        temporary.unlink(missing_ok=True)
-        raise
 
 def json_bytes(values: dict) -> bytes:
     """values as the run folder's JSON files hold them: indented, anything else written as its str()."""
