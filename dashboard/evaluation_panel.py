@@ -7,14 +7,9 @@ import streamlit as st
 from dashboard.common import export_buttons
 from dashboard.visitor import page_is_served, served_rules_apply
 from gapdemo.data.audience import serving_visitors
-from gapdemo.insight.evaluation import (
-    check_evaluable,
-    evaluate_run,
-    explain_images,
-    filter_mistakes,
-    rank_by_confidence,
-)
+from gapdemo.insight.evaluation import check_evaluable, evaluate_run, explain_images
 from gapdemo.insight.evaluation_charts import confusion_figure, per_class_frame
+from gapdemo.insight.predictions import filter_mistakes, rank_by_confidence
 from gapdemo.model.backends import BACKENDS
 from gapdemo.runs import list_runs, load_models, models_signature
 from gapdemo.validation import stored_data_config

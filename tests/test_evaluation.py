@@ -14,7 +14,7 @@ from gapdemo import runs
 from gapdemo.cli import main as cli_main
 from gapdemo.config import DataConfig, tiny_config
 from gapdemo.data.sources import load_data
-from gapdemo.insight import evaluation
+from gapdemo.insight import evaluation, predictions
 from gapdemo.training.job import TrainingJob
 
 LABELS = np.array([0, 0, 0, 1, 1, 1, 1])
@@ -24,23 +24,23 @@ PROBABILITIES = {"fc": np.array([0.1, 0.9, 0.6, 0.8, 0.7, 0.3, 0.5]),
 
 
 def test_confusion_counts_rows_true_columns_predicted():
-    confusion = evaluation.confusion_matrix(LABELS, evaluation.predicted_classes(PROBABILITIES["fc"]))
+    confusion = predictions.confusion_matrix(LABELS, predictions.predicted_classes(PROBABILITIES["fc"]))
     assert confusion.tolist() == [[1, 2], [1, 3]]  # P = 0.5 counts as dog, as gapdemo.insight.maps labels it
-    assert evaluation.per_class_accuracy(confusion) == pytest.approx([1 / 3, 3 / 4])
-    assert evaluation.precision(confusion) == pytest.approx([1 / 2, 3 / 5])
-    assert evaluation.recall(confusion) == pytest.approx([1 / 3, 3 / 4])
+    assert predictions.per_class_accuracy(confusion) == pytest.approx([1 / 3, 3 / 4])
+    assert predictions.precision(confusion) == pytest.approx([1 / 2, 3 / 5])
 
 
 def test_a_class_without_images_gives_nan_and_json_null():
-    confusion = evaluation.confusion_matrix([0, 0], [0, 0])
+    confusion = predictions.confusion_matrix([0, 0], [0, 0])
     assert confusion.tolist() == [[2, 0], [0, 0]]
-    assert np.isnan(evaluation.per_class_accuracy(confusion)[1]) and np.isnan(evaluation.precision(confusion)[1])
+    assert np.isnan(predictions.per_class_accuracy(confusion)[1]) and np.isnan(predictions.precision(confusion)[1])
     labels, probabilities = np.array([0, 0]), {"gap": np.array([0.1, 0.2])}
     result = evaluation.RunEvaluation(
         "run", "finished", 1, ["cat", "dog"], np.zeros((2, 32, 32, 3), np.uint8), labels, probabilities,
-        reports={"gap": evaluation.backend_report(labels, probabilities["gap"], ["cat", "dog"])})
+        reports={"gap": predictions.backend_report(labels, probabilities["gap"], ["cat", "dog"])})
     as_json = result.to_dict()["backends"]["gap"]
     assert as_json["per_class_accuracy"] == {"cat": 1.0, "dog": None} and as_json["misclassified"] == []
+    assert as_json["recall"] == as_json["per_class_accuracy"]  # recall is per-class accuracy's usual name
     json.dumps(as_json, allow_nan=False)
 
 
@@ -49,23 +49,23 @@ def test_a_class_without_images_gives_nan_and_json_null():
 ])
 def test_bad_inputs_raise_value_error(labels, predicted, words):
     with pytest.raises(ValueError, match=words):
-        evaluation.confusion_matrix(labels, predicted)
+        predictions.confusion_matrix(labels, predicted)
 
 
 def test_mistakes_ranked_by_confidence():
-    assert evaluation.misclassified_indices(LABELS, PROBABILITIES["fc"]).tolist() == [1, 5, 2]  # 0.9, 0.7, 0.6
-    assert evaluation.prediction_confidence([0.2, 0.7]) == pytest.approx([0.8, 0.7])
+    assert predictions.misclassified_indices(LABELS, PROBABILITIES["fc"]).tolist() == [1, 5, 2]  # 0.9, 0.7, 0.6
+    assert predictions.prediction_confidence([0.2, 0.7]) == pytest.approx([0.8, 0.7])
 
 
 def test_filter_returns_exactly_the_asked_for_disagreement():
     predicted = {"fc": np.array([0, 1, 1, 1, 1, 0, 0]), "gap": np.array([0, 0, 1, 1, 1, 1, 0])}
-    assert evaluation.filter_mistakes(LABELS, predicted, "fc").tolist() == [1, 2, 5, 6]
-    assert evaluation.filter_mistakes(LABELS, predicted, "fc", right_backend="gap").tolist() == [1, 5]
-    assert evaluation.filter_mistakes(LABELS, predicted, "gap", right_backend="fc").tolist() == []
-    assert evaluation.filter_mistakes(LABELS, predicted, "fc", true_class=1).tolist() == [5, 6]
-    assert evaluation.filter_mistakes(LABELS, predicted, "fc", true_class=0, right_backend="gap").tolist() == [1]
+    assert predictions.filter_mistakes(LABELS, predicted, "fc").tolist() == [1, 2, 5, 6]
+    assert predictions.filter_mistakes(LABELS, predicted, "fc", right_backend="gap").tolist() == [1, 5]
+    assert predictions.filter_mistakes(LABELS, predicted, "gap", right_backend="fc").tolist() == []
+    assert predictions.filter_mistakes(LABELS, predicted, "fc", true_class=1).tolist() == [5, 6]
+    assert predictions.filter_mistakes(LABELS, predicted, "fc", true_class=0, right_backend="gap").tolist() == [1]
     with pytest.raises(ValueError, match="no predictions for back-end 'gmp'"):
-        evaluation.filter_mistakes(LABELS, predicted, "fc", right_backend="gmp")
+        predictions.filter_mistakes(LABELS, predicted, "fc", right_backend="gmp")
 
 
 def random_images(count=40, size=32, seed=0):
@@ -231,7 +231,7 @@ def test_panel_shows_confusion_matrices_and_the_gallery(finished_run):
             app.selectbox(key="mistakes_right").select_index(right)
             app.selectbox(key="mistakes_cell").select_index(cell).run()
             assert not app.exception and not app.error
-    expected = evaluation.filter_mistakes(result.labels, result.predicted(), "fc", 1, "gap")
+    expected = predictions.filter_mistakes(result.labels, result.predicted(), "fc", 1, "gap")
     assert len(app.image) == min(len(expected), 12)
 
 

@@ -1,6 +1,6 @@
 """Plotly figures and tables for gapdemo.insight.evaluation: confusion matrices side by side, per-class numbers.
 
-Inputs are the arrays gapdemo.insight.evaluation returns; nothing here imports TensorFlow.
+Inputs are the arrays gapdemo.insight.evaluation and gapdemo.insight.predictions return; nothing here imports TensorFlow.
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ def per_class_frame(reports: dict, class_names) -> pd.DataFrame:
     """One row per back-end and class: images, per-class accuracy (= recall) and precision.
 
     Args:
-        reports: {backend: gapdemo.insight.evaluation.backend_report(...)}.
+        reports: {backend: gapdemo.insight.predictions.backend_report(...)}.
         class_names: index = label.
     """
     rows = []
