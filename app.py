@@ -8,7 +8,7 @@ import streamlit as st
 
 from dashboard.claims_panel import claims_panel
 from dashboard.classify_panel import classify_panel
-from dashboard.common import job_manager, keep_keras_session, runs_dir
+from dashboard.common import job_manager, keep_keras_session, runs_dir, stop_on_unreadable_settings
 from dashboard.evaluation_panel import evaluation_panel
 from dashboard.insight_panel import insight_panel
 from dashboard.parameters_panel import parameters_panel
@@ -17,8 +17,7 @@ from dashboard.sidebar import run_controls, settings_sidebar
 from dashboard.sweeps_panel import sweeps_panel
 from dashboard.training_panel import training_panel
 from dashboard.visitor import admit_operator, hide_error_details_when_served
-from gapdemo.budget.disk import runs_max_bytes
-from gapdemo.budget.duration import max_run_minutes
+from gapdemo.quiet import install_hook
 
 INTRODUCTION = (
     "Why does **Global Average Pooling** beat a fully connected classifier at the end of a CNN? "
@@ -30,6 +29,8 @@ INTRODUCTION = (
 
 def main() -> None:
     st.set_page_config(page_title="gapdemo · GAP vs FC", page_icon="🐾", layout="wide")
+    stop_on_unreadable_settings()
+    install_hook()  # TensorFlow's start-up lines off the server's terminal (GAPDEMO_TF_LOGS=1 shows them)
     hide_error_details_when_served()
     keep_keras_session()
     admit_operator()
@@ -37,8 +38,7 @@ def main() -> None:
     st.markdown(INTRODUCTION)
     try:
         manager = job_manager()
-        max_run_minutes(), runs_max_bytes()
-    except ValueError as error:  # an unreadable GAPDEMO_MAX_TRAINING, GAPDEMO_MAX_RUN_MINUTES, GAPDEMO_RUNS_MAX_BYTES...
+    except ValueError as error:  # the scheduler cannot start as set up: one sentence
         st.error(str(error))
         st.stop()
     config, problems = settings_sidebar(runs_dir())

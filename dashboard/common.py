@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import sys
 
 import streamlit as st
 from streamlit.runtime.scriptrunner import script_runner
 
+from gapdemo import settings
 from gapdemo.budget.limits import warm_worker
 from gapdemo.charts.curves import curves_figure
 from gapdemo.cluster.connection import resolve_address
@@ -35,6 +35,8 @@ def keep_keras_session() -> None:
     full gc.collect plus an emptied TF kernel cache) starved the training: Start -> first curve
     point went from 23 s to 66 s (benchmarks/RESULTS.md, section 5). The page builds no Keras
     models that a reset would need to forget. Matplotlib figures are still closed, as Streamlit does.
+    Streamlit has no public switch for this: requirements cap it below 2, and tests/test_streamlit_patch.py
+    fails when an upgrade drops the private name.
     """
     script_runner._clean_problem_modules = _close_matplotlib_figures
 
@@ -58,8 +60,17 @@ def job_manager():
 
 
 def runs_dir() -> str:
-    """Where runs are written; GAPDEMO_RUNS_DIR lets tests and users point elsewhere."""
-    return os.environ.get("GAPDEMO_RUNS_DIR", "runs")
+    """Where runs are written: GAPDEMO_RUNS_DIR, else runs, as for the command line's --runs-dir."""
+    return settings.runs_dir()
+
+
+# A GAPDEMO_* value its rule cannot read stops the page as it starts, in one sentence naming the variable.
+def stop_on_unreadable_settings() -> None:
+    try:
+        settings.check_all()
+    except settings.SettingsError as error:
+        st.error(str(error))
+        st.stop()
 
 
 @st.cache_data(show_spinner="Counting parameters…")

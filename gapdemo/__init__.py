@@ -4,12 +4,8 @@ import importlib.metadata
 import pathlib
 import re
 
-from gapdemo.quiet import install_hook
-
-# TensorFlow's start-up chatter (oneDNN, CUDA probing) would bury the CLI's own output and the
-# app's terminal; GAPDEMO_TF_LOGS=1 or the CLI's --verbose shows it (gapdemo.quiet).
-install_hook()
-
+# No side effects on import: a Ray worker or a library user that imports gapdemo keeps its own environment.
+# The command line and the page quiet TensorFlow's start-up as they start (gapdemo.quiet.install_hook).
 
 
 def read_version() -> str:

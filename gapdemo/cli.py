@@ -11,8 +11,9 @@ import importlib
 import sys
 
 import gapdemo
+from gapdemo import settings
 from gapdemo.commands import CommandError
-from gapdemo.quiet import allow_tensorflow_logs
+from gapdemo.quiet import allow_tensorflow_logs, install_hook
 
 COMMANDS = ("params", "data", "train", "runs", "classify", "export", "claims", "evaluate", "sweep", "worker")
 
@@ -54,10 +55,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    try:
+        settings.check_all()  # a bad GAPDEMO_* value stops here, in one sentence, before any work
+    except settings.SettingsError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     parser = build_parser()
     args = parser.parse_args(argv)
+    # Commands import TensorFlow later, when they run: its start-up lines are kept off the terminal unless asked.
     if getattr(args, "verbose", False):
-        allow_tensorflow_logs()  # commands import TensorFlow later, when they run
+        allow_tensorflow_logs()
+    else:
+        install_hook()
     try:
         return int(args.run(args) or 0)
     except (CommandError, ValueError, FileNotFoundError) as error:

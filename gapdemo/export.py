@@ -23,7 +23,7 @@ from pathlib import Path
 
 import plotly.graph_objects as go
 
-from gapdemo import runs
+from gapdemo import runs, settings
 from gapdemo.charts.curves import curves_figure
 from gapdemo.charts.parameters import parameter_dataframe, parameter_figure
 from gapdemo.charts.results import results_dataframe
@@ -48,7 +48,7 @@ OFFLINE_FLAGS = ("--disable-background-networking", "--disable-quic", "--no-ping
 def find_chromium() -> str | None:
     """Path of the browser PNG export uses: $GAPDEMO_CHROMIUM, $BROWSER_PATH, the usual places on Linux,
     macOS and Windows, then PATH."""
-    candidates = [os.environ.get("GAPDEMO_CHROMIUM"), os.environ.get("BROWSER_PATH"), *CHROMIUM_CANDIDATES]
+    candidates = [settings.chromium(), os.environ.get("BROWSER_PATH"), *CHROMIUM_CANDIDATES]
     variables, below = WINDOWS_CHROME
     candidates += [os.path.join(os.environ[name], *below) for name in variables if os.environ.get(name)]
     candidates += [shutil.which(name) for name in CHROMIUM_NAMES]

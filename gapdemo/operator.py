@@ -17,11 +17,12 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+from gapdemo import settings
 from gapdemo.runs.atomic import write_text_atomic
 
 OPERATOR_PARAMETER = "operator"  # the link's query parameter
-OPERATOR_DIR_VARIABLE = "GAPDEMO_OPERATOR_DIR"
-DEFAULT_OPERATOR_DIR = "~/.gapdemo"
+OPERATOR_DIR_VARIABLE = settings.OPERATOR_DIR.name
+DEFAULT_OPERATOR_DIR = settings.OPERATOR_DIR.default
 TOKEN_BYTES = 32  # 256 random bits, as url-safe text of 43 characters
 
 
@@ -42,8 +43,7 @@ class OperatorAccess:
 
 def operator_file(port: int, environ: Mapping[str, str] | None = None) -> Path:
     """Where the link of the server on port is written: GAPDEMO_OPERATOR_DIR, else ~/.gapdemo."""
-    environ = os.environ if environ is None else environ
-    folder = environ.get(OPERATOR_DIR_VARIABLE, "").strip() or DEFAULT_OPERATOR_DIR
+    folder = settings.operator_dir(environ)
     return Path(os.path.expanduser(folder)) / f"operator-{port}.txt"
 
 
@@ -55,6 +55,7 @@ def write_private_file(path: Path, text: str) -> None:
     """
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     write_text_atomic(path, text, mode=0o600)
+
 
 def announce(access: OperatorAccess, base_url: str, port: int, stream=None) -> Path:
     """Write the operator link to its file and tell the terminal: the link itself only when stream is a

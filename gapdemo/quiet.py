@@ -8,7 +8,8 @@ first ``import tensorflow``, whoever imports it and in whichever thread, runs wi
 captured is written back to stderr except those start-up lines, so a real error still shows.
 Python's own sys.stderr (the CLI's progress bar) keeps writing to the terminal meanwhile.
 
-GAPDEMO_TF_LOGS=1 (or the CLI's --verbose) leaves TensorFlow's output alone.
+GAPDEMO_TF_LOGS=1 (or the CLI's --verbose) leaves TensorFlow's output alone. Nothing happens on import:
+the command line (gapdemo.cli.main) and the page (app.py's main) call install_hook() as they start.
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ import re
 import sys
 import tempfile
 
-ENVIRONMENT_VARIABLE = "GAPDEMO_TF_LOGS"
+from gapdemo import settings
+
+ENVIRONMENT_VARIABLE = settings.TF_LOGS.name
 # An absl/glog line ("I0000 00:00:1795783654.447712   22044 port.cc:153] ..."), TF's older dated
 # format ("2025-09-17 14:44:05.157831: I external/..."), absl's own warning, and the second line of
 # the CPU-instructions note. Matched anywhere in a line: a progress bar without a newline may precede it.
@@ -34,8 +37,8 @@ STARTUP_LINE = re.compile(
 
 
 def tensorflow_logs_wanted() -> bool:
-    """True when the user asked for TensorFlow's own log lines (GAPDEMO_TF_LOGS set, not 0)."""
-    return os.environ.get(ENVIRONMENT_VARIABLE, "0").strip() not in ("", "0")
+    """True when the user asked for TensorFlow's own log lines (GAPDEMO_TF_LOGS=1, true, yes or on)."""
+    return settings.tf_logs()
 
 
 def without_startup_lines(text: str) -> str:

@@ -19,16 +19,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
 
-SERVED_VARIABLE = "GAPDEMO_SERVED"  # "1": this page and the commands are served; "0": the page is alone behind a proxy
-MAX_QUEUED_VARIABLE = "GAPDEMO_MAX_QUEUED"
-DEFAULT_MAX_QUEUED = 4  # waiting runs on a served page, all visitors together (a default run takes ~5 min)
-MAX_TRIALS_VARIABLE = "GAPDEMO_MAX_TRIALS"
-DEFAULT_MAX_SERVED_TRIALS = 16  # runs in one sweep started from a served page
+from gapdemo import settings
+
+SERVED_VARIABLE = settings.SERVED.name  # "1": this page and the commands are served; "0": alone behind a proxy
 
 # A proxy names itself, or the client it forwards, in one of these (lower-case; header names are case-blind).
 FORWARDING_HEADERS = ("forwarded", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "x-real-ip", "via")
-TRUE_WORDS = ("1", "true", "yes", "on")
-FALSE_WORDS = ("0", "false", "no", "off")
 
 
 def is_loopback_address(address: str | None) -> bool:
@@ -48,14 +44,12 @@ def is_loopback_address(address: str | None) -> bool:
 
 def operator_says_served(environ: Mapping[str, str] | None = None) -> bool:
     """True when GAPDEMO_SERVED is set to 1 (or true, yes, on)."""
-    environ = os.environ if environ is None else environ
-    return environ.get(SERVED_VARIABLE, "").strip().lower() in TRUE_WORDS
+    return settings.served(environ) is True
 
 
 def operator_says_alone(environ: Mapping[str, str] | None = None) -> bool:
     """True when GAPDEMO_SERVED is set to 0 (or false, no, off): one user behind their own proxy."""
-    environ = os.environ if environ is None else environ
-    return environ.get(SERVED_VARIABLE, "").strip().lower() in FALSE_WORDS
+    return settings.served(environ) is False
 
 
 def request_came_from_afar(headers: Mapping[str, str] | None) -> bool:
@@ -96,22 +90,13 @@ def page_counts_as_served(bind_address: str | None, headers: Mapping[str, str] |
 
 
 def max_queued_runs(environ: Mapping[str, str] | None = None) -> int:
-    """GAPDEMO_MAX_QUEUED (at least 1), else DEFAULT_MAX_QUEUED: waiting runs on a served page."""
-    return _positive_setting(MAX_QUEUED_VARIABLE, DEFAULT_MAX_QUEUED, environ)
+    """GAPDEMO_MAX_QUEUED (at least 1), else 4: waiting runs on a served page (a default run takes ~5 min)."""
+    return settings.max_queued(environ)
 
 
 def max_served_trials(environ: Mapping[str, str] | None = None) -> int:
-    """GAPDEMO_MAX_TRIALS (at least 1), else DEFAULT_MAX_SERVED_TRIALS: runs in one sweep of a served page."""
-    return _positive_setting(MAX_TRIALS_VARIABLE, DEFAULT_MAX_SERVED_TRIALS, environ)
-
-
-def _positive_setting(name: str, default: int, environ: Mapping[str, str] | None) -> int:
-    environ = os.environ if environ is None else environ
-    text = environ.get(name, "").strip()
-    try:
-        return max(int(text), 1) if text else default
-    except ValueError:
-        raise ValueError(f"{name} must be a whole number, got {text!r}") from None
+    """GAPDEMO_MAX_TRIALS (at least 1), else 16: runs in one sweep of a served page."""
+    return settings.max_trials(environ)
 
 
 def child_environment(served: bool, environ: Mapping[str, str] | None = None) -> dict:

@@ -139,8 +139,11 @@ def test_the_limit_comes_from_the_environment(monkeypatch):
     assert cache_entries.max_cache_bytes() == cache_entries.DEFAULT_MAX_BYTES
     monkeypatch.setenv(cache_entries.MAX_BYTES_VARIABLE, "5e9")
     assert cache_entries.max_cache_bytes() == 5 * 10**9
-    monkeypatch.setenv(cache_entries.MAX_BYTES_VARIABLE, "lots")
-    assert cache_entries.max_cache_bytes() == cache_entries.DEFAULT_MAX_BYTES
+    monkeypatch.setenv(cache_entries.MAX_BYTES_VARIABLE, "20GB")
+    assert cache_entries.max_cache_bytes() == 20 * 2**30  # binary units, as every size setting
+    monkeypatch.setenv(cache_entries.MAX_BYTES_VARIABLE, "lots")  # a typo is an error, no longer the default
+    with pytest.raises(ValueError, match="GAPDEMO_CACHE_MAX_BYTES must be a size such as 20GB, 8G or 512M"):
+        cache_entries.max_cache_bytes()
 
 
 # --- .partial- folders --------------------------------------------------------------------------

@@ -45,7 +45,7 @@ def test_train_json_reports_final_epoch(trained_run):
 
 def test_train_and_params_defaults_are_the_config_defaults():
     from gapdemo.cli import build_parser
-    from gapdemo.commands.train import config_from_args
+    from gapdemo.commands.options import config_from_args
     from gapdemo.config import RunConfig
     from gapdemo.model.backends import BACKENDS
 
@@ -57,15 +57,16 @@ def test_train_and_params_defaults_are_the_config_defaults():
 
 def test_train_flags_reach_the_run_config():
     from gapdemo.cli import build_parser
-    from gapdemo.commands.train import config_from_args
+    from gapdemo.commands.options import config_from_args
     from gapdemo.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 
     arguments = ["train", "--dataset", "folder", "--data-dir", "/photos", "--image-size", "64", "--train-size", "500",
-                 "--seed", "7", "--cache-dir", "/cache", "--backends", "gap,fc", "--epochs", "3", "--dropout", "0.3",
+                 "--synthetic-size", "3000", "--seed", "7", "--cache-dir", "/cache", "--backends", "gap,fc", "--epochs", "3", "--dropout", "0.3",
                  "--bn-momentum", "0.95", "--no-bn-recalibration", "--batch-size", "16", "--steps-per-execution", "8",
                  "--learning-rate", "0.003", "--precision", "mixed_bfloat16", "--runs-dir", "/elsewhere"]
     expected = RunConfig(  # every value differs from its default, so a flag that is dropped shows
-        data=DataConfig(dataset="folder", data_dir="/photos", image_size=64, train_size=500, seed=7, cache_dir="/cache"),
+        data=DataConfig(dataset="folder", data_dir="/photos", image_size=64, train_size=500, synthetic_size=3000, seed=7,
+                        cache_dir="/cache"),
         model=ModelConfig(backends=("gap", "fc"), dropout_rate=0.3, bn_momentum=0.95, seed=7),
         train=TrainConfig(epochs=3, batch_size=16, learning_rate=0.003, seed=7, runs_dir="/elsewhere",
                           recalibrate_bn=False, steps_per_execution=8, precision="mixed_bfloat16"))
@@ -73,13 +74,29 @@ def test_train_flags_reach_the_run_config():
     defaults = RunConfig()
     unchanged = [(part, name) for part in ("data", "model", "train") for name, value in vars(getattr(expected, part)).items()
                if value == getattr(getattr(defaults, part), name)]
-    assert unchanged == [("data", "synthetic_size"), ("train", "recalibration_batches")]  # no flag for these two
+    assert unchanged == [("train", "recalibration_batches")]  # the one setting without a flag
     assert config_from_args(build_parser().parse_args(["train", "--train-size", "0"])).data.train_size is None
+
+
+@pytest.mark.parametrize("command", ["train", "claims", "sweep"])
+def test_every_training_command_shares_the_data_and_run_options(command):
+    """One set of options (gapdemo.commands.options): claims once had no --cache-dir, train no --synthetic-size."""
+    from gapdemo.cli import build_parser
+    from gapdemo.commands.options import run_config
+    from gapdemo.config import RunConfig
+
+    parser = build_parser()
+    assert run_config(parser.parse_args([command])) == RunConfig()  # not given: RunConfig's defaults
+    args = parser.parse_args([command, "--cache-dir", "/cache", "--synthetic-size", "3000", "--train-size", "all",
+                              "--learning-rate", "0.003"])
+    config = run_config(args)
+    assert (config.data.cache_dir, config.data.synthetic_size, config.data.train_size) == ("/cache", 3000, None)
+    assert config.train.learning_rate == 0.003
 
 
 def test_the_train_command_saves_the_config_its_flags_make(trained_run):
     from gapdemo.cli import build_parser
-    from gapdemo.commands.train import config_from_args
+    from gapdemo.commands.options import config_from_args
     from gapdemo.config import RunConfig
 
     runs_dir, summary = trained_run

@@ -42,9 +42,12 @@ def test_native_writes_inside_the_filter_come_back_except_startup_lines(capfd):
     assert capfd.readouterr().err.splitlines() == ["python says hello", "a real native error"]
 
 
-@pytest.mark.parametrize("verbose", [False, True])
-def test_the_cli_keeps_tensorflows_startup_lines_off_stderr_unless_asked(verbose):
-    completed = gapdemo_cli(*(["--verbose"] if verbose else []), "params", "--backends", "gap", "--image-size", "32")
+@pytest.mark.parametrize("verbose, environment", [(False, {}), (True, {}), (False, {"GAPDEMO_TF_LOGS": "false"})],
+                         ids=["quiet", "verbose", "tf-logs-false"])
+def test_the_cli_keeps_tensorflows_startup_lines_off_stderr_unless_asked(verbose, environment):
+    """GAPDEMO_TF_LOGS=false once turned the lines on (any value but 0 did)."""
+    completed = gapdemo_cli(*(["--verbose"] if verbose else []), "params", "--backends", "gap", "--image-size", "32",
+                            **environment)
     assert completed.returncode == 0, completed.stderr
     shown = [word for word in STARTUP_WORDS if word in completed.stderr]
     if verbose:

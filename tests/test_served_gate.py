@@ -65,9 +65,9 @@ def test_host_names_and_empty_headers():
 
 def test_queue_cap_setting():
     assert max_queued_runs({}) == 4 and max_queued_runs({"GAPDEMO_MAX_QUEUED": "2"}) == 2
-    assert max_queued_runs({"GAPDEMO_MAX_QUEUED": "0"}) == 1
-    with pytest.raises(ValueError, match="GAPDEMO_MAX_QUEUED must be a whole number"):
-        max_queued_runs({"GAPDEMO_MAX_QUEUED": "many"})
+    for bad in ("many", "0", "-1"):  # one rule for every count: a whole number of at least 1
+        with pytest.raises(ValueError, match="GAPDEMO_MAX_QUEUED must be a whole number of at least 1"):
+            max_queued_runs({"GAPDEMO_MAX_QUEUED": bad})
 
 
 def test_who_may_stop():

@@ -13,11 +13,11 @@ import os
 import threading
 import time
 
+from gapdemo import settings
 from gapdemo.runs.trust import is_link
-from gapdemo.settings import byte_size_setting
 
-RUNS_MAX_BYTES_VARIABLE = "GAPDEMO_RUNS_MAX_BYTES"
-DEFAULT_RUNS_MAX_BYTES = 20 * 2**30  # 20 GiB: what GAPDEMO_RUNS_MAX_BYTES=20GB reads as (binary units)
+RUNS_MAX_BYTES_VARIABLE = settings.RUNS_MAX_BYTES.name
+DEFAULT_RUNS_MAX_BYTES = settings.RUNS_MAX_BYTES.default  # 20 GiB: what GAPDEMO_RUNS_MAX_BYTES=20GB reads as
 WALK_MAX_AGE_SECONDS = 5.0  # a walk this recent is reused: new files show within this long
 
 _walks: dict[str, tuple[float, int]] = {}  # absolute folder path -> (monotonic time of the walk, bytes)
@@ -30,8 +30,7 @@ def runs_max_bytes(environ=None) -> int:
     Raises:
         ValueError, one sentence, when the setting is no size.
     """
-    cap = byte_size_setting(RUNS_MAX_BYTES_VARIABLE, environ)
-    return DEFAULT_RUNS_MAX_BYTES if cap is None else cap
+    return settings.runs_max_bytes(environ)
 
 
 def folder_bytes(folder) -> int:

@@ -11,7 +11,6 @@ CPU or GPU alike only through numpy, so on a GPU machine the first estimate errs
 
 from __future__ import annotations
 
-import os
 import statistics
 import threading
 import time
@@ -20,17 +19,18 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from gapdemo import settings
 from gapdemo.budget.memory import images_held
 from gapdemo.config import RunConfig
 
-MAX_RUN_MINUTES_VARIABLE = "GAPDEMO_MAX_RUN_MINUTES"
-DEFAULT_MAX_RUN_MINUTES = 30.0  # a lesson's worth: one default run takes about 4 minutes on two cores
+MAX_RUN_MINUTES_VARIABLE = settings.MAX_RUN_MINUTES.name
+DEFAULT_MAX_RUN_MINUTES = settings.MAX_RUN_MINUTES.default  # a lesson's worth: a default run takes ~4 min on 2 cores
 TRAIN_SHARE = 0.8  # of the images a run holds (80/10/10 splits)
 FORWARD_ONLY_SHARE = 0.1 * 2 / 3  # validation plus recalibration: a tenth of the images, twice, forward only
 UNITS_PER_GFLOP = 112 * 3 * 100**2 / 403  # lockstep images/s x back-ends x pixels, per GFLOP/s of matmul peak
 RECENT_RUNS = 5  # the rates of the newest runs that set the estimate
 MAX_RATE_FACTOR = 2.0  # a run's rate counts within this factor of the matmul estimate, either way
-RATE_VARIABLE = "GAPDEMO_TRAINING_RATE"  # units/s, set by the page for the processes it starts
+RATE_VARIABLE = settings.TRAINING_RATE.name  # units/s, set by the page for the processes it starts
 
 
 def training_units(config: RunConfig) -> float:
@@ -108,12 +108,7 @@ class TrainingRate:
 
 def rate_from_environment(environ: Mapping[str, str] | None = None) -> float | None:
     """GAPDEMO_TRAINING_RATE: the page's rate, passed to the claims jobs and sweeps it starts."""
-    environ = os.environ if environ is None else environ
-    try:
-        rate = float(environ.get(RATE_VARIABLE, ""))
-    except ValueError:
-        return None
-    return rate if rate > 0 else None
+    return settings.training_rate(environ)
 
 
 TRAINING_RATE = TrainingRate()  # one per process: the page's, the worker's and each command's
@@ -125,15 +120,7 @@ def estimate_training_seconds(config: RunConfig, rate: TrainingRate = TRAINING_R
 
 def max_run_minutes(environ: Mapping[str, str] | None = None) -> float:
     """GAPDEMO_MAX_RUN_MINUTES (a positive number), else DEFAULT_MAX_RUN_MINUTES."""
-    environ = os.environ if environ is None else environ
-    text = environ.get(MAX_RUN_MINUTES_VARIABLE, "").strip()
-    try:
-        minutes = float(text) if text else DEFAULT_MAX_RUN_MINUTES
-    except ValueError:
-        minutes = -1.0
-    if not minutes > 0:
-        raise ValueError(f"{MAX_RUN_MINUTES_VARIABLE} must be a positive number of minutes, got {text!r}.")
-    return minutes
+    return settings.max_run_minutes(environ)
 
 
 def format_minutes(seconds: float) -> str:

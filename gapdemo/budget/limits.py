@@ -11,20 +11,17 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-MAX_TRAINING_VARIABLE = "GAPDEMO_MAX_TRAINING"
-WARM_WORKER_VARIABLE = "GAPDEMO_WARM_WORKER"  # "0": start the training worker at the first Start, not with the page
+from gapdemo import settings
+
+MAX_TRAINING_VARIABLE = settings.MAX_TRAINING.name
+WARM_WORKER_VARIABLE = settings.WARM_WORKER.name  # "0": start the training worker at the first Start, not with the page
 CORES_PER_RUN = 2
 
 
 def max_training(environ: Mapping[str, str] | None = None, cores: int | None = None) -> int:
     """GAPDEMO_MAX_TRAINING (a whole number of at least 1), else one run per CORES_PER_RUN cores (at least 1)."""
-    environ = os.environ if environ is None else environ
-    text = environ.get(MAX_TRAINING_VARIABLE, "").strip()
-    if not text:
-        return max(1, (cores or os.cpu_count() or 1) // CORES_PER_RUN)
-    if not text.isdigit() or int(text) < 1:
-        raise ValueError(f"{MAX_TRAINING_VARIABLE} must be a whole number of at least 1, got {text!r}.")
-    return int(text)
+    told = settings.max_training(environ)
+    return max(1, (cores or os.cpu_count() or 1) // CORES_PER_RUN) if told is None else told
 
 
 def warm_worker(environ: Mapping[str, str] | None = None) -> bool:
@@ -33,8 +30,4 @@ def warm_worker(environ: Mapping[str, str] | None = None) -> bool:
     A warm worker has TensorFlow imported before the first Start (about 4 s sooner to the first curve
     point) and holds about 0.7 GB while nobody trains; 0 saves that memory on a page mostly read.
     """
-    environ = os.environ if environ is None else environ
-    text = environ.get(WARM_WORKER_VARIABLE, "1").strip().lower()
-    if text not in ("0", "1", "true", "false", "yes", "no", "on", "off"):
-        raise ValueError(f"{WARM_WORKER_VARIABLE} must be 1 or 0, got {text!r}.")
-    return text in ("1", "true", "yes", "on")
+    return settings.warm_worker(environ)

@@ -16,10 +16,10 @@ import functools
 
 import psutil
 
+from gapdemo import settings
 from gapdemo.config import RunConfig
-from gapdemo.settings import byte_size_setting
 
-BUDGET_VARIABLE = "GAPDEMO_MAX_RUN_MEMORY"
+BUDGET_VARIABLE = settings.MAX_RUN_MEMORY.name
 FLOOR_BYTES = 1000 * 2**20  # TensorFlow and Keras imported (674 MiB) plus what every run allocates besides
 DATA_COPIES = 1.65  # fitted: the decoded split and the pipeline's batches in flight
 ACTIVATION_FACTOR = 0.6  # fitted: peak above the floor against one batch's layer outputs
@@ -76,7 +76,7 @@ def default_budget_bytes() -> int:
 
 def memory_budget_bytes(environ=None) -> int:
     """GAPDEMO_MAX_RUN_MEMORY, else default_budget_bytes(); the page passes the figure on to its jobs."""
-    budget = byte_size_setting(BUDGET_VARIABLE, environ)
+    budget = settings.max_run_memory(environ)
     return default_budget_bytes() if budget is None else budget
 
 

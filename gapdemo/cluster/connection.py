@@ -15,9 +15,10 @@ from pathlib import Path
 import psutil
 
 import gapdemo
+from gapdemo import settings
 from gapdemo.serving import SERVED_VARIABLE
 
-RAY_ADDRESS_VARIABLE = "GAPDEMO_RAY_ADDRESS"
+RAY_ADDRESS_VARIABLE = settings.RAY_ADDRESS.name
 CONNECT_TIMEOUT_SECONDS = 5.0
 WORKER_ENVIRONMENT = {"TF_CPP_MIN_LOG_LEVEL": "2"}  # no TensorFlow start-up lines from the trials
 RAY_INIT_OPTIONS = {"log_to_driver": False, "configure_logging": False}
@@ -34,7 +35,7 @@ class EngineError(RuntimeError):
 
 def resolve_address(address: str | None) -> str | None:
     """--address, else GAPDEMO_RAY_ADDRESS, else None (start a local Ray instance)."""
-    return address or os.environ.get(RAY_ADDRESS_VARIABLE) or None
+    return address or settings.ray_address() or None
 
 
 def check_reachable(address: str) -> None:
@@ -128,7 +129,8 @@ def is_loopback(host: str) -> bool:
 def cluster_runtime_env() -> dict:
     """This package and the workers' environment for a cluster's workers, which do not inherit this process's
     environment: GAPDEMO_SERVED goes too, so a served page's trials speak to visitors (gapdemo.data.audience)."""
-    served = {SERVED_VARIABLE: os.environ[SERVED_VARIABLE]} if SERVED_VARIABLE in os.environ else {}
+    told = settings.served()
+    served = {} if told is None else {SERVED_VARIABLE: "1" if told else "0"}
     return {"py_modules": [gapdemo], "env_vars": {**WORKER_ENVIRONMENT, **served}}
 
 

@@ -9,37 +9,19 @@ import threading
 from pathlib import Path
 
 from gapdemo.commands import CommandError, parse_backends
+from gapdemo.commands.options import add_run_options, parse_train_size, run_config
 from gapdemo.commands.progress import StepProgress
-from gapdemo.commands.train import config_from_file
-from gapdemo.config import DATASETS, DEFAULT_SEEDS, MAX_SEEDS, DataConfig, ModelConfig, RunConfig, TrainConfig
+from gapdemo.config import DEFAULT_SEEDS, MAX_SEEDS
 from gapdemo.serving import operator_says_served
 
 
 def register(subparsers):
-    defaults = RunConfig()
     parser = subparsers.add_parser("claims", help="measure the four claims (parameters, overfitting, "
                                                   "localisation, translation) over several seeds")
-    # Run options default to None so that --pool can tell which settings were asked for (config_from_args
-    # fills in RunConfig's defaults for a claims job).
-    parser.add_argument("--dataset", choices=DATASETS, default=None, help="where images come from")
-    parser.add_argument("--data-dir", default=None, help="TFDS data dir (cats_vs_dogs) or PATH/<class>/* (folder)")
-    parser.add_argument("--backends", default=None, help="comma-separated back-end keys "
-                                                         f"(default {','.join(defaults.model.backends)})")
-    parser.add_argument("--image-size", type=int, default=None,
-                        help=f"input size in pixels, 32-256 (default {defaults.data.image_size})")
-    parser.add_argument("--epochs", type=int, default=None, help=f"default {defaults.train.epochs}")
-    parser.add_argument("--train-size", type=int, default=None,
-                        help=f"cap on training images, 0 = all (default {defaults.data.train_size})")
-    parser.add_argument("--synthetic-size", type=int, default=None,
-                        help=f"images the synthetic source draws, split 80/10/10 (default {defaults.data.synthetic_size})")
-    parser.add_argument("--batch-size", type=int, default=None, help=f"default {defaults.train.batch_size}")
-    parser.add_argument("--seed", type=int, default=0, help="first seed; seed i uses seed + i")
+    # asked_only: the run options default to None so that --pool can tell which settings were asked for
+    # (config_from_args fills in RunConfig's defaults for a claims job).
+    add_run_options(parser, asked_only=True)
     parser.add_argument("--seeds", type=int, default=DEFAULT_SEEDS, help=f"independent repeats (1-{MAX_SEEDS})")
-    parser.add_argument("--runs-dir", default=defaults.train.runs_dir, help="claims-<id>/ is written here")
-    parser.add_argument("--json", action="store_true", help="print the result as one JSON object on the last line")
-    parser.add_argument("--config", dest="config_file", default=None, metavar="FILE",
-                        help="settings from a JSON file (a run's config.json will do; - reads standard input); "
-                             "the run options above are then ignored, except --runs-dir")
     parser.add_argument("--max-concurrent", type=int, default=None,
                         help="training runs at once on this machine's Ray (default: as CPUs allow)")
     parser.add_argument("--events", action="store_true",
@@ -52,30 +34,13 @@ def register(subparsers):
     parser.set_defaults(run=run)
 
 
-def given(value, default):
-    return default if value is None else value
-
-
-def config_from_args(args) -> RunConfig:
-    data, model, train = DataConfig(), ModelConfig(), TrainConfig()
-    return RunConfig(
-        data=DataConfig(dataset=given(args.dataset, data.dataset), data_dir=args.data_dir,
-                        image_size=given(args.image_size, data.image_size),
-                        train_size=given(args.train_size, data.train_size) or None,
-                        synthetic_size=given(args.synthetic_size, data.synthetic_size), seed=args.seed),
-        model=ModelConfig(backends=parse_backends(given(args.backends, ",".join(model.backends))), seed=args.seed),
-        train=TrainConfig(epochs=given(args.epochs, train.epochs), batch_size=given(args.batch_size, train.batch_size),
-                          seed=args.seed, runs_dir=args.runs_dir),
-    )
-
-
 def run(args) -> int:
     # deferred: numpy and the run folder's code; every command is imported to build the parser
     from gapdemo.claims import CLAIMS, ClaimsFailed, ClaimsStopped, run_claims
 
     if args.pool:
         return run_pool(args)
-    config = config_from_file(args) if args.config_file else config_from_args(args)
+    config = run_config(args)
     stop_event = threading.Event()
     for signal_number in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signal_number, lambda *_: stop_event.set())
@@ -123,7 +88,7 @@ def asked_settings(args) -> dict:
         if name == "backends":
             value = list(parse_backends(value))
         elif name == "train_size":
-            value = value or None
+            value = parse_train_size(value)
         elif name == "data_dir":
             value = str(Path(value).resolve())
         asked[setting] = value

@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 from gapdemo.commands import CommandError
+from gapdemo.commands.options import add_runs_dir_option
 
 
 def register(subparsers):
@@ -13,7 +14,7 @@ def register(subparsers):
     parser.add_argument("--run", dest="run_ref", default=None,
                         help="run id or run directory (default: the newest finished run trained on real photos, "
                              "else the newest run with models)")
-    parser.add_argument("--runs-dir", default="runs")
+    add_runs_dir_option(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(run=run)
 

@@ -4,45 +4,19 @@ import json
 import sys
 
 from gapdemo.commands import CommandError
-from gapdemo.config import DATASETS, DataConfig, RunConfig
+from gapdemo.commands.options import add_data_options, data_config_from_args
+from gapdemo.config import RunConfig
 from gapdemo.serving import operator_says_served
 from gapdemo.validation import data_problems
 
 
-def _train_size(text: str):
-    """'all' or 0 -> None (no cap, as for train), else the whole number given: the gate (data_problems)
-    names the range, in the same words as for train."""
-    if text.lower() == "all" or text.strip() == "0":
-        return None
-    try:
-        return int(text)
-    except ValueError:
-        raise ValueError(f"train size must be a whole number, or 'all' (0 means all too), got {text!r}") from None
-
-
 def register(subparsers):
-    defaults = DataConfig()
     parser = subparsers.add_parser("data", help="load a data set and count its images per split and class")
-    parser.add_argument("--dataset", choices=DATASETS, default=defaults.dataset, help="image source")
-    parser.add_argument("--data-dir", default=None,
-                        help="folder: PATH/<class>/*; cats_vs_dogs: TFDS data dir (default ~/tensorflow_datasets)")
-    parser.add_argument("--image-size", type=int, default=defaults.image_size, help="side in pixels (32-256)")
-    parser.add_argument("--train-size", default=str(defaults.train_size),
-                        help="cap on training images, or 'all' / 0 (default %(default)s)")
-    parser.add_argument("--synthetic-size", type=int, default=defaults.synthetic_size,
-                        help="images the synthetic source draws, split 80/10/10 (default %(default)s)")
-    parser.add_argument("--seed", type=int, default=defaults.seed, help="generation, split and shuffle seed")
-    add_cache_argument(parser)
+    add_data_options(parser)
     parser.add_argument("--clear-cache", action="store_true",
                         help="remove every cached data set from the cache directory, then exit")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(run=run)
-
-
-def add_cache_argument(parser) -> None:
-    parser.add_argument("--cache-dir", default=None,
-                        help="where decoded folder / Cats vs Dogs images are cached "
-                             "(default $GAPDEMO_CACHE_DIR, else ~/.cache/gapdemo)")
 
 
 def _show_progress(message: str, fraction: float) -> None:
@@ -57,9 +31,7 @@ def run(args) -> int:
 
     if args.clear_cache:
         return _clear_cache(args)
-    config = DataConfig(dataset=args.dataset, data_dir=args.data_dir, image_size=args.image_size,
-                        train_size=_train_size(args.train_size), synthetic_size=args.synthetic_size, seed=args.seed,
-                        cache_dir=args.cache_dir)
+    config = data_config_from_args(args)
     problems = data_problems(RunConfig(data=config), served=operator_says_served())  # the gate, as train asks it
     if problems:
         raise CommandError(" ".join(problems))

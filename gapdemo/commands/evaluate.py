@@ -3,6 +3,7 @@
 import json
 
 from gapdemo.commands import CommandError
+from gapdemo.commands.options import add_runs_dir_option
 from gapdemo.serving import operator_says_served
 
 MISTAKES_SHOWN = 5  # most confident mistakes listed per back-end in the text output
@@ -12,7 +13,7 @@ def register(subparsers):
     parser = subparsers.add_parser(
         "evaluate", help="confusion matrix, per-class accuracy, precision/recall and mistakes per back-end")
     parser.add_argument("run_id", metavar="RUN", help="run id or run directory")
-    parser.add_argument("--runs-dir", default="runs")
+    add_runs_dir_option(parser)
     parser.add_argument("--consistency", action="store_true",
                         help="also measure shift consistency: predictions unchanged by 1-16 pixel shifts")
     parser.add_argument("--json", action="store_true", help="print one JSON object")

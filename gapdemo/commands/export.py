@@ -3,14 +3,14 @@
 import warnings
 
 from gapdemo.commands import CommandError
-from gapdemo.config import TrainConfig
+from gapdemo.commands.options import add_runs_dir_option
 
 
 def register(subparsers):
     parser = subparsers.add_parser("export", help="write a run's charts (HTML, PNG) and metrics (CSV) to a folder")
     parser.add_argument("run_id", metavar="RUN_ID_OR_DIR", nargs="?", default=None,
                         help="run id or run directory (default: the newest run with saved models)")
-    parser.add_argument("--runs-dir", default=TrainConfig().runs_dir)
+    add_runs_dir_option(parser)
     parser.add_argument("--to", required=True, dest="target", help="folder to write into (created if needed)")
     parser.add_argument("--formats", default="html,png,csv", help="comma-separated: html, png, csv")
     parser.set_defaults(run=run)

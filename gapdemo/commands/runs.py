@@ -2,10 +2,12 @@
 
 import json
 
+from gapdemo.commands.options import add_runs_dir_option
+
 
 def register(subparsers):
     parser = subparsers.add_parser("runs", help="list earlier runs")
-    parser.add_argument("--runs-dir", default="runs", help="folder holding runs/<run_id>/")
+    add_runs_dir_option(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(run=run)
 

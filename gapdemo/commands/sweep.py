@@ -9,7 +9,7 @@ import threading
 
 from gapdemo.cluster.connection import EngineError
 from gapdemo.commands import CommandError
-from gapdemo.commands.train import add_run_arguments, config_from_args, config_from_file
+from gapdemo.commands.options import add_run_options, run_config
 from gapdemo.config import DEFAULT_SEEDS, RunConfig
 from gapdemo.serving import operator_says_served
 from gapdemo.sweep.grid import SWEEPABLE, parse_grid, plan_trials
@@ -17,7 +17,7 @@ from gapdemo.sweep.grid import SWEEPABLE, parse_grid, plan_trials
 
 def register(subparsers):
     parser = subparsers.add_parser("sweep", help="train a grid of settings x seeds on Ray (this machine or a cluster)")
-    add_run_arguments(parser)
+    add_run_options(parser)
     parser.add_argument("--set", dest="assignments", action="append", default=[], metavar="NAME=V1,V2",
                         help=f"a setting to sweep and its values (repeatable); NAME is one of: {', '.join(SWEEPABLE)}")
     parser.add_argument("--seeds", type=int, default=DEFAULT_SEEDS, help="seeds per grid point (seed, seed + 1, ...)")
@@ -27,9 +27,6 @@ def register(subparsers):
     parser.add_argument("--cpus-per-trial", type=float, default=1.0,
                         help="CPUs per trial; TensorFlow's thread pools are sized to match (default 1)")
     parser.add_argument("--gpus-per-trial", type=float, default=0.0, help="GPUs per trial, fractions allowed")
-    parser.add_argument("--config", dest="config_file", default=None, metavar="FILE",
-                        help="base settings from a JSON file (a run's config.json will do); "
-                             "the run options above are then ignored, except --runs-dir")
     parser.add_argument("--plan", dest="plan_file", default=None, metavar="FILE",
                         help="train exactly the trials of a sweep plan (the JSON the Sweeps tab hands its sweep); "
                              "the run options, --config, --set and --seeds are then ignored")
@@ -65,7 +62,7 @@ def run(args) -> int:
 
 def base_config(args) -> RunConfig:
     """The run options, or the settings stored in --config FILE (with --runs-dir applied)."""
-    return config_from_file(args) if args.config_file else config_from_args(args)
+    return run_config(args)
 
 
 def _progress_printer():

@@ -33,11 +33,12 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from gapdemo import settings
 from gapdemo.runs import process_token, token_is_alive
 
 CACHE_FORMAT = 2  # bump when the layout or the decoding changes: older entries then stop matching
 # 2: one entry per files + image size (seed, split and cap pick rows at load time); 1: an entry per split settings
-CACHE_DIR_VARIABLE = "GAPDEMO_CACHE_DIR"
+CACHE_DIR_VARIABLE = settings.CACHE_DIR.name
 PARTIAL_PREFIX = ".partial-"
 ENTRY_PART = "all"  # an entry's one part: <part>_images.npy and <part>_labels.npy hold every image
 
@@ -73,7 +74,7 @@ class CacheStatus:
 
 def cache_root(cache_dir: str | None = None) -> Path:
     """cache_dir, else $GAPDEMO_CACHE_DIR, else $XDG_CACHE_HOME/gapdemo, else ~/.cache/gapdemo."""
-    chosen = cache_dir or os.environ.get(CACHE_DIR_VARIABLE)
+    chosen = cache_dir or settings.cache_dir()
     if not chosen:
         chosen = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.join("~", ".cache"), "gapdemo")
     return Path(os.path.expanduser(chosen))

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gapdemo import settings
 from gapdemo.data.cache import (
     CACHE_FORMAT,
     ENTRY_PART,
@@ -31,8 +32,8 @@ from gapdemo.data.cache import (
 from gapdemo.data.splits import DecodedImages
 from gapdemo.runs import process_token, token_is_alive
 
-MAX_BYTES_VARIABLE = "GAPDEMO_CACHE_MAX_BYTES"
-DEFAULT_MAX_BYTES = 20 * 10**9  # 20 GB: 28 entries of a 25,000-photo folder at 100 px, 7 at 200 px
+MAX_BYTES_VARIABLE = settings.CACHE_MAX_BYTES.name
+DEFAULT_MAX_BYTES = settings.CACHE_MAX_BYTES.default  # 20 GB: 28 entries of 25,000 photos at 100 px, 7 at 200 px
 IN_USE_PREFIX = ".in-use-"
 
 # Arrays this process has mapped from each entry: the marker goes when the count drops to 0.
@@ -130,12 +131,11 @@ def in_use(entry: Path) -> bool:
 
 
 def max_cache_bytes() -> int:
-    """$GAPDEMO_CACHE_MAX_BYTES (bytes, e.g. 20000000000 or 2e10), else DEFAULT_MAX_BYTES."""
-    text = os.environ.get(MAX_BYTES_VARIABLE, "").strip()
-    try:
-        return max(int(float(text)), 0) if text else DEFAULT_MAX_BYTES
-    except (ValueError, OverflowError):
-        return DEFAULT_MAX_BYTES  # a typo must not stop a load; the default is generous
+    """$GAPDEMO_CACHE_MAX_BYTES (a size: 20GB, 512M, 20000000000 or 2e10; binary units), else DEFAULT_MAX_BYTES.
+
+    A typo stops the page or command as it starts (gapdemo.settings.check_all), not a load half-way.
+    """
+    return settings.cache_max_bytes()
 
 
 def evict_least_recently_used(root: Path, keep: Path, limit: int | None = None) -> list[Path]:

@@ -17,7 +17,9 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-ROOTS_VARIABLE = "GAPDEMO_DATA_ROOTS"
+from gapdemo import settings
+
+ROOTS_VARIABLE = settings.DATA_ROOTS.name
 DEFAULT_TFDS_DIR = "~/tensorflow_datasets"  # where tensorflow_datasets looks when no data dir is given
 FOLDER_OFF_SENTENCE = ("On a served page the folder data set is off until the operator lists data folders in "
                        f"{ROOTS_VARIABLE}.")
@@ -30,8 +32,7 @@ def allowed_roots(served: bool, environ: Mapping[str, str] | None = None) -> tup
         served: the page is reachable from other machines (False for the CLI and a loopback-bound page).
         environ: where GAPDEMO_DATA_ROOTS is read; os.environ by default.
     """
-    environ = os.environ if environ is None else environ
-    entries = [entry.strip() for entry in environ.get(ROOTS_VARIABLE, "").split(os.pathsep) if entry.strip()]
+    entries = settings.data_roots(environ)
     if entries:
         # An entry that cannot be resolved (a link loop) holds nothing readable: it opens nothing.
         return tuple(root for root in map(resolved_or_none, entries) if root is not None)

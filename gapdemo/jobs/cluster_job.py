@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import collections
 import json
-import os
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 
-from gapdemo import runs
+from gapdemo import runs, settings
 from gapdemo.cluster.connection import EngineError, check_reachable
 from gapdemo.jobs.page import PageScheduler
 from gapdemo.jobs.processes import parse_event
@@ -34,24 +33,13 @@ RUNS_PER_VISITOR = 2  # on a served page: one training, one waiting
 CLUSTER_LIMIT_MESSAGE = ("You already have a run training and one waiting; wait until one ends, or stop one, "
                          "before starting another.")
 ERROR_LINES_KEPT = 20  # the child's last stderr lines: its "error: ..." sentence is among them
-CPUS_VARIABLE, GPUS_VARIABLE = "GAPDEMO_CPUS_PER_RUN", "GAPDEMO_GPUS_PER_RUN"  # what each page run asks Ray for
+CPUS_VARIABLE, GPUS_VARIABLE = settings.CPUS_PER_RUN.name, settings.GPUS_PER_RUN.name  # what each page run asks Ray for
 
 
 def resources_per_run(environ=None) -> tuple[float, float]:
     """(CPUs, GPUs) each run started from the page asks the cluster for: GAPDEMO_CPUS_PER_RUN (default
     1) and GAPDEMO_GPUS_PER_RUN (default 0, fractions allowed); ValueError in one sentence when unreadable."""
-    environ = os.environ if environ is None else environ
-    values = []
-    for name, default, least in ((CPUS_VARIABLE, 1.0, 0.01), (GPUS_VARIABLE, 0.0, 0.0)):
-        text = environ.get(name, "").strip()
-        try:
-            value = float(text) if text else default
-        except ValueError:
-            value = -1.0
-        if not value >= least:
-            raise ValueError(f"{name} must be a number of at least {least:g}, got {text!r}.")
-        values.append(value)
-    return values[0], values[1]
+    return settings.cpus_per_run(environ), settings.gpus_per_run(environ)
 
 
 class ClusterJob(TrainingJob):
@@ -214,12 +202,6 @@ class ClusterJobManager(PageScheduler):
         """Jobs waiting for the cluster's resources, in order."""
         with self._lock:
             return [job for job in self._waiting_locked() if kind in (None, job.kind)]
-
-    def current(self):
-        """The newest run training on the cluster (several may)."""
-        with self._lock:
-            return next((job for job in reversed(self._jobs)
-                         if job.kind == "run" and job.state in ("running", "stopping")), None)
 
     def runs_ahead(self, job) -> int:
         """Jobs waiting for the cluster's resources before job."""
