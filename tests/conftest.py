@@ -91,7 +91,8 @@ def close_page_scheduler() -> None:
     from dashboard.common import job_manager
 
     scheduler = job_manager()
-    scheduler.stop_all()
-    assert scheduler.wait_idle(120)
+    for job in scheduler.jobs():
+        job.stop()
+    assert all(job.wait(120) for job in scheduler.jobs())
     scheduler.close()
     st.cache_resource.clear()

@@ -437,7 +437,7 @@ def test_sessions_share_one_queue_that_runs_in_order_and_stop_acts_on_the_runnin
     until(lambda: started == [1, 2, 3])
     assert shown_run(alice).startswith(f"**Run `{third.run_id}`**") and queue_line(alice) == []
     release.release()
-    assert manager.wait_idle(60)
+    assert all(job.wait(60) for job in manager.jobs())
     assert alice.run().button(key="stop").disabled
 
 

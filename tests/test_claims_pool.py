@@ -243,7 +243,7 @@ def test_the_claims_tab_pools_the_class_and_measures_new_runs_in_the_queue(poole
     page.session_state["pool_group"] = scan_pool(runs_dir).groups[1].key  # the second choice (AppTest's
     page.run()  # own select_index cannot read a format_func)
     assert [job.state for job in job_manager().jobs("pool")] in (["queued"], ["running"])
-    assert job_manager().wait_idle(180) and job_manager().jobs("pool")[0].state == "finished"
+    assert job_manager().jobs("pool")[0].wait(180) and job_manager().jobs("pool")[0].state == "finished"
     page.run()
     assert any(caption.value.startswith("n = 2 runs") for caption in page.caption)
 

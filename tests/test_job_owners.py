@@ -33,8 +33,9 @@ def manager_with_a_running_job(runs_dir):
     assert running.wait(0.2) is False
     yield manager, submit, running
     gate.set()
-    manager.stop_all()
-    assert manager.wait_idle(60)
+    for job in manager.jobs():
+        job.stop()
+    assert all(job.wait(60) for job in manager.jobs())
 
 
 def test_one_waiting_run_per_owner(manager_with_a_running_job):
@@ -70,7 +71,7 @@ def test_a_run_just_submitted_to_an_idle_queue_has_none_ahead_whenever_the_worke
             assert managers[-1].runs_ahead(job) == 0
     finally:
         gate.set()
-        assert all(manager.wait_idle(60) for manager in managers)
+        assert all(job.wait(60) for manager in managers for job in manager.jobs())
 
 
 def test_the_run_about_to_start_counts_as_running(runs_dir):
@@ -83,7 +84,7 @@ def test_the_run_about_to_start_counts_as_running(runs_dir):
             manager.submit(tiny_config(str(runs_dir)), data_loader=gated_loader(gate), owner=None, served=False)
     finally:
         gate.set()
-        assert manager.wait_idle(60)
+        assert all(job.wait(60) for job in manager.jobs())
 
 
 def test_stop_acts_on_own_runs_when_served(manager_with_a_running_job):

@@ -274,7 +274,7 @@ def test_the_queue_head_waits_for_its_slots_and_nothing_overtakes_it():
     until(lambda: claims.state == "running" and late_run.state == "running")  # 1 + 1 slots
     claims.release.set()
     late_run.release.set()
-    assert scheduler.wait_idle(60)
+    assert all(job.wait(60) for job in scheduler.jobs())
 
 
 # ----- small parts -----

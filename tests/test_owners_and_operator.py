@@ -69,7 +69,7 @@ def test_a_reload_keeps_a_visitors_jobs_and_the_operator_link_stops_anyones(serv
     assert press(stranger, "start") == []  # runs, held in loading data
     alice = open_page()
     assert press(alice, "start") == []  # waits behind the stranger's run
-    running, waiting = job_manager().current(), job_manager().queued()[0]
+    running, waiting = job_manager().latest(), job_manager().queued()[0]  # latest: the run training
     assert dict(alice.query_params)["visitor"] != dict(stranger.query_params)["visitor"]
 
     newcomer = open_page()  # a new tab without alice's address is a new visitor

@@ -94,9 +94,9 @@ def test_served_queue_holds_at_most_the_cap_of_waiting_runs(runs_dir, monkeypatc
     try:
         submit("a")
         deadline = time.monotonic() + 60
-        while manager.current() is None and time.monotonic() < deadline:  # the worker takes the first run
+        while not manager.running("run") and time.monotonic() < deadline:  # the worker takes the first run
             time.sleep(0.01)
-        assert manager.current() is not None
+        assert manager.running("run")
         submit("b"), submit("c")
         with pytest.raises(ValueError) as refused:
             submit("d")
@@ -106,8 +106,9 @@ def test_served_queue_holds_at_most_the_cap_of_waiting_runs(runs_dir, monkeypatc
         assert len(manager.queued()) == 3
     finally:
         gate.set()
-        manager.stop_all()
-        assert manager.wait_idle(60)
+        for job in manager.jobs():
+            job.stop()
+        assert all(job.wait(60) for job in manager.jobs())
 
 
 def test_reloads_cannot_grow_the_queue_past_the_cap(listening_everywhere, monkeypatch, tmp_path):
@@ -129,7 +130,7 @@ def test_reloads_cannot_grow_the_queue_past_the_cap(listening_everywhere, monkey
             page.button(key="start").click().run()
             answers.append([error.value for error in page.sidebar.error])
         manager = job_manager()
-        assert len(manager.queued()) == 2 and manager.current() is not None
+        assert len(manager.queued()) == 2 and manager.running("run")
         assert answers[:3] == [[], [], []]
         assert answers[3] == answers[4] == [QUEUE_FULL_MESSAGE.format(waiting=2)]
     finally:
@@ -146,7 +147,7 @@ def test_finished_jobs_leave_memory_and_their_folders_stay(runs_dir):
     jobs = []
     for _ in range(3):
         jobs.append(manager.submit(tiny_config(str(runs_dir)), data_loader=failing_loader, served=False))
-        assert manager.wait_idle(60)
+        assert all(job.wait(60) for job in manager.jobs())
     assert manager.jobs() == [jobs[-1]] and manager.latest() is jobs[-1]
     assert all(job.state == "failed" and (job.run_dir / "status.json").is_file() for job in jobs)
     assert len({job.run_dir for job in jobs}) == 3

@@ -190,7 +190,7 @@ def test_queue_limit_holds_across_two_sessions(served, held_training):
     assert press(bob, "start") == []  # another visitor still gets a place
     assert press(bob, "start") == [QUEUE_LIMIT_MESSAGE]
     manager = job_manager()
-    running, alice_waiting, bob_waiting = manager.current(), *manager.queued()
+    running, alice_waiting, bob_waiting = manager.latest(), *manager.queued()  # latest: the run training
     assert running.owner == alice_waiting.owner != bob_waiting.owner
     alice.run()
     assert [c.value for c in alice.caption if c.value.startswith("Waiting")] == [

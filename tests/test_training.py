@@ -165,7 +165,7 @@ def test_queue_runs_jobs_one_at_a_time_in_the_order_they_came(runs_dir):
         jobs.append(manager.submit(tiny(runs_dir, ("gap",), train_size=32), data_loader=loader(index),
                                    owner=f"visitor-{index}", served=False))
     all_submitted.set()
-    assert manager.wait_idle(300)
+    assert all(job.wait(300) for job in manager.jobs())
     assert [index for index, _ in starts] == [0, 1, 2, 3]
     for index, states in starts:
         assert states == ["finished"] * index + ["running"] + ["queued"] * (3 - index), (index, states)
@@ -178,7 +178,7 @@ def test_stopping_a_queued_job_never_runs_it(runs_dir):
     first = manager.submit(tiny(runs_dir, ("gap",)), data_loader=toy_loader(), served=False)
     second = manager.submit(tiny(runs_dir, ("gap",)), data_loader=toy_loader(), served=False)
     second.stop()
-    assert manager.wait_idle(120)
+    assert all(job.wait(120) for job in manager.jobs())
     assert first.state == "finished" and second.state == "stopped"
     assert not second.run_dir.exists()
 

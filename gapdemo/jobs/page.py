@@ -36,7 +36,8 @@ class PageScheduler(Scheduler):
 
     def close(self) -> None:
         """Stop every job and end the workers (the server is going)."""
-        self.stop_all()
+        for job in self.jobs():
+            job.stop()
         self.pool.close()
 
     def child_environment(self, served: bool) -> dict:

@@ -19,7 +19,7 @@ import threading
 from collections import deque
 
 from gapdemo.config import RunConfig
-from gapdemo.serving import max_queued_runs, may_stop
+from gapdemo.serving import max_queued_runs
 
 QUEUE_LIMIT_MESSAGE = ("You already have a run waiting in the queue; wait until it starts, or stop it, "
                        "before queueing another.")
@@ -126,11 +126,6 @@ class Scheduler:
         with self._lock:
             return [job for job in self._running if kind in (None, job.kind)]
 
-    def current(self):
-        """The newest run in training, else None."""
-        running = self.running("run")
-        return running[-1] if running else None
-
     def queued(self, kind: str | None = None) -> list:
         """Jobs waiting to start, in order (of one kind when given)."""
         with self._lock:
@@ -153,7 +148,7 @@ class Scheduler:
         """What a Stop button of kind acts on: the newest running job, else the first queued one, that
         visitor owner may stop (any_owner: a local page, one user; served, only their own)."""
         candidates = list(reversed(self.running(kind))) + self.queued(kind)
-        return next((job for job in candidates if not job.is_done() and may_stop(job.owner, owner, any_owner)),
+        return next((job for job in candidates if job.may_be_stopped_by(owner, any_owner)),
                     None)
 
     def run_ids_of(self, owner: str | None) -> frozenset[str]:
@@ -168,11 +163,3 @@ class Scheduler:
             return running[-1]
         jobs = self.jobs(kind)
         return jobs[0] if jobs else None
-
-    def stop_all(self) -> None:
-        for job in self.jobs():
-            job.stop()
-
-    def wait_idle(self, timeout: float | None = None) -> bool:
-        """Wait until every submitted job is done (for tests and shutting down)."""
-        return all(job.wait(timeout) for job in self.jobs())

@@ -11,7 +11,6 @@ import psutil
 # starts after the writer lived its life (minutes for a run), far more than this apart.
 START_TIME_TOLERANCE_S = 2.0
 
-PROC_ROOT = "/proc"  # where tokens written before psutil can be checked (Linux only)
 
 def process_token(pid: int | None = None) -> str | None:
     """'<pid>@<start time>' of pid (default: this process), so a reused pid is not mistaken for the writer.
@@ -29,14 +28,10 @@ def process_token(pid: int | None = None) -> str | None:
 def token_is_alive(token) -> bool:
     """True when the process that wrote token still runs (not a zombie, not a reused pid).
 
-    Tokens written before gapdemo used psutil read 'pid:ticks' (field 22 of /proc/<pid>/stat). Such a
-    token was only ever written on Linux (elsewhere the old code wrote none), so it is checked against
-    /proc where /proc exists, and counts as dead elsewhere: a folder copied from Linux has no writer here.
+    Any other token, such as the 'pid:ticks' of versions before psutil, counts as a dead writer.
     """
-    if not isinstance(token, str):
+    if not isinstance(token, str) or "@" not in token:
         return False
-    if "@" not in token:
-        return _legacy_token_is_alive(token)
     pid, _, recorded = token.partition("@")
     try:
         process = psutil.Process(int(pid))
@@ -45,17 +40,6 @@ def token_is_alive(token) -> bool:
         return abs(process.create_time() - float(recorded)) <= START_TIME_TOLERANCE_S
     except (psutil.Error, ValueError, OverflowError):
         return False
-
-def _legacy_token_is_alive(token: str) -> bool:
-    pid, _, ticks = token.partition(":")
-    if not pid.isdigit() or not ticks.isdigit():
-        return False
-    try:
-        with open(f"{PROC_ROOT}/{pid}/stat") as handle:
-            fields = handle.read().rsplit(")", 1)[1].split()  # after the command name, which may hold spaces
-    except OSError:
-        return False
-    return len(fields) > 19 and fields[0] != "Z" and fields[19] == ticks
 
 def writer_is_alive(status: dict) -> bool:
     """True when the process named in a status dict's "process" token still runs."""
