@@ -7,12 +7,12 @@ import dataclasses
 import streamlit as st
 
 from dashboard.common import POLL_SECONDS, export_buttons, format_seconds
+from dashboard.job_controls import latest_job, stop_button
 from dashboard.pool_panel import pooled_claims_view
 from dashboard.visitor import queue_caption, served_rules_apply, shown_path, visitor_id
 from gapdemo.claims import CLAIMS, DEFAULT_SEEDS, MAX_SEEDS, latest_claims
 from gapdemo.claims.charts import claim_figure, claim_frame
 from gapdemo.model.backends import BACKENDS
-from gapdemo.serving import may_stop
 
 ANOTHER_VISITORS_CLAIMS = "Another visitor is measuring the claims; only they can stop it. Results show here when done."
 
@@ -27,9 +27,7 @@ def _settings_text(config, seeds: int) -> str:
 
 # Seeds, Start and Stop; queues the job with the page's scheduler. Served, only its owner may stop it.
 def claims_controls(scheduler, config, problems: list[str]) -> None:
-    job, served = scheduler.latest("claims"), served_rules_apply()
-    running = job is not None and not job.is_done()
-    may_stop_it = running and may_stop(job.owner, visitor_id(), any_owner=not served)
+    (job, running, may_stop_it), served = latest_job(scheduler, "claims"), served_rules_apply()
     seeds = int(st.number_input("Seeds (independent repeats)", 1, MAX_SEEDS, DEFAULT_SEEDS, key="claims_seeds",
                                 disabled=running,
                                 help="Every claim is measured once per seed; results show the mean and the "
@@ -49,11 +47,8 @@ def claims_controls(scheduler, config, problems: list[str]) -> None:
             st.toast(f"Claims job queued behind {ahead} other job(s)." if ahead
                      else "Measuring the claims in the background.")
             st.rerun()
-    if running and not may_stop_it:
-        st.caption(ANOTHER_VISITORS_CLAIMS)
-    if stop_column.button("■ Stop claims", disabled=not may_stop_it, key="claims_stop", width="stretch"):
-        job.stop()
-        st.toast("Stopping: the current training run ends after this batch; nothing is saved.")
+    stop_button(stop_column, job, may_stop_it, label="■ Stop claims", key="claims_stop", others=ANOTHER_VISITORS_CLAIMS,
+                stopping="Stopping: the current training run ends after this batch; nothing is saved.")
 
 
 def _status_view(scheduler, polling: bool) -> None:

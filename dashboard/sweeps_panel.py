@@ -8,9 +8,9 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.common import POLL_SECONDS, export_buttons
+from dashboard.job_controls import latest_job, stop_button
 from dashboard.visitor import queue_caption, served_rules_apply, shown_path, visitor_id
 from gapdemo.config import DEFAULT_SEEDS, MAX_SEEDS
-from gapdemo.serving import may_stop
 from gapdemo.sweep import store
 from gapdemo.sweep.charts import bands_figure, summary_figure, summary_frame
 from gapdemo.sweep.execution import plan_sweep, sweep_result
@@ -44,9 +44,7 @@ def plan_problems(config, grid: dict, seeds: int, served: bool) -> list[str]:
 
 # Grid, seeds, Start and Stop; queues the sweep with the page's scheduler. Served, only its owner may stop it.
 def sweep_controls(scheduler, config, problems: list[str]) -> None:
-    job, served = scheduler.latest("sweep"), served_rules_apply()
-    running = job is not None and not job.is_done()
-    may_stop_it = running and may_stop(job.owner, visitor_id(), any_owner=not served)
+    (job, running, may_stop_it), served = latest_job(scheduler, "sweep"), served_rules_apply()
     grid, grid_problems = grid_inputs(running)
     seeds_column, concurrent_column = st.columns(2)
     seeds = int(seeds_column.number_input("Seeds per grid point", 1, MAX_SEEDS, DEFAULT_SEEDS, key="sweep_seeds", disabled=running))
@@ -76,13 +74,10 @@ def sweep_controls(scheduler, config, problems: list[str]) -> None:
             st.toast(f"Sweep queued behind {ahead} other job(s)." if ahead
                      else "Sweep started: Ray takes a few seconds to come up.")
             st.rerun()
-    if running and not may_stop_it:
-        st.caption(ANOTHER_VISITORS_SWEEP)
+    stop_button(stop_column, job, may_stop_it, label="■ Stop sweep", key="sweep_stop", others=ANOTHER_VISITORS_SWEEP,
+                stopping="Stopping: running trials end after their batch in flight; finished trials are kept.")
     if running and job.state == "queued":
         st.caption(queue_caption(scheduler.queued()))
-    if stop_column.button("■ Stop sweep", disabled=not may_stop_it, key="sweep_stop", width="stretch"):
-        job.stop()
-        st.toast("Stopping: running trials end after their batch in flight; finished trials are kept.")
 
 
 def _trial_table(result: dict):

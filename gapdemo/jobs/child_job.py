@@ -20,23 +20,23 @@ from gapdemo.jobs.endings import ending_sentence, over_budget_sentence
 from gapdemo.jobs.processes import ChildProcess
 from gapdemo.sweep import store
 from gapdemo.sweep.grid import SweepPlan
+from gapdemo.training.owned_job import OwnedJob
 
 STOPPED_EXIT_CODES = (130, -15)  # the command's own exit after a stop, or SIGTERM before it could say so
 CLAIMS_STOPPED = "Stopped; nothing was saved for this claims job."
 SWEEP_STOPPED = "Stopped: finished trials are kept; start the same sweep again to resume it."
 
 
-class ChildJob:
+class ChildJob(OwnedJob):
     """One command in a child process, with a state any thread may read; subclasses give the command."""
 
-    kind = ""
     what = "job's process"  # in the sentence of a process that died
 
     def __init__(self, owner: str | None, slots: int, environment: dict, budget_bytes: int | None):
-        self.owner, self.slots, self.environment, self.budget_bytes = owner, slots, environment, budget_bytes
+        super().__init__(owner)
+        self.slots, self.environment, self.budget_bytes = slots, environment, budget_bytes
         self.child: ChildProcess | None = None
         self._lock = threading.Lock()
-        self._done, self._stop = threading.Event(), threading.Event()
         self._status = {"state": "queued", "message": "", "fraction": 0.0, "result": None, "started": None,
                         "finished": None}
 
@@ -66,12 +66,6 @@ class ChildJob:
         status["elapsed_seconds"] = end - status["started"] if status["started"] else 0.0
         return status
 
-    def is_done(self) -> bool:
-        return self._done.is_set()
-
-    def wait(self, timeout: float | None = None) -> bool:
-        return self._done.wait(timeout)
-
     def _update(self, **changes) -> None:
         with self._lock:
             self._status = {**self._status, **changes}
@@ -79,7 +73,7 @@ class ChildJob:
     # ----- control -----
     def stop(self) -> None:
         """A queued job never starts; a running one is told to stop (its trials end after their batch)."""
-        self._stop.set()
+        super().stop()
         with self._lock:
             state = self._status["state"]
         if state == "queued":
@@ -91,7 +85,7 @@ class ChildJob:
 
     def _end(self, state: str, message: str, **changes) -> None:
         self._update(state=state, message=message, finished=time.time(), **changes)
-        self._done.set()
+        self.mark_done()
 
     # ----- running -----
     def run(self) -> str:
@@ -104,7 +98,7 @@ class ChildJob:
         except OSError as error:
             self._end("failed", f"The {self.what} could not start: {error}")
             return self.state
-        if self._stop.is_set():
+        if self.stop_requested:
             self.child.terminate()
         watching = threading.Event()
         limit = None if self.budget_bytes is None else self.budget_bytes * max(self.slots, 1)
@@ -129,7 +123,7 @@ class ChildJob:
             return "failed", over_budget_sentence(child.peak_bytes, self.budget_bytes * max(self.slots, 1))
         if returncode == 0:
             return "finished", self.status()["message"]
-        if self._stop.is_set() and (returncode in STOPPED_EXIT_CODES or returncode is None or returncode == 1):
+        if self.stop_requested and (returncode in STOPPED_EXIT_CODES or returncode is None or returncode == 1):
             return "stopped", self.stopped_message()
         return "failed", ending_sentence(returncode, list(child.error_lines), peak_bytes=child.peak_bytes,
                                          memory_was_low=child.memory_was_low, what=self.what)
@@ -185,7 +179,7 @@ class SweepJob(ChildJob):
         return SWEEP_STOPPED
 
     def ending(self, returncode: int | None) -> tuple[str, str]:
-        if returncode == 1 and not self._stop.is_set():  # the sweep ran; some trials did not finish
+        if returncode == 1 and not self.stop_requested:  # the sweep ran; some trials did not finish
             return "finished", "Some trials did not finish; the table says which."
         return super().ending(returncode)
 

@@ -17,6 +17,7 @@ from gapdemo.config import RunConfig
 from gapdemo.data.audience import serving_visitors
 from gapdemo.training.events import StopRequested, TrainingEvents
 from gapdemo.training.failures import failure_log_text, readable_error
+from gapdemo.training.owned_job import OwnedJob
 from gapdemo.validation import validate_run_config
 
 STOPPED_MESSAGE = "Stopped by the user; completed epochs are kept."
@@ -81,24 +82,22 @@ class _JobEvents(TrainingEvents):
         self.job.publish(probes=probes, probes_epoch=epoch)
 
 
-class TrainingJob:
+class TrainingJob(OwnedJob):
     """One run: load data, build the lockstep model, train, publish, save every epoch."""
 
-    kind, slots = "run", 1  # what gapdemo.jobs.scheduler queues it as, and the training slots it takes
+    kind = "run"
 
     def __init__(self, config: RunConfig, data_loader=None, owner: str | None = None, served: bool = False):
         problems = validate_run_config(config, served=served)
         if problems:
             raise ValueError(" ".join(problems))
+        super().__init__(owner)  # who queued it (None = local: CLI, tests)
         self.config = config
-        self.owner = owner  # who queued it (an opaque session id; None = local: CLI, tests)
         self.served = served  # for a served page's visitor: its messages name no data file (gapdemo.data.audience)
         self.run_id = runs.new_run_id()
         self.run_dir = Path(config.train.runs_dir) / self.run_id
         self.data_loader = data_loader  # None: gapdemo.data.sources.load_data
         self._lock = threading.Lock()
-        self._stop_event = threading.Event()
-        self._done_event = threading.Event()
         self._published = _Published()
 
     # ----- reading (any thread) -----
@@ -120,26 +119,16 @@ class TrainingJob:
         with self._lock:
             return self._published.state
 
-    def is_done(self) -> bool:
-        return self._done_event.is_set()
-
-    def wait(self, timeout: float | None = None) -> bool:
-        return self._done_event.wait(timeout)
-
     # ----- control -----
     def stop(self) -> None:
         """Ask the job to stop; training ends after the batches in flight and keeps completed epochs."""
-        self._stop_event.set()
+        super().stop()
         with self._lock:
             if self._published.state == "running":
                 self._publish_locked(state="stopping")
             elif self._published.state == "queued":
                 self._publish_locked(state="stopped", message="Stopped before it started.")
-                self._done_event.set()
-
-    @property
-    def stop_requested(self) -> bool:
-        return self._stop_event.is_set()
+                self.mark_done()
 
     # ----- publishing (training thread) -----
     def _publish_locked(self, **changes) -> None:
@@ -163,7 +152,7 @@ class TrainingJob:
     # ----- running -----
     def run(self) -> str:
         """Train in the calling thread (a job manager's worker, or the CLI). Returns the end state."""
-        if self._done_event.is_set():
+        if self.is_done():
             return self.state
         with serving_visitors(self.served):  # a served visitor's run: status and log name no data file
             return self._train_and_publish()
@@ -186,7 +175,7 @@ class TrainingJob:
                                  progress={**self._published.progress, "phase": final_state})
             elapsed = self._published.finished - self._published.started
         write_final_status(self.run_dir, final_state, message, epochs_completed, elapsed)
-        self._done_event.set()
+        self.mark_done()
         return final_state
 
     def new_trainer(self, events: TrainingEvents):
@@ -211,10 +200,6 @@ class TrainingJob:
             self._published.epoch_metrics = list(epoch_rows)
             self._published.batch_metrics = list(batch_rows)
             self._publish_locked(probes={}, probes_epoch=-1)
-
-    def mark_done(self) -> None:
-        """The run has ended and published its final state: wait() returns, the queue moves on."""
-        self._done_event.set()
 
     def _epochs_published_locked(self) -> int:
         return len({row["epoch"] for row in self._published.epoch_metrics})
