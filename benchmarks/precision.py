@@ -26,6 +26,7 @@ import time
 from benchmarks import common
 from gapdemo import runs
 from gapdemo.claims import measures, summary
+from gapdemo.claims import verdicts as claim_verdicts
 from gapdemo.config import ModelConfig
 from gapdemo.model.backends import BACKENDS
 from gapdemo.model.precision import PRECISION_LABELS, PRECISIONS, bfloat16_support
@@ -90,20 +91,20 @@ def overfitting_verdict(precision_runs: list[dict]) -> tuple[str, tuple]:
     its conclusion without numbers (verdict_conclusion), which is what the two precisions must agree on."""
     overfitting = summary.summarize_overfitting([run["overfitting"] for run in precision_runs])
     pair = summary.comparison_pair(DEFAULT_BACKENDS)
-    return summary.overfitting_verdict(overfitting, pair), verdict_conclusion(overfitting, pair)
+    return claim_verdicts.overfitting_verdict(overfitting, pair), verdict_conclusion(overfitting, pair)
 
 
 def verdict_conclusion(overfitting: dict, pair) -> tuple:
     """(back-end with the smaller final train - validation gap, how the seeds' ranges compare: "clearly" when
     they are apart, "within the spread" when they overlap, "no spread measured" with one seed), as the
-    verdict's own spread note (gapdemo.claims.summary.spread_note) tells them apart."""
+    verdict's own spread note (gapdemo.claims.verdicts.spread_note) tells them apart."""
     if pair is None:
         return ()
     first, second = (overfitting["backends"][backend]["final_gap"] for backend in pair)
     smaller = pair[0] if first["mean"] <= second["mean"] else pair[1]
     if min(first["count"], second["count"]) < 2:
         return smaller, "no spread measured"
-    return smaller, "within the spread" if summary.ranges_overlap(first, second) else "clearly"
+    return smaller, "within the spread" if claim_verdicts.ranges_overlap(first, second) else "clearly"
 
 
 def conclusion_words(conclusion: tuple) -> str:

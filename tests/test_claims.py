@@ -26,6 +26,7 @@ from gapdemo.claims import (
     measures,
     run_claims,
     summary,
+    verdicts,
 )
 from gapdemo.claims.charts import claim_figure, claim_frame
 from gapdemo.claims.measures import (
@@ -105,7 +106,7 @@ def test_consistency_verdict_reads_the_stride_bump_from_the_numbers(bumps, words
     assert translation["backends"]["gap"]["consistency_stride_gain"]["mean"] == pytest.approx(np.mean(bumps))
     assert translation["backends"]["fc"]["consistency_stride_gain"]["mean"] == pytest.approx(0.0, abs=1e-12)
     assert translation["consistency"]["gap"]["16"]["mean"] == pytest.approx(0.915)
-    sentence = summary.translation_verdict(translation, ("gap", "fc"))
+    sentence = verdicts.translation_verdict(translation, ("gap", "fc"))
     assert words in sentence and "share of predictions unchanged by a 1 px shift is 99.0%" in sentence
     assert "After 16 px: 91.5% vs 91.5%" in sentence
 
@@ -204,7 +205,7 @@ def known_result() -> dict:
                          {"gap": [0.92, 0.88, 0.78], "fc": [0.88, 0.75, 0.62]}],
             [unseen(0.10, 0.40), unseen(0.12, 0.38)]),
     }
-    result["verdicts"] = summary.verdicts(result)
+    result["verdicts"] = verdicts.verdicts(result)
     return result
 
 
@@ -237,7 +238,7 @@ def test_verdicts_without_a_pair_or_without_boxes_say_why():
     result = known_result()
     result["localization"] = summary.summarize_localization([{"available": False, "reason": "no boxes here"}])
     result["parameters"]["pair"] = None  # e.g. only pooling back-ends were trained
-    sentences = summary.verdicts(result)
+    sentences = verdicts.verdicts(result)
     assert sentences["localization"] == "Not measured: no boxes here"
     assert [sentences[claim] for claim in ("parameters", "overfitting", "translation")] == [
         "Train a global-pooling and a fully connected back-end to compare them."] * 3
@@ -254,13 +255,13 @@ def test_verdict_says_within_the_spread_only_when_ranges_overlap(gap_values, fc_
         "gap": {"final_gap": spread_of(*gap_values), "val_loss_slope": spread([0.01, 0.02])},
         "fc": {"final_gap": spread_of(*fc_values), "val_loss_slope": spread([0.05, 0.07])},
     }}
-    sentence = summary.overfitting_verdict(overfitting, ("gap", "fc"))
+    sentence = verdicts.overfitting_verdict(overfitting, ("gap", "fc"))
     assert ("within the spread over 2 seeds, so not a clear difference" in sentence) == overlapping
     assert ("2 seeds; the ranges do not overlap" in sentence) == (not overlapping)
 
 
 def test_one_seed_claims_no_spread():
-    sentence = summary.comparison_sentence("gap", ("gap", "fc"), spread([0.1]), spread([0.1]))
+    sentence = verdicts.comparison_sentence("gap", ("gap", "fc"), spread([0.1]), spread([0.1]))
     assert "1 seed, so no spread was measured" in sentence and "within the spread" not in sentence
 
 

@@ -3,7 +3,8 @@
     registry   the claims themselves: key -> Claim(key, number, title, method), the one home of titles
     measures   one seed's numbers from trained models and saved metrics; the unseen-position data
     scoring    one run's measures from its folder, the same for a claims job's seed and any pooled run
-    summary    per-run numbers -> mean and spread per back-end, and one verdict sentence per claim
+    summary    per-run numbers -> mean and spread per back-end (and the verdicts, from verdicts)
+    verdicts   one computed sentence per claim, comparing the pooling back-end with the dense one
     run        run_claims: train, score and summarise every seed, save claims.json
     groups     a runs folder's finished runs grouped by the settings that must match (only the seed differs)
     measured   a run's measures kept in its folder (claims_measures.json): measure_run, read_measures

@@ -12,7 +12,7 @@ from plotly.subplots import make_subplots
 
 from gapdemo.charts.common import backend_color, backend_label
 from gapdemo.claims.registry import CLAIMS, check_claim
-from gapdemo.claims.summary import HEAD_STRIDE
+from gapdemo.model.backends import HEAD_STRIDE
 
 
 def _spread_note(result: dict) -> str:

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 # descriptions) to draw its first screen, and importing TensorFlow costs seconds.
 
 HEAD_FILTERS = (32, 32, 64)  # the tutorial's three conv blocks
+HEAD_STRIDE = 2 ** len(HEAD_FILTERS)  # each conv block ends in a 2x2 max pool: 8 px per feature-map cell
 
 
 @dataclass(frozen=True)
