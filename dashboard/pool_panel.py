@@ -17,7 +17,8 @@ from gapdemo.claims.charts import pooled_accuracy_figure, pooled_accuracy_frame
 from gapdemo.claims.groups import scan_pool
 from gapdemo.claims.pool import pooled_claims
 from gapdemo.claims.pool_table import claim_verdicts, pooled_rows
-from gapdemo.export import dataframe_to_csv, figure_to_html, files_zip
+from gapdemo.export.bundle import files_zip
+from gapdemo.export.formats import dataframe_to_csv, figure_to_html
 
 GROUP_KEY = "pool_group"  # the chosen group's settings key, in st.session_state
 SHOWN_SKIPPED = 5  # sentences of skipped folders shown on a local page; more are counted

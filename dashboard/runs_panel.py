@@ -9,7 +9,7 @@ from dashboard.common import curves_pair, export_buttons, results_column_config,
 from dashboard.visitor import shown_path
 from gapdemo.charts.curves import overlay_runs_figure
 from gapdemo.charts.results import results_dataframe
-from gapdemo.export import run_zip, symbolic_links_sentence
+from gapdemo.export.bundle import run_zip, symbolic_links_sentence
 from gapdemo.runs import (
     RunFileError,
     read_batch_metrics,

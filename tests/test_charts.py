@@ -70,7 +70,7 @@ def test_every_registered_backend_is_drawn_in_its_registry_colour_and_label():
 
 def test_charting_and_exporting_do_not_import_tensorflow():
     modules = [f"gapdemo.charts.{path.stem}" for path in Path(charts_package.__file__).parent.glob("[!_]*.py")]
-    code = f"import sys, {', '.join(modules)}, gapdemo.export; print(sorted({{'tensorflow', 'keras'}} & set(sys.modules)))"
+    code = f"import sys, {', '.join(modules)}, gapdemo.export.bundle; print(sorted({{'tensorflow', 'keras'}} & set(sys.modules)))"
     completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                                cwd=Path(__file__).resolve().parents[1])
     assert completed.returncode == 0, completed.stderr

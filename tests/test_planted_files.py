@@ -495,11 +495,11 @@ def test_a_windows_junction_counts_as_a_link(tmp_path, monkeypatch):
 
 
 def test_a_zip_of_a_run_refuses_a_planted_file_past_the_cap(tmp_path, monkeypatch):
-    from gapdemo import export
+    from gapdemo.export import bundle
     from gapdemo.runs import files
 
     run_dir = make_run(tmp_path / "runs", "r1", config=tiny_config().to_dict())
     (run_dir / "log.txt").write_bytes(b"x" * 4096)
     monkeypatch.setattr(files, "MAX_RUN_FILE_BYTES", 1024)
     with pytest.raises(runs.RunFileError, match="^The file log.txt in .* is larger than"):
-        export.run_zip(run_dir)
+        bundle.run_zip(run_dir)

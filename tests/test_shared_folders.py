@@ -41,7 +41,7 @@ def test_run_files_skip_symbolic_links(run_with_a_link_out):
 
 
 def test_the_run_zip_refuses_a_run_with_links(run_with_a_link_out, tmp_path):
-    from gapdemo.export import run_zip
+    from gapdemo.export.bundle import run_zip
 
     with pytest.raises(ValueError, match="^Run r1 holds symbolic links .*it is not packaged"):
         run_zip(run_with_a_link_out, tmp_path / "out.zip")

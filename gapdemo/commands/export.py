@@ -18,7 +18,7 @@ def register(subparsers):
 
 def run(args) -> int:
     # deferred: plotly, pandas, numpy and the run folder's code; every command is imported to build the parser
-    from gapdemo.export import EXPORT_FORMATS, export_run
+    from gapdemo.export.bundle import EXPORT_FORMATS, export_run
     from gapdemo.runs import resolve_run
 
     formats = tuple(part.strip() for part in args.formats.split(",") if part.strip())
