@@ -10,6 +10,7 @@ from dashboard.visitor import served_rules_apply
 from gapdemo.config import DataConfig
 from gapdemo.data.cache import cache_root, clear_cache
 from gapdemo.data.sources import cache_status
+from gapdemo.units import format_bytes
 
 STATUS_SECONDS = 10  # how long a status is reused: it scans the folder (a stat per file) or opens TFDS
 
@@ -29,10 +30,6 @@ def _modified_ns(folder) -> int:
         return 0
 
 
-def _size_text(size: int) -> str:
-    return f"{size / 2**30:,.1f} GB" if size >= 2**30 else f"{size / 2**20:,.0f} MB"
-
-
 # Whether config's decoded images are cached and the cache's size, with a Clear cache button; draws only.
 def cache_widget(config: DataConfig, problems: list[str]) -> None:
     if config.dataset == "synthetic" or problems:  # synthetic pets are drawn, not cached; a bad choice says why
@@ -42,17 +39,17 @@ def cache_widget(config: DataConfig, problems: list[str]) -> None:
     served = served_rules_apply()  # served to others: no server paths shown, and no visitor clears the cache
     where = "" if served else f" in {status.root}"
     if status.cached:
-        st.caption(f"Image cache: this choice is cached ({_size_text(status.entry_bytes)}), so it opens in about "
-                   f"a second; the cache holds {_size_text(status.total_bytes)}{where}.")
+        st.caption(f"Image cache: this choice is cached ({format_bytes(status.entry_bytes)}), so it opens in about "
+                   f"a second; the cache holds {format_bytes(status.total_bytes)}{where}.")
     elif not status.writable:
         st.caption(f"Image cache: its folder{where} cannot be written, so every Start decodes the images again; "
                    "set GAPDEMO_CACHE_DIR to a writable folder.")
     else:
         st.caption("Image cache: not cached yet; the first Start decodes every image once, later ones open in "
-                   f"about a second. The cache holds {_size_text(status.total_bytes)}{where}.")
+                   f"about a second. The cache holds {format_bytes(status.total_bytes)}{where}.")
     if not served and st.button("Clear cache", key="clear_cache", disabled=status.total_bytes == 0,
                                 help="Delete every cached data set; runs in progress keep theirs until they end."):
         freed = clear_cache(config.cache_dir)
         _cache_status.clear()
-        st.session_state["notice"] = f"Cleared the image cache ({_size_text(freed)} freed)."
+        st.session_state["notice"] = f"Cleared the image cache ({format_bytes(freed)} freed)."
         st.rerun()

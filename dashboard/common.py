@@ -18,6 +18,7 @@ from gapdemo.jobs.page import PageScheduler
 from gapdemo.model.backends import parameter_table
 from gapdemo.model.precision import PRECISION_LABELS
 from gapdemo.training.curves import DEFAULT_SMOOTHING
+from gapdemo.units import format_duration
 
 # How often a tab polls running work. Each poll of a fragment costs the browser about 0.2 s of CPU
 # whatever it redraws (Streamlit re-renders its page tree), on the cores that train, in every tab
@@ -111,12 +112,8 @@ def export_buttons(figure, frame, name: str, key: str) -> None:
 
 
 def format_seconds(seconds: float | None) -> str:
-    if seconds is None:
-        return "estimating…"
-    seconds = int(round(seconds))
-    if seconds < 60:
-        return f"{seconds} s"
-    return f"{seconds // 60} min {seconds % 60:02d} s"
+    """gapdemo.units.format_duration, or 'estimating…' while there is no figure yet."""
+    return format_duration(seconds) or "estimating…"
 
 
 def results_column_config(frame) -> dict:

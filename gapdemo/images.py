@@ -14,6 +14,7 @@ import pillow_heif
 from PIL import Image, ImageOps, features
 
 from gapdemo.data.decode import resize_bilinear
+from gapdemo.units import format_bytes
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024  # keep in step with .streamlit/config.toml maxUploadSize (20 MB)
 MAX_PIXELS = 40_000_000  # decompression-bomb cap: ~160 MB as RGBA while decoding
@@ -37,14 +38,6 @@ _MODES_WITH_ALPHA = ("RGBA", "RGBa", "LA", "La", "PA")
 
 class ImageError(ValueError):
     """An image gapdemo refuses; str() is one clear sentence for the user."""
-
-
-def _format_bytes(count: float) -> str:
-    """20971520 -> '20 MB', 26528972 -> '25.3 MB', 2048 -> '2 KB'."""
-    for unit, size in (("MB", 1024 * 1024), ("KB", 1024)):
-        if count >= size:
-            return f"{count / size:.1f}".rstrip("0").rstrip(".") + f" {unit}"
-    return f"{int(count)} bytes"
 
 
 def _format_pixels(count: int) -> str:
@@ -134,7 +127,7 @@ def load_image(data: bytes, max_bytes: int = MAX_UPLOAD_BYTES, max_pixels: int =
     if not data:
         raise ImageError("This file is empty.")
     if len(data) > max_bytes:
-        raise ImageError(f"This image is {_format_bytes(len(data))}; the limit is {_format_bytes(max_bytes)}.")
+        raise ImageError(f"This image is {format_bytes(len(data))}; the limit is {format_bytes(max_bytes)}.")
     with _open_header(data, max_pixels) as image:
         try:
             image.seek(0)  # first frame of an animation

@@ -163,7 +163,7 @@ def test_bad_files_are_refused_with_one_sentence(kind):
 
 
 def test_byte_cap_message_reads_in_megabytes():
-    with pytest.raises(ImageError, match=r"^This image is 25.3 MB; the limit is 20 MB\.$"):
+    with pytest.raises(ImageError, match=r"^This image is 25.3 MiB; the limit is 20 MiB\.$"):
         load_image(b"\0" * int(25.3 * 1024 * 1024), max_bytes=MAX_UPLOAD_BYTES)
 
 

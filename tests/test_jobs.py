@@ -281,7 +281,7 @@ def test_the_queue_head_waits_for_its_slots_and_nothing_overtakes_it():
 
 @pytest.mark.parametrize("returncode, lines, low, expected", [
     (-9, [], False, "The training process was killed (SIGKILL); finished epochs are kept."),
-    (-9, [], True, "The training process was killed (out of memory at about 9.8 GB?); finished epochs are kept."),
+    (-9, [], True, "The training process was killed (out of memory at about 9.1 GiB?); finished epochs are kept."),
     (-11, [], False, "The training process crashed (SIGSEGV); finished epochs are kept."),
     (0, [], False, "The training process ended without a word (exit code 0); finished epochs are kept."),
     (2, ["Traceback\n", "error: The folder /x does not exist.\n"], False, "The folder /x does not exist."),
@@ -316,7 +316,7 @@ def test_a_tail_reads_only_what_was_appended(tmp_path):
 
 def test_the_budget_sentence_names_both_figures():
     assert over_budget_sentence(3_210_000_000, 2_000_000_000) == (
-        "The training process grew past the memory budget of a run (2.0 GB, at about 3.2 GB) and was stopped; "
+        "The training process grew past the memory budget of a run (1.9 GiB, at about 3 GiB) and was stopped; "
         "finished epochs are kept.")
 
 
@@ -355,9 +355,9 @@ def test_a_served_page_refuses_a_run_over_the_memory_budget(page_runs, monkeypat
     monkeypatch.setenv("GAPDEMO_SERVED", "1")
     monkeypatch.setenv("GAPDEMO_MAX_RUN_MEMORY", "1.2G")
     page = AppTest.from_file(APP, default_timeout=120)
-    page.run()  # the defaults: 100 px, 2,000 images, three back-ends: about 1.8 GB
+    page.run()  # the defaults: 100 px, 2,000 images, three back-ends: about 1.7 GiB
     errors = [error.value for error in page.sidebar.error]
-    assert len(errors) == 1 and errors[0].startswith("This run would need about 1.8 GB of memory, more than the 1.3 GB")
+    assert len(errors) == 1 and errors[0].startswith("This run would need about 1.7 GiB of memory, more than the 1.2 GiB")
     assert page.button(key="start").disabled
     page.slider(key="image_size").set_value(32)
     page.number_input(key="train_size").set_value(48)

@@ -15,6 +15,7 @@ import time
 
 from gapdemo import settings
 from gapdemo.runs.trust import is_link
+from gapdemo.units import format_bytes
 
 RUNS_MAX_BYTES_VARIABLE = settings.RUNS_MAX_BYTES.name
 DEFAULT_RUNS_MAX_BYTES = settings.RUNS_MAX_BYTES.default  # 20 GiB: what GAPDEMO_RUNS_MAX_BYTES=20GB reads as
@@ -68,14 +69,6 @@ def runs_folder_bytes(runs_dir, max_age_seconds: float | None = None) -> int:
         return walked[1]
 
 
-def format_size(count: int) -> str:
-    """Bytes in the binary units the setting is read in: '21.3 GiB', '20 GiB', '500 MiB'."""
-    for unit, size in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if count >= size:
-            return f"{count / size:.1f}".removesuffix(".0") + f" {unit}"
-    return f"{count} bytes"
-
-
 def runs_disk_problem(runs_dir, environ=None) -> str | None:
     """One sentence when the runs folder holds more than GAPDEMO_RUNS_MAX_BYTES (runs_max_bytes), else None.
 
@@ -92,7 +85,7 @@ def runs_disk_problem(runs_dir, environ=None) -> str | None:
     held = runs_folder_bytes(runs_dir)
     if held <= cap:
         return None
-    shown, limit = format_size(held), format_size(cap)
+    shown, limit = format_bytes(held), format_bytes(cap)
     shown = f"more than {limit}" if shown == limit else shown  # just past the cap rounds to the cap itself
     return (f"The runs folder holds {shown}, past this server's cap of {limit} ({RUNS_MAX_BYTES_VARIABLE}); "
             "new work waits until the operator makes room.")

@@ -18,6 +18,7 @@ import psutil
 
 from gapdemo import settings
 from gapdemo.config import RunConfig
+from gapdemo.units import format_bytes
 
 BUDGET_VARIABLE = settings.MAX_RUN_MEMORY.name
 FLOOR_BYTES = 1000 * 2**20  # TensorFlow and Keras imported (674 MiB) plus what every run allocates besides
@@ -80,18 +81,13 @@ def memory_budget_bytes(environ=None) -> int:
     return default_budget_bytes() if budget is None else budget
 
 
-def format_gigabytes(count: float) -> str:
-    """Bytes as '9.8 GB' (powers of 10, as the operating system's tools say it)."""
-    return f"{count / 1e9:.1f} GB"
-
-
 def budget_problem(config: RunConfig, budget_bytes: int) -> str | None:
     """One sentence when the run's estimated peak is over budget_bytes, else None."""
     estimate = estimate_peak_bytes(config)
     if estimate <= budget_bytes:
         return None
-    return (f"This run would need about {format_gigabytes(estimate)} of memory, more than the "
-            f"{format_gigabytes(budget_bytes)} a run may take here; lower the image size, the batch size, "
+    return (f"This run would need about {format_bytes(estimate)} of memory, more than the "
+            f"{format_bytes(budget_bytes)} a run may take here; lower the image size, the batch size, "
             "the training images or the back-ends.")
 
 

@@ -7,6 +7,7 @@ from gapdemo.commands import CommandError
 from gapdemo.commands.options import add_data_options, data_config_from_args
 from gapdemo.config import RunConfig
 from gapdemo.serving import operator_says_served
+from gapdemo.units import format_bytes
 from gapdemo.validation import data_problems
 
 
@@ -64,5 +65,5 @@ def _clear_cache(args) -> int:
     if args.json:
         print(json.dumps({"cache_dir": str(cache_root(args.cache_dir)), "freed_bytes": freed}))
     else:
-        print(f"Cleared the image cache in {cache_root(args.cache_dir)}: {freed / 2**20:,.1f} MiB freed.")
+        print(f"Cleared the image cache in {cache_root(args.cache_dir)}: {format_bytes(freed)} freed.")
     return 0

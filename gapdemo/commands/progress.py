@@ -18,6 +18,7 @@ import time
 from tqdm import tqdm
 
 from gapdemo.training.phases import phase_text, phase_words
+from gapdemo.units import format_duration
 
 HEARTBEAT_SECONDS = 60.0  # piped: a line at least this often through a long phase, so a log shows the run lives
 LINE_PHASES = ("waiting", "starting", "loading data", "compiling")  # piped: a line of its own as each begins
@@ -70,10 +71,8 @@ def bar_size(stream) -> dict:
 
 def format_time_left(seconds: float | None) -> str:
     """'2 min 05 s left', '40 s left', or '' while there is no estimate yet."""
-    if seconds is None or seconds != seconds or seconds < 0:  # None, NaN
-        return ""
-    seconds = int(round(seconds))
-    return f"{seconds // 60} min {seconds % 60:02d} s left" if seconds >= 60 else f"{seconds} s left"
+    shown = format_duration(seconds)
+    return f"{shown} left" if shown else ""
 
 
 def final_metrics(epoch_rows: list[dict]) -> dict:

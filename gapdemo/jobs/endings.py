@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import signal
 
-from gapdemo.budget.memory import format_gigabytes
+from gapdemo.units import format_bytes
 
 KEPT = "finished epochs are kept"
 LOW_MEMORY_FRACTION = 0.10  # the machine had less than this left at the last sample: an out-of-memory kill
 
 
 def over_budget_sentence(peak_bytes: int, budget_bytes: int) -> str:
-    return (f"The training process grew past the memory budget of a run ({format_gigabytes(budget_bytes)}, "
-            f"at about {format_gigabytes(peak_bytes)}) and was stopped; {KEPT}.")
+    return (f"The training process grew past the memory budget of a run ({format_bytes(budget_bytes)}, "
+            f"at about {format_bytes(peak_bytes)}) and was stopped; {KEPT}.")
 
 
 def signal_name(returncode: int) -> str | None:
@@ -47,7 +47,7 @@ def ending_sentence(returncode: int | None, error_lines: list[str], *, peak_byte
         return errors[-1]
     name = signal_name(returncode)
     if name == "SIGKILL" and memory_was_low:
-        return f"The {what} was killed (out of memory at about {format_gigabytes(peak_bytes)}?); {KEPT}."
+        return f"The {what} was killed (out of memory at about {format_bytes(peak_bytes)}?); {KEPT}."
     if name in ("SIGKILL", "SIGTERM"):
         return f"The {what} was killed ({name}); {KEPT}."
     if name is not None:

@@ -18,7 +18,8 @@ import threading
 from pathlib import Path
 
 from gapdemo.runs.files import BATCH_FIELDS, BATCH_METRICS_FILE, EPOCH_FIELDS, EPOCH_METRICS_FILE
-from gapdemo.runs.trust import MAX_CSV_BYTES, describe_file, format_cap
+from gapdemo.runs.trust import MAX_CSV_BYTES, describe_file
+from gapdemo.units import format_bytes
 
 NUMBER_FIELDS = {"epoch": int, "batch": int}  # the rest but "backend" are floats
 
@@ -87,7 +88,7 @@ class CsvTail:
         if size <= self.max_bytes:
             self.refusal = None
             return size
-        self.refusal = (f"{describe_file(self.path)} has grown past the {format_cap(self.max_bytes)} gapdemo reads; "
+        self.refusal = (f"{describe_file(self.path)} has grown past the {format_bytes(self.max_bytes)} gapdemo reads; "
                         "its rows after that are not shown.")
         return self.max_bytes
 

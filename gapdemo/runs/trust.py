@@ -14,6 +14,7 @@ import stat
 from pathlib import Path
 
 from gapdemo.runs.ids import is_run_id
+from gapdemo.units import format_bytes
 
 # config.json and status.json take a few kilobytes, a sweep.json of 200 trials about 50 kB, a claims.json
 # of 10 seeds under 1 MB: 4 MiB leaves room and keeps a planted file from filling the server's memory.
@@ -38,7 +39,7 @@ def read_capped_bytes(path: Path, cap: int) -> bytes:
     with open(path, "rb") as handle:
         data = handle.read(cap + 1)  # one byte past the cap tells "too large" without reading the rest
     if len(data) > cap:
-        raise RunFileError(f"{describe_file(path)} is larger than the {format_cap(cap)} gapdemo reads; "
+        raise RunFileError(f"{describe_file(path)} is larger than the {format_bytes(cap)} gapdemo reads; "
                            "it was not read.")
     return data
 
@@ -47,11 +48,6 @@ def describe_file(path: Path) -> str:
     """'The file status.json in 20261207-153012-ab12': the file and its folder by name, never a server path."""
     path = Path(path)
     return f"The file {path.name} in {path.parent.name or 'the runs folder'}"
-
-
-def format_cap(count: int) -> str:
-    """4194304 -> '4 MiB'; 268435456 -> '256 MiB'."""
-    return f"{count / 2**20:g} MiB"
 
 
 def run_folder(runs_dir, run_id, source: str, kind: str = "run") -> Path:
