@@ -11,9 +11,10 @@ from gapdemo import settings
 from gapdemo.budget.limits import warm_worker
 from gapdemo.charts.curves import curves_figure
 from gapdemo.cluster.connection import resolve_address
+from gapdemo.cluster.resources import resources_per_run
 from gapdemo.export.formats import dataframe_to_csv, figure_to_html
 from gapdemo.export.png import figure_to_png, png_export_available
-from gapdemo.jobs.cluster_job import ClusterJobManager, resources_per_run
+from gapdemo.jobs.cluster_job import ClusterJobManager
 from gapdemo.jobs.page import PageScheduler
 from gapdemo.model.backends import parameter_table
 from gapdemo.model.precision import PRECISION_LABELS

@@ -213,7 +213,8 @@ def test_the_page_trains_on_the_cluster_with_live_curves(cluster, tmp_path, monk
 
 
 def test_what_each_page_run_asks_the_cluster_for():
-    from gapdemo.jobs.cluster_job import ClusterJobManager, resources_per_run
+    from gapdemo.cluster.resources import resources_per_run
+    from gapdemo.jobs.cluster_job import ClusterJobManager
 
     assert resources_per_run({}) == (1.0, 0.0)
     assert resources_per_run({"GAPDEMO_CPUS_PER_RUN": "2", "GAPDEMO_GPUS_PER_RUN": "0.5"}) == (2.0, 0.5)

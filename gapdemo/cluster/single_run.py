@@ -17,6 +17,7 @@ from pathlib import Path
 
 from gapdemo import runs
 from gapdemo.cluster import connection, trials
+from gapdemo.cluster.resources import reserved_task
 from gapdemo.training.failures import readable_error
 
 MAX_RUN_RETRIES = 2  # the run starts again from epoch 1 on another node this many times after a node is lost
@@ -45,7 +46,7 @@ def train_remotely(spec: trials.TrialSpec, runs_dir, *, address: str, cpus: floa
 
     connection.connect(address)
     collector = trials.start_collector(runs_dir)
-    group, task = _reserved_task(cpus, gpus)
+    group, task = reserved_task(trials.train_in_worker, cpus, gpus, MAX_RUN_RETRIES)
     reference = task.remote(spec, collector, cpus)
     try:
         outcome = _wait(reference, collector, spec.run_id, stop_event, on_update)
@@ -64,24 +65,6 @@ def train_remotely(spec: trials.TrialSpec, runs_dir, *, address: str, cpus: floa
         except ray.exceptions.RayError:  # already gone with its node: the driver's exit frees the rest
             pass
     return outcome
-
-
-def _reserved_task(cpus: float, gpus: float):
-    """(placement group, remote function) for one run: the run's CPUs (and GPUs) are reserved for it alone.
-
-    A plain task gives its CPU back to the node while it waits in ray.get (and the worker does, to send
-    its epochs home), so Ray would start the next run's task there: four runs on two one-CPU nodes all
-    trained at once. Inside its own placement group a released CPU can only go back to the same run.
-    A lost node's group is placed again on another node, and the retried task with it.
-    """
-    import ray  # deferred: Ray fixes its single-machine mode on first import (gapdemo.cluster.connection)
-    from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy  # with ray, above
-
-    group = ray.util.placement_group([{"CPU": cpus, **({"GPU": gpus} if gpus else {})}])
-    task = ray.remote(trials.train_in_worker).options(
-        num_cpus=cpus, num_gpus=gpus, max_retries=MAX_RUN_RETRIES, retry_exceptions=False,
-        scheduling_strategy=PlacementGroupSchedulingStrategy(group, placement_group_bundle_index=0))
-    return group, task
 
 
 def _wait(reference, collector, run_id: str, stop_event, on_update) -> dict:

@@ -19,7 +19,7 @@ import threading
 import time
 from pathlib import Path
 
-from gapdemo import runs, settings
+from gapdemo import runs
 from gapdemo.cluster.connection import EngineError, check_reachable
 from gapdemo.jobs.page import PageScheduler
 from gapdemo.jobs.processes import parse_event
@@ -33,13 +33,6 @@ RUNS_PER_VISITOR = 2  # on a served page: one training, one waiting
 CLUSTER_LIMIT_MESSAGE = ("You already have a run training and one waiting; wait until one ends, or stop one, "
                          "before starting another.")
 ERROR_LINES_KEPT = 20  # the child's last stderr lines: its "error: ..." sentence is among them
-CPUS_VARIABLE, GPUS_VARIABLE = settings.CPUS_PER_RUN.name, settings.GPUS_PER_RUN.name  # what each page run asks Ray for
-
-
-def resources_per_run(environ=None) -> tuple[float, float]:
-    """(CPUs, GPUs) each run started from the page asks the cluster for: GAPDEMO_CPUS_PER_RUN (default
-    1) and GAPDEMO_GPUS_PER_RUN (default 0, fractions allowed); ValueError in one sentence when unreadable."""
-    return settings.cpus_per_run(environ), settings.gpus_per_run(environ)
 
 
 class ClusterJob(TrainingJob):
