@@ -6,6 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.common import export_buttons
+from dashboard.run_models import cached_models
 from gapdemo.charts.classification import classification_figure
 from gapdemo.images import DISPLAY_NAMES, MAX_UPLOAD_BYTES, UPLOAD_EXTENSIONS, ImageError, load_image
 from gapdemo.model.backends import BACKENDS
@@ -14,7 +15,6 @@ from gapdemo.runs import (
     choose_classifier_run,
     describe_training_data,
     list_runs,
-    load_models,
     models_signature,
     read_config,
 )
@@ -23,18 +23,8 @@ from gapdemo.validation import stored_run_config
 UPLOAD_TYPES = UPLOAD_EXTENSIONS  # HEIC (iPhone) and AVIF too: gapdemo.images decides what it reads
 
 
-def _model_signature(run_dir) -> tuple:
-    """Changes whenever a running job saves a new epoch, so its newest models get loaded."""
-    return models_signature(run_dir)
-
-
-@st.cache_resource(max_entries=3, show_spinner="Loading the run's models…")
-def _cached_models(run_dir: str, signature: tuple) -> dict:
-    return load_models(run_dir)
-
-
 def _runs_with_models(runs_dir: str) -> list:
-    return [s for s in list_runs(runs_dir) if _model_signature(s.run_dir)]
+    return [s for s in list_runs(runs_dir) if models_signature(s.run_dir)]
 
 
 def _result_frame(result: dict) -> pd.DataFrame:
@@ -92,7 +82,7 @@ def classify_panel(runs_dir: str) -> None:
     from gapdemo.insight.maps import classify_image  # deferred: imports TensorFlow (~3 s), only once a photo is in
 
     try:
-        models = _cached_models(str(summary.run_dir), _model_signature(summary.run_dir))
+        models = cached_models(str(summary.run_dir), models_signature(summary.run_dir))
     except (ValueError, OSError) as error:  # a refused (code-carrying) or damaged model file: one sentence
         st.error(str(error))
         return

@@ -5,13 +5,14 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard.common import export_buttons
+from dashboard.run_models import cached_models
 from dashboard.visitor import page_is_served, served_rules_apply
 from gapdemo.data.audience import serving_visitors
 from gapdemo.insight.evaluation import check_evaluable, evaluate_run, explain_images
 from gapdemo.insight.evaluation_charts import confusion_figure, per_class_frame
 from gapdemo.insight.predictions import filter_mistakes, rank_by_confidence
 from gapdemo.model.backends import BACKENDS
-from gapdemo.runs import list_runs, load_models, models_signature
+from gapdemo.runs import list_runs, models_signature
 from gapdemo.validation import stored_data_config
 
 GALLERY_SIZE = 12  # mistakes shown at once, most confident first
@@ -19,26 +20,17 @@ GALLERY_COLUMNS = 4
 TILE_WIDTH = 200  # pixels on the page; small test images are scaled up by the browser
 
 
-def _model_signature(run_dir: str) -> tuple:
-    """(name, mtime) of the run's saved models: a cache key that changes if the models do."""
-    return models_signature(run_dir)
-
-
-# Models and the evaluation stay in memory per run (the test images are in it: no copy per rerun).
-@st.cache_resource(max_entries=2, show_spinner="Loading the run's models…")
-def _cached_models(run_dir: str, signature: tuple) -> dict:
-    return load_models(run_dir)
-
-
+# The evaluation stays in memory per run (the test images are in it: no copy per rerun); the models are the
+# Classify tab's too (dashboard.run_models). signature: gapdemo.runs.models_signature, changing with the models.
 @st.cache_resource(max_entries=2, show_spinner="Evaluating every back-end on the test split…")
 def _cached_evaluation(run_dir: str, signature: tuple, served: bool):
-    return evaluate_run(run_dir, _cached_models(run_dir, signature), served=served)
+    return evaluate_run(run_dir, cached_models(run_dir, signature), served=served)
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def _cached_overlays(run_dir: str, signature: tuple, backend: str, indices: tuple, served: bool):
     evaluation = _cached_evaluation(run_dir, signature, served)
-    return explain_images(_cached_models(run_dir, signature)[backend], backend, evaluation.images[list(indices)])
+    return explain_images(cached_models(run_dir, signature)[backend], backend, evaluation.images[list(indices)])
 
 
 def _label(backend: str) -> str:
@@ -53,7 +45,7 @@ def newest_finished_index(candidates: list) -> int | None:
 # The run to evaluate (the newest finished one unless the user picks another),
 # or None (with a message) when none can be.
 def _choose_run(runs_dir: str):
-    candidates = [summary for summary in list_runs(runs_dir) if _model_signature(str(summary.run_dir))]
+    candidates = [summary for summary in list_runs(runs_dir) if models_signature(str(summary.run_dir))]
     if not candidates:
         st.info("No run with saved models yet: train one, then see here where each back-end goes wrong.")
         return None
@@ -85,7 +77,7 @@ def _evaluate(summary):
     with serving_visitors(page_is_served()):
         try:
             stored_data_config(run_dir, served=served_rules_apply())
-            return _cached_evaluation(run_dir, _model_signature(run_dir), served_rules_apply())  # data under the roots
+            return _cached_evaluation(run_dir, models_signature(run_dir), served_rules_apply())  # data under the roots
         except (ValueError, OSError) as error:  # data gone, unreadable model files: say so, no traceback
             st.error(f"Cannot evaluate run {summary.run_id}: {error}")
         except Exception as error:  # anything else still reaches the user as one sentence
@@ -142,7 +134,7 @@ def _gallery(evaluation, run_dir: str) -> None:
         st.info("No test image matches: this back-end makes no such mistake on this run.")
         return
     shown = tuple(int(index) for index in ranked[:GALLERY_SIZE])
-    tiles, method = _cached_overlays(run_dir, _model_signature(run_dir), backend, shown, served_rules_apply())
+    tiles, method = _cached_overlays(run_dir, models_signature(run_dir), backend, shown, served_rules_apply())
     heat_maps = st.toggle("Heat maps", value=True, key="mistakes_heat_maps")
     st.caption(f"{len(shown)} of {len(ranked)} matching images, the most confident mistakes first. "
                + (f"Heat map: {method} of {_label(backend)} for the class it predicted (red = where it looked most)."
