@@ -27,6 +27,11 @@ from gapdemo.config import (
 from gapdemo.model.precision import PRECISIONS, bfloat16_support
 
 
+def unless_asked(asked_only: bool, value):
+    """A declared default, or None when the command must tell whether the option was given."""
+    return None if asked_only else value
+
+
 def add_runs_dir_option(parser, help_text: str = "folder holding runs/<run_id>/") -> None:
     """--runs-dir, by default GAPDEMO_RUNS_DIR, else runs: the folder the page reads too."""
     parser.add_argument("--runs-dir", default=settings.runs_dir(),
@@ -37,19 +42,16 @@ def add_data_options(parser, asked_only: bool = False) -> None:
     """--dataset --data-dir --image-size --train-size --synthetic-size --seed --cache-dir."""
     defaults = DataConfig()
 
-    def default(value):
-        return None if asked_only else value
-
-    parser.add_argument("--dataset", choices=DATASETS, default=default(defaults.dataset),
+    parser.add_argument("--dataset", choices=DATASETS, default=unless_asked(asked_only, defaults.dataset),
                         help=f"where images come from (default {defaults.dataset})")
     parser.add_argument("--data-dir", default=None,
                         help="folder: PATH/<class>/*; cats_vs_dogs: TFDS data dir (default ~/tensorflow_datasets)")
-    parser.add_argument("--image-size", type=int, default=default(defaults.image_size),
+    parser.add_argument("--image-size", type=int, default=unless_asked(asked_only, defaults.image_size),
                         help=f"input size in pixels, {MIN_IMAGE_SIZE}-{MAX_IMAGE_SIZE} (default {defaults.image_size})")
-    parser.add_argument("--train-size", default=default(str(defaults.train_size or 0)),
+    parser.add_argument("--train-size", default=unless_asked(asked_only, str(defaults.train_size or 0)),
                         help=f"cap on training images, or 'all' / 0 (default {defaults.train_size}; "
                              f"synthetic: at most {MAX_SYNTHETIC_TRAIN_SIZE:,})")
-    parser.add_argument("--synthetic-size", type=int, default=default(defaults.synthetic_size),
+    parser.add_argument("--synthetic-size", type=int, default=unless_asked(asked_only, defaults.synthetic_size),
                         help=f"images the synthetic source draws, split 80/10/10 (default {defaults.synthetic_size})")
     parser.add_argument("--seed", type=int, default=defaults.seed,
                         help="seed for data, weights and batch order; over several seeds, seed i uses seed + i")
@@ -62,13 +64,10 @@ def add_run_options(parser, asked_only: bool = False) -> None:
     """The data options, then every model and training setting, --runs-dir, --json and --config."""
     model_defaults, train_defaults = ModelConfig(), TrainConfig()
 
-    def default(value):
-        return None if asked_only else value
-
     add_data_options(parser, asked_only)
-    parser.add_argument("--backends", default=default(",".join(model_defaults.backends)),
+    parser.add_argument("--backends", default=unless_asked(asked_only, ",".join(model_defaults.backends)),
                         help=f"comma-separated back-end keys (default {','.join(model_defaults.backends)})")
-    parser.add_argument("--epochs", type=int, default=default(train_defaults.epochs),
+    parser.add_argument("--epochs", type=int, default=unless_asked(asked_only, train_defaults.epochs),
                         help=f"default {train_defaults.epochs}")
     parser.add_argument("--dropout", type=float, default=model_defaults.dropout_rate, help="dropout rate of fc_dropout")
     parser.add_argument("--bn-momentum", type=float, default=model_defaults.bn_momentum,
@@ -76,7 +75,7 @@ def add_run_options(parser, asked_only: bool = False) -> None:
     parser.add_argument("--no-bn-recalibration", action="store_true",
                         help=f"validate with batch norm's moving statistics as they are, not re-averaged over "
                              f"{train_defaults.recalibration_batches} training batches first")
-    parser.add_argument("--batch-size", type=int, default=default(train_defaults.batch_size),
+    parser.add_argument("--batch-size", type=int, default=unless_asked(asked_only, train_defaults.batch_size),
                         help=f"default {train_defaults.batch_size}")
     parser.add_argument("--steps-per-execution", type=int, default=train_defaults.steps_per_execution,
                         help="batches per call into TensorFlow (progress and stop act once per call)")
