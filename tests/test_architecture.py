@@ -285,3 +285,11 @@ def test_only_settings_reads_gapdemo_variables():
 def test_settings_is_a_leaf():
     path = ROOT / "gapdemo" / "settings.py"
     assert not [name for name in imported_names(path, "gapdemo.settings") if name.split(".")[0] == "gapdemo"]
+
+
+def test_no_module_runs_over_300_lines():
+    """A longer module holds several concerns (charts.py once drew curves, probes, parameters and results)."""
+    lengths = {str(path.relative_to(ROOT)): len(path.read_text().splitlines())
+               for path in [*ROOT.glob("gapdemo/**/*.py"), *ROOT.glob("dashboard/**/*.py")]}
+    assert "gapdemo/charts/curves.py" in lengths
+    assert {name: count for name, count in lengths.items() if count > 300} == {}
