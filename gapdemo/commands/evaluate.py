@@ -65,11 +65,10 @@ def print_report(result: dict) -> None:
     for backend, values in result["backends"].items():
         print(f"\n{backend}: accuracy {_percent(values['accuracy'])}")
         print(f"  {'':>12}" + "".join(f"{'→ ' + name:>10}" for name in names)
-              + "   per-class acc  precision  recall")
+              + "   per-class acc (recall)  precision")
         for row, name in zip(values["confusion"], names, strict=True):
             print(f"  {name:>12}" + "".join(f"{count:>10}" for count in row)
-                  + f"   {_percent(values['per_class_accuracy'][name]):>13}"
-                  f"  {_percent(values['precision'][name]):>9}  {_percent(values['recall'][name]):>6}")
+                  + f"   {_percent(values['per_class_accuracy'][name]):>22}  {_percent(values['precision'][name]):>9}")
         mistakes = values["misclassified"][:MISTAKES_SHOWN]
         if mistakes:
             listed = ", ".join(f"#{m['index']} {m['true']}→{m['predicted']} {m['probability']:.0%}" for m in mistakes)

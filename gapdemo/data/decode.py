@@ -60,8 +60,8 @@ def resize_bilinear(image: np.ndarray, image_size: int) -> np.ndarray:
     TensorFlow blends each row's two columns first, then the two rows, in float32; the same order
     here gives the same roundings.
     """
-    top_rows, bottom_rows, row_weights = _axis_weights(image.shape[0], image_size)
-    left_columns, right_columns, column_weights = _axis_weights(image.shape[1], image_size)
+    top_rows, bottom_rows, row_weights = bilinear_weights(image.shape[0], image_size)
+    left_columns, right_columns, column_weights = bilinear_weights(image.shape[1], image_size)
     column_weights = column_weights[None, :, None]  # (1, S, 1)
     blended_rows = []
     for rows in (top_rows, bottom_rows):
@@ -75,8 +75,9 @@ def resize_bilinear(image: np.ndarray, image_size: int) -> np.ndarray:
     return np.clip(resized, 0, 255).astype(np.uint8)
 
 
-def _axis_weights(input_size: int, output_size: int):
-    """Per output index: the lower and upper input index and the weight of the upper one (float32)."""
+def bilinear_weights(input_size: int, output_size: int):
+    """Per output index: the lower and upper input index and the weight of the upper one (float32), with
+    half-pixel centres as tf.image.resize; the one bilinear rule (gapdemo.insight.maps' heat maps use it too)."""
     scale = np.float32(input_size) / np.float32(output_size)
     centres = (np.arange(output_size, dtype=np.float32) + np.float32(0.5)) * scale - np.float32(0.5)
     floors = np.floor(centres)

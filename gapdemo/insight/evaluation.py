@@ -135,7 +135,6 @@ def _report_dict(report: dict, labels, probabilities, class_names) -> dict:
         "confusion": report["confusion"].tolist(),
         "per_class_accuracy": _by_class(report["per_class_accuracy"], class_names),
         "precision": _by_class(report["precision"], class_names),
-        "recall": _by_class(report["per_class_accuracy"], class_names),  # the same numbers, under the usual name
         # probability = the model's probability of the (wrong) class it predicted
         "misclassified": [{"index": int(index), "true": class_names[labels[index]],
                            "predicted": class_names[predicted[index]], "probability": round(float(confidence[index]), 6)}

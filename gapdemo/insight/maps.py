@@ -14,6 +14,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
+from gapdemo.data.decode import bilinear_weights
 from gapdemo.images import prepare_for_model
 from gapdemo.model.backends import check_backend, classifier_layer_name, feature_layer_name
 
@@ -131,11 +132,9 @@ def explain(model: keras.Model, backend: str, images) -> dict:
 
 
 def _interpolation_matrix(size_out: int, size_in: int) -> np.ndarray:
-    """(size_out, size_in) weights of bilinear resizing with half-pixel centres (as tf.image.resize)."""
-    source = np.clip((np.arange(size_out) + 0.5) * (size_in / size_out) - 0.5, 0.0, size_in - 1)
-    lower = np.floor(source).astype(int)
-    upper = np.minimum(lower + 1, size_in - 1)
-    fraction = source - lower
+    """(size_out, size_in) weights of gapdemo.data.decode's bilinear resize, as a matrix (maps are float)."""
+    lower, upper, fraction = bilinear_weights(size_in, size_out)
+    fraction = fraction.astype(np.float64)
     matrix = np.zeros((size_out, size_in))
     np.add.at(matrix, (np.arange(size_out), lower), 1.0 - fraction)
     np.add.at(matrix, (np.arange(size_out), upper), fraction)
