@@ -7,7 +7,7 @@ import dataclasses
 import streamlit as st
 
 from dashboard.common import POLL_SECONDS, export_buttons, format_seconds
-from dashboard.job_controls import latest_job, stop_button
+from dashboard.job_controls import latest_job, start_button, stop_button
 from dashboard.pool_panel import pooled_claims_view
 from dashboard.visitor import queue_caption, served_rules_apply, shown_path, visitor_id
 from gapdemo.claims import CLAIMS, DEFAULT_SEEDS, MAX_SEEDS, latest_claims
@@ -36,17 +36,9 @@ def claims_controls(scheduler, config, problems: list[str]) -> None:
     for problem in problems:
         st.error(problem)
     start_column, stop_column = st.columns(2)
-    if start_column.button("▶ Measure the claims", type="primary", disabled=running or bool(problems),
-                           key="claims_start", width="stretch"):
-        try:  # the gate, asked again
-            queued = scheduler.submit_claims(config, seeds, owner=visitor_id(), served=served)
-        except ValueError as error:
-            st.error(str(error))
-        else:
-            ahead = scheduler.runs_ahead(queued)
-            st.toast(f"Claims job queued behind {ahead} other job(s)." if ahead
-                     else "Measuring the claims in the background.")
-            st.rerun()
+    start_button(start_column, scheduler, lambda: scheduler.submit_claims(config, seeds, owner=visitor_id(), served=served),
+                 label="▶ Measure the claims", key="claims_start", disabled=running or bool(problems),
+                 name="Claims job", started="Measuring the claims in the background.")
     stop_button(stop_column, job, may_stop_it, label="■ Stop claims", key="claims_stop", others=ANOTHER_VISITORS_CLAIMS,
                 stopping="Stopping: the current training run ends after this batch; nothing is saved.")
 

@@ -23,3 +23,17 @@ def stop_button(column, job, may_stop_it: bool, *, label: str, key: str, stoppin
     if column.button(label, disabled=not may_stop_it, key=key, width="stretch"):
         job.stop()
         st.toast(stopping)
+
+
+# Start in column: submit() queues the job (the gate asked again: a ValueError is shown), then the page redraws.
+def start_button(column, scheduler, submit, *, label: str, key: str, disabled: bool, name: str, started: str) -> None:
+    if not column.button(label, type="primary", disabled=disabled, key=key, width="stretch"):
+        return
+    try:
+        queued = submit()
+    except ValueError as error:
+        st.error(str(error))
+        return
+    ahead = scheduler.runs_ahead(queued)
+    st.toast(f"{name} queued behind {ahead} other job(s)." if ahead else started)
+    st.rerun()

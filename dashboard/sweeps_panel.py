@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.common import POLL_SECONDS, export_buttons
-from dashboard.job_controls import latest_job, stop_button
+from dashboard.job_controls import latest_job, start_button, stop_button
 from dashboard.visitor import queue_caption, served_rules_apply, shown_path, visitor_id
 from gapdemo.config import DEFAULT_SEEDS, MAX_SEEDS
 from gapdemo.sweep import store
@@ -63,17 +63,10 @@ def sweep_controls(scheduler, config, problems: list[str]) -> None:
     for problem in problems + grid_problems:
         st.error(problem)
     start_column, stop_column = st.columns(2)
-    if start_column.button("▶ Start sweep", type="primary", disabled=running or bool(problems + grid_problems),
-                           key="sweep_start", width="stretch"):
-        try:
-            queued = scheduler.submit_sweep(config, grid, seeds, concurrent or None, owner=visitor_id(), served=served)
-        except ValueError as error:
-            st.error(str(error))
-        else:
-            ahead = scheduler.runs_ahead(queued)
-            st.toast(f"Sweep queued behind {ahead} other job(s)." if ahead
-                     else "Sweep started: Ray takes a few seconds to come up.")
-            st.rerun()
+    start_button(start_column, scheduler,
+                 lambda: scheduler.submit_sweep(config, grid, seeds, concurrent or None, owner=visitor_id(), served=served),
+                 label="▶ Start sweep", key="sweep_start", disabled=running or bool(problems + grid_problems),
+                 name="Sweep", started="Sweep started: Ray takes a few seconds to come up.")
     stop_button(stop_column, job, may_stop_it, label="■ Stop sweep", key="sweep_stop", others=ANOTHER_VISITORS_SWEEP,
                 stopping="Stopping: running trials end after their batch in flight; finished trials are kept.")
     if running and job.state == "queued":

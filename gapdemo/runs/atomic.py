@@ -64,7 +64,8 @@ def temporary_path(path: Path, suffix: str = ".tmp") -> Path:
 
 
 def fsync_file(path: Path) -> None:
-    with open(path, "rb") as handle:
+    """Flush path's bytes to the disk (opened for writing: Windows will not commit a read-only handle)."""
+    with open(path, "r+b") as handle:
         os.fsync(handle.fileno())
 
 
@@ -87,23 +88,14 @@ def atomic_target(path: Path, suffix: str = ".tmp") -> Iterator[Path]:
 
 
 def write_atomically(path: Path, write: Callable, mode: int = 0o666) -> None:
-    """Call write(handle) on a new binary temp file beside path, then flush, fsync, rename over path,
-    fsync the folder; a failure leaves the previous file whole and no temp file.
+    """Call write(handle) on a new binary temp file beside path, then (atomic_target) fsync it, rename it
+    over path and fsync the folder; a failure leaves the previous file whole and no temp file.
 
     mode: the temp file's permissions from its creation (0o600: private; the umask applies)."""
-    path = Path(path)
-    temporary = temporary_path(path)
-    try:
+    with atomic_target(path) as temporary:
         descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), mode)
         with os.fdopen(descriptor, "wb") as handle:
             write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        replace_file(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    fsync_folder(path.parent)
 
 
 def write_bytes_atomic(path: Path, data: bytes, mode: int = 0o666) -> None:
