@@ -141,7 +141,7 @@ GPUS_PER_RUN = Setting("GAPDEMO_GPUS_PER_RUN", 0.0, "GPUs each page run asks a R
 RAY_ADDRESS = Setting("GAPDEMO_RAY_ADDRESS", None, "the Ray cluster (host:port) that runs, claims and sweeps go to; "
                       "the commands' default --address", parse_address)
 CACHE_DIR = Setting("GAPDEMO_CACHE_DIR", None, "the folder of the decoded-image cache", parse_path)
-CACHE_MAX_BYTES = Setting("GAPDEMO_CACHE_MAX_BYTES", 20 * 10**9, "past this size the cache drops its least recently used entries", parse_bytes)
+CACHE_MAX_BYTES = Setting("GAPDEMO_CACHE_MAX_BYTES", 20 * 2**30, "past this size the cache drops its least recently used entries", parse_bytes)
 DATA_ROOTS = Setting("GAPDEMO_DATA_ROOTS", (), "the only folders a served page reads data from "
                      "(os.pathsep-separated); unset: none when served, any when local", parse_paths)
 OPERATOR_DIR = Setting("GAPDEMO_OPERATOR_DIR", "~/.gapdemo", "where the page writes its operator link",

@@ -33,7 +33,7 @@ from gapdemo.data.splits import DecodedImages
 from gapdemo.runs import process_token, token_is_alive
 
 MAX_BYTES_VARIABLE = settings.CACHE_MAX_BYTES.name
-DEFAULT_MAX_BYTES = settings.CACHE_MAX_BYTES.default  # 20 GB: 28 entries of 25,000 photos at 100 px, 7 at 200 px
+DEFAULT_MAX_BYTES = settings.CACHE_MAX_BYTES.default  # 20 GiB: 28 entries of 25,000 photos at 100 px, 7 at 200 px
 IN_USE_PREFIX = ".in-use-"
 
 # Arrays this process has mapped from each entry: the marker goes when the count drops to 0.
@@ -131,7 +131,7 @@ def in_use(entry: Path) -> bool:
 
 
 def max_cache_bytes() -> int:
-    """$GAPDEMO_CACHE_MAX_BYTES (a size: 20GB, 512M, 20000000000 or 2e10; binary units), else DEFAULT_MAX_BYTES.
+    """$GAPDEMO_CACHE_MAX_BYTES (a size: 20GB, 512M, 21474836480 or 2e10; binary units), else DEFAULT_MAX_BYTES.
 
     A typo stops the page or command as it starts (gapdemo.settings.check_all), not a load half-way.
     """
