@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from test_serving import open_page
 
+from gapdemo import settings
 from gapdemo.budget.duration import (
     TrainingRate,
     estimate_training_seconds,
@@ -19,6 +20,7 @@ from gapdemo.budget.duration import (
     training_units,
 )
 from gapdemo.config import RunConfig, tiny_config
+from gapdemo.settings import SettingsError
 from gapdemo.validation import validate_run_config
 
 
@@ -70,9 +72,12 @@ def test_a_process_the_page_started_estimates_with_the_pages_rate(monkeypatch):
     assert rate.units_per_second() == 5e6
     rate.tell(7e6)  # the training worker, told with each run
     assert rate.units_per_second() == 7e6
-    monkeypatch.setenv("GAPDEMO_TRAINING_RATE", "fast")
     rate.tell(0)
-    assert rate.units_per_second() == 1.0
+    monkeypatch.delenv("GAPDEMO_TRAINING_RATE")
+    assert rate.units_per_second() == 1.0  # told nothing, given nothing: its own measure
+    monkeypatch.setenv("GAPDEMO_TRAINING_RATE", "fast")  # unreadable: the process refuses it at start, by name
+    with pytest.raises(SettingsError, match="GAPDEMO_TRAINING_RATE must be a positive number, got 'fast'"):
+        settings.check_all()
 
 
 @pytest.mark.parametrize("seconds, words", [(20, "about 1 minute"), (75, "about 1 minute"),
