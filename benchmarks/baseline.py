@@ -1,6 +1,6 @@
 """The engine before #17, for side-by-side benchmarks only: gapdemo's trainer with the parts it had then.
 
-  no model pool          every run builds, compiles and traces its training step afresh
+  no compiled-model cache          every run builds, compiles and traces its training step afresh
   summed-loss step       Keras' own step over the back-ends' summed loss, every head's activations alive at
                          once (the shipped step, gapdemo.model.lockstep, takes one head at a time)
   tf.data autotuning on  deleting each epoch's iterators waits for the tuner's thread: idle cores after

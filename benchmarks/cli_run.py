@@ -2,7 +2,7 @@
 
   cli        python -m gapdemo train (synthetic, 100 px, 2,000 images, 10 epochs, fc + fc_dropout + gap)
   baseline   the same command and settings, its run trained by the engine before #17
-             (benchmarks.baseline.BaselineTrainer: no model pool, Keras' step over the summed loss, tf.data's
+             (benchmarks.baseline.BaselineTrainer: no compiled-model cache, Keras' step over the summed loss, tf.data's
              autotuning on, so deleting each autotuned iterator waits for the tuner's thread). The product
              has no such option: a child `python -m benchmarks.cli_run --baseline-child <train options>`
              runs gapdemo's own CLI (gapdemo.cli.main) with every job's trainer swapped for that baseline
@@ -118,7 +118,7 @@ def build_report(runs: dict, quick: bool):
     busy = median("cli", "training_busy")
     rows = []
     for name, label in (("cli", "python -m gapdemo train (as shipped)"),
-                        ("baseline", "the same, engine before #17 (no model pool, summed-loss step, "
+                        ("baseline", "the same, engine before #17 (no compiled-model cache, summed-loss step, "
                                      "tf.data autotuning on)")):
         overall = common.median([run["cpu"] / run["wall"] for run in runs[name]])
         rows.append([label, f"{median(name, 'wall'):.1f}", f"{median(name, 'job_seconds'):.1f}", f"{overall:.0%}",

@@ -7,7 +7,7 @@ each with validation after every epoch:
              batches per call, streaming after every call, batch-norm recalibration before each
              validation, per-epoch saves and probes
   engine, recalibrate_bn=False   the same without the recalibration (extra computation, not streaming)
-  engine baseline   the engine before #17: no model pool, Keras' step over the summed loss (all heads at once
+  engine baseline   the engine before #17: no compiled-model cache, Keras' step over the summed loss (all heads at once
              instead of one at a time), tf.data autotuning on (an idle wait after every fit and evaluate).
              It lives in benchmarks/ only (benchmarks.baseline), built from the trainer's parts
   bare       a plain model.fit of the same lockstep model, compiled the same way, nothing else
@@ -174,7 +174,7 @@ def paired_ratios(numerator: list, denominator: list) -> list[float]:
 
 
 LABELS = {"engine": "engine (TrainingJob, as shipped)",
-          "engine_baseline": "engine before #17 (BaselineJob: no model pool, summed-loss step, tf.data autotuning on)",
+          "engine_baseline": "engine before #17 (BaselineJob: no compiled-model cache, summed-loss step, tf.data autotuning on)",
           "engine_no_recalibration": "engine, recalibrate_bn=False",
           "bare": "bare model.fit of the lockstep model, compiled as the engine compiles it",
           "bare_one_per_call": "bare model.fit of the lockstep model, 1 batch per call"}
