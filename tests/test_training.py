@@ -402,7 +402,7 @@ def test_batch_rows_hold_each_batchs_own_loss_and_accuracy(runs_dir, backends):
 
 
 def test_a_run_reusing_the_last_runs_compiled_model_trains_exactly_as_a_fresh_one(runs_dir):
-    """The model pool keeps the traced step; weights, seed states and optimizer start afresh each run."""
+    """The compiled-model cache keeps the traced step; weights, seed states and optimizer start afresh each run."""
     def run(seed, backends=("fc_dropout", "gap"), dropout_rate=0.5):
         config = tiny(runs_dir, backends=backends, epochs=2)
         config.model.seed, config.train.seed = seed, seed
